@@ -1,0 +1,37 @@
+# Two entry points for a fresh machine:
+#   make run   - a venv, the package, and `lapse run` on the embedded defaults
+#   make test  - everything the tests need (Debian packages for the lab included), then the suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: run test venv lab-deps lint typecheck check clean
+
+$(BIN)/lapse: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+venv: $(BIN)/lapse
+
+run: venv
+	$(BIN)/lapse run
+
+lab-deps:
+	bash scripts/install-lab-deps.sh
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+check: lint typecheck
+
+test: venv lab-deps check
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,80 @@
+"""Building Lapse's parts from a validated config: one place that wires them together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from functools import partial
+
+from jinja2 import Environment
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from daemon.billing.base import BillingSource
+from daemon.billing.dispatch import create_source
+from daemon.clock import Clock, system_clock
+from daemon.config.schema import BrandConfig, Config, FileBilling
+from daemon.lifecycle.engine import LifecycleEngine
+from daemon.lifecycle.notices import NoticeDesk
+from daemon.notify.compose import compose
+from daemon.notify.delivery.dispatch import create_delivery
+from daemon.notify.request import NoticeRequest
+from daemon.notify.templates import create_environment
+from daemon.samples.billing import ensure_sample_billing
+from daemon.store.db import open_engine, session_factory, state_url
+from daemon.store.migrate import migrate
+
+
+@dataclass
+class App:
+    """The wired parts of one Lapse process."""
+
+    config: Config
+    engine: Engine
+    sessions: sessionmaker[Session]
+    billing: BillingSource
+    notices: NoticeDesk
+    lifecycle: LifecycleEngine
+    clock: Clock
+
+
+def open_state(config: Config) -> tuple[Engine, sessionmaker[Session]]:
+    """Open the state database named by the config (no migration)."""
+    password = config.state.password.reveal() if config.state.password else None
+    engine = open_engine(state_url(config.state.url, password))
+    return engine, session_factory(engine)
+
+
+def build_app(config: Config, clock: Clock = system_clock, *, migrate_db: bool = True) -> App:
+    """Wire the state DB, billing source, notices and lifecycle engine for `config`.
+
+    Migrates the database first unless told not to. Raises StoreError,
+    SecretError or BillingError when a part cannot be set up.
+    """
+    engine, sessions = open_state(config)
+    if migrate_db:
+        migrate(engine)
+    billing = create_source(config.billing)
+    environment = create_environment(config.notices.templates_dir)
+    composer = partial(_compose, brand=config.notices.brand, environment=environment)
+    delivery = create_delivery(config.notices.notifier)
+    notices = NoticeDesk(sessions, composer, delivery, clock)
+    lifecycle = LifecycleEngine(sessions, config, billing, notices, clock)
+    return App(config, engine, sessions, billing, notices, lifecycle, clock)
+
+
+def _compose(
+    request: NoticeRequest, *, brand: BrandConfig, environment: Environment
+) -> EmailMessage:
+    return compose(request, brand, environment)
+
+
+def prepare_embedded_data(config: Config, now: datetime) -> bool:
+    """Write the bundled sample billing data for the embedded defaults if it is missing.
+
+    Returns whether the file was written.
+    """
+    if isinstance(config.billing, FileBilling):
+        return bool(ensure_sample_billing(config.billing.path, now))
+    return False

@@ -1,0 +1,1 @@
+"""Billing sources: where Lapse learns who owes what."""

@@ -1,0 +1,300 @@
+"""Checks for single billing values, shared by the nested and the flat parsers.
+
+Each check takes a raw value (a string from a file, a number or date from a
+database driver or JSON) and the field's name, and returns the clean value or
+raises FieldError saying what was expected and what was got. They run once per
+value over hundreds of thousands of rows, so they are plain Python with caches
+instead of a validation framework.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from daemon.billing.snapshot import Database
+
+DB_ENGINES = ("mariadb", "postgresql")
+
+_ACCOUNT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# Host names must match a [hosts.<name>] table of the config, which has this shape.
+_HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+# POSIX-portable user names; no leading '-' so a name never reads as an option.
+_SYSTEM_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}")
+_DB_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_$-]{0,63}")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DOMAIN = re.compile(rf"(?:\*\.)?{_LABEL}(?:\.{_LABEL})*")
+_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_TRUE = frozenset({"true", "yes", "1"})
+_FALSE = frozenset({"false", "no", "0", ""})
+
+
+class FieldError(Exception):
+    """One value could not be read; `field` names it, `message` says what was wrong."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def shown(value: object) -> str:
+    """Return `value` as an operator should see it in an error: repr, cut at 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def is_blank(value: object) -> bool:
+    """Return whether `value` is absent: None, or a string of only whitespace."""
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def text(value: object, field: str) -> str:
+    """Return a required one-line text value, stripped.
+
+    Takes a string (or an integer, as databases return numeric ids).
+    Raises FieldError when it is missing, empty or holds control characters
+    (a name with a line break could forge mail headers).
+    """
+    if type(value) is str:
+        stripped = value.strip()
+        if stripped and stripped.isprintable():
+            return stripped  # the common case, checked with two C calls
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str):
+        raise FieldError(field, f"expected text, got {shown(value)}")
+    stripped = value.strip()
+    if not stripped:
+        raise FieldError(field, "expected a value, got nothing")
+    if _CONTROL.search(stripped):
+        raise FieldError(field, f"expected one line of text, got {shown(value)}")
+    return stripped
+
+
+def _matching(pattern: re.Pattern[str], value: object, field: str, expected: str) -> str:
+    """Return the stripped text `value` when it fully matches `pattern`; raises FieldError."""
+    if type(value) is str and pattern.fullmatch(value) is not None:
+        return value  # no pattern here admits spaces, so a match needs no stripping
+    clean = text(value, field)
+    if pattern.fullmatch(clean) is None:
+        raise FieldError(field, f"expected {expected}, got {shown(clean)}")
+    return clean
+
+
+def account_id(value: object, field: str = "account_id") -> str:
+    """Return an account id: 1 to 64 letters, digits, '.', '_' or '-'. Raises FieldError."""
+    return _matching(_ACCOUNT_ID, value, field, "1 to 64 letters, digits, '.', '_' or '-'")
+
+
+def currency(value: object, field: str) -> str:
+    """Return a three-letter uppercase ISO 4217 code such as 'EUR'. Raises FieldError."""
+    clean = value.strip() if isinstance(value, str) else value
+    if not (
+        isinstance(clean, str)
+        and len(clean) == 3
+        and clean.isascii()
+        and clean.isalpha()
+        and clean.isupper()
+    ):
+        raise FieldError(field, f"expected a 3-letter currency code like 'EUR', got {shown(value)}")
+    return clean
+
+
+def money(value: object, field: str, *, negative: bool = False) -> Decimal:
+    """Return an amount of money as a Decimal.
+
+    Takes a numeric string, an int, a Decimal or a float (read through its
+    shortest repr, so 9.99 stays 9.99). Raises FieldError for anything else,
+    NaN, infinities, and negative amounts unless `negative` is true.
+    """
+    kind = type(value)
+    amount: Decimal | None
+    if kind is str:
+        amount = _amount_from_text(value)  # type: ignore[arg-type,unused-ignore]  # kind is str
+    elif kind is Decimal or kind is int:
+        amount = Decimal(value)  # type: ignore[arg-type]  # kind is Decimal or int
+    elif kind is float:
+        amount = Decimal(repr(value))
+    else:
+        amount = None
+    if amount is None:
+        raise FieldError(field, f"expected an amount like '12.50', got {shown(value)}")
+    if not amount.is_finite():
+        raise FieldError(field, f"expected a finite amount, got {shown(value)}")
+    if amount < 0 and not negative:
+        raise FieldError(field, f"expected an amount of 0 or more, got {shown(value)}")
+    return amount
+
+
+@lru_cache(maxsize=65536)
+def _amount_from_text(value: str) -> Decimal | None:
+    """Return the Decimal a numeric string spells, or None (cached: prices repeat a lot)."""
+    try:
+        return Decimal(value)
+    except InvalidOperation:
+        return None
+
+
+def moment(value: object, field: str) -> datetime:
+    """Return a point in time as an aware UTC datetime.
+
+    Takes ISO 8601 text carrying 'Z' or an offset ('2026-11-01T09:30:00+01:00'),
+    a date alone ('2026-11-01', meaning 00:00 UTC), or the datetime/date a
+    database driver returns. Raises FieldError for anything else, including a
+    date-time without an offset: guessing its zone could shift a deadline.
+    """
+    if isinstance(value, str):
+        try:
+            return _moment_from_text(value.strip())
+        except ValueError as error:
+            raise FieldError(field, f"{error}, got {shown(value)}") from None
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise FieldError(field, f"expected a date-time with a UTC offset, got {shown(value)}")
+        return value.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    raise FieldError(field, f"expected an ISO 8601 date or date-time, got {shown(value)}")
+
+
+@lru_cache(maxsize=65536)
+def _moment_from_text(value: str) -> datetime:
+    """Parse ISO 8601 text (see `moment`); raises ValueError with what was expected."""
+    try:
+        if "T" not in value and " " not in value:
+            day = date.fromisoformat(value)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("expected an ISO 8601 date or date-time") from None
+    if parsed.tzinfo is None:
+        raise ValueError("expected a date-time with 'Z' or a UTC offset such as '+01:00'")
+    return parsed.astimezone(UTC)
+
+
+def optional_moment(value: object, field: str) -> datetime | None:
+    """Return `moment(value)`, or None when the value is blank. Raises FieldError."""
+    return None if is_blank(value) else moment(value, field)
+
+
+def timezone(value: object, field: str) -> str:
+    """Return an IANA time zone name such as 'Europe/Berlin'; blank means 'UTC'.
+
+    Raises FieldError when the name is not in the system's time zone database.
+    """
+    if type(value) is str and _known_zone(value):
+        return value
+    if is_blank(value):
+        return "UTC"
+    name = text(value, field)
+    if not _known_zone(name):
+        raise FieldError(
+            field, f"expected an IANA time zone like 'Europe/Berlin', got {shown(name)}"
+        )
+    return name
+
+
+@lru_cache(maxsize=1024)
+def _known_zone(name: str) -> bool:
+    """Return whether zoneinfo can load `name` (cached: thousands of rows share a few zones)."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
+def email(value: object, field: str) -> str:
+    """Return an e-mail address: one '@', something on each side, no spaces. Raises FieldError."""
+    clean = value if type(value) is str else text(value, field)
+    if len(clean) <= 254 and _EMAIL.fullmatch(clean) is not None:
+        return clean
+    clean = text(value, field)
+    if len(clean) > 254 or _EMAIL.fullmatch(clean) is None:
+        raise FieldError(
+            field, f"expected an e-mail address like 'ana@example.com', got {shown(clean)}"
+        )
+    return clean
+
+
+def flag(value: object, field: str) -> bool:
+    """Return a yes/no value from a flat row: a bool, 0/1, or true/false/yes/no/1/0 text.
+
+    Blank means false. Raises FieldError for anything else.
+    """
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int) and value in (0, 1):
+        return value == 1
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+    raise FieldError(field, f"expected true or false, got {shown(value)}")
+
+
+def host(value: object, field: str) -> str:
+    """Return a host name as the config's [hosts] table names it. Raises FieldError."""
+    return _matching(_HOST, value, field, "a host name of letters, digits, '.', '_' or '-'")
+
+
+def system_user(value: object, field: str) -> str:
+    """Return a system user name: up to 32 letters, digits, '.', '_', '-'. Raises FieldError."""
+    return _matching(
+        _SYSTEM_USER, value, field, "a user name of up to 32 letters, digits, '.', '_' or '-'"
+    )
+
+
+def docroot(value: object, field: str) -> str:
+    """Return an absolute document root without '..' parts. Raises FieldError.
+
+    Deletion acts on this path, so anything that could point elsewhere is refused.
+    """
+    path = text(value, field)
+    # In an absolute path every '..' part follows a '/'.
+    if not path.startswith("/") or "/../" in path or path.endswith("/.."):
+        raise FieldError(field, f"expected an absolute path without '..', got {shown(path)}")
+    return path
+
+
+def domain(value: object, field: str) -> str:
+    """Return a domain name such as 'example.com' or '*.example.com'. Raises FieldError."""
+    clean = text(value, field)
+    if len(clean) > 253 or _DOMAIN.fullmatch(clean) is None:
+        raise FieldError(field, f"expected a domain name like 'example.com', got {shown(clean)}")
+    return clean
+
+
+def database(engine: object, name: object, user: object, field: str) -> Database:
+    """Return a Database from its engine ('mariadb' or 'postgresql'), name and optional user.
+
+    Raises FieldError naming `field` when a part is missing or malformed.
+    """
+    engine_name = text(engine, field)
+    if engine_name not in DB_ENGINES:
+        raise FieldError(field, f"expected engine 'mariadb' or 'postgresql', got {shown(engine)}")
+    expected = "a database name of letters, digits, '_', '$' or '-'"
+    db_name = _matching(_DB_NAME, name, field, expected)
+    if is_blank(user):
+        return Database(engine=engine_name, name=db_name)
+    db_user = _matching(_DB_NAME, user, field, "a database user of letters, digits, '_' or '-'")
+    return Database(engine=engine_name, name=db_name, user=db_user)
+
+
+def split_list(value: object, field: str) -> list[str]:
+    """Return the items of a space- or comma-separated text value; blank gives [].
+
+    Raises FieldError when the value is not text.
+    """
+    if value is None:
+        return []
+    if not isinstance(value, str):
+        raise FieldError(field, f"expected a space-separated list, got {shown(value)}")
+    return value.replace(",", " ").split()

@@ -1,0 +1,249 @@
+"""One account's flat rows turned into a snapshot.
+
+The account and service columns are read from the account's first row and
+must repeat unchanged on every other row; the invoice columns must repeat
+unchanged on every row of the same invoice_id. A row that disagrees is
+malformed. Flat rows carry one service per account and no instalments.
+
+Rows are compared as raw tuples and line items are cached by their raw cells,
+so a row that only repeats known values costs a few dictionary look-ups.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import NamedTuple
+
+from daemon.billing import fields as f
+from daemon.billing.fields import FieldError
+from daemon.billing.snapshot import AccountSnapshot, Contact, Database, Invoice, LineItem, Service
+
+# The flat columns, in the order flat.py cuts them out of a row.
+ACCOUNT_COLUMNS = (
+    "account_id",
+    "plan",
+    "contact_name",
+    "contact_email",
+    "contact_timezone",
+    "currency",
+    "created_at",
+    "exempt",
+    "host",
+    "system_user",
+    "docroot",
+    "domains",
+    "databases",
+)
+INVOICE_COLUMNS = ("invoice_id", "invoice_due_at", "invoice_total", "invoice_amount_due")
+ITEM_COLUMNS = ("item_description", "item_amount")
+
+Row = tuple[object, ...]
+# (row number, account and service cells, invoice cells, line item cells)
+Line = tuple[int, Row, Row, Row]
+
+
+class BadRowError(Exception):
+    """A FieldError tied to the number of the row it was found in."""
+
+    def __init__(self, number: int, error: FieldError) -> None:
+        super().__init__(str(error))
+        self.number = number
+        self.error = error
+
+
+class _Head(NamedTuple):
+    """The account-level values of a flat account, read from its first row."""
+
+    account_id: str
+    plan: str
+    contact: Contact
+    currency: str
+    created_at: datetime | None
+    exempt: bool
+    services: tuple[Service, ...]
+
+
+class _Open:
+    """An invoice being assembled from its rows; `id` is None for rows that name no invoice."""
+
+    __slots__ = ("amount_due", "cells", "due_at", "id", "items", "number", "total")
+
+    def __init__(self, number: int, cells: Row) -> None:
+        self.number = number
+        self.cells = cells
+        self.id: str | None = None
+        self.due_at = _EPOCH
+        self.total = self.amount_due = Decimal(0)
+        self.items: list[LineItem] = []
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # placeholder until due_at is read
+_NO_ITEM = LineItem(description="", amount=Decimal(0))  # cache marker for blank item cells
+
+
+class AccountReader:
+    """Reads accounts from their grouped flat rows, sharing caches across one sync."""
+
+    def __init__(self, unit: str) -> None:
+        self.unit = unit
+        # LineItems are immutable, so identical lines ("Hosting, 9.99") share one object.
+        self.items: dict[Row, LineItem] = {}
+
+    def read(self, group: list[Line]) -> AccountSnapshot:
+        """Return the snapshot of one account's rows.
+
+        Raises BadRowError at the first malformed row (the account must be skipped).
+        """
+        number, head, _invoice, _item = group[0]
+        try:
+            account = _head(head)
+            opened: dict[Row, _Open] = {}
+            for number, cells, invoice_cells, item_cells in group:  # error location
+                if cells != head:
+                    raise _disagreement(ACCOUNT_COLUMNS, head, cells, self._where(group[0][0]))
+                entry = opened.get(invoice_cells)
+                if entry is None:
+                    entry = opened[invoice_cells] = self._open(number, invoice_cells, opened)
+                self._add_item(entry, item_cells)
+        except FieldError as error:
+            raise BadRowError(number, error) from None
+        return _snapshot(account, opened)
+
+    def _where(self, number: int) -> str:
+        return f"{self.unit} {number}"
+
+    def _open(self, number: int, cells: Row, opened: dict[Row, _Open]) -> _Open:
+        """Start an invoice from its first row; a blank invoice_id starts the 'no invoice' entry.
+
+        Raises FieldError for a bad value, or when the same invoice_id came with other values.
+        """
+        entry = _Open(number, cells)
+        raw_id, due_at, total, amount_due = cells
+        if raw_id is None or raw_id == "":
+            for name, value in zip(INVOICE_COLUMNS[1:], cells[1:], strict=True):
+                if not f.is_blank(value):
+                    message = f"expected nothing without an invoice_id, got {f.shown(value)}"
+                    raise FieldError(name, message)
+            return entry
+        entry.id = f.text(raw_id, "invoice_id")
+        for other in opened.values():
+            if other.id == entry.id:
+                where = f"{self._where(other.number)} for invoice {entry.id}"
+                raise _disagreement(INVOICE_COLUMNS, other.cells, cells, where)
+        entry.due_at = f.moment(due_at, "invoice_due_at")
+        entry.total = entry.amount_due = f.money(total, "invoice_total")
+        if not f.is_blank(amount_due):
+            entry.amount_due = f.money(amount_due, "invoice_amount_due")
+        return entry
+
+    def _add_item(self, entry: _Open, cells: Row) -> None:
+        """Add a row's line item to its invoice; blank item cells add nothing. Raises FieldError."""
+        item = self.items.get(cells)
+        if item is None:
+            item = _item(cells)
+            if type(cells[1]) is str:  # Decimal('1') == Decimal('1.00'): cache text only
+                self.items[cells] = item
+        if item is _NO_ITEM:
+            return
+        if entry.id is None:
+            raise FieldError("item_description", "expected nothing without an invoice_id")
+        entry.items.append(item)
+
+
+def _item(cells: Row) -> LineItem:
+    """Return the line item of a row's (description, amount), or _NO_ITEM when both are blank.
+
+    The amount may be negative (a discount). Raises FieldError.
+    """
+    description, amount = cells
+    if f.is_blank(description) and f.is_blank(amount):
+        return _NO_ITEM
+    return LineItem(
+        description=f.text(description, "item_description"),
+        amount=f.money(amount, "item_amount", negative=True),
+    )
+
+
+def _disagreement(names: tuple[str, ...], first: Row, other: Row, where: str) -> FieldError:
+    """Return the error for cells that differ from the ones first seen at `where`."""
+    for name, expected, got in zip(names, first, other, strict=True):
+        if expected != got:
+            message = (
+                f"expected the same value as on {where} ({f.shown(expected)}), got {f.shown(got)}"
+            )
+            return FieldError(name, message)
+    raise AssertionError("the cells differ but no single cell does")  # pragma: no cover
+
+
+def _snapshot(account: _Head, opened: dict[Row, _Open]) -> AccountSnapshot:
+    """Return the finished snapshot: the head's values plus the assembled invoices."""
+    invoices = tuple(
+        Invoice(
+            id=entry.id,
+            due_at=entry.due_at,
+            total=entry.total,
+            amount_due=entry.amount_due,
+            currency=account.currency,
+            items=tuple(entry.items),
+        )
+        for entry in opened.values()
+        if entry.id is not None
+    )
+    return AccountSnapshot(
+        account_id=account.account_id,
+        plan=account.plan,
+        contact=account.contact,
+        balance=sum((invoice.amount_due for invoice in invoices), Decimal(0)),
+        currency=account.currency,
+        invoices=invoices,
+        services=account.services,
+        created_at=account.created_at,
+        exempt=account.exempt,
+    )
+
+
+def _head(cells: Row) -> _Head:
+    """Return the account-level values from an account's cells. Raises FieldError."""
+    (raw_id, plan, name, mail, zone, currency, created, exempt, *service) = cells
+    return _Head(
+        account_id=f.account_id(raw_id),
+        plan=f.text(plan, "plan"),
+        contact=Contact(
+            name=f.text(name, "contact_name"),
+            email=f.email(mail, "contact_email"),
+            timezone=f.timezone(zone, "contact_timezone"),
+        ),
+        currency=f.currency(currency, "currency"),
+        created_at=f.optional_moment(created, "created_at"),
+        exempt=f.flag(exempt, "exempt"),
+        services=_services(*service),
+    )
+
+
+def _services(
+    host: object, user: object, docroot: object, domains: object, databases: object
+) -> tuple[Service, ...]:
+    """Return the account's one service, or none when every service cell is blank.
+
+    Raises FieldError naming the column at fault.
+    """
+    if not (host or user or docroot or domains or databases):
+        return ()
+    service = Service(
+        host=f.host(host, "host"),
+        system_user=f.system_user(user, "system_user"),
+        docroot=f.docroot(docroot, "docroot"),
+        domains=tuple(f.domain(name, "domains") for name in f.split_list(domains, "domains")),
+        databases=tuple(_database(spec) for spec in f.split_list(databases, "databases")),
+    )
+    return (service,)
+
+
+def _database(spec: str) -> Database:
+    """Return a database from 'engine:name' or 'engine:name:user'. Raises FieldError."""
+    parts = spec.split(":")
+    if len(parts) not in (2, 3):
+        message = f"expected 'engine:name' or 'engine:name:user', got {f.shown(spec)}"
+        raise FieldError("databases", message)
+    return f.database(parts[0], parts[1], parts[2] if len(parts) == 3 else None, "databases")

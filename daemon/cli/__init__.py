@@ -1,0 +1,5 @@
+"""The `lapse` command line."""
+
+from daemon.cli.main import main
+
+__all__ = ["main"]

@@ -1,0 +1,102 @@
+"""Looking ahead without side effects: plan and simulate."""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import click
+from sqlalchemy import select
+
+from daemon.app import open_state
+from daemon.billing.file import FileSource
+from daemon.cli.common import (
+    config_option,
+    json_option,
+    parse_when,
+    read_config,
+    show_json,
+    show_table,
+)
+from daemon.clock import system_clock
+from daemon.config.schema import FileBilling
+from daemon.lifecycle.engine import record_of, stored_snapshot
+from daemon.policy import LifecycleRecord
+from daemon.projection import ProjectedStep, project_all
+from daemon.samples.billing import write_sample_billing
+from daemon.store.migrate import migrate
+from daemon.store.models import Account
+
+
+@click.command()
+@click.option("--days", default=14, show_default=True, help="How far ahead to look.")
+@json_option
+@config_option
+def plan(days: int, as_json: bool, config_path: Path | None) -> None:
+    """Show what will happen to whom and when if nobody pays (changes nothing)."""
+    config = read_config(config_path)
+    engine, sessions = open_state(config)
+    migrate(engine)
+    now = system_clock()
+    with sessions() as session:
+        accounts = [
+            (snapshot, record_of(row))
+            for row in session.scalars(select(Account))
+            if (snapshot := stored_snapshot(row)) is not None
+        ]
+    steps = project_all(accounts, config.policy_for, now, now + timedelta(days=days))
+    _print_steps(steps, as_json, f"planned for the next {days} days")
+
+
+@click.command()
+@click.option("--days", default=70, show_default=True, help="How many days to simulate.")
+@click.option(
+    "--billing",
+    "billing_path",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="A billing file (JSON or CSV) to simulate; the bundled sample data by default.",
+)
+@click.option("--start", "start_text", help="Virtual start time (default: now).")
+@json_option
+@config_option
+def simulate(
+    days: int,
+    billing_path: Path | None,
+    start_text: str | None,
+    as_json: bool,
+    config_path: Path | None,
+) -> None:
+    """Run the configured policy over sample or given data on a virtual clock."""
+    config = read_config(config_path)
+    start = parse_when(start_text) if start_text else system_clock()
+    if billing_path is None:
+        billing_path = _sample_file(start)
+    result = FileSource(FileBilling(type="file", path=billing_path)).fetch_all()
+    for error in result.errors:
+        click.echo(f"skipped: {error}", err=True)
+    accounts = [(s, LifecycleRecord(account_id=s.account_id)) for s in result.snapshots]
+    steps = project_all(accounts, config.policy_for, start, start + timedelta(days=days))
+    _print_steps(steps, as_json, f"simulated {days} days from {start:%Y-%m-%d %H:%M} UTC")
+
+
+def _sample_file(start: datetime) -> Path:
+    directory = Path(tempfile.mkdtemp(prefix="lapse-simulate-"))
+    path = directory / "sample-billing.json"
+    write_sample_billing(path, start)
+    return path
+
+
+def _print_steps(steps: list[ProjectedStep], as_json: bool, title: str) -> None:
+    if as_json:
+        show_json([dataclasses.asdict(step) for step in steps])
+        return
+    rows = [
+        [s.at, s.account_id, f"{s.from_state} -> {s.to_state}", ", ".join(s.actions), s.reason]
+        for s in steps
+    ]
+    show_table(title, ["when", "account", "transition", "actions", "why"], rows)
+
+
+COMMANDS = (plan, simulate)

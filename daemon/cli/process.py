@@ -1,0 +1,58 @@
+"""Commands that run or prepare the daemon: run, check-config, migrate."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from daemon.app import build_app, open_state, prepare_embedded_data
+from daemon.cli.common import config_option, read_config
+from daemon.clock import system_clock
+from daemon.config import ConfigError
+from daemon.logs import configure_logging
+from daemon.service import serve
+from daemon.store.migrate import migrate
+
+
+@click.command()
+@config_option
+def run(config_path: Path | None) -> None:
+    """Run the daemon: sync billing, send notices, act at each deadline."""
+    config = read_config(config_path)
+    configure_logging(config.daemon.log_level, config.daemon.log_format)
+    if config_path is None:
+        prepare_embedded_data(config, system_clock())
+    app = build_app(config)
+    sys.exit(serve(app))
+
+
+@click.command("check-config")
+@config_option
+def check_config(config_path: Path | None) -> None:
+    """Validate a config file and report every problem at once (exit 1 if any)."""
+    try:
+        config = read_config(config_path)
+    except ConfigError as error:
+        for problem in error.problems:
+            click.echo(problem, err=True)
+        click.echo(f"{len(error.problems)} problem(s) found", err=True)
+        sys.exit(1)
+    source = config_path or "embedded defaults"
+    click.echo(
+        f"{source}: OK ({config.billing.type} billing, {len(config.policy)} policy table(s), "
+        f"{len(config.hosts)} host(s))"
+    )
+
+
+@click.command("migrate")
+@config_option
+def migrate_command(config_path: Path | None) -> None:
+    """Bring the state database to the newest schema."""
+    engine, _ = open_state(read_config(config_path))
+    revision = migrate(engine)
+    click.echo(f"state database at revision {revision}")
+
+
+COMMANDS = (run, check_config, migrate_command)

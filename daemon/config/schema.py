@@ -1,0 +1,420 @@
+"""The one schema for Lapse's configuration.
+
+Every option has a description and an example; unknown keys are refused.
+Relative paths are resolved against the config file's directory by the loader.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from daemon.config.durations import parse_duration
+from daemon.config.secrets import SecretRef
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def _check_name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(
+            "expected a name of letters, digits, '.', '_' or '-' (at most 63), got " + repr(value)
+        )
+    return value
+
+
+Name = Annotated[str, BeforeValidator(_check_name)]
+
+
+class Section(BaseModel):
+    """Base of every config table: unknown keys are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StateConfig(Section):
+    """Where Lapse keeps its state."""
+
+    url: str = Field(
+        description="SQLAlchemy URL of the state database: SQLite (a file) or PostgreSQL.",
+        examples=["sqlite:////var/lib/lapse/state.db", "postgresql+psycopg://lapse@db/lapse"],
+    )
+    password: SecretRef | None = Field(
+        default=None,
+        description="Password for the state database, kept out of the URL.",
+        examples=[{"env": "LAPSE_DB_PASSWORD"}],
+    )
+
+
+class DaemonConfig(Section):
+    """How the daemon runs."""
+
+    sync_interval: Duration = Field(
+        default=timedelta(minutes=15),
+        description="How often the billing source is read in full.",
+        examples=["15m"],
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Lowest level of log lines written.", examples=["info"]
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto",
+        description="'json' lines (journald), 'console' (readable), or 'auto': console on a "
+        "terminal, json otherwise.",
+        examples=["auto"],
+    )
+
+
+class FileBilling(Section):
+    """Billing data from a JSON or CSV file (the embedded default)."""
+
+    type: Literal["file"] = Field(description="Billing source kind.", examples=["file"])
+    path: Path = Field(
+        description="The JSON or CSV file with one entry per account.",
+        examples=["/var/lib/lapse/billing.json"],
+    )
+    format: Literal["auto", "json", "csv"] = Field(
+        default="auto",
+        description="File format; 'auto' picks from the file name's extension.",
+        examples=["auto"],
+    )
+
+
+class SqlBilling(Section):
+    """Billing data from any database SQLAlchemy can reach, by a configured query."""
+
+    type: Literal["sql"] = Field(description="Billing source kind.", examples=["sql"])
+    url: str = Field(
+        description="SQLAlchemy URL of the billing database (no password in it).",
+        examples=["mysql+pymysql://lapse@billing/whmcs"],
+    )
+    password: SecretRef | None = Field(
+        default=None,
+        description="Password for the billing database.",
+        examples=[{"env": "BILLING_DB_PASSWORD"}],
+    )
+    query: str = Field(
+        description="SELECT returning one row per open invoice line with the columns "
+        "documented in docs/billing.md.",
+        examples=["SELECT * FROM lapse_billing_view"],
+    )
+
+
+class HttpAuth(Section):
+    """Authentication for an HTTP billing endpoint."""
+
+    type: Literal["bearer", "basic"] = Field(
+        description="'bearer' sends the token; 'basic' sends user and password.",
+        examples=["bearer"],
+    )
+    token: SecretRef | None = Field(
+        default=None, description="Bearer token.", examples=[{"env": "BILLING_TOKEN"}]
+    )
+    username: str | None = Field(default=None, description="Basic auth user.", examples=["lapse"])
+    password: SecretRef | None = Field(
+        default=None, description="Basic auth password.", examples=[{"file": "/etc/lapse/pw"}]
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> HttpAuth:
+        if self.type == "bearer" and self.token is None:
+            raise ValueError("bearer auth needs 'token'")
+        if self.type == "basic" and (self.username is None or self.password is None):
+            raise ValueError("basic auth needs 'username' and 'password'")
+        return self
+
+
+class HttpBilling(Section):
+    """Billing data from a JSON endpoint."""
+
+    type: Literal["http"] = Field(description="Billing source kind.", examples=["http"])
+    url: str = Field(
+        description="URL answering GET with the JSON document described in docs/billing.md.",
+        examples=["https://billing.example.com/lapse/accounts"],
+    )
+    auth: HttpAuth | None = Field(
+        default=None,
+        description="How to authenticate.",
+        examples=[{"type": "bearer", "token": {"env": "BILLING_TOKEN"}}],
+    )
+    timeout: Duration = Field(
+        default=timedelta(seconds=30), description="Request timeout.", examples=["30s"]
+    )
+
+
+BillingConfig = Annotated[FileBilling | SqlBilling | HttpBilling, Field(discriminator="type")]
+
+
+class PolicyConfig(Section):
+    """The lifecycle timeline for one plan. Plans other than 'default' override it key by key."""
+
+    reminder_offsets: list[Duration] = Field(
+        default=[timedelta(days=3), timedelta(days=10), timedelta(days=17)],
+        description="When reminders go out, counted from the oldest unpaid invoice's due date.",
+        examples=[["3d", "10d", "17d"]],
+    )
+    final_notice_offset: Duration = Field(
+        default=timedelta(days=28),
+        description="When the final notice goes out, counted from the due date.",
+        examples=["28d"],
+    )
+    notice_period: Duration = Field(
+        default=timedelta(days=7),
+        description="Time between the final notice and suspension; the notice names the date.",
+        examples=["7d"],
+    )
+    removal_period: Duration = Field(
+        default=timedelta(days=30),
+        description="Time between suspension and permanent deletion.",
+        examples=["30d"],
+    )
+    removal_warnings: list[Duration] = Field(
+        default=[timedelta(days=14), timedelta(days=3)],
+        description="Warnings before deletion, each counted back from the deletion date.",
+        examples=[["14d", "3d"]],
+    )
+    min_contact_gap: Duration = Field(
+        default=timedelta(days=3),
+        description="Least time between two optional contacts (reminders, warnings).",
+        examples=["3d"],
+    )
+    min_balance: Decimal = Field(
+        default=Decimal("1.00"),
+        ge=0,
+        description="A balance below this does not count as overdue.",
+        examples=["1.00"],
+    )
+    new_account_grace: Duration = Field(
+        default=timedelta(days=14),
+        description="An account younger than this at its due date has its clock start at "
+        "creation + grace.",
+        examples=["14d"],
+    )
+    instalment_grace: Duration = Field(
+        default=timedelta(days=3),
+        description="How late a payment-plan instalment may be before the plan counts as missed.",
+        examples=["3d"],
+    )
+    payment_plan_instalments: int = Field(
+        default=3,
+        ge=0,
+        description="Instalments offered in the final notice (0 offers no payment plan).",
+        examples=[3],
+    )
+
+    @model_validator(mode="after")
+    def _timeline_in_order(self) -> PolicyConfig:
+        if self.reminder_offsets != sorted(self.reminder_offsets):
+            raise ValueError("'reminder_offsets' must be in increasing order")
+        if self.reminder_offsets and self.reminder_offsets[-1] >= self.final_notice_offset:
+            raise ValueError("every reminder must come before 'final_notice_offset'")
+        if self.removal_warnings != sorted(self.removal_warnings, reverse=True):
+            raise ValueError("'removal_warnings' must go from the earliest (largest) to the latest")
+        if self.removal_warnings and self.removal_warnings[0] >= self.removal_period:
+            raise ValueError("every removal warning must fall inside 'removal_period'")
+        return self
+
+
+class HostConfig(Section):
+    """A hosting server Lapse acts on."""
+
+    transport: Literal["local", "ssh"] = Field(
+        description="'local' runs commands on this machine; 'ssh' on a remote host.",
+        examples=["ssh"],
+    )
+    address: str | None = Field(
+        default=None, description="Host name or address (ssh).", examples=["web1.example.com"]
+    )
+    port: int = Field(default=22, ge=1, le=65535, description="SSH port.", examples=[22])
+    user: str = Field(default="root", description="SSH user.", examples=["root"])
+    key_file: Path | None = Field(
+        default=None,
+        description="Private key for SSH; the agent is used when unset.",
+        examples=["/etc/lapse/id_ed25519"],
+    )
+    known_hosts: Path | None = Field(
+        default=None,
+        description="known_hosts file the host key is verified against (required for ssh).",
+        examples=["/etc/lapse/known_hosts"],
+    )
+    playbook: Name = Field(
+        description="Playbook (file name without .toml) used for this host.",
+        examples=["nginx-linux"],
+    )
+    allowed_roots: list[Path] = Field(
+        default=[Path("/srv/www"), Path("/var/www")],
+        description="Directories account docroots must lie inside.",
+        examples=[["/srv/www"]],
+    )
+    max_sessions: int = Field(
+        default=4, ge=1, description="Commands run at once on this host.", examples=[4]
+    )
+
+    @model_validator(mode="after")
+    def _ssh_complete(self) -> HostConfig:
+        if self.transport == "ssh" and (self.address is None or self.known_hosts is None):
+            raise ValueError("an ssh host needs 'address' and 'known_hosts'")
+        return self
+
+
+class LocalStore(Section):
+    """Backups kept in a local directory (the embedded default)."""
+
+    type: Literal["local"] = Field(description="Backup store kind.", examples=["local"])
+    path: Path = Field(description="Directory backups are written to.", examples=["/srv/backups"])
+
+
+class S3Store(Section):
+    """Backups kept in an S3-compatible bucket."""
+
+    type: Literal["s3"] = Field(description="Backup store kind.", examples=["s3"])
+    bucket: str = Field(description="Bucket name.", examples=["lapse-backups"])
+    prefix: str = Field(default="", description="Key prefix.", examples=["lapse/"])
+    endpoint_url: str | None = Field(
+        default=None,
+        description="Endpoint for non-AWS stores (MinIO, Ceph RGW, Wasabi, B2, R2).",
+        examples=["https://s3.eu-central-1.wasabisys.com"],
+    )
+    region: str | None = Field(default=None, description="Region.", examples=["eu-central-1"])
+    access_key_id: SecretRef | None = Field(
+        default=None, description="Access key id.", examples=[{"env": "LAPSE_S3_KEY_ID"}]
+    )
+    secret_access_key: SecretRef | None = Field(
+        default=None, description="Secret access key.", examples=[{"env": "LAPSE_S3_SECRET"}]
+    )
+    server_side_encryption: Literal["AES256", "aws:kms"] | None = Field(
+        default=None, description="Server-side encryption to request.", examples=["AES256"]
+    )
+    storage_class: str | None = Field(
+        default=None, description="Storage class for backup objects.", examples=["STANDARD_IA"]
+    )
+
+
+StoreConfig = Annotated[LocalStore | S3Store, Field(discriminator="type")]
+
+
+class BackupConfig(Section):
+    """Where backups go and how long they stay."""
+
+    store: StoreConfig = Field(
+        description="The backup store.", examples=[{"type": "local", "path": "/srv/backups"}]
+    )
+    retention: Duration = Field(
+        default=timedelta(days=90),
+        description="How long a backup is kept after the account is reactivated or deleted.",
+        examples=["90d"],
+    )
+
+
+class OutboxNotifier(Section):
+    """Notices written as .eml files to a directory (the embedded default)."""
+
+    type: Literal["outbox"] = Field(description="Notifier kind.", examples=["outbox"])
+    path: Path = Field(description="Directory the .eml files go to.", examples=["/srv/outbox"])
+
+
+class SmtpNotifier(Section):
+    """Notices delivered through an SMTP server."""
+
+    type: Literal["smtp"] = Field(description="Notifier kind.", examples=["smtp"])
+    host: str = Field(description="SMTP server.", examples=["smtp.example.com"])
+    port: int = Field(default=587, ge=1, le=65535, description="SMTP port.", examples=[587])
+    security: Literal["plain", "starttls", "tls"] = Field(
+        default="starttls", description="Connection security.", examples=["starttls"]
+    )
+    username: str | None = Field(default=None, description="SMTP user.", examples=["lapse"])
+    password: SecretRef | None = Field(
+        default=None, description="SMTP password.", examples=[{"env": "LAPSE_SMTP_PASSWORD"}]
+    )
+
+
+NotifierConfig = Annotated[OutboxNotifier | SmtpNotifier, Field(discriminator="type")]
+
+
+class BrandConfig(Section):
+    """How notices present the hosting company."""
+
+    company_name: str = Field(
+        default="Your hosting provider", description="Company name.", examples=["Example Hosting"]
+    )
+    sender: str = Field(
+        default="billing@localhost",
+        description="From address of notices.",
+        examples=["Example Hosting Billing <billing@example.com>"],
+    )
+    support_email: str = Field(
+        default="support@localhost", description="Support contact.", examples=["help@example.com"]
+    )
+    payment_url: str = Field(
+        default="https://billing.example.com/pay",
+        description="Where clients pay.",
+        examples=["https://billing.example.com/pay"],
+    )
+    logo_url: str | None = Field(
+        default=None, description="Logo shown in HTML notices.", examples=["https://x/logo.png"]
+    )
+
+
+class NoticesConfig(Section):
+    """Client notices."""
+
+    notifier: NotifierConfig = Field(
+        description="How notices are delivered.", examples=[{"type": "outbox", "path": "outbox"}]
+    )
+    brand: BrandConfig = Field(
+        default_factory=BrandConfig, description="Brand variables.", examples=[{}]
+    )
+    templates_dir: Path | None = Field(
+        default=None,
+        description="Directory whose templates override the shipped ones, file by file.",
+        examples=["/etc/lapse/templates"],
+    )
+
+
+class Config(Section):
+    """The whole configuration."""
+
+    state: StateConfig = Field(description="State database.", examples=[{"url": "sqlite:///s.db"}])
+    daemon: DaemonConfig = Field(
+        default_factory=DaemonConfig, description="Daemon settings.", examples=[{}]
+    )
+    billing: BillingConfig = Field(
+        description="Billing source.", examples=[{"type": "file", "path": "billing.json"}]
+    )
+    policy: dict[Name, PolicyConfig] = Field(
+        default_factory=lambda: {"default": PolicyConfig()},
+        description="Lifecycle policy per plan; 'default' applies to plans not listed.",
+        examples=[{"default": {}}],
+    )
+    hosts: dict[Name, HostConfig] = Field(
+        default_factory=dict,
+        description="Hosting servers by the name the billing source uses.",
+        examples=[{"web1": {"transport": "ssh", "address": "web1", "playbook": "nginx-linux"}}],
+    )
+    backup: BackupConfig = Field(
+        description="Backup store.", examples=[{"store": {"type": "local", "path": "backups"}}]
+    )
+    notices: NoticesConfig = Field(
+        description="Client notices.", examples=[{"notifier": {"type": "outbox", "path": "out"}}]
+    )
+    playbooks_dir: Path | None = Field(
+        default=None,
+        description="Operator playbooks, consulted before the shipped ones.",
+        examples=["/etc/lapse/playbooks"],
+    )
+
+    def policy_for(self, plan: str) -> PolicyConfig:
+        """Return the effective policy for `plan`: the 'default' table overridden by the plan's."""
+        base = self.policy.get("default", PolicyConfig())
+        override = self.policy.get(plan)
+        if override is None or plan == "default":
+            return base
+        merged = base.model_dump() | override.model_dump(exclude_unset=True)
+        return PolicyConfig.model_validate(merged)

@@ -1,0 +1,248 @@
+"""The lifecycle engine: billing snapshots in, recorded decisions out.
+
+It reads snapshots, asks the pure policy for decisions, and records each one
+atomically with its event, its queued notices and its playbook actions, so a
+crash at any point neither repeats nor skips a transition (invariant 4).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from daemon.billing.base import BillingSource
+from daemon.billing.snapshot import AccountSnapshot, RowError
+from daemon.clock import Clock, system_clock
+from daemon.config.schema import Config, PolicyConfig
+from daemon.lifecycle.actions import queue_playbook
+from daemon.lifecycle.notices import NoticeDesk
+from daemon.lifecycle.records import record_from_row, write_record
+from daemon.lifecycle.snapshots import snapshot_digest, snapshot_from_json, snapshot_to_json
+from daemon.policy import Decision, LifecycleRecord, decide
+from daemon.store.models import Account, Event
+
+log = structlog.get_logger("lapse.lifecycle")
+
+# One evaluation applies at most this many chained transitions; the policy
+# never needs more than four in a row (active -> overdue -> reminded -> ...).
+_MAX_STEPS = 8
+
+
+class UnknownAccountError(Exception):
+    """An operator named an account the state database does not know."""
+
+
+@dataclass
+class SyncReport:
+    """What one billing sync did."""
+
+    seen: int = 0
+    transitions: Counter[str] = field(default_factory=Counter)
+    row_errors: tuple[RowError, ...] = ()
+    wakeups: dict[str, datetime | None] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """One line for logs and the CLI."""
+        moves = ", ".join(f"{k}: {v}" for k, v in sorted(self.transitions.items())) or "none"
+        return f"{self.seen} accounts, transitions {moves}, {len(self.row_errors)} rows skipped"
+
+
+class LifecycleEngine:
+    """Applies the policy to accounts and records what it decided."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        config: Config,
+        billing: BillingSource,
+        notices: NoticeDesk,
+        clock: Clock = system_clock,
+    ) -> None:
+        self.sessions = sessions
+        self.config = config
+        self.billing = billing
+        self.notices = notices
+        self.clock = clock
+        self._policies: dict[str, PolicyConfig] = {}
+
+    def policy_for(self, plan: str) -> PolicyConfig:
+        """Return the effective policy for `plan` (cached: plans are few, accounts many)."""
+        if plan not in self._policies:
+            self._policies[plan] = self.config.policy_for(plan)
+        return self._policies[plan]
+
+    def sync(self) -> SyncReport:
+        """Read every account from billing and apply the policy to each.
+
+        Returns a SyncReport. Raises BillingError when billing cannot be read:
+        then nothing is changed.
+        """
+        result = self.billing.fetch_all()
+        for error in result.errors:
+            log.error(
+                "billing row skipped",
+                source=error.source,
+                row=error.row,
+                field=error.field,
+                problem=error.message,
+            )
+        now = self.clock()
+        report = SyncReport(seen=len(result.snapshots), row_errors=result.errors)
+        with self.sessions.begin() as session:
+            rows = {row.id: row for row in session.scalars(select(Account))}
+            for snapshot in result.snapshots:
+                row = rows.get(snapshot.account_id) or self._new_row(session, snapshot, now)
+                self._evaluate(session, row, snapshot, now, "billing-sync", report)
+        self.notices.deliver_pending()
+        log.info("billing sync done", summary=report.summary())
+        return report
+
+    def wake(self, account_id: str, actor: str = "wake-up") -> SyncReport:
+        """Evaluate one account at its deadline, with a fresh read of its billing data.
+
+        Returns a SyncReport for that account. Raises BillingError when billing
+        cannot be read (nothing is changed then).
+        """
+        snapshot = self.billing.fetch_one(account_id)
+        now = self.clock()
+        report = SyncReport(seen=1 if snapshot else 0)
+        with self.sessions.begin() as session:
+            row = session.get(Account, account_id)
+            if row is None:
+                if snapshot is None:
+                    return report
+                row = self._new_row(session, snapshot, now)
+            self._evaluate(session, row, snapshot, now, actor, report)
+            # The caller re-arms this account's wake-up whether or not it moved.
+            report.wakeups[account_id] = row.next_wake_at
+        self.notices.deliver_pending()
+        return report
+
+    def apply_command(
+        self, account_id: str, command: Any, actor: str, **arguments: Any
+    ) -> Decision:
+        """Apply an operator command (hold, release) to an account, then re-evaluate it.
+
+        `command` is a pure function (record, now, **arguments) -> Decision from
+        daemon.policy.commands. Returns the command's decision. Raises
+        UnknownAccountError for an account never synced, and ValueError (from
+        the command) when the command does not fit the account's state.
+        """
+        now = self.clock()
+        with self.sessions.begin() as session:
+            row = session.get(Account, account_id)
+            if row is None:
+                raise UnknownAccountError(f"no account {account_id!r} in the state database")
+            decision: Decision = command(record_from_row(row), now, **arguments)
+            self._record(session, row, decision, now, actor, None)
+            report = SyncReport()
+            self._evaluate(session, row, stored_snapshot(row), now, actor, report)
+        self.notices.deliver_pending()
+        return decision
+
+    def _evaluate(
+        self,
+        session: Session,
+        row: Account,
+        snapshot: AccountSnapshot | None,
+        now: datetime,
+        actor: str,
+        report: SyncReport,
+    ) -> None:
+        if snapshot is not None:
+            self._store_snapshot(row, snapshot, now)
+        record = record_from_row(row)
+        policy = self.policy_for(row.plan)
+        decision = decide(snapshot, record, policy, now)
+        for _ in range(_MAX_STEPS):
+            if not decision.changed:
+                break
+            self._record(session, row, decision, now, actor, snapshot)
+            report.transitions[decision.to_state.value] += 1
+            decision = decide(snapshot, decision.record, policy, now)
+        if row.next_wake_at != decision.wake_at:
+            row.next_wake_at = decision.wake_at
+            report.wakeups[row.id] = decision.wake_at
+
+    def _record(
+        self,
+        session: Session,
+        row: Account,
+        decision: Decision,
+        now: datetime,
+        actor: str,
+        snapshot: AccountSnapshot | None,
+    ) -> None:
+        """Write one decision (record, event, actions) in the caller's transaction."""
+        write_record(row, decision.record)
+        row.updated_at = now
+        event = Event(
+            account_id=row.id,
+            at=now,
+            from_state=decision.from_state.value,
+            to_state=decision.to_state.value,
+            reason=decision.reason,
+            actor=actor,
+            details={"label": decision.record.label, "actions": [str(a) for a in decision.actions]},
+        )
+        session.add(event)
+        session.flush()  # gives the event its id for the rows that refer to it
+        for action in decision.actions:
+            if action.kind == "playbook" and action.phase is not None:
+                queue_playbook(session, row.id, action.phase, event.id, now)
+            elif action.notice is not None and snapshot is not None:
+                policy = self.policy_for(row.plan)
+                self.notices.queue(session, snapshot, decision.record, policy, action, now)
+        log.info(
+            "transition",
+            account=row.id,
+            from_state=decision.from_state.value,
+            to_state=decision.record.label,
+            reason=decision.reason,
+            actor=actor,
+            actions=[str(a) for a in decision.actions],
+        )
+
+    @staticmethod
+    def _new_row(session: Session, snapshot: AccountSnapshot, now: datetime) -> Account:
+        row = Account(
+            id=snapshot.account_id,
+            plan=snapshot.plan,
+            state="active",
+            reminders_sent=0,
+            warnings_sent=0,
+            balance=snapshot.balance,
+            currency=snapshot.currency,
+            snapshot={},
+            snapshot_hash="",
+            first_seen_at=now,
+            updated_at=now,
+        )
+        session.add(row)
+        return row
+
+    @staticmethod
+    def _store_snapshot(row: Account, snapshot: AccountSnapshot, now: datetime) -> None:
+        data = snapshot_to_json(snapshot)
+        digest = snapshot_digest(data)
+        if digest == row.snapshot_hash:
+            return
+        row.snapshot, row.snapshot_hash = data, digest
+        row.plan, row.balance, row.currency = snapshot.plan, snapshot.balance, snapshot.currency
+        row.updated_at = now
+
+
+def stored_snapshot(row: Account) -> AccountSnapshot | None:
+    """Return the snapshot last stored with `row`, or None before the first sync."""
+    return snapshot_from_json(row.snapshot) if row.snapshot else None
+
+
+def record_of(row: Account) -> LifecycleRecord:
+    """Public alias used by the CLI's read-only views."""
+    return record_from_row(row)

@@ -1,0 +1,134 @@
+"""The notice desk: client notices written to the DB first, delivered after commit.
+
+A notice is inserted as `pending` in the same transaction as the transition
+that asked for it, then delivered, then marked `sent` with the server's reply.
+A crash in between leaves it pending and it is delivered at the next start;
+the Message-ID is the idempotency key (the outbox never writes one twice).
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from collections.abc import Callable
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import parseaddr
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from daemon.billing.snapshot import AccountSnapshot
+from daemon.clock import Clock
+from daemon.config.schema import PolicyConfig
+from daemon.notify.delivery.base import Delivery, PermanentDeliveryError, TemporaryDeliveryError
+from daemon.notify.request import NoticeRequest
+from daemon.policy.model import Action, LifecycleRecord
+from daemon.store.models import Correspondence
+
+log = structlog.get_logger("lapse.notices")
+
+Composer = Callable[[NoticeRequest], EmailMessage]
+
+
+class NoticeDesk:
+    """Queues notices inside lifecycle transactions and delivers them afterwards."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        compose: Composer,
+        delivery: Delivery,
+        clock: Clock,
+    ) -> None:
+        self.sessions = sessions
+        self.compose = compose
+        self.delivery = delivery
+        self.clock = clock
+
+    def queue(
+        self,
+        session: Session,
+        snapshot: AccountSnapshot,
+        record: LifecycleRecord,
+        policy: PolicyConfig,
+        action: Action,
+        now: datetime,
+    ) -> Correspondence:
+        """Render the notice `action` asks for and insert it as pending in `session`."""
+        assert action.notice is not None
+        request = NoticeRequest(
+            kind=action.notice,
+            number=action.number,
+            snapshot=snapshot,
+            record=record,
+            policy=policy,
+            now=now,
+        )
+        message = self.compose(request)
+        letter = Correspondence(
+            account_id=snapshot.account_id,
+            notice=action.notice.value,
+            number=action.number,
+            recipient=parseaddr(str(message["To"]))[1],
+            subject=str(message["Subject"]),
+            message_id=str(message["Message-ID"]),
+            status="pending",
+            transport=self.delivery.name,
+            created_at=now,
+            raw=message.as_bytes(),
+        )
+        session.add(letter)
+        return letter
+
+    def deliver_pending(self) -> int:
+        """Deliver every pending notice, oldest first.
+
+        Returns how many were delivered. A temporary failure leaves the notice
+        pending for the next round; a permanent one marks it failed.
+        """
+        with self.sessions.begin() as session:
+            pending = session.scalars(
+                select(Correspondence)
+                .where(Correspondence.status == "pending")
+                .order_by(Correspondence.id)
+            ).all()
+            ids = [letter.id for letter in pending]
+        return sum(self._deliver_one(letter_id) for letter_id in ids)
+
+    def _deliver_one(self, letter_id: int) -> bool:
+        with self.sessions.begin() as session:
+            letter = session.get(Correspondence, letter_id)
+            if letter is None or letter.status != "pending":
+                return False
+            message = email.message_from_bytes(letter.raw, policy=email.policy.default)
+            try:
+                receipt = self.delivery.deliver(message)
+            except TemporaryDeliveryError as error:
+                log.warning(
+                    "notice delivery deferred",
+                    account=letter.account_id,
+                    notice=letter.notice,
+                    error=str(error),
+                )
+                return False
+            except PermanentDeliveryError as error:
+                letter.status, letter.receipt = "failed", str(error)
+                log.error(
+                    "notice delivery failed",
+                    account=letter.account_id,
+                    notice=letter.notice,
+                    error=str(error),
+                )
+                return False
+            letter.status, letter.receipt, letter.sent_at = "sent", receipt, self.clock()
+            log.info(
+                "notice sent",
+                account=letter.account_id,
+                notice=letter.notice,
+                number=letter.number,
+                to=letter.recipient,
+                message_id=letter.message_id,
+            )
+            return True

@@ -1,0 +1,15 @@
+"""The errors raised while turning a notice request into an email."""
+
+from __future__ import annotations
+
+
+class NoticeError(Exception):
+    """Base of every error the notify package raises."""
+
+
+class RenderError(NoticeError):
+    """A notice template is missing, broken, or uses a variable it was not given."""
+
+
+class AddressError(NoticeError):
+    """A sender or recipient address cannot be put into an email header."""

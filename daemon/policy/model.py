@@ -1,0 +1,139 @@
+"""Values the policy engine reads and returns: states, the lifecycle record, decisions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+
+
+class State(StrEnum):
+    """Where an account stands in its lifecycle."""
+
+    ACTIVE = "active"
+    OVERDUE = "overdue"
+    REMINDED = "reminded"
+    FINAL_NOTICE = "final-notice"
+    SUSPENDED = "suspended"
+    REMOVAL_WARNED = "removal-warned"
+    DELETED = "deleted"
+    # Side states: the clock stops while in them and resumes where it was.
+    ON_HOLD = "on-hold"
+    PAYMENT_PLAN = "payment-plan"
+    EXEMPT = "exempt"
+    LEGAL_HOLD = "legal-hold"
+
+
+SIDE_STATES = frozenset({State.ON_HOLD, State.PAYMENT_PLAN, State.EXEMPT, State.LEGAL_HOLD})
+SUSPENDED_STATES = frozenset({State.SUSPENDED, State.REMOVAL_WARNED})
+DUNNING_STATES = frozenset({State.OVERDUE, State.REMINDED, State.FINAL_NOTICE})
+
+
+class NoticeKind(StrEnum):
+    """The client notices the lifecycle sends."""
+
+    REMINDER = "reminder"
+    FINAL = "final"
+    SUSPENSION = "suspension"
+    REMOVAL_WARNING = "removal-warning"
+    DELETION = "deletion"
+    REACTIVATION = "reactivation"
+    PAYMENT_PLAN = "payment-plan"
+
+
+class Phase(StrEnum):
+    """Playbook phases the lifecycle asks for."""
+
+    SUSPEND = "suspend"
+    UNSUSPEND = "unsuspend"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleRecord:
+    """What Lapse remembers about one account between evaluations.
+
+    Deadlines (`clock_start`, `suspend_at`, `delete_at`) are absolute UTC
+    times; a pause in a side state shifts them forward by its length.
+    `number` fields count notices already sent in the current stage.
+    """
+
+    account_id: str
+    state: State = State.ACTIVE
+    resume_state: State | None = None
+    reminders_sent: int = 0
+    warnings_sent: int = 0
+    clock_start: datetime | None = None
+    final_notice_at: datetime | None = None
+    suspend_at: datetime | None = None
+    suspended_at: datetime | None = None
+    delete_at: datetime | None = None
+    last_contact_at: datetime | None = None
+    last_warning_at: datetime | None = None
+    paused_since: datetime | None = None
+    hold_reason: str | None = None
+    hold_until: datetime | None = None
+
+    @property
+    def label(self) -> str:
+        """The state as shown to people, e.g. 'reminded(2)'."""
+        if self.state is State.REMINDED:
+            return f"reminded({self.reminders_sent})"
+        if self.state is State.REMOVAL_WARNED:
+            return f"removal-warned({self.warnings_sent})"
+        return self.state.value
+
+    def evolve(self, **changes: object) -> LifecycleRecord:
+        """Return a copy with `changes` applied."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """Something the lifecycle must do as part of a transition.
+
+    `kind` is "notice" (with `notice` and `number`) or "playbook" (with `phase`).
+    """
+
+    kind: str
+    notice: NoticeKind | None = None
+    number: int = 0
+    phase: Phase | None = None
+
+    @staticmethod
+    def send(notice: NoticeKind, number: int = 0) -> Action:
+        """An action that sends a client notice."""
+        return Action(kind="notice", notice=notice, number=number)
+
+    @staticmethod
+    def run(phase: Phase) -> Action:
+        """An action that runs a playbook phase on the account's hosts."""
+        return Action(kind="playbook", phase=phase)
+
+    def __str__(self) -> str:
+        if self.kind == "notice":
+            return f"notice:{self.notice}" + (f"#{self.number}" if self.number else "")
+        return f"playbook:{self.phase}"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of one evaluation.
+
+    `record` is the record after the decision (unchanged when nothing happens);
+    `reason` says why, in words an operator reads in the log; `wake_at` is the
+    next moment the account needs looking at, or None when only a billing
+    change can move it.
+    """
+
+    record: LifecycleRecord
+    from_state: State
+    reason: str
+    actions: tuple[Action, ...] = ()
+    wake_at: datetime | None = None
+    changed: bool = False
+
+    @property
+    def to_state(self) -> State:
+        """The state after the decision."""
+        return self.record.state

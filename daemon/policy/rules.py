@@ -1,0 +1,282 @@
+"""The lifecycle rules, one function per concern.
+
+Each rule takes (snapshot, record, policy, now) and returns a Decision when it
+applies, or None to let the next rule look. Pure: no I/O, no clock reads.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from daemon.billing.snapshot import AccountSnapshot, Invoice
+from daemon.config.schema import PolicyConfig
+from daemon.policy.clock import pause, resume
+from daemon.policy.model import (
+    DUNNING_STATES,
+    SIDE_STATES,
+    SUSPENDED_STATES,
+    Action,
+    Decision,
+    LifecycleRecord,
+    NoticeKind,
+    Phase,
+    State,
+)
+
+
+def owes(snapshot: AccountSnapshot, policy: PolicyConfig) -> bool:
+    """Return whether the account owes at least the policy's minimum balance."""
+    return snapshot.balance >= policy.min_balance
+
+
+def stay(record: LifecycleRecord, reason: str, wake_at: datetime | None = None) -> Decision:
+    """A decision that changes nothing."""
+    return Decision(record=record, from_state=record.state, reason=reason, wake_at=wake_at)
+
+
+def move(
+    before: LifecycleRecord, after: LifecycleRecord, reason: str, *actions: Action
+) -> Decision:
+    """A decision that changes the record (a transition when the state differs)."""
+    return Decision(
+        record=after, from_state=before.state, reason=reason, actions=actions, changed=True
+    )
+
+
+def holds(
+    snap: AccountSnapshot, record: LifecycleRecord, policy: PolicyConfig, now: datetime
+) -> Decision | None:
+    """An ops hold or legal hold: the clock stands still until release or `hold_until`."""
+    if record.state not in (State.ON_HOLD, State.LEGAL_HOLD):
+        return None
+    if record.hold_until is not None and now >= record.hold_until:
+        return move(record, resume(record, now), f"hold ended at {_iso(record.hold_until)}")
+    if not owes(snap, policy) and record.resume_state is not State.ACTIVE:
+        if record.state is State.ON_HOLD:
+            return reactivate(record, now, "paid in full during an ops hold")
+        # A legal hold keeps the data frozen, but a paying client gets the site back.
+        actions = _reactivation_actions(record.resume_state)
+        cleared = _fresh(record).evolve(
+            state=State.LEGAL_HOLD,
+            resume_state=State.ACTIVE,
+            paused_since=now,
+            hold_reason=record.hold_reason,
+        )
+        return move(record, cleared, "paid in full during a legal hold; hold kept", *actions)
+    return stay(record, f"held: {record.hold_reason or 'no reason given'}", record.hold_until)
+
+
+def exemption(
+    snap: AccountSnapshot, record: LifecycleRecord, policy: PolicyConfig, now: datetime
+) -> Decision | None:
+    """The billing system's "never suspend" flag pauses everything while set."""
+    if snap.exempt and record.state is not State.EXEMPT:
+        return move(record, pause(record, State.EXEMPT, now), "billing marks the account exempt")
+    if record.state is State.EXEMPT:
+        if snap.exempt:
+            return stay(record, "exempt from the lifecycle by the billing system")
+        return move(record, resume(record, now), "billing no longer marks the account exempt")
+    return None
+
+
+def payment(
+    snap: AccountSnapshot, record: LifecycleRecord, policy: PolicyConfig, now: datetime
+) -> Decision | None:
+    """Paid in full (below the minimum balance): back to active from any stage before deletion."""
+    if owes(snap, policy):
+        return None
+    if record.state is State.ACTIVE:
+        return stay(record, "nothing owed")
+    reason = "paid in full"
+    if record.state is State.FINAL_NOTICE and record.suspend_at is not None:
+        reason += f"; suspension planned for {_iso(record.suspend_at)} cancelled"
+    return reactivate(record, now, reason)
+
+
+def reactivate(record: LifecycleRecord, now: datetime, reason: str) -> Decision:
+    """Return to active, undoing a suspension (by the unsuspend phase) if there was one."""
+    stage = record.resume_state if record.state in SIDE_STATES else record.state
+    actions = _reactivation_actions(stage)
+    return move(record, _fresh(record), reason, *actions)
+
+
+def payment_plan(
+    snap: AccountSnapshot, record: LifecycleRecord, policy: PolicyConfig, now: datetime
+) -> Decision | None:
+    """Instalments agreed in billing pause the clock; a missed one resumes it."""
+    unpaid = [i for i in snap.instalments if not i.paid]
+    missed = [i for i in unpaid if i.due_at + policy.instalment_grace <= now]
+    if record.state is State.PAYMENT_PLAN:
+        if missed:
+            first = missed[0]
+            why = f"instalment of {first.amount} {snap.currency} due {_iso(first.due_at)} missed"
+            return move(record, resume(record, now), why)
+        if not unpaid:
+            return move(record, resume(record, now), "every instalment paid, balance remains")
+        next_check = min(i.due_at for i in unpaid) + policy.instalment_grace
+        return stay(record, "payment plan in good standing", next_check)
+    if unpaid and not missed and record.state in DUNNING_STATES | SUSPENDED_STATES:
+        after = pause(record, State.PAYMENT_PLAN, now)
+        return move(
+            record, after, "payment plan agreed in billing", Action.send(NoticeKind.PAYMENT_PLAN)
+        )
+    return None
+
+
+def timeline(
+    snap: AccountSnapshot, record: LifecycleRecord, policy: PolicyConfig, now: datetime
+) -> Decision:
+    """The main line: overdue, reminders, final notice, suspension, warnings, deletion."""
+    if record.state is State.ACTIVE:
+        return _start_clock(snap, record, policy, now)
+    if record.state in (State.OVERDUE, State.REMINDED):
+        return _dun(record, policy, now)
+    if record.state is State.FINAL_NOTICE:
+        return _suspend_when_due(record, policy, now)
+    if record.state in SUSPENDED_STATES:
+        return _remove_when_due(record, policy, now)
+    return stay(record, f"no rule moves an account in state {record.state}")
+
+
+def _start_clock(
+    snap: AccountSnapshot, record: LifecycleRecord, policy: PolicyConfig, now: datetime
+) -> Decision:
+    oldest = _oldest_open(snap)
+    if oldest is None:
+        return stay(record, "balance owed but no open invoice has a due date")
+    if oldest.due_at > now:
+        return stay(record, f"invoice {oldest.id} not due yet", oldest.due_at)
+    start = oldest.due_at
+    if snap.created_at is not None:
+        start = max(start, snap.created_at + policy.new_account_grace)
+    after = record.evolve(state=State.OVERDUE, clock_start=start)
+    reason = (
+        f"invoice {oldest.id} ({oldest.amount_due} {oldest.currency}) "
+        f"due {_iso(oldest.due_at)} is unpaid"
+    )
+    return move(record, after, reason)
+
+
+def _dun(record: LifecycleRecord, policy: PolicyConfig, now: datetime) -> Decision:
+    start = record.clock_start or now
+    final_due = start + policy.final_notice_offset
+    due = [i for i, off in enumerate(policy.reminder_offsets) if start + off <= now]
+    reminder = due[-1] if due and due[-1] >= record.reminders_sent else None
+    if now < final_due and reminder is None:
+        upcoming = [start + off for off in policy.reminder_offsets[record.reminders_sent :]]
+        return stay(
+            record,
+            "waiting for the next contact",
+            _not_before_gap(min([*upcoming, final_due]), record, policy),
+        )
+    gap_end = _gap_end(record, policy)
+    if gap_end is not None and now < gap_end:
+        return stay(record, "contact due, keeping the minimum gap since the last one", gap_end)
+    if now >= final_due:
+        suspend_at = _ceil_minute(now + policy.notice_period)
+        after = record.evolve(
+            state=State.FINAL_NOTICE,
+            final_notice_at=now,
+            suspend_at=suspend_at,
+            last_contact_at=now,
+        )
+        reason = f"final notice due; suspension set for {_iso(suspend_at)}"
+        return move(record, after, reason, Action.send(NoticeKind.FINAL))
+    assert reminder is not None
+    number = reminder + 1
+    after = record.evolve(state=State.REMINDED, reminders_sent=number, last_contact_at=now)
+    reason = f"reminder {number} of {len(policy.reminder_offsets)} due"
+    return move(record, after, reason, Action.send(NoticeKind.REMINDER, number))
+
+
+def _suspend_when_due(record: LifecycleRecord, policy: PolicyConfig, now: datetime) -> Decision:
+    if record.final_notice_at is None or record.suspend_at is None:
+        return stay(record, "no final notice on record, so no suspension")
+    # Never earlier than announced; later only to keep the gap between contacts.
+    earliest = _not_before_gap(
+        max(record.suspend_at, record.final_notice_at + policy.notice_period), record, policy
+    )
+    if now < earliest:
+        return stay(record, f"notice period runs until {_iso(earliest)}", earliest)
+    delete_at = now + policy.removal_period
+    after = record.evolve(
+        state=State.SUSPENDED,
+        suspended_at=now,
+        delete_at=delete_at,
+        warnings_sent=0,
+        last_contact_at=now,
+    )
+    reason = (
+        f"notice period since the final notice of {_iso(record.final_notice_at)} ended; "
+        f"deletion set for {_iso(delete_at)}"
+    )
+    return move(
+        record, after, reason, Action.run(Phase.SUSPEND), Action.send(NoticeKind.SUSPENSION)
+    )
+
+
+def _remove_when_due(record: LifecycleRecord, policy: PolicyConfig, now: datetime) -> Decision:
+    delete_at = record.delete_at or now
+    warnings = policy.removal_warnings
+    due = [i for i, before in enumerate(warnings) if delete_at - before <= now]
+    warning = due[-1] if due and due[-1] >= record.warnings_sent else None
+    if warning is not None:
+        gap_end = _gap_end(record, policy)
+        if gap_end is not None and now < gap_end:
+            return stay(record, "warning due, keeping the minimum gap", gap_end)
+        number = warning + 1
+        after = record.evolve(
+            state=State.REMOVAL_WARNED,
+            warnings_sent=number,
+            last_contact_at=now,
+            last_warning_at=now,
+        )
+        reason = f"removal warning {number} of {len(warnings)}: deletion on {_iso(delete_at)}"
+        return move(record, after, reason, Action.send(NoticeKind.REMOVAL_WARNING, number))
+    # The last warning always gets its full lead time, even if it went out late.
+    earliest = delete_at
+    if warnings and record.last_warning_at is not None:
+        earliest = max(earliest, record.last_warning_at + warnings[-1])
+    earliest = _not_before_gap(earliest, record, policy)
+    if now < earliest:
+        upcoming = [delete_at - before for before in warnings[record.warnings_sent :]]
+        return stay(record, f"deletion set for {_iso(earliest)}", min([*upcoming, earliest]))
+    after = record.evolve(state=State.DELETED)
+    reason = f"removal period since suspension on {_iso(record.suspended_at)} ended"
+    return move(record, after, reason, Action.run(Phase.DELETE), Action.send(NoticeKind.DELETION))
+
+
+def _reactivation_actions(state: State | None) -> tuple[Action, ...]:
+    if state in SUSPENDED_STATES:
+        return (Action.run(Phase.UNSUSPEND), Action.send(NoticeKind.REACTIVATION))
+    return ()
+
+
+def _fresh(record: LifecycleRecord) -> LifecycleRecord:
+    """A clean active record that remembers only when the client was last contacted."""
+    return LifecycleRecord(account_id=record.account_id, last_contact_at=record.last_contact_at)
+
+
+def _oldest_open(snap: AccountSnapshot) -> Invoice | None:
+    open_invoices = [invoice for invoice in snap.invoices if invoice.amount_due > 0]
+    return min(open_invoices, key=lambda invoice: invoice.due_at) if open_invoices else None
+
+
+def _gap_end(record: LifecycleRecord, policy: PolicyConfig) -> datetime | None:
+    if record.last_contact_at is None:
+        return None
+    return record.last_contact_at + policy.min_contact_gap
+
+
+def _not_before_gap(moment: datetime, record: LifecycleRecord, policy: PolicyConfig) -> datetime:
+    gap_end = _gap_end(record, policy)
+    return max(moment, gap_end) if gap_end is not None else moment
+
+
+def _ceil_minute(moment: datetime) -> datetime:
+    floored = moment.replace(second=0, microsecond=0)
+    return floored if floored == moment else floored + timedelta(minutes=1)
+
+
+def _iso(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment is not None else "?"

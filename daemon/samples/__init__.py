@@ -1,0 +1,1 @@
+"""Bundled sample data for the embedded defaults and `lapse simulate`."""

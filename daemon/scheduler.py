@@ -1,0 +1,167 @@
+"""APScheduler 3.x wiring: the periodic billing sync and a date wake-up per deadline.
+
+Jobs live in the state database (SQLAlchemyJobStore), but they are only
+wake-ups: the accounts table is the source of truth, and `reconcile()` derives
+the jobs from it at start and after every sync. Only deadlines inside a
+horizon are scheduled, so the job table stays small however many accounts
+there are; later deadlines are picked up by a later reconcile, well before
+they fall due.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+
+import structlog
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import Engine, select
+
+from daemon.billing.base import BillingError
+from daemon.lifecycle.engine import LifecycleEngine, SyncReport
+from daemon.store.models import Account
+
+log = structlog.get_logger("lapse.scheduler")
+
+SYNC_JOB = "billing-sync"
+WAKE_PREFIX = "wake:"
+
+# Persistent jobs are stored as "module:function" references, so the functions
+# they call must be module-level; they find the running engine here.
+_current: LapseScheduler | None = None
+
+
+def run_sync() -> None:
+    """Job entry point: one full billing sync."""
+    if _current is not None:
+        _current.sync()
+
+
+def run_wake(account_id: str) -> None:
+    """Job entry point: evaluate one account at its deadline."""
+    if _current is not None:
+        _current.wake(account_id)
+
+
+class LapseScheduler:
+    """Owns the APScheduler instance and keeps its jobs in step with the accounts table."""
+
+    def __init__(self, engine: Engine, lifecycle: LifecycleEngine, sync_interval: timedelta):
+        self.lifecycle = lifecycle
+        self.sync_interval = sync_interval
+        self.horizon = max(2 * sync_interval, timedelta(hours=1))
+        self.last_sync: datetime | None = None
+        self.last_report: SyncReport | None = None
+        # Held while a job runs. APScheduler's shutdown holds its job-store lock while
+        # it waits for running jobs, and a running job re-arms wake-ups through that
+        # lock: so shutdown first waits here for the job, then stops the scheduler.
+        self._busy = threading.Lock()
+        self._stopping = False
+        self.scheduler = BackgroundScheduler(
+            jobstores={"default": SQLAlchemyJobStore(engine=engine)},
+            # One worker: evaluations of the same account never overlap.
+            executors={"default": ThreadPoolExecutor(max_workers=1)},
+            # After downtime a missed job runs once (coalesced), however late.
+            job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
+            timezone="UTC",
+        )
+
+    def start(self, *, sync_now: bool = True) -> None:
+        """Start the scheduler: wake-ups rebuilt from the DB, and a billing sync every
+        interval, the first one right away unless `sync_now` is false."""
+        global _current
+        _current = self
+        self.scheduler.start(paused=True)
+        self.scheduler.add_job(
+            "daemon.scheduler:run_sync",
+            "interval",
+            seconds=self.sync_interval.total_seconds(),
+            next_run_time=self.lifecycle.clock()
+            + (timedelta(0) if sync_now else self.sync_interval),
+            id=SYNC_JOB,
+            replace_existing=True,
+        )
+        self.reconcile()
+        self.scheduler.resume()
+
+    def shutdown(self) -> None:
+        """Stop taking jobs, let the running one finish (its progress is committed), stop."""
+        global _current
+        self._stopping = True
+        with self._busy:
+            pass  # the running job has finished; any later one returns at once
+        self.scheduler.shutdown(wait=True)
+        _current = None
+
+    def sync(self) -> None:
+        """Run a full billing sync, then bring wake-ups in line. Failures are logged, not raised."""
+        with self._busy:
+            if not self._stopping:
+                self._sync()
+
+    def wake(self, account_id: str) -> None:
+        """Evaluate one account at its deadline, then re-arm its wake-up."""
+        with self._busy:
+            if not self._stopping:
+                self._wake(account_id)
+
+    def _sync(self) -> None:
+        try:
+            self.last_report = self.lifecycle.sync()
+            self.last_sync = self.lifecycle.clock()
+        except BillingError as error:
+            log.error("billing sync failed; will retry at the next interval", error=str(error))
+            return
+        self.reconcile()
+
+    def _wake(self, account_id: str) -> None:
+        # On a billing failure, try again in five minutes.
+        try:
+            report = self.lifecycle.wake(account_id)
+        except BillingError as error:
+            retry = self.lifecycle.clock() + timedelta(minutes=5)
+            log.error("wake-up could not read billing", account=account_id, error=str(error))
+            self._schedule_wake(account_id, retry)
+            return
+        for wake_id, moment in report.wakeups.items():
+            self._schedule_wake(wake_id, moment)
+
+    def reconcile(self) -> int:
+        """Make the wake-up jobs match the accounts' next deadlines within the horizon.
+
+        Returns the number of wake-up jobs now scheduled.
+        """
+        limit = self.lifecycle.clock() + self.horizon
+        with self.lifecycle.sessions() as session:
+            due = dict(
+                session.execute(
+                    select(Account.id, Account.next_wake_at).where(Account.next_wake_at <= limit)
+                ).all()
+            )
+        for job in self.scheduler.get_jobs():
+            account_id = job.id.removeprefix(WAKE_PREFIX)
+            if job.id.startswith(WAKE_PREFIX) and account_id not in due:
+                job.remove()
+        for account_id, moment in due.items():
+            self._schedule_wake(account_id, moment)
+        return len(due)
+
+    def _schedule_wake(self, account_id: str, moment: datetime | None) -> None:
+        job_id = WAKE_PREFIX + account_id
+        if moment is None:
+            if self.scheduler.get_job(job_id) is not None:
+                self.scheduler.remove_job(job_id)
+            return
+        existing = self.scheduler.get_job(job_id)
+        if existing is not None and existing.next_run_time == moment:
+            return
+        self.scheduler.add_job(
+            "daemon.scheduler:run_wake",
+            "date",
+            run_date=moment,
+            args=[account_id],
+            id=job_id,
+            replace_existing=True,
+        )

@@ -1,0 +1,167 @@
+"""The state database's tables (SQLAlchemy 2 declarative models).
+
+The schema itself is created and changed only by the alembic migrations in
+`migrations/versions`; a test checks that the two agree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, Numeric, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from daemon.store.types import UtcDateTime
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the state tables."""
+
+    type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON(), Decimal: Numeric(18, 4)}
+
+
+class Account(Base):
+    """One billing account and where it stands in the lifecycle (the source of truth)."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    plan: Mapped[str] = mapped_column(String(63))
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    resume_state: Mapped[str | None] = mapped_column(String(20))
+    reminders_sent: Mapped[int] = mapped_column(Integer, default=0)
+    warnings_sent: Mapped[int] = mapped_column(Integer, default=0)
+    clock_start: Mapped[datetime | None]
+    final_notice_at: Mapped[datetime | None]
+    suspend_at: Mapped[datetime | None]
+    suspended_at: Mapped[datetime | None]
+    delete_at: Mapped[datetime | None]
+    last_contact_at: Mapped[datetime | None]
+    last_warning_at: Mapped[datetime | None]
+    paused_since: Mapped[datetime | None]
+    hold_reason: Mapped[str | None] = mapped_column(Text)
+    hold_until: Mapped[datetime | None]
+    next_wake_at: Mapped[datetime | None] = mapped_column(index=True)
+    balance: Mapped[Decimal]
+    currency: Mapped[str] = mapped_column(String(3))
+    snapshot: Mapped[dict[str, Any]]
+    snapshot_hash: Mapped[str] = mapped_column(String(64))
+    first_seen_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    # Optimistic locking: the daemon and an operator's CLI command may touch the
+    # same account at once; the later writer retries instead of overwriting.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class Event(Base):
+    """One lifecycle transition or recorded decision. Append-only (a trigger forbids edits)."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_account_at", "account_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+    from_state: Mapped[str] = mapped_column(String(20))
+    to_state: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(100))
+    details: Mapped[dict[str, Any]]
+
+
+class ScheduledAction(Base):
+    """An action a transition asked for (a notice or a playbook phase) and its progress."""
+
+    __tablename__ = "scheduled_actions"
+    __table_args__ = (Index("ix_actions_status_due", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(String(64), index=True)
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(20))
+    due_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Correspondence(Base):
+    """A client notice: written here before delivery, marked sent once the server accepts it."""
+
+    __tablename__ = "correspondence"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(String(64), index=True)
+    action_id: Mapped[int | None] = mapped_column(ForeignKey("scheduled_actions.id"))
+    notice: Mapped[str] = mapped_column(String(30))
+    number: Mapped[int] = mapped_column(Integer, default=0)
+    recipient: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(Text)
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    status: Mapped[str] = mapped_column(String(20))
+    transport: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    receipt: Mapped[str | None] = mapped_column(Text)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class PlaybookRun(Base):
+    """One run of a playbook phase for an account."""
+
+    __tablename__ = "playbook_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(String(64), index=True)
+    action_id: Mapped[int | None] = mapped_column(ForeignKey("scheduled_actions.id"))
+    playbook: Mapped[str] = mapped_column(String(63))
+    phase: Mapped[str] = mapped_column(String(20))
+    host: Mapped[str] = mapped_column(String(63))
+    status: Mapped[str] = mapped_column(String(20))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class StepRecord(Base):
+    """One step of a playbook run: pending, running, done, failed or undone."""
+
+    __tablename__ = "step_records"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("playbook_runs.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(100))
+    type: Mapped[str] = mapped_column(String(30))
+    status: Mapped[str] = mapped_column(String(20))
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    changed: Mapped[bool] = mapped_column(default=False)
+    error: Mapped[str | None] = mapped_column(Text)
+    output: Mapped[dict[str, Any] | None]
+
+
+class Backup(Base):
+    """A backup of an account, with its manifest and verification status."""
+
+    __tablename__ = "backups"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(64), index=True)
+    store: Mapped[str] = mapped_column(String(20))
+    location: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+    verified_at: Mapped[datetime | None]
+    size_bytes: Mapped[int | None]
+    manifest: Mapped[dict[str, Any] | None]
+    error: Mapped[str | None] = mapped_column(Text)

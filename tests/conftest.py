@@ -1,0 +1,21 @@
+"""Suite-wide pytest configuration: the lab fixtures and the `lab` marker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["tests.lab.fixtures", "tests.lab.state_db"]
+
+_TESTS = Path(__file__).resolve().parent
+# Tests under these directories need the real services, whatever fixtures they name.
+_LAB_DIRS = (_TESTS / "lab", _TESTS / "e2e")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test under tests/lab/ and tests/e2e/ with `lab`, so `-m "not lab"` works."""
+    for item in items:
+        path = Path(str(item.path)).resolve()
+        if any(path.is_relative_to(directory) for directory in _LAB_DIRS):
+            item.add_marker(pytest.mark.lab)

@@ -1,0 +1,53 @@
+"""Running the installed `lapse` command as a real process in end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+LAPSE = str(Path(sys.executable).parent / "lapse")
+
+
+def lapse(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run one `lapse` command to completion and return its result (never raises on exit status)."""
+    return subprocess.run(
+        [LAPSE, *args], capture_output=True, text=True, timeout=120, env=env, check=False
+    )
+
+
+def start_daemon(
+    config: Path | None, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start `lapse run -c CONFIG` (the embedded defaults when `config` is None), its
+    output going to `log`."""
+    arguments = ["-c", str(config)] if config else []
+    with log.open("ab") as sink:
+        return subprocess.Popen(
+            [LAPSE, "run", *arguments],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=env or os.environ.copy(),
+            start_new_session=True,
+        )
+
+
+def stop_daemon(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
+    """Send `sig` and wait for the process to end; returns its exit status."""
+    if process.poll() is None:
+        process.send_signal(sig)
+    return process.wait(timeout=60)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `condition` every 0.2 s until true; raises AssertionError naming `what` on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")

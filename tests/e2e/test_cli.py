@@ -1,0 +1,195 @@
+"""The `lapse` command line as an operator uses it, each command a real process."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.daemon_process import lapse, start_daemon, stop_daemon, wait_for
+
+
+@pytest.fixture
+def embedded_env(tmp_path: Path) -> dict[str, str]:
+    """An environment where `lapse` without -c keeps its embedded data under tmp_path."""
+    env = os.environ.copy()
+    env.pop("LAPSE_CONFIG", None)
+    env["LAPSE_DATA_DIR"] = str(tmp_path / "data")
+    env["USER"] = getpass.getuser()
+    env.pop("SUDO_USER", None)
+    return env
+
+
+def test_check_config_reports_every_problem_with_file_and_key(tmp_path: Path) -> None:
+    config = tmp_path / "lapse.toml"
+    config.write_text(
+        "\n".join(
+            [
+                "[state]",
+                'url = "sqlite:///state.db"',
+                "[billing]",
+                'type = "ftp"',
+                "[policy.default]",
+                'notice_period = "seven days"',
+                "reminder_ofsets = []",
+                "[daemon]",
+                'sync_interval = "-5m"',
+            ]
+        )
+    )
+
+    result = lapse("check-config", "-c", str(config))
+
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert f"{config}: at 'billing.type'" in result.stderr
+    assert f"{config}: at 'policy.default.notice_period'" in result.stderr
+    assert f"{config}: at 'policy.default.reminder_ofsets': unknown option" in result.stderr
+    assert f"{config}: at 'daemon.sync_interval'" in result.stderr
+    assert f"{config}: at 'notices': missing required option" in result.stderr
+    assert lines[-1] == "6 problem(s) found"
+
+
+def test_check_config_accepts_the_example_config() -> None:
+    example = Path(__file__).resolve().parents[2] / "config.example.toml"
+
+    result = lapse("check-config", "-c", str(example))
+
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout
+
+
+def test_check_config_names_a_toml_syntax_error(tmp_path: Path) -> None:
+    config = tmp_path / "broken.toml"
+    config.write_text('[state]\nurl = "sqlite:///x.db\n')
+
+    result = lapse("check-config", "-c", str(config))
+
+    assert result.returncode == 1
+    assert str(config) in result.stderr
+    assert "line 2" in result.stderr
+
+
+def test_embedded_run_sends_a_reminder_and_records_a_final_notice_within_a_minute(
+    tmp_path: Path, embedded_env: dict[str, str]
+) -> None:
+    outbox = tmp_path / "data" / "outbox"
+    daemon = start_daemon_embedded(tmp_path, embedded_env)
+    try:
+        wait_for(lambda: len(list(outbox.glob("*.eml"))) >= 3, 60, "notices in the outbox")
+    finally:
+        assert stop_daemon(daemon, signal.SIGTERM) == 0
+
+    listing = lapse("accounts", "--json", env=embedded_env)
+    assert listing.returncode == 0, listing.stderr
+    states = {row["account"]: row["state"] for row in json.loads(listing.stdout)}
+    assert states["acme"] == "active"
+    assert states["cobalt"] == "reminded(1)"
+    assert states["delta"] == "reminded(2)"
+    assert states["golf"] == "payment-plan"
+    assert states["echo"] == "final-notice"
+    assert states["foxtrot"] == "exempt"
+    assert states["hotel"] == "active"  # 0.50 due is below the minimum balance
+
+    letters = sorted(path.read_bytes() for path in outbox.glob("*.eml"))
+    subjects = b"\n".join(letters)
+    assert b"X-Lapse-Account: echo" in subjects
+    assert b"X-Lapse-Notice: final" in subjects
+
+    history = lapse("history", "echo", env=embedded_env)
+    assert history.returncode == 0, history.stderr
+    assert "final-notice" in history.stdout
+    assert "final" in history.stdout
+
+
+def test_hold_and_release_are_recorded_with_the_operator(
+    tmp_path: Path, embedded_env: dict[str, str]
+) -> None:
+    first_sync(tmp_path, embedded_env)
+
+    held = lapse("hold", "delta", "--reason", "client disputes invoice", env=embedded_env)
+    assert held.returncode == 0, held.stderr
+    assert "on-hold" in held.stdout
+
+    history = lapse("history", "delta", "--json", env=embedded_env)
+    entries = json.loads(history.stdout)
+    hold_entry = next(entry for entry in entries if "on-hold" in str(entry["what"]))
+    assert hold_entry["actor"] == f"ops:{getpass.getuser()}"
+    assert "client disputes invoice" in str(hold_entry["detail"])
+
+    released = lapse("release", "delta", env=embedded_env)
+    assert released.returncode == 0, released.stderr
+    assert "on-hold ->" in released.stdout
+
+    again = lapse("release", "delta", env=embedded_env)
+    assert again.returncode == 1
+    assert again.stderr.startswith("lapse: ")
+    assert "delta" in again.stderr
+
+
+def test_unknown_account_is_one_clear_line_and_exit_1(embedded_env: dict[str, str]) -> None:
+    result = lapse("status", "nosuchaccount", env=embedded_env)
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "lapse: no account 'nosuchaccount' in the state database"
+    ]
+
+
+def test_simulate_shows_the_documented_default_sequence(embedded_env: dict[str, str]) -> None:
+    result = lapse(
+        "simulate", "--days", "90", "--start", "2026-03-01T09:00", "--json", env=embedded_env
+    )
+
+    assert result.returncode == 0, result.stderr
+    steps = [step for step in json.loads(result.stdout) if step["account_id"] == "cobalt"]
+    # cobalt's invoice fell due 4 days before the start: reminder 1 at once (catch-up),
+    # then days 10, 17, the final notice on day 28, suspension 7 days later, removal
+    # warnings 14 and 3 days before deletion, deletion 30 days after suspension.
+    assert [(step["at"][:10], step["to_state"]) for step in steps] == [
+        ("2026-03-01", "overdue"),
+        ("2026-03-01", "reminded(1)"),
+        ("2026-03-07", "reminded(2)"),
+        ("2026-03-14", "reminded(3)"),
+        ("2026-03-25", "final-notice"),
+        ("2026-04-01", "suspended"),
+        ("2026-04-17", "removal-warned(1)"),
+        ("2026-04-28", "removal-warned(2)"),
+        ("2026-05-01", "deleted"),
+    ]
+    assert steps[5]["actions"] == ["playbook:suspend", "notice:suspension"]
+
+
+def test_plan_lists_upcoming_steps_without_changing_anything(
+    tmp_path: Path, embedded_env: dict[str, str]
+) -> None:
+    first_sync(tmp_path, embedded_env)
+    before = lapse("accounts", "--json", env=embedded_env).stdout
+
+    result = lapse("plan", "--days", "10", "--json", env=embedded_env)
+
+    assert result.returncode == 0, result.stderr
+    steps = json.loads(result.stdout)
+    echo = [step for step in steps if step["account_id"] == "echo"]
+    assert echo and echo[0]["to_state"] == "suspended"
+    assert lapse("accounts", "--json", env=embedded_env).stdout == before
+
+
+def first_sync(tmp_path: Path, env: dict[str, str]) -> None:
+    """Run the embedded daemon until its first billing sync is done, then stop it."""
+    daemon = start_daemon_embedded(tmp_path, env)
+    log = tmp_path / "daemon.log"
+    try:
+        wait_for(lambda: "billing sync done" in log.read_text(), 60, "the first sync")
+    finally:
+        assert stop_daemon(daemon, signal.SIGTERM) == 0
+
+
+def start_daemon_embedded(tmp_path: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start `lapse run` with no config file: the embedded defaults."""
+    return start_daemon(None, tmp_path / "daemon.log", env=env)

@@ -1,0 +1,1 @@
+"""The test lab: real services (sshd, nginx, MariaDB, PostgreSQL, S3, SMTP) on loopback."""

@@ -1,0 +1,1 @@
+"""One module per lab service: each starts a real server on a random loopback port."""
