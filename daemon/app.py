@@ -11,6 +11,7 @@ from jinja2 import Environment
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from daemon.alerts import OpsAlerts
 from daemon.billing.base import BillingSource
 from daemon.billing.dispatch import create_source
 from daemon.clock import Clock, system_clock
@@ -59,7 +60,8 @@ def build_app(config: Config, clock: Clock = system_clock, *, migrate_db: bool =
     environment = create_environment(config.notices.templates_dir)
     composer = partial(_compose, brand=config.notices.brand, environment=environment)
     delivery = create_delivery(config.notices.notifier)
-    notices = NoticeDesk(sessions, composer, delivery, clock)
+    alerts = OpsAlerts(config.alerts, delivery, config.notices.brand.sender)
+    notices = NoticeDesk(sessions, composer, delivery, clock, alerts)
     lifecycle = LifecycleEngine(sessions, config, billing, notices, clock)
     return App(config, engine, sessions, billing, notices, lifecycle, clock)
 

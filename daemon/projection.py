@@ -13,7 +13,7 @@ from datetime import datetime
 
 from daemon.billing.snapshot import AccountSnapshot
 from daemon.config.schema import PolicyConfig
-from daemon.policy import LifecycleRecord, decide
+from daemon.policy import LifecycleRecord, accept_final_notice, decide
 
 # A lifecycle has about a dozen steps; this bounds a projection whatever the policy.
 _MAX_STEPS = 100
@@ -56,7 +56,8 @@ def project(
                 reason=decision.reason,
                 actions=tuple(str(action) for action in decision.actions),
             )
-            record = decision.record
+            # A projection assumes every notice is accepted as soon as it is queued.
+            record = accept_final_notice(decision.record, now)
             continue
         if decision.wake_at is None or decision.wake_at <= now:
             return

@@ -37,3 +37,7 @@ class BillingSource(ABC):
             if snapshot.account_id == account_id:
                 return snapshot
         return None
+
+    def close(self) -> None:
+        """Release what the source holds open (connection pools); a no-op by default."""
+        return  # file and HTTP sources hold nothing between syncs

@@ -261,11 +261,16 @@ def docroot(value: object, field: str) -> str:
     # In an absolute path every '..' part follows a '/'.
     if not path.startswith("/") or "/../" in path or path.endswith("/.."):
         raise FieldError(field, f"expected an absolute path without '..', got {shown(path)}")
+    # The file system root ('/', '//', '/./') is never one client's site.
+    if not path.replace("/", "").replace(".", ""):
+        raise FieldError(field, f"expected a directory below '/', got {shown(path)}")
     return path
 
 
 def domain(value: object, field: str) -> str:
     """Return a domain name such as 'example.com' or '*.example.com'. Raises FieldError."""
+    if type(value) is str and len(value) <= 253 and _DOMAIN.fullmatch(value) is not None:
+        return value  # the common case: the pattern admits no spaces, so nothing to strip
     clean = text(value, field)
     if len(clean) > 253 or _DOMAIN.fullmatch(clean) is None:
         raise FieldError(field, f"expected a domain name like 'example.com', got {shown(clean)}")
@@ -277,7 +282,8 @@ def database(engine: object, name: object, user: object, field: str) -> Database
 
     Raises FieldError naming `field` when a part is missing or malformed.
     """
-    engine_name = text(engine, field)
+    # The common case ('mariadb' exactly) skips text()'s checks; anything else goes through them.
+    engine_name = engine if engine in DB_ENGINES and type(engine) is str else text(engine, field)
     if engine_name not in DB_ENGINES:
         raise FieldError(field, f"expected engine 'mariadb' or 'postgresql', got {shown(engine)}")
     expected = "a database name of letters, digits, '_', '$' or '-'"

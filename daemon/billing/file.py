@@ -5,18 +5,28 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterator, Sequence
+from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from daemon.billing.base import BillingError, BillingSource
 from daemon.billing.parse import parse_document, parse_flat
 from daemon.billing.snapshot import SyncResult
 from daemon.config.schema import FileBilling
 
+if TYPE_CHECKING:
+    from _csv import Reader
+
 
 class FileSource(BillingSource):
     """Reads the whole file on every sync, so an operator's edit shows up at the next one."""
 
     def __init__(self, config: FileBilling) -> None:
+        """Take the file's config; nothing is read yet.
+
+        Raises BillingError when the format is 'auto' and the name ends in neither
+        .json nor .csv.
+        """
         self.path = config.path
         self.format = _format_of(config.path) if config.format == "auto" else config.format
         self.name = f"file:{self.path}"
@@ -25,22 +35,38 @@ class FileSource(BillingSource):
         """Read every account from the file.
 
         Returns the snapshots and one RowError per skipped account. Raises
-        BillingError when the file is missing, unreadable, or not JSON/CSV at all.
+        BillingError naming the file when it is missing, unreadable, not UTF-8,
+        not valid JSON (with line and column) or not a CSV table with the flat columns.
         """
+        source = str(self.path)
         try:
-            raw = self.path.read_text(encoding="utf-8-sig")
+            if self.format == "json":
+                return parse_document(_read_json(self.path), source)
+            # newline="" is what the csv module needs to read quoted line breaks correctly.
+            with self.path.open(encoding="utf-8-sig", newline="") as handle:
+                return _parse_csv(handle, source)
         except (OSError, UnicodeDecodeError) as error:
-            raise BillingError(f"{self.path}: cannot read the billing file: {error}") from error
-        if self.format == "json":
-            try:
-                document = json.loads(raw)
-            except json.JSONDecodeError as error:
-                raise BillingError(
-                    f"{self.path}: invalid JSON at line {error.lineno}, column {error.colno}: "
-                    f"{error.msg}"
-                ) from error
-            return parse_document(document, str(self.path))
-        return _parse_csv(raw, str(self.path))
+            message = f"{source}: cannot read the billing file: {_reason(error)}"
+            raise BillingError(message) from error
+
+
+def _read_json(path: Path) -> Any:
+    """Return the decoded JSON document at `path`; raises BillingError, OSError, UnicodeError."""
+    raw = path.read_text(encoding="utf-8-sig")
+    try:
+        # Decimal, not float: 0.1 + 0.2 must add up to 0.3 in a balance.
+        return json.loads(raw, parse_float=Decimal)
+    except json.JSONDecodeError as error:
+        raise BillingError(
+            f"{path}: invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
+        ) from error
+
+
+def _reason(error: OSError | UnicodeDecodeError) -> str:
+    """Return why a read failed, without repeating the path the message already names."""
+    if isinstance(error, UnicodeDecodeError):
+        return f"not UTF-8 text (byte {error.start})"
+    return error.strerror or str(error)
 
 
 def _format_of(path: Path) -> str:
@@ -54,18 +80,37 @@ def _format_of(path: Path) -> str:
     )
 
 
-def _parse_csv(raw: str, source: str) -> SyncResult:
-    """Read a CSV table with a header row; rows are numbered by their line in the file."""
-    reader = csv.reader(raw.splitlines())
+def _parse_csv(lines: Iterator[str], source: str) -> SyncResult:
+    """Read a CSV table with a header row; rows are numbered by their first line in the file.
+
+    Raises BillingError when the file is empty, lacks a flat column or is not CSV.
+    """
+    # strict: a stray or unclosed quote is an error, not a cell that silently swallows
+    # the rest of the file (and every account in it).
+    reader = csv.reader(lines, strict=True)
     try:
         header = next(reader)
     except StopIteration:
         raise BillingError(f"{source}: the CSV file is empty (expected a header row)") from None
-    return parse_flat(header, _numbered(reader), source, "line")
+    except csv.Error as error:
+        raise BillingError(f"{source}: line 1: not a CSV header: {error}") from error
+    return parse_flat(header, _numbered(reader, source), source, "line")
 
 
-def _numbered(reader: Iterator[list[str]]) -> Iterator[tuple[int, Sequence[object]]]:
-    """Yield (line number, cells) for every non-blank row after the header."""
-    for cells in reader:
+def _numbered(reader: Reader, source: str) -> Iterator[tuple[int, Sequence[object]]]:
+    """Yield (line number, cells) for every non-blank row after the header.
+
+    The number is the row's first line, where an editor shows it; a quoted cell
+    may carry the row over several lines. Raises BillingError on broken CSV.
+    """
+    while True:
+        first = reader.line_num + 1
+        try:
+            cells: list[str] = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            # A broken quote desynchronises every later row, so the file as a whole is refused.
+            raise BillingError(f"{source}: line {first}: not valid CSV: {error}") from error
         if any(cell.strip() for cell in cells):
-            yield reader.line_num, cells  # type: ignore[attr-defined]
+            yield first, cells

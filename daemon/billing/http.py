@@ -2,20 +2,42 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Generator
+from decimal import Decimal
+
 import httpx
 
 from daemon.billing.base import BillingError, BillingSource
 from daemon.billing.parse import parse_document
 from daemon.billing.snapshot import SyncResult
 from daemon.config.schema import HttpAuth, HttpBilling
+from daemon.config.secrets import SecretError
 
 
 class HttpSource(BillingSource):
-    """GETs the whole document on every sync, with bearer or basic auth."""
+    """GETs the whole document on every sync, with bearer or basic auth.
+
+    Secrets are read at each fetch, so a rotated token file takes effect at the
+    next sync without a restart.
+    """
 
     def __init__(self, config: HttpBilling) -> None:
+        """Take the endpoint's config; nothing is read or sent yet.
+
+        Raises BillingError when the URL is not a valid http(s) URL.
+        """
         self.url = config.url
-        self.name = config.url
+        try:
+            parsed = httpx.URL(config.url)
+        except httpx.InvalidURL as error:
+            raise BillingError(f"billing.url is not a valid URL: {error}") from None
+        if parsed.scheme not in ("http", "https"):
+            raise BillingError(
+                f"billing.url must start with https:// or http://, got {parsed.scheme!r}"
+            )
+        # Errors and logs show the URL without any user:password@ written into it.
+        self.name = str(parsed.copy_with(username=None, password=None))
         self.auth = config.auth
         self.timeout = config.timeout.total_seconds()
 
@@ -23,35 +45,52 @@ class HttpSource(BillingSource):
         """Fetch and read the document.
 
         Returns the snapshots and one RowError per skipped account. Raises
-        BillingError on a network error, a non-2xx answer or a body that is
-        not JSON; the message names the URL and never the credentials.
+        BillingError on a secret that cannot be read, a network error or timeout,
+        a non-2xx answer (redirects are not followed, so credentials never travel
+        to another host) or a body that is not JSON; the message names the
+        URL and never the credentials.
         """
+        try:
+            auth = _auth(self.auth)
+        except SecretError as error:
+            raise BillingError(f"{self.name}: {error}") from None
         try:
             response = httpx.get(
                 self.url,
                 headers={"Accept": "application/json"},
-                auth=_auth(self.auth),
+                auth=auth,
                 timeout=self.timeout,
                 follow_redirects=False,
             )
         except httpx.HTTPError as error:
-            raise BillingError(f"{self.url}: billing request failed: {error}") from error
+            problem = str(error) or type(error).__name__
+            raise BillingError(f"{self.name}: billing request failed: {problem}") from None
         if not response.is_success:
             raise BillingError(
-                f"{self.url}: billing endpoint answered {response.status_code} "
+                f"{self.name}: billing endpoint answered {response.status_code} "
                 f"{response.reason_phrase}"
             )
         try:
-            document = response.json()
-        except ValueError as error:
+            # Decimal, not float: amounts must add up exactly.
+            document = json.loads(response.content, parse_float=Decimal)
+        except json.JSONDecodeError as error:
             raise BillingError(
-                f"{self.url}: billing endpoint did not return JSON: {error}"
-            ) from error
-        return parse_document(document, self.url)
+                f"{self.name}: billing endpoint did not return JSON: {error.msg} "
+                f"at line {error.lineno}, column {error.colno}"
+            ) from None
+        except UnicodeDecodeError as error:
+            raise BillingError(
+                f"{self.name}: billing endpoint did not return JSON: not UTF-8 text "
+                f"(byte {error.start})"
+            ) from None
+        return parse_document(document, self.name)
 
 
 def _auth(auth: HttpAuth | None) -> httpx.Auth | None:
-    """Return the httpx auth for the config, revealing the secret only here."""
+    """Return the httpx auth for the config, revealing the secret only here.
+
+    Raises SecretError when the token or password cannot be read.
+    """
     if auth is None:
         return None
     if auth.type == "basic":
@@ -67,6 +106,10 @@ class _Bearer(httpx.Auth):
     def __init__(self, token: str) -> None:
         self._header = f"Bearer {token}"
 
-    def auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def]
+    def __repr__(self) -> str:
+        return "<bearer auth>"  # never the token, should the object end up in a log
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Add the Authorization header to `request` and send it once."""
         request.headers["Authorization"] = self._header
         yield request

@@ -15,6 +15,7 @@ from typing import Any
 from daemon.billing import fields as f
 from daemon.billing.base import BillingError
 from daemon.billing.fields import FieldError
+from daemon.billing.flat import paused_gc
 from daemon.billing.snapshot import (
     AccountSnapshot,
     Contact,
@@ -61,37 +62,62 @@ def parse_document(document: object, source: str) -> SyncResult:
     duplicates = _duplicates(records)
     snapshots: list[AccountSnapshot] = []
     errors: list[RowError] = []
-    for index, record in enumerate(records):
-        try:
-            positions = duplicates.get(_raw_id(record) or "")
-            if positions:
-                where = ", ".join(f"#{i}" for i in positions)
-                message = f"the same account id is at {where}; every entry is skipped"
-                raise FieldError("account_id", message)
-            snapshots.append(_account(record))
-        except FieldError as error:
-            errors.append(RowError(source, _label(index, record), error.field, error.message))
+    with paused_gc():  # see flat.paused_gc: the collector would only slow this loop down
+        for index, record in enumerate(records):
+            try:
+                positions = duplicates.get(_raw_id(record) or "")
+                if positions:
+                    where = ", ".join(f"#{i}" for i in positions)
+                    message = f"the same account id is at {where}; every entry is skipped"
+                    raise FieldError("account_id", message)
+                snapshots.append(_account(record))
+            except FieldError as error:
+                label = _label(index, record)
+                errors.append(RowError(source, label, error.field, error.message))
     return SyncResult(snapshots=tuple(snapshots), errors=tuple(errors))
 
 
 def _account_list(document: object, source: str) -> list[Any]:
     """Return the list of account records; raises BillingError for any other shape."""
     if isinstance(document, Mapping):
-        document = document.get("accounts")
+        if "accounts" not in document:
+            raise BillingError(
+                f"{source}: expected a JSON object with an 'accounts' list (or a bare list), "
+                f"got an object with keys {sorted(str(key) for key in document)[:10]}"
+            )
+        document = document["accounts"]
     if not isinstance(document, list):
         raise BillingError(
             f"{source}: expected a JSON object with an 'accounts' list (or a bare list), "
-            f"got {type(document).__name__}"
+            f"got {_json_type(document)}"
         )
     return document
 
 
+def _json_type(value: object) -> str:
+    """Return the JSON name of `value`'s type, as an operator reading the document calls it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, Mapping):
+        return "an object"
+    return "a number" if isinstance(value, int | float | Decimal) else type(value).__name__
+
+
 def _raw_id(record: object) -> str | None:
-    """Return the record's account id stripped, or None when it is not a string."""
+    """Return the record's account id as text, stripped; None when it is neither text nor int.
+
+    Integers count because `fields.account_id` reads 7 as "7": 7 and "7" are the same account.
+    """
     if isinstance(record, Mapping):
         value = record.get("account_id")
         if isinstance(value, str):
             return value.strip()
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
     return None
 
 

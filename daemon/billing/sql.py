@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from sqlalchemy import Engine, create_engine, make_url, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from daemon.billing.base import BillingError, BillingSource
+from daemon.billing.flat import ReadCache
 from daemon.billing.parse import parse_flat
 from daemon.billing.snapshot import SyncResult
 from daemon.config.schema import SqlBilling
@@ -18,40 +19,74 @@ _CHUNK = 5000
 
 
 class SqlSource(BillingSource):
-    """Runs the configured SELECT and reads its rows as flat billing lines."""
+    """Runs the configured SELECT and reads its rows as flat billing lines.
+
+    The engine (and its connection pool) is made once and reused by every sync;
+    `close()` disposes of it.
+    """
 
     def __init__(self, config: SqlBilling) -> None:
-        url = make_url(config.url)
+        """Build the engine for `config.url` with the configured password; connects lazily.
+
+        Raises BillingError when the URL does not parse or its driver is not
+        installed, and SecretError when the password cannot be read.
+        """
+        try:
+            url = make_url(config.url)
+        except ArgumentError:
+            # The message would quote the whole URL, which may hold a password; say less.
+            raise BillingError("billing.url is not a valid SQLAlchemy URL") from None
         if config.password is not None:
             url = url.set(password=config.password.reveal())
-        self.query = text(config.query)
         # The name goes into errors and logs, so it never carries the password.
         self.name = url.render_as_string(hide_password=True)
-        self._engine: Engine = create_engine(url, pool_pre_ping=True)
+        self._password = url.password
+        self.query = text(config.query)
+        try:
+            self._engine: Engine = create_engine(url, pool_pre_ping=True)
+        except (SQLAlchemyError, ImportError) as error:
+            raise BillingError(f"{self.name}: cannot set up the database driver: {error}") from None
+        self._cache = ReadCache()
 
     def fetch_all(self) -> SyncResult:
-        """Run the query and read every row.
+        """Run the query and read every row, streaming them in chunks.
 
-        Returns the snapshots and one RowError per skipped account. Raises
-        BillingError (naming the URL without its password) when the database
-        cannot be reached or the query fails, or a flat column is missing.
+        Returns the snapshots and one RowError per skipped account ("row N" counts
+        result rows from 1). Raises BillingError, naming the URL without its
+        password, when the database cannot be reached, the query fails, or a flat
+        column is missing from the result.
         """
         try:
             with self._engine.connect() as connection:
+                # stream_results uses a server-side cursor where the driver has one
+                # (psycopg, pymysql's SSCursor); yield_per fetches _CHUNK rows at a time.
                 result = connection.execution_options(
                     stream_results=True, yield_per=_CHUNK
                 ).execute(self.query)
                 columns = list(result.keys())
-                return parse_flat(columns, _numbered(result), self.name, "row")
+                return parse_flat(columns, _numbered(result), self.name, "row", self._cache)
         except SQLAlchemyError as error:
-            problem = str(getattr(error, "orig", None) or error).splitlines()[0]
-            raise BillingError(f"{self.name}: billing query failed: {problem}") from error
+            message = f"{self.name}: billing query failed: {self._problem(error)}"
+            raise BillingError(message) from None
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close every pooled connection; a later fetch opens new ones."""
         self._engine.dispose()
 
+    def _problem(self, error: SQLAlchemyError) -> str:
+        """Return the first line of the driver's message, with the password masked.
 
-def _numbered(rows: Iterator[Sequence[object]]) -> Iterator[tuple[int, Sequence[object]]]:
+        `from None` above keeps the driver's exception (and its connection
+        parameters) out of tracebacks; this masks the password should a driver
+        quote its DSN.
+        """
+        lines = str(getattr(error, "orig", None) or error).strip().splitlines()
+        problem = lines[0] if lines else type(error).__name__
+        if self._password:
+            problem = problem.replace(self._password, "***")
+        return problem
+
+
+def _numbered(rows: Iterable[Sequence[object]]) -> Iterator[tuple[int, Sequence[object]]]:
     """Yield (row number from 1, cells) for every result row."""
     return enumerate(rows, start=1)

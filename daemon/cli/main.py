@@ -7,7 +7,7 @@ import sys
 import click
 
 from daemon.billing.base import BillingError
-from daemon.cli import holds, planning, process, views
+from daemon.cli import holds, notices, planning, process, views
 from daemon.config import ConfigError
 from daemon.config.secrets import SecretError
 from daemon.lifecycle.engine import UnknownAccountError
@@ -31,7 +31,7 @@ def cli() -> None:
     """Lapse: a humane, documented lifecycle for hosting accounts that stopped paying."""
 
 
-for module in (process, views, planning, holds):
+for module in (process, views, planning, holds, notices):
     for command in module.COMMANDS:
         cli.add_command(command)
 

@@ -124,7 +124,9 @@ def _timeline(session: Session, account: str) -> list[dict[str, Any]]:
             "at": c.sent_at or c.created_at,
             "kind": f"notice ({c.status})",
             "what": c.notice + (f" #{c.number}" if c.number else ""),
-            "detail": f"to {c.recipient}: {c.subject} [{c.message_id}]",
+            # The id is what `lapse notices show ID` takes.
+            "detail": f"notice {c.id} to {c.recipient}: {c.subject} [{c.message_id}]"
+            + (f" ({c.receipt})" if c.status == "failed" else ""),
             "actor": c.transport,
             "order": (c.created_at, 1, c.id),
         }

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from daemon.config.schema import Config
+from daemon.config.schema import ALL_WEEKDAYS, Config
 
 # Keys whose value is a table picked by its 'type': pydantic puts the tag in the
 # error location ('billing', 'file', 'path'); operators wrote 'billing.path'.
@@ -88,6 +88,9 @@ def load_embedded_config(data_dir: Path | None = None) -> Config:
         "notices": {"notifier": {"type": "outbox", "path": str(data_dir / "outbox")}},
         # A short sync interval so the demo visibly moves within a minute.
         "daemon": {"sync_interval": "20s"},
+        # The demo writes to its sample clients at any hour, so it shows its work whenever
+        # it is started; a real config keeps the default contact hours.
+        "policy": {"default": {"quiet_hours": "", "contact_days": list(ALL_WEEKDAYS)}},
     }
     return validate_config(raw, source="<embedded defaults>", base_dir=data_dir)
 

@@ -18,6 +18,8 @@ from daemon.config.durations import parse_duration
 from daemon.config.secrets import SecretRef
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+ALL_WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
@@ -208,6 +210,20 @@ class PolicyConfig(Section):
         description="Instalments offered in the final notice (0 offers no payment plan).",
         examples=[3],
     )
+    quiet_hours: str | None = Field(
+        default="20:00-08:00",
+        pattern=r"^(([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d)?$",
+        description="No client contact in these hours of the client's local time "
+        "('HH:MM-HH:MM', may wrap midnight; a contact due then waits for the end; "
+        "'' for none).",
+        examples=["20:00-08:00"],
+    )
+    contact_days: list[Weekday] = Field(
+        default=["mon", "tue", "wed", "thu", "fri"],
+        min_length=1,
+        description="Days of the client's local week on which notices may go out.",
+        examples=[["mon", "tue", "wed", "thu", "fri"]],
+    )
 
     @model_validator(mode="after")
     def _timeline_in_order(self) -> PolicyConfig:
@@ -378,6 +394,24 @@ class NoticesConfig(Section):
     )
 
 
+class AlertsConfig(Section):
+    """Where failures and halts are reported to the operator."""
+
+    email: list[str] = Field(
+        default_factory=list,
+        description="Ops addresses alerted by e-mail, through the notices' notifier.",
+        examples=[["ops@example.com"]],
+    )
+    webhook: str | None = Field(
+        default=None,
+        description="URL that receives each alert as a JSON POST (e.g. a chat or pager hook).",
+        examples=["https://hooks.example.com/lapse"],
+    )
+    timeout: Duration = Field(
+        default=timedelta(seconds=10), description="Webhook request timeout.", examples=["10s"]
+    )
+
+
 class Config(Section):
     """The whole configuration."""
 
@@ -403,6 +437,11 @@ class Config(Section):
     )
     notices: NoticesConfig = Field(
         description="Client notices.", examples=[{"notifier": {"type": "outbox", "path": "out"}}]
+    )
+    alerts: AlertsConfig = Field(
+        default_factory=AlertsConfig,
+        description="Ops alerts for failures and halts (always logged as well).",
+        examples=[{"email": ["ops@example.com"]}],
     )
     playbooks_dir: Path | None = Field(
         default=None,

@@ -8,13 +8,14 @@ crash at any point neither repeats nor skips a transition (invariant 4).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, defer, sessionmaker
 
 from daemon.billing.base import BillingSource
 from daemon.billing.snapshot import AccountSnapshot, RowError
@@ -32,6 +33,10 @@ log = structlog.get_logger("lapse.lifecycle")
 # One evaluation applies at most this many chained transitions; the policy
 # never needs more than four in a row (active -> overdue -> reminded -> ...).
 _MAX_STEPS = 8
+# Accounts loaded and written per round trip during a sync: bounds memory, not speed.
+_BATCH = 2000
+
+T = TypeVar("T")
 
 
 class UnknownAccountError(Exception):
@@ -70,6 +75,7 @@ class LifecycleEngine:
         self.notices = notices
         self.clock = clock
         self._policies: dict[str, PolicyConfig] = {}
+        self._digests: dict[str, tuple[AccountSnapshot, str]] = {}
 
     def policy_for(self, plan: str) -> PolicyConfig:
         """Return the effective policy for `plan` (cached: plans are few, accounts many)."""
@@ -95,10 +101,21 @@ class LifecycleEngine:
         now = self.clock()
         report = SyncReport(seen=len(result.snapshots), row_errors=result.errors)
         with self.sessions.begin() as session:
-            rows = {row.id: row for row in session.scalars(select(Account))}
-            for snapshot in result.snapshots:
-                row = rows.get(snapshot.account_id) or self._new_row(session, snapshot, now)
-                self._evaluate(session, row, snapshot, now, "billing-sync", report)
+            known = {
+                account_id: (digest, wake_at)
+                for account_id, digest, wake_at in session.execute(
+                    select(Account.id, Account.snapshot_hash, Account.next_wake_at)
+                )
+            }
+            for batch in _batches(result.snapshots, _BATCH):
+                due = [
+                    (snapshot, snapshot_to_json(snapshot), digest)
+                    for snapshot in batch
+                    if _needs_evaluation(
+                        known.get(snapshot.account_id), digest := self._digest(snapshot), now
+                    )
+                ]
+                self._evaluate_batch(session, due, now, report)
         self.notices.deliver_pending()
         log.info("billing sync done", summary=report.summary())
         return report
@@ -146,6 +163,43 @@ class LifecycleEngine:
         self.notices.deliver_pending()
         return decision
 
+    def _digest(self, snapshot: AccountSnapshot) -> str:
+        """Return the snapshot's digest, remembered while billing hands back the very same
+        snapshot object (a source's read cache does for unchanged accounts)."""
+        remembered = self._digests.get(snapshot.account_id)
+        if remembered is not None and remembered[0] is snapshot:
+            return remembered[1]
+        digest = snapshot_digest(snapshot_to_json(snapshot))
+        self._digests[snapshot.account_id] = (snapshot, digest)
+        return digest
+
+    def _evaluate_batch(
+        self,
+        session: Session,
+        due: list[tuple[AccountSnapshot, dict[str, Any], str]],
+        now: datetime,
+        report: SyncReport,
+    ) -> None:
+        """Evaluate the accounts of one sync batch that changed or reached a deadline.
+
+        Only their rows are loaded, and they leave the session once written, so a
+        sync over 100,000 accounts holds one batch of rows in memory at a time.
+        """
+        if not due:
+            return
+        ids = [snapshot.account_id for snapshot, _data, _digest in due]
+        rows = {
+            row.id: row
+            for row in session.scalars(
+                select(Account).options(defer(Account.snapshot)).where(Account.id.in_(ids))
+            )
+        }
+        for snapshot, data, digest in due:
+            row = rows.get(snapshot.account_id) or self._new_row(session, snapshot, now)
+            self._evaluate(session, row, snapshot, now, "billing-sync", report, (data, digest))
+        session.flush()
+        session.expunge_all()
+
     def _evaluate(
         self,
         session: Session,
@@ -154,9 +208,14 @@ class LifecycleEngine:
         now: datetime,
         actor: str,
         report: SyncReport,
+        stored: tuple[dict[str, Any], str] | None = None,
     ) -> None:
+        """Store the snapshot if it changed, then apply the policy until it rests.
+
+        `stored` is the snapshot's JSON and digest when the caller computed them.
+        """
         if snapshot is not None:
-            self._store_snapshot(row, snapshot, now)
+            self._store_snapshot(row, snapshot, now, stored)
         record = record_from_row(row)
         policy = self.policy_for(row.plan)
         decision = decide(snapshot, record, policy, now)
@@ -228,14 +287,40 @@ class LifecycleEngine:
         return row
 
     @staticmethod
-    def _store_snapshot(row: Account, snapshot: AccountSnapshot, now: datetime) -> None:
-        data = snapshot_to_json(snapshot)
-        digest = snapshot_digest(data)
+    def _store_snapshot(
+        row: Account,
+        snapshot: AccountSnapshot,
+        now: datetime,
+        stored: tuple[dict[str, Any], str] | None,
+    ) -> None:
+        data, digest = stored or (
+            json_data := snapshot_to_json(snapshot),
+            snapshot_digest(json_data),
+        )
         if digest == row.snapshot_hash:
             return
         row.snapshot, row.snapshot_hash = data, digest
         row.plan, row.balance, row.currency = snapshot.plan, snapshot.balance, snapshot.currency
         row.updated_at = now
+
+
+def _needs_evaluation(
+    known: tuple[str, datetime | None] | None, digest: str, now: datetime
+) -> bool:
+    """Whether a synced account must be evaluated: it is new, its billing data changed,
+    or it reached its next deadline. Otherwise the policy would decide exactly what it
+    decided last time (a decision depends only on snapshot, record and time, and the
+    record's next deadline is when time starts to matter)."""
+    if known is None:
+        return True
+    stored_digest, wake_at = known
+    return stored_digest != digest or (wake_at is not None and wake_at <= now)
+
+
+def _batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """Yield consecutive slices of `items` of at most `size`."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def stored_snapshot(row: Account) -> AccountSnapshot | None:

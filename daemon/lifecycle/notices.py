@@ -19,13 +19,16 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from daemon.alerts import OpsAlerts
 from daemon.billing.snapshot import AccountSnapshot
 from daemon.clock import Clock
 from daemon.config.schema import PolicyConfig
+from daemon.lifecycle.records import record_from_row, write_record
 from daemon.notify.delivery.base import Delivery, PermanentDeliveryError, TemporaryDeliveryError
 from daemon.notify.request import NoticeRequest
-from daemon.policy.model import Action, LifecycleRecord
-from daemon.store.models import Correspondence
+from daemon.policy import accept_final_notice
+from daemon.policy.model import Action, LifecycleRecord, NoticeKind, State
+from daemon.store.models import Account, Correspondence, Event
 
 log = structlog.get_logger("lapse.notices")
 
@@ -41,11 +44,13 @@ class NoticeDesk:
         compose: Composer,
         delivery: Delivery,
         clock: Clock,
+        alerts: OpsAlerts | None = None,
     ) -> None:
         self.sessions = sessions
         self.compose = compose
         self.delivery = delivery
         self.clock = clock
+        self.alerts = alerts
 
     def queue(
         self,
@@ -115,14 +120,11 @@ class NoticeDesk:
                 return False
             except PermanentDeliveryError as error:
                 letter.status, letter.receipt = "failed", str(error)
-                log.error(
-                    "notice delivery failed",
-                    account=letter.account_id,
-                    notice=letter.notice,
-                    error=str(error),
-                )
+                self._refused(session, letter, str(error))
                 return False
             letter.status, letter.receipt, letter.sent_at = "sent", receipt, self.clock()
+            if letter.notice == NoticeKind.FINAL.value:
+                self._final_notice_accepted(session, letter.account_id, letter.sent_at)
             log.info(
                 "notice sent",
                 account=letter.account_id,
@@ -132,3 +134,41 @@ class NoticeDesk:
                 message_id=letter.message_id,
             )
             return True
+
+    def _final_notice_accepted(self, session: Session, account_id: str, at: datetime) -> None:
+        """Start the notice period: the account's final notice was accepted at `at`."""
+        row = session.get(Account, account_id)
+        if row is None:
+            return
+        record = record_from_row(row)
+        accepted = accept_final_notice(record, at)
+        if accepted is not record:
+            write_record(row, accepted)
+            # Evaluate it again at the next sync, which re-arms its wake-up from the record.
+            row.next_wake_at = at
+
+    def _refused(self, session: Session, letter: Correspondence, error: str) -> None:
+        """Record a notice the mail server refused for good and alert ops.
+
+        A refused final notice holds the account at final-notice: it is never
+        suspended on a notice the client did not get (the policy waits for
+        acceptance), and the event log says why.
+        """
+        now = self.clock()
+        what = f"{letter.notice} notice to {letter.recipient} refused: {error}"
+        if letter.notice == NoticeKind.FINAL.value:
+            session.add(
+                Event(
+                    account_id=letter.account_id,
+                    at=now,
+                    from_state=State.FINAL_NOTICE.value,
+                    to_state=State.FINAL_NOTICE.value,
+                    reason=f"{what}; suspension withheld until a final notice is delivered",
+                    actor="notices",
+                    details={"label": "final-notice", "actions": []},
+                )
+            )
+        if self.alerts is not None:
+            self.alerts.alert("notice-refused", letter.account_id, what, now)
+        else:
+            log.error("notice delivery failed", account=letter.account_id, detail=what)

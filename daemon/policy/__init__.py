@@ -15,8 +15,18 @@ from daemon.policy.model import (
     Phase,
     State,
 )
+from daemon.policy.rules import accept_final_notice
 
-__all__ = ["Action", "Decision", "LifecycleRecord", "NoticeKind", "Phase", "State", "decide"]
+__all__ = [
+    "Action",
+    "Decision",
+    "LifecycleRecord",
+    "NoticeKind",
+    "Phase",
+    "State",
+    "accept_final_notice",
+    "decide",
+]
 
 _RULES = (rules.holds, rules.exemption, rules.payment, rules.payment_plan)
 

@@ -22,6 +22,7 @@ from daemon.policy.model import (
     Phase,
     State,
 )
+from daemon.policy.window import next_contact_time
 
 
 def owes(snapshot: AccountSnapshot, policy: PolicyConfig) -> bool:
@@ -129,12 +130,13 @@ def timeline(
     """The main line: overdue, reminders, final notice, suspension, warnings, deletion."""
     if record.state is State.ACTIVE:
         return _start_clock(snap, record, policy, now)
+    zone = snap.contact.timezone
     if record.state in (State.OVERDUE, State.REMINDED):
-        return _dun(record, policy, now)
+        return _dun(record, policy, now, zone)
     if record.state is State.FINAL_NOTICE:
-        return _suspend_when_due(record, policy, now)
+        return _suspend_when_due(record, policy, now, zone)
     if record.state in SUSPENDED_STATES:
-        return _remove_when_due(record, policy, now)
+        return _remove_when_due(record, policy, now, zone)
     return stay(record, f"no rule moves an account in state {record.state}")
 
 
@@ -157,7 +159,7 @@ def _start_clock(
     return move(record, after, reason)
 
 
-def _dun(record: LifecycleRecord, policy: PolicyConfig, now: datetime) -> Decision:
+def _dun(record: LifecycleRecord, policy: PolicyConfig, now: datetime, zone: str) -> Decision:
     start = record.clock_start or now
     final_due = start + policy.final_notice_offset
     due = [i for i, off in enumerate(policy.reminder_offsets) if start + off <= now]
@@ -167,16 +169,18 @@ def _dun(record: LifecycleRecord, policy: PolicyConfig, now: datetime) -> Decisi
         return stay(
             record,
             "waiting for the next contact",
-            _not_before_gap(min([*upcoming, final_due]), record, policy),
+            _ready(min([*upcoming, final_due]), record, policy, zone),
         )
-    gap_end = _gap_end(record, policy)
-    if gap_end is not None and now < gap_end:
-        return stay(record, "contact due, keeping the minimum gap since the last one", gap_end)
+    ready = _ready(now, record, policy, zone)
+    if now < ready:
+        return stay(record, _waiting_reason(record, policy, now), ready)
     if now >= final_due:
         suspend_at = _ceil_minute(now + policy.notice_period)
+        # final_notice_at stays empty until the mail server accepts the notice (see
+        # accept_final_notice): the notice period runs from then, never from queueing.
         after = record.evolve(
             state=State.FINAL_NOTICE,
-            final_notice_at=now,
+            final_notice_at=None,
             suspend_at=suspend_at,
             last_contact_at=now,
         )
@@ -189,12 +193,19 @@ def _dun(record: LifecycleRecord, policy: PolicyConfig, now: datetime) -> Decisi
     return move(record, after, reason, Action.send(NoticeKind.REMINDER, number))
 
 
-def _suspend_when_due(record: LifecycleRecord, policy: PolicyConfig, now: datetime) -> Decision:
-    if record.final_notice_at is None or record.suspend_at is None:
+def _suspend_when_due(
+    record: LifecycleRecord, policy: PolicyConfig, now: datetime, zone: str
+) -> Decision:
+    if record.suspend_at is None:
         return stay(record, "no final notice on record, so no suspension")
-    # Never earlier than announced; later only to keep the gap between contacts.
-    earliest = _not_before_gap(
-        max(record.suspend_at, record.final_notice_at + policy.notice_period), record, policy
+    if record.final_notice_at is None:
+        return stay(record, "no suspension until the mail server has accepted the final notice")
+    # Never earlier than announced; later only to keep the gap and the contact hours.
+    earliest = _ready(
+        max(record.suspend_at, record.final_notice_at + policy.notice_period),
+        record,
+        policy,
+        zone,
     )
     if now < earliest:
         return stay(record, f"notice period runs until {_iso(earliest)}", earliest)
@@ -215,15 +226,17 @@ def _suspend_when_due(record: LifecycleRecord, policy: PolicyConfig, now: dateti
     )
 
 
-def _remove_when_due(record: LifecycleRecord, policy: PolicyConfig, now: datetime) -> Decision:
+def _remove_when_due(
+    record: LifecycleRecord, policy: PolicyConfig, now: datetime, zone: str
+) -> Decision:
     delete_at = record.delete_at or now
     warnings = policy.removal_warnings
     due = [i for i, before in enumerate(warnings) if delete_at - before <= now]
     warning = due[-1] if due and due[-1] >= record.warnings_sent else None
     if warning is not None:
-        gap_end = _gap_end(record, policy)
-        if gap_end is not None and now < gap_end:
-            return stay(record, "warning due, keeping the minimum gap", gap_end)
+        ready = _ready(now, record, policy, zone)
+        if now < ready:
+            return stay(record, _waiting_reason(record, policy, now), ready)
         number = warning + 1
         after = record.evolve(
             state=State.REMOVAL_WARNED,
@@ -237,11 +250,11 @@ def _remove_when_due(record: LifecycleRecord, policy: PolicyConfig, now: datetim
     earliest = delete_at
     if warnings and record.last_warning_at is not None:
         earliest = max(earliest, record.last_warning_at + warnings[-1])
-    earliest = _not_before_gap(earliest, record, policy)
+    earliest = _ready(earliest, record, policy, zone)
     if now < earliest:
         upcoming = [delete_at - before for before in warnings[record.warnings_sent :]]
         return stay(record, f"deletion set for {_iso(earliest)}", min([*upcoming, earliest]))
-    after = record.evolve(state=State.DELETED)
+    after = record.evolve(state=State.DELETED, last_contact_at=now)
     reason = f"removal period since suspension on {_iso(record.suspended_at)} ended"
     return move(record, after, reason, Action.run(Phase.DELETE), Action.send(NoticeKind.DELETION))
 
@@ -271,6 +284,29 @@ def _gap_end(record: LifecycleRecord, policy: PolicyConfig) -> datetime | None:
 def _not_before_gap(moment: datetime, record: LifecycleRecord, policy: PolicyConfig) -> datetime:
     gap_end = _gap_end(record, policy)
     return max(moment, gap_end) if gap_end is not None else moment
+
+
+def _ready(moment: datetime, record: LifecycleRecord, policy: PolicyConfig, zone: str) -> datetime:
+    """Return the first time at or after `moment` the client may be contacted: the minimum
+    gap since the last contact has passed, and it is a contact day outside quiet hours in
+    the client's time zone."""
+    return next_contact_time(_not_before_gap(moment, record, policy), zone, policy)
+
+
+def _waiting_reason(record: LifecycleRecord, policy: PolicyConfig, now: datetime) -> str:
+    gap_end = _gap_end(record, policy)
+    if gap_end is not None and now < gap_end:
+        return "contact due, keeping the minimum gap since the last one"
+    return "contact due, waiting for the client's contact hours"
+
+
+def accept_final_notice(record: LifecycleRecord, accepted_at: datetime) -> LifecycleRecord:
+    """Return the record once the final notice was accepted by the mail server (or written
+    to the outbox) at `accepted_at`: the notice period runs from then. Unchanged when the
+    account is not waiting for that acceptance."""
+    if record.state is not State.FINAL_NOTICE or record.final_notice_at is not None:
+        return record
+    return record.evolve(final_notice_at=accepted_at)
 
 
 def _ceil_minute(moment: datetime) -> datetime:

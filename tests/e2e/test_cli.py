@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.daemon_process import lapse, start_daemon, stop_daemon, wait_for
+from tests.e2e.daemon_process import LAPSE, lapse, start_daemon, stop_daemon, wait_for
 
 
 @pytest.fixture
@@ -193,3 +193,31 @@ def first_sync(tmp_path: Path, env: dict[str, str]) -> None:
 def start_daemon_embedded(tmp_path: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """Start `lapse run` with no config file: the embedded defaults."""
     return start_daemon(None, tmp_path / "daemon.log", env=env)
+
+
+def test_notices_show_prints_the_message_as_sent_and_preview_sends_nothing(
+    tmp_path: Path, embedded_env: dict[str, str]
+) -> None:
+    first_sync(tmp_path, embedded_env)
+    outbox = tmp_path / "data" / "outbox"
+    history = json.loads(lapse("history", "echo", "--json", env=embedded_env).stdout)
+    detail = next(entry["detail"] for entry in history if entry["kind"] == "notice (sent)")
+    letter_id = detail.split()[1]  # "notice 3 to ..."
+
+    shown = subprocess.run(
+        [LAPSE, "notices", "show", letter_id], capture_output=True, env=embedded_env, check=False
+    )
+
+    assert shown.returncode == 0, shown.stderr
+    sent = [path.read_bytes() for path in outbox.glob("*.eml")]
+    assert shown.stdout in sent
+    before = sorted(outbox.iterdir())
+    preview = lapse("notices", "preview", "echo", "--type", "final", env=embedded_env)
+    assert preview.returncode == 0, preview.stderr
+    assert "Subject: Final notice" in preview.stdout
+    assert "¥3,850" in preview.stdout  # the sample invoice, in yen without decimals
+    assert "JST" in preview.stdout
+    assert sorted(outbox.iterdir()) == before
+    missing = lapse("notices", "show", "999", env=embedded_env)
+    assert missing.returncode == 1
+    assert "no notice with id 999" in missing.stderr

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from daemon.app import App, build_app
 from daemon.clock import VirtualClock
 from daemon.config.load import validate_config
+from daemon.config.schema import ALL_WEEKDAYS
 from daemon.store.models import Account
 
 
@@ -47,8 +48,15 @@ def write_billing(path: Path, accounts: list[dict[str, Any]]) -> None:
     path.write_text(json.dumps({"accounts": accounts}))
 
 
-def make_app(tmp_path: Path, state_url: str, clock: VirtualClock, **policy: Any) -> App:
-    """A real app: the given state DB, file billing and an outbox, all under tmp_path."""
+def make_app(
+    tmp_path: Path, state_url: str, clock: VirtualClock, *, anytime: bool = False, **policy: Any
+) -> App:
+    """A real app: the given state DB, file billing and an outbox, all under tmp_path.
+
+    `anytime` switches contact hours off, for tests that run on the real clock.
+    """
+    if anytime:
+        policy = {"quiet_hours": "", "contact_days": list(ALL_WEEKDAYS)} | policy
     raw = {
         "state": {"url": state_url},
         "billing": {"type": "file", "path": str(tmp_path / "billing.json")},

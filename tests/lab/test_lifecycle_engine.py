@@ -58,8 +58,10 @@ def test_whole_default_lifecycle_is_recorded_on_a_virtual_clock(
         (28, "reminded", "final-notice"),
         (35, "final-notice", "suspended"),
         (51, "suspended", "removal-warned(1)"),
-        (62, "removal-warned", "removal-warned(2)"),
-        (65, "removal-warned", "deleted"),
+        # Day 62 is a Sunday: the last warning waits for Monday and keeps its full
+        # three days' lead, so deletion moves from day 65 to day 66.
+        (63, "removal-warned", "removal-warned(2)"),
+        (66, "removal-warned", "deleted"),
     ]
     assert _events(app, "paid") == []
     with app.sessions() as session:
@@ -151,7 +153,7 @@ def test_paid_before_the_suspend_playbook_ran_cancels_both(tmp_path: Path, state
 def test_hold_and_release_through_the_engine(tmp_path: Path, state_url: str) -> None:
     clock = VirtualClock(T0)
     write_billing(tmp_path / "billing.json", [account("acme", T0 - 4 * DAY)])
-    app = make_app(tmp_path, state_url, clock)
+    app = make_app(tmp_path, state_url, clock, anytime=True)
     app.lifecycle.sync()
     app.lifecycle.apply_command("acme", commands.hold, "ops:alice", reason="dispute")
     run_days(app, clock, 20)

@@ -19,7 +19,7 @@ DAY = timedelta(days=1)
 
 def _app(tmp_path: Path, state_url: str, due: datetime):  # type: ignore[no-untyped-def]
     write_billing(tmp_path / "billing.json", [account("acme", due)])
-    return make_app(tmp_path, state_url, system_clock)  # type: ignore[arg-type]
+    return make_app(tmp_path, state_url, system_clock, anytime=True)  # type: ignore[arg-type]
 
 
 def _labels(app) -> list[str]:  # type: ignore[no-untyped-def]

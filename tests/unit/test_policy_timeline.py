@@ -10,9 +10,9 @@ import pytest
 
 from daemon.billing.snapshot import Instalment
 from daemon.config.schema import PolicyConfig
-from daemon.policy import LifecycleRecord, State, decide
+from daemon.policy import LifecycleRecord, State, accept_final_notice, decide
 from daemon.policy.commands import CommandRefusedError, hold, release
-from tests.unit.policy_helpers import DAY, T0, Driver, Step, snapshot
+from tests.unit.policy_helpers import DAY, T0, Driver, Step, anytime_policy, snapshot
 
 
 def test_default_policy_follows_the_documented_timeline() -> None:
@@ -183,7 +183,8 @@ def test_no_two_contacts_closer_than_the_minimum_gap(offsets: list[str], gap: st
     assert len(days) >= 5
     minimum = policy.min_contact_gap / DAY
     # Suspension follows the final notice by the notice period (7d), so every gap counts.
-    assert all(later - earlier >= minimum for earlier, later in itertools.pairwise(days))
+    # Contact hours apply too (the default policy's), so gaps are not whole days.
+    assert all(later - earlier >= minimum - 1e-9 for earlier, later in itertools.pairwise(days))
 
 
 def test_catch_up_after_a_long_absence_sends_the_final_notice_not_old_reminders() -> None:
@@ -235,19 +236,27 @@ def test_exemption_lifted_resumes_where_it_paused() -> None:
     ]
 
 
-def test_suspension_needs_a_recorded_final_notice() -> None:
-    """A record in final-notice without the notice's time on record never suspends."""
+def test_suspension_needs_a_final_notice_accepted_by_the_mail_server() -> None:
+    """A final notice queued but never accepted (or refused) never leads to suspension;
+    once accepted, the notice period runs from the acceptance, not from the queueing."""
     record = LifecycleRecord(account_id="acme", state=State.FINAL_NOTICE, suspend_at=T0)
-    decision = decide(snapshot(), record, PolicyConfig(), T0 + 100 * DAY)
+    decision = decide(snapshot(), record, anytime_policy(), T0 + 100 * DAY)
     assert not decision.changed
-    assert decision.reason == "no final notice on record, so no suspension"
+    assert decision.wake_at is None
+    assert decision.reason == "no suspension until the mail server has accepted the final notice"
+
+    accepted = accept_final_notice(record, T0 + 2 * DAY)
+    waiting = decide(snapshot(), accepted, anytime_policy(), T0 + 8 * DAY)
+    assert not waiting.changed
+    assert waiting.wake_at == T0 + 9 * DAY
+    assert decide(snapshot(), accepted, anytime_policy(), T0 + 9 * DAY).to_state is State.SUSPENDED
 
 
 def test_suspension_waits_a_full_notice_period_after_the_notice() -> None:
     record = LifecycleRecord(
         account_id="acme", state=State.FINAL_NOTICE, final_notice_at=T0, suspend_at=T0 + DAY
     )
-    decision = decide(snapshot(), record, PolicyConfig(), T0 + 3 * DAY)
+    decision = decide(snapshot(), record, anytime_policy(), T0 + 3 * DAY)
     assert not decision.changed
     assert decision.wake_at == T0 + timedelta(days=7)
 
@@ -256,6 +265,6 @@ def test_account_missing_from_billing_is_left_alone() -> None:
     record = LifecycleRecord(
         account_id="acme", state=State.FINAL_NOTICE, final_notice_at=T0, suspend_at=T0 + 7 * DAY
     )
-    decision = decide(None, record, PolicyConfig(), T0 + 30 * DAY)
+    decision = decide(None, record, anytime_policy(), T0 + 30 * DAY)
     assert not decision.changed
     assert decision.wake_at is None

@@ -1,0 +1,1 @@
+"""Tests of the billing sources and parsers against real files, databases and HTTP servers."""
