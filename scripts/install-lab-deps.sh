@@ -18,6 +18,7 @@ WANTED=(
     "zstd"
     "pigz"
     "rsync"
+    "openssl"
 )
 
 installed() {

@@ -13,7 +13,7 @@ import email.policy
 from collections.abc import Callable
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import parseaddr
+from email.utils import make_msgid, parseaddr
 
 import structlog
 from sqlalchemy import select
@@ -25,6 +25,7 @@ from daemon.clock import Clock
 from daemon.config.schema import PolicyConfig
 from daemon.lifecycle.records import record_from_row, write_record
 from daemon.notify.delivery.base import Delivery, PermanentDeliveryError, TemporaryDeliveryError
+from daemon.notify.errors import NoticeError
 from daemon.notify.request import NoticeRequest
 from daemon.policy import accept_final_notice
 from daemon.policy.model import Action, LifecycleRecord, NoticeKind, State
@@ -61,7 +62,13 @@ class NoticeDesk:
         action: Action,
         now: datetime,
     ) -> Correspondence:
-        """Render the notice `action` asks for and insert it as pending in `session`."""
+        """Render the notice `action` asks for and insert it as pending in `session`.
+
+        A notice that cannot be written at all (an unusable address, a broken
+        operator template) is recorded as failed and ops are alerted; the
+        transition is still recorded, and a final notice that was never sent
+        never leads to suspension.
+        """
         assert action.notice is not None
         request = NoticeRequest(
             kind=action.notice,
@@ -71,7 +78,10 @@ class NoticeDesk:
             policy=policy,
             now=now,
         )
-        message = self.compose(request)
+        try:
+            message = self.compose(request)
+        except NoticeError as error:
+            return self._unwritable(session, snapshot, action, now, str(error))
         letter = Correspondence(
             account_id=snapshot.account_id,
             notice=action.notice.value,
@@ -85,6 +95,34 @@ class NoticeDesk:
             raw=message.as_bytes(),
         )
         session.add(letter)
+        return letter
+
+    def _unwritable(
+        self,
+        session: Session,
+        snapshot: AccountSnapshot,
+        action: Action,
+        now: datetime,
+        error: str,
+    ) -> Correspondence:
+        """Record a notice that could not be composed as failed, and alert ops."""
+        assert action.notice is not None
+        letter = Correspondence(
+            account_id=snapshot.account_id,
+            notice=action.notice.value,
+            number=action.number,
+            recipient=snapshot.contact.email,
+            subject="(not written)",
+            # Unique like every Message-ID; no message exists to carry it.
+            message_id=make_msgid(domain="unwritten.invalid"),
+            status="failed",
+            transport=self.delivery.name,
+            created_at=now,
+            receipt=error,
+            raw=b"",
+        )
+        session.add(letter)
+        self._refused(session, letter, error)
         return letter
 
     def deliver_pending(self) -> int:
@@ -155,7 +193,7 @@ class NoticeDesk:
         acceptance), and the event log says why.
         """
         now = self.clock()
-        what = f"{letter.notice} notice to {letter.recipient} refused: {error}"
+        what = f"{letter.notice} notice to {letter.recipient} not delivered: {error}"
         if letter.notice == NoticeKind.FINAL.value:
             session.add(
                 Event(

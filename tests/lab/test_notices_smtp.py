@@ -86,6 +86,7 @@ def smtp_app(
         "notices": {
             "notifier": {"type": "smtp", "host": smtp.host, "port": smtp.port, "security": "plain"},
             "brand": {"company_name": "Example Hosting", "sender": "Billing <billing@example.com>"},
+            "templates_dir": str(tmp_path / "templates"),
         },
         "alerts": {
             "email": ["ops@example.com"],
@@ -224,3 +225,35 @@ def test_a_crash_between_send_and_record_gives_the_client_one_message(
     assert [(letter.notice, letter.status) for letter in letters] == [("reminder", "sent")]
     received = {m["Message-ID"] for m in client_messages(smtp_inbox)}
     assert received == {letters[0].message_id}
+
+
+def test_a_notice_that_cannot_be_written_is_recorded_failed_and_the_sync_goes_on(
+    tmp_path: Path, state_url: str, smtp_inbox: SMTPServer, ops_webhook: Any
+) -> None:
+    """An operator's broken final-notice template: the other accounts are still synced,
+    the final notice is recorded as not delivered, ops hear of it, nobody is suspended."""
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "final.txt").write_text(
+        "{% block subject %}{{ no_such_variable }}{% endblock %}"
+    )
+    clock = VirtualClock(T0 + 28 * DAY)
+    write_billing(
+        tmp_path / "billing.json",
+        [tokyo_account("echo", T0), tokyo_account("fresh", T0 + 25 * DAY)],
+    )
+    app = smtp_app(tmp_path, state_url, smtp_inbox, clock, ops_webhook)
+
+    app.lifecycle.sync()
+    run_days(app, clock, 20)
+
+    with app.sessions() as session:
+        states = dict(session.execute(select(Account.id, Account.state)).all())
+        failed = session.scalars(
+            select(Correspondence).where(Correspondence.status == "failed")
+        ).all()
+    assert states["echo"] == "final-notice"
+    assert [(letter.account_id, letter.notice) for letter in failed] == [("echo", "final")]
+    assert "no_such_variable" in (failed[0].receipt or "")
+    assert [alert["account"] for alert in ops_webhook.alerts] == ["echo"]
+    assert states["fresh"] == "reminded"  # its reminders went out as usual
+    assert {m["X-Lapse-Account"] for m in client_messages(smtp_inbox)} == {"fresh"}

@@ -1,0 +1,151 @@
+"""Rendering client notices: escaping, currencies, the final notice's content, overrides."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from daemon.billing.snapshot import AccountSnapshot, Contact, Invoice, LineItem
+from daemon.config.schema import BrandConfig, PolicyConfig
+from daemon.notify.compose import compose
+from daemon.notify.money import format_money
+from daemon.notify.request import NoticeRequest
+from daemon.notify.templates import create_environment
+from daemon.policy import LifecycleRecord, NoticeKind, State
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+SUSPEND_AT = datetime(2026, 3, 9, 8, 0, tzinfo=UTC)  # 17:00 in Tokyo
+BRAND = BrandConfig(
+    company_name="Example Hosting",
+    sender="Billing <billing@example.com>",
+    payment_url="https://pay.example.com/inv",
+)
+SCRIPT = "<script>alert(1)</script>"
+
+
+def account(name: str = "Ada", item: str = "Web hosting", currency: str = "EUR") -> AccountSnapshot:
+    """An account in Tokyo with one invoice of two lines."""
+    amounts = {"EUR": ("1200.50", "34.00"), "USD": ("29.00", "0.99"), "JPY": ("8400", "3000")}
+    first, second = (Decimal(a) for a in amounts[currency])
+    invoice = Invoice(
+        id="INV-7",
+        due_at=NOW - timedelta(days=28),
+        total=first + second,
+        amount_due=first + second,
+        currency=currency,
+        items=(LineItem(item, first), LineItem("Domain", second)),
+    )
+    return AccountSnapshot(
+        account_id="acme",
+        plan="default",
+        contact=Contact(name, "ada@example.org", "Asia/Tokyo"),
+        balance=invoice.amount_due,
+        currency=currency,
+        invoices=(invoice,),
+    )
+
+
+def render(kind: NoticeKind, snapshot: AccountSnapshot, **extra: object) -> tuple[str, str, str]:
+    """Compose a notice; returns (subject, text body, HTML body)."""
+    record = LifecycleRecord(
+        account_id="acme",
+        state=State.FINAL_NOTICE,
+        suspend_at=SUSPEND_AT,
+        delete_at=SUSPEND_AT + timedelta(days=30),
+        reminders_sent=1,
+    )
+    number = 1 if kind in (NoticeKind.REMINDER, NoticeKind.REMOVAL_WARNING) else 0
+    templates_dir = extra.pop("templates_dir", None)
+    request = NoticeRequest(kind, number, snapshot, record, PolicyConfig(), NOW, **extra)  # type: ignore[arg-type]
+    message = compose(request, BRAND, create_environment(templates_dir))  # type: ignore[arg-type]
+    text = message.get_body(preferencelist=("plain",))
+    html = message.get_body(preferencelist=("html",))
+    assert text is not None and html is not None
+    return str(message["Subject"]), text.get_content(), html.get_content()
+
+
+@pytest.mark.parametrize("kind", list(NoticeKind))
+def test_every_notice_kind_renders_text_and_html_with_headers(kind: NoticeKind) -> None:
+    snapshot = account()
+    request = NoticeRequest(
+        kind,
+        1 if kind in (NoticeKind.REMINDER, NoticeKind.REMOVAL_WARNING) else 0,
+        snapshot,
+        LifecycleRecord(account_id="acme", suspend_at=SUSPEND_AT, delete_at=SUSPEND_AT),
+        PolicyConfig(),
+        NOW,
+    )
+    message = compose(request, BRAND, create_environment())
+
+    assert message.get_content_type() == "multipart/alternative"
+    for header in ("From", "To", "Subject", "Date", "Message-ID", "X-Lapse-Notice"):
+        assert message[header], header
+    assert message["X-Lapse-Account"] == "acme"
+    assert message["Message-ID"].endswith("@example.com>")
+
+
+def test_client_text_is_escaped_in_html_and_verbatim_in_text() -> None:
+    _subject, text, html = render(NoticeKind.FINAL, account(name=SCRIPT, item=SCRIPT))
+
+    assert SCRIPT not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert SCRIPT in text
+
+
+@pytest.mark.parametrize(
+    ("currency", "line", "total"),
+    [("EUR", "€1,200.50", "€1,234.50"), ("USD", "$0.99", "$29.99"), ("JPY", "¥8,400", "¥11,400")],
+)
+def test_amounts_follow_the_currency(currency: str, line: str, total: str) -> None:
+    _subject, text, html = render(NoticeKind.FINAL, account(currency=currency))
+
+    assert line in text and total in text
+    assert line in html and total in html
+    if currency == "JPY":
+        assert "¥11,400.00" not in text  # yen have no minor unit
+
+
+def test_format_money_uses_each_currencys_minor_unit() -> None:
+    assert format_money(Decimal("1234.5"), "EUR") == "€1,234.50"
+    assert format_money(Decimal("29"), "USD") == "$29.00"
+    assert format_money(Decimal("11400"), "JPY") == "¥11,400"
+
+
+def test_final_notice_has_items_total_options_and_the_local_suspension_time() -> None:
+    subject, text, _html = render(NoticeKind.FINAL, account(currency="JPY"))
+
+    assert "Final notice" in subject
+    assert "INV-7" in text and "Web hosting" in text and "Domain" in text
+    assert "17:00 JST" in text  # 08:00 UTC in the client's zone
+    assert "9 March 2026" in text
+    assert BRAND.payment_url in text
+    assert "3 instalments" in text
+    assert "maintenance page" in text
+    assert "logins" in text
+
+
+def test_suspension_notice_offers_the_download_link_only_when_there_is_one() -> None:
+    link = "https://s3.example.com/backup.tar.zst?X-Amz-Expires=604800"
+    _subject, with_link, html = render(NoticeKind.SUSPENSION, account(), download_url=link)
+    _subject, without, _html = render(NoticeKind.SUSPENSION, account())
+
+    assert link in with_link
+    assert link.replace("&", "&amp;") in html
+    assert "https://s3.example.com" not in without
+
+
+def test_an_operator_template_overrides_the_shipped_one(tmp_path: Path) -> None:
+    (tmp_path / "reminder.txt").write_text(
+        "{% block subject %}Friendly nudge for {{ account_id }}{% endblock %}"
+        "{% block body %}Please pay.{% endblock %}\n"
+    )
+
+    subject, text, _html = render(NoticeKind.REMINDER, account(), templates_dir=tmp_path)
+    final_subject, _text, _html = render(NoticeKind.FINAL, account(), templates_dir=tmp_path)
+
+    assert subject == "Friendly nudge for acme"
+    assert "Please pay." in text
+    assert "Final notice" in final_subject
