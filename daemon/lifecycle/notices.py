@@ -194,7 +194,9 @@ class NoticeDesk:
         """
         now = self.clock()
         what = f"{letter.notice} notice to {letter.recipient} not delivered: {error}"
-        if letter.notice == NoticeKind.FINAL.value:
+        account = session.get(Account, letter.account_id)
+        held = account is not None and account.state == State.FINAL_NOTICE.value
+        if letter.notice == NoticeKind.FINAL.value and held:
             session.add(
                 Event(
                     account_id=letter.account_id,
