@@ -109,10 +109,10 @@ class LifecycleEngine:
             }
             for batch in _batches(result.snapshots, _BATCH):
                 due = [
-                    (snapshot, snapshot_to_json(snapshot), digest)
+                    snapshot
                     for snapshot in batch
                     if _needs_evaluation(
-                        known.get(snapshot.account_id), digest := self._digest(snapshot), now
+                        known.get(snapshot.account_id), self._digest(snapshot), now
                     )
                 ]
                 self._evaluate_batch(session, due, now, report)
@@ -176,7 +176,7 @@ class LifecycleEngine:
     def _evaluate_batch(
         self,
         session: Session,
-        due: list[tuple[AccountSnapshot, dict[str, Any], str]],
+        due: list[AccountSnapshot],
         now: datetime,
         report: SyncReport,
     ) -> None:
@@ -187,16 +187,16 @@ class LifecycleEngine:
         """
         if not due:
             return
-        ids = [snapshot.account_id for snapshot, _data, _digest in due]
+        ids = [snapshot.account_id for snapshot in due]
         rows = {
             row.id: row
             for row in session.scalars(
                 select(Account).options(defer(Account.snapshot)).where(Account.id.in_(ids))
             )
         }
-        for snapshot, data, digest in due:
+        for snapshot in due:
             row = rows.get(snapshot.account_id) or self._new_row(session, snapshot, now)
-            self._evaluate(session, row, snapshot, now, "billing-sync", report, (data, digest))
+            self._evaluate(session, row, snapshot, now, "billing-sync", report)
         session.flush()
         session.expunge_all()
 
@@ -208,14 +208,10 @@ class LifecycleEngine:
         now: datetime,
         actor: str,
         report: SyncReport,
-        stored: tuple[dict[str, Any], str] | None = None,
     ) -> None:
-        """Store the snapshot if it changed, then apply the policy until it rests.
-
-        `stored` is the snapshot's JSON and digest when the caller computed them.
-        """
+        """Store the snapshot if it changed, then apply the policy until it rests."""
         if snapshot is not None:
-            self._store_snapshot(row, snapshot, now, stored)
+            self._store_snapshot(row, snapshot, now)
         record = record_from_row(row)
         policy = self.policy_for(row.plan)
         decision = decide(snapshot, record, policy, now)
@@ -286,20 +282,11 @@ class LifecycleEngine:
         session.add(row)
         return row
 
-    @staticmethod
-    def _store_snapshot(
-        row: Account,
-        snapshot: AccountSnapshot,
-        now: datetime,
-        stored: tuple[dict[str, Any], str] | None,
-    ) -> None:
-        data, digest = stored or (
-            json_data := snapshot_to_json(snapshot),
-            snapshot_digest(json_data),
-        )
+    def _store_snapshot(self, row: Account, snapshot: AccountSnapshot, now: datetime) -> None:
+        digest = self._digest(snapshot)
         if digest == row.snapshot_hash:
             return
-        row.snapshot, row.snapshot_hash = data, digest
+        row.snapshot, row.snapshot_hash = snapshot_to_json(snapshot), digest
         row.plan, row.balance, row.currency = snapshot.plan, snapshot.balance, snapshot.currency
         row.updated_at = now
 

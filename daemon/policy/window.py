@@ -6,9 +6,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from daemon.config.schema import PolicyConfig
-
-_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+from daemon.config.schema import ALL_WEEKDAYS, PolicyConfig
 
 
 def next_contact_time(moment: datetime, zone: str, policy: PolicyConfig) -> datetime:
@@ -21,7 +19,7 @@ def next_contact_time(moment: datetime, zone: str, policy: PolicyConfig) -> date
     """
     local = moment.astimezone(_zone(zone))
     for _ in range(9):  # a week and a quiet night at most
-        if _WEEKDAYS[local.weekday()] not in policy.contact_days:
+        if ALL_WEEKDAYS[local.weekday()] not in policy.contact_days:
             local = _at(local.date() + timedelta(days=1), _quiet_end(policy), local.tzinfo)
             continue
         quiet = _quiet(policy)
@@ -35,9 +33,13 @@ def next_contact_time(moment: datetime, zone: str, policy: PolicyConfig) -> date
 
 def _quiet(policy: PolicyConfig) -> tuple[time, time] | None:
     """Return the quiet hours as (start, end) local times, or None when there are none."""
-    if not policy.quiet_hours:
-        return None
-    start, end = policy.quiet_hours.split("-")
+    return _parse_quiet(policy.quiet_hours) if policy.quiet_hours else None
+
+
+@lru_cache(maxsize=64)
+def _parse_quiet(text: str) -> tuple[time, time]:
+    """Parse 'HH:MM-HH:MM' (checked by the schema) once per distinct value."""
+    start, end = text.split("-")
     return time.fromisoformat(start), time.fromisoformat(end)
 
 
