@@ -12,6 +12,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.alerts import OpsAlerts
+from daemon.backup.service import BackupService
+from daemon.backup.stores import create_store
 from daemon.billing.base import BillingSource
 from daemon.billing.dispatch import create_source
 from daemon.clock import Clock, system_clock
@@ -25,6 +27,7 @@ from daemon.notify.templates import create_environment
 from daemon.samples.billing import ensure_sample_billing
 from daemon.store.db import open_engine, session_factory, state_url
 from daemon.store.migrate import migrate
+from daemon.transport import Transports
 
 
 @dataclass
@@ -38,6 +41,8 @@ class App:
     notices: NoticeDesk
     lifecycle: LifecycleEngine
     clock: Clock
+    transports: Transports
+    backups: BackupService
 
 
 def open_state(config: Config) -> tuple[Engine, sessionmaker[Session]]:
@@ -63,7 +68,11 @@ def build_app(config: Config, clock: Clock = system_clock, *, migrate_db: bool =
     alerts = OpsAlerts(config.alerts, delivery, config.notices.brand.sender)
     notices = NoticeDesk(sessions, composer, delivery, clock, alerts)
     lifecycle = LifecycleEngine(sessions, config, billing, notices, clock)
-    return App(config, engine, sessions, billing, notices, lifecycle, clock)
+    transports = Transports(dict(config.hosts))
+    backups = BackupService(
+        sessions, config, create_store(config.backup.store), transports, clock, alerts
+    )
+    return App(config, engine, sessions, billing, notices, lifecycle, clock, transports, backups)
 
 
 def _compose(

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from types import FrameType
 
 import structlog
 
 from daemon.app import App
+from daemon.backup.retention import expire_backups
+from daemon.backup.stores.base import StoreError
 from daemon.scheduler import LapseScheduler
+from daemon.store.db import StoreError as StoreDBError
 
 log = structlog.get_logger("lapse.service")
+
+# Backup retention is measured in days; checking hourly is plenty and costs one query.
+HOUSEKEEPING_INTERVAL = 3600.0
 
 
 def serve(app: App, stop: threading.Event | None = None) -> int:
@@ -25,6 +32,9 @@ def serve(app: App, stop: threading.Event | None = None) -> int:
     delivered = app.notices.deliver_pending()
     if delivered:
         log.info("delivered notices left pending by the last run", count=delivered)
+    interrupted = app.backups.recover_interrupted()
+    if interrupted:
+        log.warning("backups interrupted by the last stop were marked failed", count=interrupted)
     scheduler = LapseScheduler(app.engine, app.lifecycle, app.config.daemon.sync_interval)
     scheduler.start()
     log.info(
@@ -32,14 +42,28 @@ def serve(app: App, stop: threading.Event | None = None) -> int:
         state=app.engine.url.render_as_string(hide_password=True),
         sync_interval=str(app.config.daemon.sync_interval),
     )
+    next_housekeeping = time.monotonic()
     try:
         while not stop.wait(timeout=1.0):
-            pass
+            if time.monotonic() >= next_housekeeping:
+                _expire_backups(app)
+                next_housekeeping = time.monotonic() + HOUSEKEEPING_INTERVAL
     finally:
         log.info("lapse stopping")
         scheduler.shutdown()
         app.engine.dispose()
     return 0
+
+
+def _expire_backups(app: App) -> None:
+    """Expire backups past their retention; a store failure is logged and retried later."""
+    try:
+        expired = expire_backups(app.backups, app.clock())
+    except (StoreError, StoreDBError) as error:
+        log.error("backup retention could not run; will retry", error=str(error))
+        return
+    if expired:
+        log.info("expired backups past their retention", count=len(expired))
 
 
 def _install_signal_handlers(stop: threading.Event) -> None:

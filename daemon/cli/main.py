@@ -6,13 +6,17 @@ import sys
 
 import click
 
+from daemon.backup.errors import BackupError
+from daemon.backup.stores.base import StoreError as BackupStoreError
 from daemon.billing.base import BillingError
-from daemon.cli import holds, notices, planning, process, views
+from daemon.cli import backups, holds, notices, planning, process, views
 from daemon.config import ConfigError
 from daemon.config.secrets import SecretError
 from daemon.lifecycle.engine import UnknownAccountError
+from daemon.logs import configure_logging
 from daemon.policy.commands import CommandRefusedError
 from daemon.store.db import StoreError
+from daemon.transport import CommandError, TransportError
 
 # Errors meant for people: shown as one clear line, exit status 1.
 _PEOPLE_ERRORS = (
@@ -22,6 +26,10 @@ _PEOPLE_ERRORS = (
     SecretError,
     UnknownAccountError,
     CommandRefusedError,
+    BackupError,
+    BackupStoreError,
+    TransportError,
+    CommandError,
 )
 
 
@@ -29,9 +37,12 @@ _PEOPLE_ERRORS = (
 @click.version_option(package_name="lapse")
 def cli() -> None:
     """Lapse: a humane, documented lifecycle for hosting accounts that stopped paying."""
+    # Logs go to stderr, so `--json` output on stdout stays parseable; `run` reconfigures
+    # with the config's level and format.
+    configure_logging("info", "auto")
 
 
-for module in (process, views, planning, holds, notices):
+for module in (process, views, planning, holds, notices, backups):
     for command in module.COMMANDS:
         cli.add_command(command)
 

@@ -17,14 +17,19 @@ from daemon.store.migrate import migrate
 
 
 @click.command()
+@click.option("--once", is_flag=True, help="Sync billing and act on what is due once, then exit.")
 @config_option
-def run(config_path: Path | None) -> None:
+def run(once: bool, config_path: Path | None) -> None:
     """Run the daemon: sync billing, send notices, act at each deadline."""
     config = read_config(config_path)
     configure_logging(config.daemon.log_level, config.daemon.log_format)
     if config_path is None:
         prepare_embedded_data(config, system_clock())
     app = build_app(config)
+    if once:
+        report = app.lifecycle.sync()
+        click.echo(report.summary())
+        return
     sys.exit(serve(app))
 
 

@@ -238,6 +238,33 @@ class PolicyConfig(Section):
         return self
 
 
+class DatabaseAdmin(Section):
+    """How Lapse reaches a host's database server to dump and restore account databases.
+
+    The password goes to the dump tools through their environment on the host
+    (MYSQL_PWD, PGPASSWORD), never on a command line.
+    """
+
+    host: str | None = Field(
+        default=None,
+        description="Database server address as seen from the host; unset uses the local socket.",
+        examples=["127.0.0.1"],
+    )
+    port: int | None = Field(
+        default=None, ge=1, le=65535, description="Database server port.", examples=[3306]
+    )
+    user: str | None = Field(
+        default=None,
+        description="Administrative user; unset uses the tool's default (e.g. the SSH user).",
+        examples=["lapse_backup"],
+    )
+    password: SecretRef | None = Field(
+        default=None,
+        description="Its password; unset relies on socket or peer authentication.",
+        examples=[{"env": "LAPSE_MARIADB_PASSWORD"}],
+    )
+
+
 class HostConfig(Section):
     """A hosting server Lapse acts on."""
 
@@ -271,6 +298,29 @@ class HostConfig(Section):
     )
     max_sessions: int = Field(
         default=4, ge=1, description="Commands run at once on this host.", examples=[4]
+    )
+    connect_timeout: Duration = Field(
+        default=timedelta(seconds=15), description="SSH connect timeout.", examples=["15s"]
+    )
+    command_timeout: Duration = Field(
+        default=timedelta(hours=1),
+        description="How long a command may stay silent (streams) or run (other commands).",
+        examples=["1h"],
+    )
+    keepalive: Duration = Field(
+        default=timedelta(seconds=30),
+        description="SSH keepalive interval, so a dead link is noticed.",
+        examples=["30s"],
+    )
+    mariadb: DatabaseAdmin = Field(
+        default_factory=DatabaseAdmin,
+        description="Access to the host's MariaDB/MySQL server for dumps and restores.",
+        examples=[{"user": "lapse_backup", "password": {"env": "LAPSE_MARIADB_PASSWORD"}}],
+    )
+    postgresql: DatabaseAdmin = Field(
+        default_factory=DatabaseAdmin,
+        description="Access to the host's PostgreSQL server for dumps and restores.",
+        examples=[{"user": "postgres"}],
     )
 
     @model_validator(mode="after")
@@ -311,6 +361,29 @@ class S3Store(Section):
     storage_class: str | None = Field(
         default=None, description="Storage class for backup objects.", examples=["STANDARD_IA"]
     )
+    kms_key_id: str | None = Field(
+        default=None,
+        description="KMS key for server_side_encryption = 'aws:kms'.",
+        examples=["arn:aws:kms:eu-central-1:111122223333:key/abcd"],
+    )
+    upload_concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="Parts uploaded at once; memory is about (this + 1) x the part size.",
+        examples=[2],
+    )
+    download_link_expiry: Duration = Field(
+        default=timedelta(days=7),
+        description="How long a client's backup download link stays valid (at most 7 days).",
+        examples=["7d"],
+    )
+
+    @model_validator(mode="after")
+    def _link_expiry(self) -> S3Store:
+        if self.download_link_expiry > timedelta(days=7):
+            raise ValueError("'download_link_expiry' can be at most 7d (an S3 presign limit)")
+        return self
 
 
 StoreConfig = Annotated[LocalStore | S3Store, Field(discriminator="type")]

@@ -23,7 +23,8 @@ SFTP_SERVER = Path("/usr/lib/openssh/sftp-server")
 class SSHServer:
     """Handle on the lab sshd.
 
-    `user` logs in with the private key at `client_key_path`; `known_hosts_path` holds
+    `user` (and `root_user`, for what needs root: ownership, useradd) logs in with the
+    private key at `client_key_path`; `known_hosts_path` holds
     the host key as `[host]:port ssh-ed25519 ...`, which OpenSSH and paramiko both read.
     `host_public_key` is that host key line without the host part ("ssh-ed25519 AAAA...").
     """
@@ -37,6 +38,7 @@ class SSHServer:
     host_public_key: str
     config_path: Path
     process: ManagedProcess
+    root_user: str = "root"
 
     def ssh_argv(self, *command: str, user: str | None = None) -> list[str]:
         """Return an OpenSSH client argv running `command` on the lab server as `user`.
@@ -127,6 +129,10 @@ def start_sshd(workdir: Path, host: str = "127.0.0.1") -> SSHServer:
     known_hosts = workdir / "known_hosts"
     known_hosts.write_text(f"[{host}]:{port} {host_public_key}\n")
 
+    authorized_dir = workdir / "authorized_keys"
+    authorized_dir.mkdir(exist_ok=True)
+    for login in (SSH_USER, "root"):
+        (authorized_dir / login).write_text(client_public + "\n")
     config = workdir / "sshd_config"
     lines = [
         f"ListenAddress {host}",
@@ -137,7 +143,8 @@ def start_sshd(workdir: Path, host: str = "127.0.0.1") -> SSHServer:
         "PasswordAuthentication no",
         "KbdInteractiveAuthentication no",
         "PubkeyAuthentication yes",
-        "AuthorizedKeysFile .ssh/authorized_keys",
+        # Keys for both lab users live in the workdir, so root's own ~/.ssh is never touched.
+        f"AuthorizedKeysFile {authorized_dir}/%u .ssh/authorized_keys",
         # The lab's files live in /tmp with root ownership; modes are not what is tested.
         "StrictModes no",
         f"AllowUsers {SSH_USER} root",

@@ -116,7 +116,7 @@ def fill_billing_table(url: str, rows: list[dict[str, str]]) -> None:
     with engine.begin() as connection:
         connection.execute(text(f"CREATE TABLE billing_lines ({columns})"))
         # Our own column names, not input: nothing to inject.
-        insert = f"INSERT INTO billing_lines VALUES ({placeholders})"  # noqa: S608
+        insert = f"INSERT INTO billing_lines VALUES ({placeholders})"
         connection.execute(text(insert), rows)
     engine.dispose()
 

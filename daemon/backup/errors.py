@@ -1,0 +1,11 @@
+"""Errors of the backup subsystem, each naming the backup or account concerned."""
+
+from __future__ import annotations
+
+
+class BackupError(Exception):
+    """A backup, verification or restore could not be done; the message says why."""
+
+
+class UnknownBackupError(BackupError):
+    """No backup with the given id exists in the state database."""

@@ -1,0 +1,422 @@
+"""Taking backups: site files, databases and history, streamed from the host into the store.
+
+A backup is recorded as 'running' before the first byte moves, so a crash never
+leaves it unrecorded; it ends 'completed' (everything uploaded, manifest
+written) and, once every object was re-read and matched, 'verified'. A failure
+removes whatever objects the backup had written and records the error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib.metadata import version
+from pathlib import PurePosixPath
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from daemon.alerts import OpsAlerts
+from daemon.backup import commands
+from daemon.backup.errors import BackupError, UnknownBackupError
+from daemon.backup.history import export_history
+from daemon.backup.manifest import MANIFEST_NAME, BackupObject, Manifest
+from daemon.backup.pump import pump
+from daemon.backup.sizing import DATABASE_PART_SIZE, part_size_for
+from daemon.backup.stores.base import BackupStore, StoreError
+from daemon.backup.views import BackupView
+from daemon.billing.snapshot import Database, Service
+from daemon.config.schema import Config, HostConfig
+from daemon.lifecycle.engine import UnknownAccountError, stored_snapshot
+from daemon.store.models import Account, Backup
+from daemon.transport import CommandError, Transport, TransportError, Transports
+
+log = structlog.get_logger("lapse.backup")
+
+_WARNING_PREFIX = "lapse-warning: "
+
+
+@dataclass
+class _Run:
+    """The state of one backup while it is taken."""
+
+    backup_id: str
+    manifest: Manifest
+    retain_until: datetime
+    tools: dict[str, commands.HostTools] = field(default_factory=dict)
+
+
+def new_backup_id(at: datetime) -> str:
+    """Return a new backup id: its UTC time (sortable) and a random suffix."""
+    return at.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def object_key(account_id: str, backup_id: str, name: str = "") -> str:
+    """Return the store key of object `name` of a backup (its prefix when `name` is empty)."""
+    return f"{account_id}/{backup_id}/{name}"
+
+
+class BackupService:
+    """Takes and lists backups of accounts into one store."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        config: Config,
+        store: BackupStore,
+        transports: Transports,
+        clock: Callable[[], datetime],
+        alerts: OpsAlerts | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.config = config
+        self.store = store
+        self.transports = transports
+        self.clock = clock
+        self._alerts = alerts
+
+    def create(self, account_id: str, *, reason: str = "manual", verify: bool = True) -> BackupView:
+        """Back up the account's site files, databases and history, then verify the backup.
+
+        Returns the backup as stored. Raises UnknownAccountError for an account never
+        synced, BackupError (with the host's error output) when any part fails; a
+        failed backup is recorded as 'failed' and leaves no objects behind.
+        """
+        now = self.clock()
+        backup_id = new_backup_id(now)
+        with self.sessions() as session:
+            account = session.get(Account, account_id)
+            if account is None:
+                raise UnknownAccountError(f"no account {account_id!r} in the state database")
+            snapshot = stored_snapshot(account)
+            history = export_history(session, account, now)
+            session.add(
+                Backup(
+                    id=backup_id,
+                    account_id=account_id,
+                    store=self.store.kind,
+                    location=self.store.describe(object_key(account_id, backup_id)),
+                    status="running",
+                    reason=reason,
+                    created_at=now,
+                )
+            )
+            session.commit()
+        log.info("backup started", account=account_id, backup=backup_id, reason=reason)
+        run = _Run(
+            backup_id,
+            Manifest(
+                backup_id=backup_id,
+                account_id=account_id,
+                reason=reason,
+                created_at=now.isoformat(),
+                lapse_version=version("lapse"),
+            ),
+            retain_until=now + self.config.backup.retention,
+        )
+        try:
+            for index, service in enumerate(snapshot.services if snapshot else (), start=1):
+                self._back_up_service(run, index, service)
+            run.manifest.objects.append(self._put_history(run, history))
+            run.manifest.completed_at = self.clock().isoformat()
+            self.store.put(
+                object_key(account_id, backup_id, MANIFEST_NAME),
+                json.dumps(run.manifest.as_dict(), indent=2).encode(),
+                retain_until=run.retain_until,
+            )
+        except BaseException as error:
+            self._fail(run, error)
+            if isinstance(error, Exception):
+                raise self._wrapped(run, error) from error
+            raise
+        self._finish(run)
+        log.info(
+            "backup completed",
+            account=account_id,
+            backup=backup_id,
+            objects=len(run.manifest.objects),
+            bytes=run.manifest.size,
+        )
+        if verify:
+            from daemon.backup.verify import verify_backup  # here: verify imports this module
+
+            verify_backup(self, backup_id)
+        return self.get(backup_id)
+
+    def get(self, backup_id: str) -> BackupView:
+        """Return the backup `backup_id`. Raises UnknownBackupError."""
+        with self.sessions() as session:
+            row = session.get(Backup, backup_id)
+            if row is None:
+                raise UnknownBackupError(f"no backup {backup_id!r} in the state database")
+            return BackupView.of(row)
+
+    def list(self, account_id: str) -> list[BackupView]:
+        """Return the account's backups, newest first."""
+        with self.sessions() as session:
+            rows = session.scalars(
+                select(Backup)
+                .where(Backup.account_id == account_id)
+                .order_by(Backup.created_at.desc(), Backup.id.desc())
+            ).all()
+            return [BackupView.of(row) for row in rows]
+
+    def latest_verified(self, account_id: str, since: datetime | None = None) -> BackupView | None:
+        """Return the newest verified backup of the account (made at or after `since`)."""
+        for backup in self.list(account_id):
+            if backup.verified and (since is None or backup.created_at >= since):
+                return backup
+        return None
+
+    def download_links(self, backup_id: str) -> dict[str, str]:
+        """Return links a client can download the backup's site files and databases with,
+        by object name; empty when the store cannot give links (a local directory)."""
+        backup = self.get(backup_id)
+        if backup.manifest is None:
+            return {}
+        expires = getattr(self.config.backup.store, "download_link_expiry", None)
+        if expires is None:
+            return {}
+        links = {}
+        for entry in backup.manifest.objects:
+            if entry.kind in ("files", "database"):
+                url = self.store.download_url(
+                    object_key(backup.account_id, backup.id, entry.name), expires
+                )
+                if url:
+                    links[entry.name] = url
+        return links
+
+    def recover_interrupted(self) -> int:
+        """Mark backups left 'running' by a stopped process as failed and remove their
+        objects and unfinished uploads. Returns how many there were."""
+        with self.sessions() as session:
+            rows = session.scalars(select(Backup).where(Backup.status == "running")).all()
+            for row in rows:
+                prefix = object_key(row.account_id, row.id)
+                try:
+                    self.store.abort_incomplete(prefix)
+                    self.store.delete_prefix(prefix)
+                except StoreError as error:
+                    log.warning(
+                        "cannot clean up interrupted backup", backup=row.id, error=str(error)
+                    )
+                row.status = "failed"
+                row.error = "interrupted: Lapse stopped while the backup ran"
+                row.completed_at = self.clock()
+            session.commit()
+            return len(rows)
+
+    # -- taking one backup -------------------------------------------------------------
+
+    def _host(self, name: str) -> tuple[Transport, HostConfig]:
+        host = self.config.hosts.get(name)
+        if host is None:
+            raise BackupError(
+                f"host {name!r} named by the billing data is not in the config's [hosts] table"
+            )
+        return self.transports.get(name), host
+
+    def _tools(self, run: _Run, name: str, transport: Transport) -> commands.HostTools:
+        if name not in run.tools:
+            output = transport.run(commands.probe_script(), "tool probe").stdout.decode()
+            try:
+                run.tools[name] = commands.HostTools.parse(output, name)
+            except ValueError as error:
+                raise BackupError(str(error)) from error
+            run.manifest.tools[name] = run.tools[name].versions
+            run.manifest.hosts.append(name)
+        return run.tools[name]
+
+    def _back_up_service(self, run: _Run, index: int, service: Service) -> None:
+        transport, host = self._host(service.host)
+        tools = self._tools(run, service.host, transport)
+        if service.docroot:
+            real, size = self._measure(transport, host, service.docroot)
+            name = f"files-{index}.tar.{commands.EXTENSIONS[tools.compressor]}"
+            run.manifest.objects.append(
+                self._stream(
+                    run,
+                    transport,
+                    commands.files_script(real, tools.compressor),
+                    name=name,
+                    label=f"tar of {real}",
+                    part_size=part_size_for(size),
+                    entry=BackupObject(
+                        name, "files", real, tools.compressor, 0, "", host=service.host
+                    ),
+                )
+            )
+        for database in service.databases:
+            run.manifest.objects.append(self._dump(run, transport, host, service, database, tools))
+
+    def _measure(self, transport: Transport, host: HostConfig, docroot: str) -> tuple[str, int]:
+        """Return the docroot's real path and size, refusing one outside the allowed roots."""
+        self._check_inside_roots(docroot, host, "docroot")
+        output = transport.run(commands.measure_script(docroot), f"measure {docroot}").stdout
+        lines = output.decode("utf-8", errors="surrogateescape").splitlines()
+        if len(lines) != 2 or not lines[1].isdigit():
+            raise BackupError(f"unexpected answer measuring {docroot}: {output[:200]!r}")
+        real = lines[0]
+        # A docroot that is a symlink must still resolve inside the allowed roots.
+        self._check_inside_roots(real, host, f"docroot {docroot} (resolved)")
+        return real, int(lines[1])
+
+    @staticmethod
+    def _check_inside_roots(path: str, host: HostConfig, what: str) -> None:
+        candidate = PurePosixPath(path)
+        if not candidate.is_absolute() or ".." in candidate.parts or "\n" in path:
+            raise BackupError(f"{what} {path!r} is not a plain absolute path")
+        roots = [PurePosixPath(root) for root in host.allowed_roots]
+        if not any(candidate.is_relative_to(root) and candidate != root for root in roots):
+            raise BackupError(
+                f"{what} {path} lies outside the host's allowed_roots "
+                f"({', '.join(str(root) for root in roots)})"
+            )
+
+    def _dump(
+        self,
+        run: _Run,
+        transport: Transport,
+        host: HostConfig,
+        service: Service,
+        database: Database,
+        tools: commands.HostTools,
+    ) -> BackupObject:
+        try:
+            if database.engine == "mariadb":
+                admin = host.mariadb
+                script = commands.mariadb_dump_script(database.name, admin, tools.compressor)
+                name = f"db-mariadb-{database.name}.sql.{commands.EXTENSIONS[tools.compressor]}"
+                compression = tools.compressor
+            elif database.engine == "postgresql":
+                admin = host.postgresql
+                script = commands.postgres_dump_script(database.name, admin)
+                name = f"db-postgresql-{database.name}.dump"
+                compression = "pg_dump"
+            else:
+                raise BackupError(
+                    f"database {database.name!r} has engine {database.engine!r}; "
+                    "Lapse dumps 'mariadb' and 'postgresql'"
+                )
+            stdin = commands.password_line(admin)
+        except commands.UnsafeValueError as error:
+            raise BackupError(str(error)) from error
+        return self._stream(
+            run,
+            transport,
+            script,
+            name=name,
+            label=f"dump of {database.engine} database {database.name}",
+            part_size=DATABASE_PART_SIZE,
+            entry=BackupObject(
+                name,
+                "database",
+                database.name,
+                compression,
+                0,
+                "",
+                engine=database.engine,
+                host=service.host,
+            ),
+            stdin=stdin,
+        )
+
+    def _stream(
+        self,
+        run: _Run,
+        transport: Transport,
+        script: str,
+        *,
+        name: str,
+        label: str,
+        part_size: int,
+        entry: BackupObject,
+        stdin: bytes = b"",
+    ) -> BackupObject:
+        """Run `script` and stream its output into the object `name`; fill in `entry`.
+
+        The command's exit status is checked before the upload is completed, so a
+        failed dump never becomes an object.
+        """
+        key = object_key(run.manifest.account_id, run.backup_id, name)
+        upload = self.store.begin_upload(key, part_size=part_size, retain_until=run.retain_until)
+        try:
+            with transport.start(script, label) as process:
+                if stdin:
+                    process.write(stdin)
+                process.close_stdin()
+                entry.size, entry.sha256 = pump(process, upload)
+                result = process.check()
+            upload.complete()
+        except BaseException:
+            upload.abort()
+            raise
+        entry.warnings = [
+            line.removeprefix(_WARNING_PREFIX)
+            for line in result.stderr.splitlines()
+            if line.startswith(_WARNING_PREFIX)
+        ]
+        for warning in entry.warnings:
+            log.warning("backup warning", backup=run.backup_id, object=name, warning=warning)
+        log.info("backup object stored", backup=run.backup_id, object=name, bytes=entry.size)
+        return entry
+
+    def _put_history(self, run: _Run, history: bytes) -> BackupObject:
+        name = "history.json"
+        self.store.put(
+            object_key(run.manifest.account_id, run.backup_id, name),
+            history,
+            retain_until=run.retain_until,
+        )
+        return BackupObject(
+            name,
+            "history",
+            "lapse state database",
+            "none",
+            len(history),
+            hashlib.sha256(history).hexdigest(),
+        )
+
+    def _finish(self, run: _Run) -> None:
+        with self.sessions() as session:
+            row = session.get(Backup, run.backup_id)
+            assert row is not None
+            row.status = "completed"
+            row.completed_at = self.clock()
+            row.size_bytes = run.manifest.size
+            row.manifest = run.manifest.as_dict()
+            session.commit()
+
+    def _fail(self, run: _Run, error: BaseException) -> None:
+        """Record the failure and remove what the backup wrote (best effort)."""
+        message = str(self._wrapped(run, error))
+        prefix = object_key(run.manifest.account_id, run.backup_id)
+        try:
+            self.store.delete_prefix(prefix)
+        except StoreError as cleanup:
+            message += f" (its partial objects could not be removed: {cleanup})"
+        with self.sessions() as session:
+            row = session.get(Backup, run.backup_id)
+            assert row is not None
+            row.status = "failed"
+            row.completed_at = self.clock()
+            row.error = message
+            row.manifest = run.manifest.as_dict()
+            session.commit()
+        log.error(
+            "backup failed", account=run.manifest.account_id, backup=run.backup_id, error=message
+        )
+        if self._alerts is not None and isinstance(error, Exception):
+            self._alerts.alert("backup-failed", run.manifest.account_id, message, self.clock())
+
+    @staticmethod
+    def _wrapped(run: _Run, error: BaseException) -> BackupError:
+        known = (BackupError, CommandError, TransportError, StoreError)
+        cause = str(error) if isinstance(error, known) else f"{type(error).__name__}: {error}"
+        return BackupError(f"backup {run.backup_id} of {run.manifest.account_id} failed: {cause}")

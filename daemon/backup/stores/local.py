@@ -1,0 +1,122 @@
+"""A backup store in a local directory (the embedded default).
+
+Objects are written as `KEY.partial` and renamed into place when complete, so a
+crash never leaves something that looks like a finished object. Files are 0600
+and directories 0700: backups hold client data.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import datetime, timedelta
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+from daemon.backup.stores.base import BackupStore, StoreError, Upload
+
+_PARTIAL = ".partial"
+
+
+class LocalUpload(Upload):
+    """An object being written to a `.partial` file next to its final path."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._partial = path.with_name(path.name + _PARTIAL)
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            descriptor = os.open(self._partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        except OSError as error:
+            raise StoreError(f"cannot write {self._partial}: {error}") from error
+        self._file: BinaryIO = os.fdopen(descriptor, "wb")
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._file.write(data)
+        except OSError as error:
+            raise StoreError(f"cannot write {self._partial}: {error}") from error
+
+    def complete(self) -> None:
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            self._partial.replace(self._path)
+        except OSError as error:
+            raise StoreError(f"cannot finish {self._path}: {error}") from error
+
+    def abort(self) -> None:
+        self._file.close()
+        self._partial.unlink(missing_ok=True)
+
+
+class LocalStore(BackupStore):
+    """Backups under one directory, one sub-directory per account and backup."""
+
+    kind = "local"
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+
+    def _path(self, key: str) -> Path:
+        relative = PurePosixPath(key)
+        if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+            raise StoreError(f"object key {key!r} would leave the store directory")
+        return self._root.joinpath(*relative.parts)
+
+    def describe(self, key: str) -> str:
+        return str(self._path(key))
+
+    def begin_upload(
+        self, key: str, *, part_size: int, retain_until: datetime | None = None
+    ) -> Upload:
+        # A directory cannot lock files against its owner; retention is Lapse's own.
+        return LocalUpload(self._path(key))
+
+    def open(self, key: str) -> BinaryIO:
+        path = self._path(key)
+        try:
+            return path.open("rb")
+        except OSError as error:
+            raise StoreError(f"cannot read backup object {path}: {error.strerror}") from error
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            path.unlink(missing_ok=True)
+            # Drop the backup's and account's directories once they are empty.
+            for parent in (path.parent, path.parent.parent):
+                if parent != self._root and not any(parent.iterdir()):
+                    parent.rmdir()
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            raise StoreError(f"cannot delete {path}: {error.strerror}") from error
+
+    def delete_prefix(self, prefix: str) -> int:
+        base = self._path(prefix.rstrip("/"))
+        if not base.exists():
+            return 0
+        files = [path for path in base.rglob("*") if not path.is_dir()]
+        try:
+            shutil.rmtree(base)
+            account_dir = base.parent
+            if account_dir != self._root and not any(account_dir.iterdir()):
+                account_dir.rmdir()
+        except OSError as error:
+            raise StoreError(f"cannot delete {base}: {error}") from error
+        return len(files)
+
+    def download_url(self, key: str, expires: timedelta) -> str | None:
+        return None  # a path on the Lapse machine is no link for a client
+
+    def abort_incomplete(self, prefix: str) -> int:
+        base = self._path(prefix) if prefix else self._root
+        if not base.exists():
+            return 0
+        removed = 0
+        for partial in base.rglob("*" + _PARTIAL):
+            partial.unlink(missing_ok=True)
+            removed += 1
+        return removed

@@ -1,0 +1,50 @@
+"""A read-only view of a backup row, detached from the database session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from daemon.backup.manifest import Manifest
+from daemon.store.models import Backup
+
+
+@dataclass(frozen=True)
+class BackupView:
+    """What the state database knows about one backup."""
+
+    id: str
+    account_id: str
+    store: str
+    location: str
+    status: str
+    reason: str
+    created_at: datetime
+    completed_at: datetime | None
+    verified_at: datetime | None
+    size_bytes: int | None
+    error: str | None
+    manifest: Manifest | None
+
+    @property
+    def verified(self) -> bool:
+        """Whether every object was re-read and matched its manifest."""
+        return self.status == "verified"
+
+    @classmethod
+    def of(cls, row: Backup) -> BackupView:
+        """Build the view of `row`."""
+        return cls(
+            id=row.id,
+            account_id=row.account_id,
+            store=row.store,
+            location=row.location,
+            status=row.status,
+            reason=row.reason,
+            created_at=row.created_at,
+            completed_at=row.completed_at,
+            verified_at=row.verified_at,
+            size_bytes=row.size_bytes,
+            error=row.error,
+            manifest=Manifest.from_dict(row.manifest) if row.manifest else None,
+        )

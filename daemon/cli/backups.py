@@ -1,0 +1,161 @@
+"""Backup commands for ops: take, list, verify and restore backups by hand."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from daemon.app import build_app
+from daemon.backup.errors import BackupError
+from daemon.backup.restore import RestoreRequest, restore_backup
+from daemon.backup.verify import verify_backup
+from daemon.backup.views import BackupView
+from daemon.cli.common import (
+    config_option,
+    json_option,
+    operator,
+    read_config,
+    show_json,
+    show_table,
+)
+
+
+def _summary(backup: BackupView) -> dict[str, Any]:
+    return {
+        "id": backup.id,
+        "status": backup.status,
+        "reason": backup.reason,
+        "created_at": backup.created_at,
+        "verified_at": backup.verified_at,
+        "size_bytes": backup.size_bytes,
+        "objects": len(backup.manifest.objects) if backup.manifest else 0,
+        "location": backup.location,
+        "error": backup.error,
+    }
+
+
+@click.command()
+@click.argument("account")
+@click.option("--no-verify", is_flag=True, help="Skip re-reading the backup after it is taken.")
+@json_option
+@config_option
+def backup(account: str, no_verify: bool, as_json: bool, config_path: Path | None) -> None:
+    """Back up ACCOUNT's site files, databases and history now, then verify the backup."""
+    app = build_app(read_config(config_path))
+    try:
+        made = app.backups.create(account, reason=f"manual {operator()}"[:40], verify=not no_verify)
+    finally:
+        app.transports.close()
+    if as_json:
+        show_json(_summary(made))
+        return
+    click.echo(f"backup {made.id} of {account}: {made.status}, {made.size_bytes} bytes")
+    click.echo(f"  at {made.location}")
+    for entry in made.manifest.objects if made.manifest else []:
+        warnings = f"  (warning: {'; '.join(entry.warnings)})" if entry.warnings else ""
+        click.echo(f"  {entry.name}: {entry.size} bytes, sha256 {entry.sha256[:16]}…{warnings}")
+
+
+@click.command()
+@click.argument("account")
+@json_option
+@config_option
+def backups(account: str, as_json: bool, config_path: Path | None) -> None:
+    """List ACCOUNT's backups, newest first, with their verification status."""
+    app = build_app(read_config(config_path))
+    rows = [_summary(made) for made in app.backups.list(account)]
+    if as_json:
+        show_json(rows)
+        return
+    columns = ["id", "status", "reason", "created_at", "verified_at", "size_bytes", "error"]
+    show_table(f"backups of {account}", columns, [[row[c] for c in columns] for row in rows])
+
+
+@click.command()
+@click.argument("backup_id")
+@json_option
+@config_option
+def verify(backup_id: str, as_json: bool, config_path: Path | None) -> None:
+    """Re-read every object of BACKUP_ID and check its size and SHA-256 (exit 1 if not)."""
+    app = build_app(read_config(config_path))
+    report = verify_backup(app.backups, backup_id)
+    if as_json:
+        show_json(
+            {
+                "backup": backup_id,
+                "ok": report.ok,
+                "objects": [
+                    {"name": c.name, "ok": c.ok, "problem": c.problem, "listing": c.listing}
+                    for c in report.checks
+                ],
+            }
+        )
+    else:
+        for check in report.checks:
+            click.echo(
+                f"  {'ok  ' if check.ok else 'FAIL'} {check.name}"
+                + (f": {check.problem}" if check.problem else "")
+            )
+        click.echo(f"backup {backup_id}: {'verified' if report.ok else 'CORRUPT'}")
+    if not report.ok:
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("account")
+@click.option(
+    "--backup",
+    "backup_id",
+    default="latest",
+    show_default=True,
+    help="Backup id, or 'latest' for the newest verified backup.",
+)
+@click.option("--to-host", help="Restore onto this host instead of the one backed up.")
+@click.option("--path", help="Put site files into this directory instead of the docroot.")
+@click.option("--files-only", is_flag=True, help="Restore site files only.")
+@click.option("--databases-only", is_flag=True, help="Restore databases only.")
+@click.option("--dry-run", is_flag=True, help="Check the backup and show what would be restored.")
+@config_option
+def restore(
+    account: str,
+    backup_id: str,
+    to_host: str | None,
+    path: str | None,
+    files_only: bool,
+    databases_only: bool,
+    dry_run: bool,
+    config_path: Path | None,
+) -> None:
+    """Restore ACCOUNT's site files and databases from a backup."""
+    if files_only and databases_only:
+        raise click.UsageError("--files-only and --databases-only exclude each other")
+    app = build_app(read_config(config_path))
+    if backup_id == "latest":
+        latest = app.backups.latest_verified(account)
+        if latest is None:
+            raise BackupError(f"{account} has no verified backup to restore")
+        backup_id = latest.id
+    elif app.backups.get(backup_id).account_id != account:
+        raise BackupError(f"backup {backup_id} belongs to another account, not {account}")
+    request = RestoreRequest(
+        backup_id,
+        host=to_host,
+        path=path,
+        files=not databases_only,
+        databases=not files_only,
+        dry_run=dry_run,
+    )
+    try:
+        report = restore_backup(app.backups, request)
+    finally:
+        app.transports.close()
+    verb = "would restore" if dry_run else "restored"
+    for item in report.restored:
+        click.echo(f"  {verb} {item.name} ({item.bytes} bytes) to {item.host}:{item.target}")
+    click.echo(f"{account}: {verb} backup {backup_id} as {operator()}")
+
+
+COMMANDS = (backup, backups, verify, restore)

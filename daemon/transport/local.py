@@ -1,0 +1,110 @@
+"""The `local` transport: scripts run on this machine through subprocess.
+
+For operators running Lapse on the hosting server itself (the embedded default).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import threading
+from typing import IO
+
+from daemon.transport.base import (
+    CommandResult,
+    RemoteProcess,
+    StderrTail,
+    Transport,
+    TransportError,
+)
+
+
+class LocalProcess(RemoteProcess):
+    """A bash process on this machine with its stderr drained by a thread."""
+
+    def __init__(self, host: str, label: str, popen: subprocess.Popen[bytes], timeout: float):
+        self.host = host
+        self.label = label
+        self._popen = popen
+        self._timeout = timeout
+        self._stderr = StderrTail()
+        assert popen.stderr is not None
+        self._drainer = threading.Thread(
+            target=_drain, args=(popen.stderr, self._stderr), daemon=True, name="stderr"
+        )
+        self._drainer.start()
+
+    def read(self, size: int) -> bytes:
+        assert self._popen.stdout is not None
+        return self._popen.stdout.read1(size)  # type: ignore[attr-defined,no-any-return]
+
+    def write(self, data: bytes) -> None:
+        assert self._popen.stdin is not None
+        try:
+            self._popen.stdin.write(data)
+            self._popen.stdin.flush()
+        except BrokenPipeError:
+            raise TransportError(f"{self.label} on {self.host} stopped reading its input") from None
+
+    def close_stdin(self) -> None:
+        assert self._popen.stdin is not None
+        # A command that ended without reading everything breaks the pipe; its status
+        # tells why, so that is not an error here.
+        with contextlib.suppress(BrokenPipeError):
+            self._popen.stdin.close()
+
+    def wait(self) -> CommandResult:
+        try:
+            status = self._popen.wait(timeout=self._timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise TransportError(
+                f"{self.label} on {self.host} did not finish within {self._timeout:g} s"
+            ) from None
+        self._drainer.join()
+        for stream in (self._popen.stdout, self._popen.stdin):
+            if stream is not None and not stream.closed:
+                stream.close()
+        # A shell reports death by signal as a negative status; keep it visible as such.
+        return CommandResult(status, b"", self._stderr.text())
+
+    def kill(self) -> None:
+        if self._popen.poll() is None:
+            self._popen.kill()
+            self._popen.wait()
+        self._drainer.join(timeout=5)
+
+
+def _drain(stream: IO[bytes], tail: StderrTail) -> None:
+    while chunk := stream.read1(1 << 16):  # type: ignore[attr-defined]
+        tail.add(chunk)
+    stream.close()
+
+
+class LocalTransport(Transport):
+    """Runs scripts with the privileges of the Lapse process itself."""
+
+    def __init__(self, name: str, command_timeout: float = 3600.0, max_sessions: int = 4):
+        self.name = name
+        self._timeout = command_timeout
+        self._slots = threading.BoundedSemaphore(max_sessions)
+
+    def _spawn(self, script: str, label: str) -> LocalProcess:
+        self._slots.acquire()
+        try:
+            popen = subprocess.Popen(
+                ["bash", "-o", "pipefail", "-c", script],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        except OSError as error:
+            self._slots.release()
+            raise TransportError(f"cannot start bash on {self.name}: {error}") from error
+        return LocalProcess(self.name, label, popen, self._timeout)
+
+    def _release(self) -> None:
+        self._slots.release()
+
+    def close(self) -> None:
+        """Nothing to close: every command is its own process."""

@@ -1,0 +1,97 @@
+"""`lapse backup`, `backups`, `verify` and `restore` as an on-call engineer types them."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from tests.e2e.daemon_process import lapse
+from tests.lab.backup_helpers import tree_fingerprint
+
+
+def _config(tmp_path: Path, www: Path) -> Path:
+    billing = {
+        "accounts": [
+            {
+                "account_id": "acct-7",
+                "plan": "default",
+                "contact": {"name": "Client", "email": "c@example.org"},
+                "currency": "EUR",
+                "balance": "0",
+                "invoices": [],
+                "services": [
+                    {"host": "web1", "system_user": "acct7", "docroot": str(www / "site")}
+                ],
+            }
+        ]
+    }
+    (tmp_path / "billing.json").write_text(json.dumps(billing))
+    config = tmp_path / "lapse.toml"
+    config.write_text(
+        f"""
+[state]
+url = "sqlite:///{tmp_path / "state.db"}"
+[billing]
+type = "file"
+path = "billing.json"
+[hosts.web1]
+transport = "local"
+playbook = "nginx-linux"
+allowed_roots = ["{www}"]
+[backup.store]
+type = "local"
+path = "backups"
+[notices.notifier]
+type = "outbox"
+path = "outbox"
+"""
+    )
+    return config
+
+
+def test_backup_list_verify_and_restore_from_the_command_line(tmp_path: Path) -> None:
+    www = tmp_path / "www"
+    (www / "site" / "css").mkdir(parents=True)
+    (www / "site" / "index.html").write_text("<p>hello</p>")
+    (www / "site" / "css" / "main.css").write_text("p{}")
+    config = str(_config(tmp_path, www))
+    assert lapse("migrate", "-c", config).returncode == 0
+    synced = lapse("run", "--once", "-c", config)
+    assert synced.returncode == 0, synced.stderr
+
+    made = lapse("backup", "acct-7", "--json", "-c", config)
+    assert made.returncode == 0, made.stderr
+    backup = json.loads(made.stdout)
+    assert backup["status"] == "verified" and backup["objects"] == 2
+
+    listed = json.loads(lapse("backups", "acct-7", "--json", "-c", config).stdout)
+    assert [item["id"] for item in listed] == [backup["id"]]
+
+    verified = lapse("verify", backup["id"], "-c", config)
+    assert verified.returncode == 0
+    assert f"backup {backup['id']}: verified" in verified.stdout
+
+    staging = www / "restored"
+    restored = lapse("restore", "acct-7", "--path", str(staging), "-c", config)
+    assert restored.returncode == 0, restored.stderr
+    assert tree_fingerprint(staging) == tree_fingerprint(www / "site")
+
+    # A damaged object: verify says which and exits 1; restore refuses.
+    archive = next((tmp_path / "backups").rglob("files-1.tar.*"))
+    os.truncate(archive, archive.stat().st_size // 2)
+    broken = lapse("verify", backup["id"], "-c", config)
+    assert broken.returncode == 1
+    assert "FAIL files-1.tar" in broken.stdout
+    refused = lapse("restore", "acct-7", "--backup", backup["id"], "-c", config)
+    assert refused.returncode == 1
+    assert "corrupt" in refused.stderr
+
+
+def test_backup_of_an_unknown_account_is_a_clear_error(tmp_path: Path) -> None:
+    www = tmp_path / "www"
+    (www / "site").mkdir(parents=True)
+    config = str(_config(tmp_path, www))
+    result = lapse("backup", "nobody", "-c", config)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "lapse: no account 'nobody' in the state database"

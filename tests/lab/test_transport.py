@@ -1,0 +1,175 @@
+"""The transports against a real OpenSSH sshd (and subprocess for `local`)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from daemon.transport import CommandError, HostKeyError, Transport, TransportError
+from daemon.transport.local import LocalTransport
+from daemon.transport.ssh import SSHTransport
+from tests.lab.services.sshd import SSHServer
+
+
+def ssh_transport(sshd: SSHServer, **options: object) -> SSHTransport:
+    """An SSHTransport to the lab sshd as root; `options` override its settings."""
+    settings: dict[str, object] = {
+        "port": sshd.port,
+        "user": sshd.root_user,
+        "known_hosts": sshd.known_hosts_path,
+        "key_file": sshd.client_key_path,
+    } | options
+    return SSHTransport("lab", sshd.host, **settings)  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=["ssh", "local"])
+def transport(request: pytest.FixtureRequest) -> Iterator[Transport]:
+    if request.param == "ssh":
+        made: Transport = ssh_transport(request.getfixturevalue("sshd"))
+    else:
+        made = LocalTransport("this-machine")
+    yield made
+    made.close()
+
+
+def test_run_returns_output_and_status(transport: Transport) -> None:
+    result = transport.run("printf 'hello %s' \"$(echo world)\"", "greeting")
+    assert result.stdout == b"hello world"
+    assert result.status == 0
+
+
+def test_a_failing_command_names_status_and_stderr(transport: Transport) -> None:
+    with pytest.raises(CommandError) as caught:
+        transport.run("echo 'disk quota exceeded' >&2; exit 7", "quota check")
+    assert caught.value.status == 7
+    assert "quota check" in str(caught.value)
+    assert "disk quota exceeded" in str(caught.value)
+
+
+def test_pipelines_fail_when_any_stage_fails(transport: Transport) -> None:
+    # Without pipefail this would report gzip's status 0 and hide the failed dump.
+    with pytest.raises(CommandError) as caught:
+        transport.run("(echo partial; exit 3) | gzip -c > /dev/null", "dump")
+    assert caught.value.status == 3
+
+
+def test_heavy_stderr_does_not_block_stdout(transport: Transport) -> None:
+    """20 MB on each stream at once: a reader that ignores stderr would stall."""
+    script = "head -c 20000000 /dev/zero >&2 & head -c 20000000 /dev/zero; wait"
+    with transport.start(script, "noisy") as process:
+        received = len(process.read_all())
+        result = process.check()
+    assert received == 20_000_000
+    assert len(result.stderr) <= 64 * 1024  # only the tail is kept
+
+
+def test_stdin_is_streamed_into_the_command(transport: Transport) -> None:
+    data = os.urandom(8 * 1024 * 1024)
+    with transport.start("sha256sum | cut -d' ' -f1", "hash") as process:
+        for offset in range(0, len(data), 1 << 20):
+            process.write(data[offset : offset + (1 << 20)])
+        process.close_stdin()
+        output = process.read_all().decode().strip()
+        process.check()
+    assert output == hashlib.sha256(data).hexdigest()
+
+
+def test_ssh_reuses_one_connection(sshd: SSHServer) -> None:
+    transport = ssh_transport(sshd)
+    try:
+        transport.run("true", "first")
+        first = transport.connection()
+        transport.run("true", "second")
+        assert transport.connection() is first
+    finally:
+        transport.close()
+
+
+def test_ssh_reconnects_after_the_connection_dropped(sshd: SSHServer) -> None:
+    transport = ssh_transport(sshd)
+    try:
+        transport.run("true", "first")
+        transport.connection().close()
+        assert transport.run("echo again", "second").stdout == b"again\n"
+    finally:
+        transport.close()
+
+
+def test_a_dropped_connection_mid_stream_is_an_error(sshd: SSHServer) -> None:
+    transport = ssh_transport(sshd)
+    try:
+        with (
+            pytest.raises(TransportError, match="lost"),
+            transport.start("head -c 200000000 /dev/zero", "stream") as process,
+        ):
+            assert process.read(1 << 16)
+            transport.connection().sock.close()  # the link goes down under the reader
+            while process.read(1 << 20):
+                pass
+            process.wait()
+    finally:
+        transport.close()
+
+
+def test_session_limit_queues_commands(sshd: SSHServer) -> None:
+    transport = ssh_transport(sshd, max_sessions=1)
+    started: list[float] = []
+    try:
+        with transport.start("sleep 1", "first") as first:
+
+            def second() -> None:
+                transport.run("true", "second")
+                started.append(time.monotonic())
+
+            thread = threading.Thread(target=second)
+            released = time.monotonic()
+            thread.start()
+            first.read_all()
+            first.check()
+            released = time.monotonic()
+        thread.join(timeout=30)
+    finally:
+        transport.close()
+    assert started and started[0] >= released
+
+
+def test_unknown_host_key_refuses_to_connect(sshd: SSHServer, tmp_path: Path) -> None:
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    transport = ssh_transport(sshd, known_hosts=empty)
+    with pytest.raises(HostKeyError, match="no key for"):
+        transport.run("true", "probe")
+
+
+def test_changed_host_key_refuses_to_connect(sshd: SSHServer, tmp_path: Path) -> None:
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    impostor = (tmp_path / "other_key.pub").read_text().split()[:2]
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[{sshd.host}]:{sshd.port} {' '.join(impostor)}\n")
+    transport = ssh_transport(sshd, known_hosts=known)
+    with pytest.raises(HostKeyError, match="does not match"):
+        transport.run("true", "probe")
+
+
+def test_a_3_gib_stream_completes(sshd: SSHServer) -> None:
+    """paramiko's own rekey at 2^29 bytes stalls long streams (paramiko #822): 3 GiB
+    is six times past that point and must arrive whole."""
+    size = 3 * 1024**3
+    transport = ssh_transport(sshd)
+    received = 0
+    try:
+        with transport.start(f"head -c {size} /dev/zero", "3 GiB") as process:
+            while chunk := process.read(1 << 20):
+                received += len(chunk)
+            process.check()
+    finally:
+        transport.close()
+    assert received == size
