@@ -72,6 +72,7 @@ def build_app(config: Config, clock: Clock = system_clock, *, migrate_db: bool =
     backups = BackupService(
         sessions, config, create_store(config.backup.store), transports, clock, alerts
     )
+    notices.download_link = backups.client_download_link
     return App(config, engine, sessions, billing, notices, lifecycle, clock, transports, backups)
 
 

@@ -192,6 +192,21 @@ class BackupService:
                     links[entry.name] = url
         return links
 
+    def client_download_link(self, account_id: str) -> str | None:
+        """Return a link to the site files of the account's newest verified backup, for a
+        client notice; None when there is none or the store cannot sign one (the notice
+        then goes out without it: the link matters less than the notice)."""
+        latest = self.latest_verified(account_id)
+        if latest is None:
+            return None
+        try:
+            links = self.download_links(latest.id)
+        except StoreError as error:
+            log.warning("no download link for the notice", account=account_id, error=str(error))
+            return None
+        files = [url for name, url in links.items() if name.startswith("files-")]
+        return files[0] if files else None
+
     def recover_interrupted(self) -> int:
         """Mark backups left 'running' by a stopped process as failed and remove their
         objects and unfinished uploads. Returns how many there were."""

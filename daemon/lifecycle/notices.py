@@ -33,6 +33,9 @@ from daemon.store.models import Account, Correspondence, Event
 
 log = structlog.get_logger("lapse.notices")
 
+# Notices sent once the site is backed up, which can offer the client a copy.
+_NOTICES_WITH_DOWNLOAD = frozenset({NoticeKind.SUSPENSION, NoticeKind.REMOVAL_WARNING})
+
 Composer = Callable[[NoticeRequest], EmailMessage]
 
 
@@ -52,6 +55,14 @@ class NoticeDesk:
         self.delivery = delivery
         self.clock = clock
         self.alerts = alerts
+        # Set by the app once backups exist: account id -> a client download link or None.
+        self.download_link: Callable[[str], str | None] | None = None
+
+    def _download_url(self, account_id: str, kind: NoticeKind) -> str | None:
+        """Return the backup link a suspension or removal warning offers, if there is one."""
+        if self.download_link is None or kind not in _NOTICES_WITH_DOWNLOAD:
+            return None
+        return self.download_link(account_id)
 
     def queue(
         self,
@@ -77,6 +88,7 @@ class NoticeDesk:
             record=record,
             policy=policy,
             now=now,
+            download_url=self._download_url(snapshot.account_id, action.notice),
         )
         try:
             message = self.compose(request)

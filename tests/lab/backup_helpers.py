@@ -166,8 +166,10 @@ def backup_app(
     store: dict[str, Any],
     accounts: list[dict[str, Any]],
     retention: str = "90d",
+    policy: dict[str, Any] | None = None,
 ) -> App:
-    """A real app with the given hosts, store and billing accounts, synced once."""
+    """A real app with the given hosts, store, billing accounts and default policy,
+    synced once."""
     (tmp_path / "billing.json").write_text(json.dumps({"accounts": accounts}))
     raw = {
         "state": {"url": state_url},
@@ -175,6 +177,7 @@ def backup_app(
         "backup": {"store": store, "retention": retention},
         "notices": {"notifier": {"type": "outbox", "path": str(tmp_path / "outbox")}},
         "hosts": hosts,
+        "policy": {"default": policy or {}},
     }
     config = validate_config(raw, source="test", base_dir=tmp_path)
     app = build_app(config, clock)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import hashlib
 import json
 import os
@@ -10,19 +12,22 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from daemon.app import App
 from daemon.backup.errors import BackupError
 from daemon.backup.restore import RestoreRequest, restore_backup
 from daemon.backup.verify import verify_backup
 from daemon.clock import VirtualClock
+from daemon.config.schema import ALL_WEEKDAYS
 from daemon.policy.commands import hold
-from daemon.store.models import Backup
+from daemon.store.models import Backup, Correspondence
 from tests.lab.backup_helpers import (
     SITE_GID,
     SITE_UID,
     backup_app,
     local_host,
+    s3_store,
     site_account,
     tree_fingerprint,
 )
@@ -34,8 +39,10 @@ from tests.lab.backup_scene import (
     mariadb_rows,
     postgres_rows,
 )
+from tests.lab.engine_helpers import run_days
 from tests.lab.services.mariadb import MariaDBServer
 from tests.lab.services.postgres import PostgresServer
+from tests.lab.services.s3 import S3Server
 
 
 def test_backup_verifies_and_restores_files_and_databases(
@@ -199,3 +206,42 @@ def test_interrupted_backups_are_marked_failed(setup: dict[str, Any]) -> None:
     assert app.backups.recover_interrupted() == 1
     row = app.backups.get("20261102T090000Z-dead00")
     assert row.status == "failed" and row.error is not None and "interrupted" in row.error
+
+
+def test_the_suspension_notice_carries_a_download_link(
+    tmp_path: Path, sqlite_url: str, s3_credentials: S3Server
+) -> None:
+    www = tmp_path / "www"
+    (www / "site").mkdir(parents=True)
+    (www / "site" / "index.html").write_text("<p>shop</p>")
+    bucket = s3_credentials.create_bucket("links")
+    overdue = site_account("acct-9", "web1", www / "site", [])
+    overdue["balance"] = "30.00"
+    overdue["invoices"] = [
+        {"id": "INV-9", "due_at": NOW.isoformat(), "total": "30.00", "items": []}
+    ]
+    clock = VirtualClock(NOW)
+    app = backup_app(
+        tmp_path,
+        sqlite_url,
+        clock,
+        hosts={"web1": local_host([www])},
+        store=s3_store(s3_credentials.endpoint_url, bucket),
+        accounts=[overdue],
+        policy={"quiet_hours": "", "contact_days": list(ALL_WEEKDAYS)},
+    )
+    backup = app.backups.create("acct-9", reason="suspension")
+
+    run_days(app, clock, 60)
+
+    with app.sessions() as session:
+        letter = session.scalars(
+            select(Correspondence).where(Correspondence.notice == "suspension")
+        ).one()
+    text = email.message_from_bytes(letter.raw, policy=email.policy.default)
+    body = text.get_body(preferencelist=("plain",))
+    assert body is not None
+    content = body.get_content()
+    link = next(line for line in content.splitlines() if line.startswith("http"))
+    assert f"/{bucket}/acct-9/{backup.id}/files-1.tar.zst?" in link
+    assert httpx.get(link, timeout=30).status_code == 200
