@@ -24,7 +24,8 @@ from daemon.notify.compose import compose
 from daemon.notify.delivery.dispatch import create_delivery
 from daemon.notify.request import NoticeRequest
 from daemon.notify.templates import create_environment
-from daemon.samples.billing import ensure_sample_billing
+from daemon.playbooks.runner import PlaybookRunner
+from daemon.samples.billing import ensure_demo_sites, ensure_sample_billing
 from daemon.store.db import open_engine, session_factory, state_url
 from daemon.store.migrate import migrate
 from daemon.transport import Transports
@@ -43,6 +44,7 @@ class App:
     clock: Clock
     transports: Transports
     backups: BackupService
+    runner: PlaybookRunner
 
 
 def open_state(config: Config) -> tuple[Engine, sessionmaker[Session]]:
@@ -73,7 +75,10 @@ def build_app(config: Config, clock: Clock = system_clock, *, migrate_db: bool =
         sessions, config, create_store(config.backup.store), transports, clock, alerts
     )
     notices.download_link = backups.client_download_link
-    return App(config, engine, sessions, billing, notices, lifecycle, clock, transports, backups)
+    runner = PlaybookRunner(config, lifecycle, billing, backups, transports, alerts)
+    return App(
+        config, engine, sessions, billing, notices, lifecycle, clock, transports, backups, runner
+    )
 
 
 def _compose(
@@ -88,5 +93,6 @@ def prepare_embedded_data(config: Config, now: datetime) -> bool:
     Returns whether the file was written.
     """
     if isinstance(config.billing, FileBilling):
+        ensure_demo_sites(config.billing.path.parent / "sites")
         return bool(ensure_sample_billing(config.billing.path, now))
     return False

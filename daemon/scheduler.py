@@ -21,6 +21,7 @@ from sqlalchemy import Engine, select
 
 from daemon.billing.base import BillingError
 from daemon.lifecycle.engine import LifecycleEngine, SyncReport
+from daemon.playbooks.runner import PlaybookRunner
 from daemon.store.models import Account
 
 log = structlog.get_logger("lapse.scheduler")
@@ -48,8 +49,17 @@ def run_wake(account_id: str) -> None:
 class LapseScheduler:
     """Owns the APScheduler instance and keeps its jobs in step with the accounts table."""
 
-    def __init__(self, engine: Engine, lifecycle: LifecycleEngine, sync_interval: timedelta):
+    def __init__(
+        self,
+        engine: Engine,
+        lifecycle: LifecycleEngine,
+        sync_interval: timedelta,
+        runner: PlaybookRunner | None = None,
+    ):
         self.lifecycle = lifecycle
+        # Runs the playbook phases transitions queued, in the same worker as the
+        # evaluations: a phase never overlaps an evaluation of its account.
+        self.runner = runner
         self.sync_interval = sync_interval
         self.horizon = max(2 * sync_interval, timedelta(hours=1))
         self.last_sync: datetime | None = None
@@ -115,6 +125,7 @@ class LapseScheduler:
             log.error("billing sync failed; will retry at the next interval", error=str(error))
             return
         self.reconcile()
+        self._run_playbooks()
 
     def _wake(self, account_id: str) -> None:
         # On a billing failure, try again in five minutes.
@@ -127,6 +138,11 @@ class LapseScheduler:
             return
         for wake_id, moment in report.wakeups.items():
             self._schedule_wake(wake_id, moment)
+        self._run_playbooks()
+
+    def _run_playbooks(self) -> None:
+        if self.runner is not None:
+            self.runner.run_pending()
 
     def reconcile(self) -> int:
         """Make the wake-up jobs match the accounts' next deadlines within the horizon.

@@ -35,7 +35,9 @@ def serve(app: App, stop: threading.Event | None = None) -> int:
     interrupted = app.backups.recover_interrupted()
     if interrupted:
         log.warning("backups interrupted by the last stop were marked failed", count=interrupted)
-    scheduler = LapseScheduler(app.engine, app.lifecycle, app.config.daemon.sync_interval)
+    scheduler = LapseScheduler(
+        app.engine, app.lifecycle, app.config.daemon.sync_interval, app.runner
+    )
     scheduler.start()
     log.info(
         "lapse running",

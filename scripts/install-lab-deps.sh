@@ -19,6 +19,7 @@ WANTED=(
     "pigz"
     "rsync"
     "openssl"
+    "cron"
 )
 
 installed() {

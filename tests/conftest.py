@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.lab.fixtures", "tests.lab.state_db", "tests.lab.backup_scene"]
+pytest_plugins = [
+    "tests.lab.fixtures",
+    "tests.lab.state_db",
+    "tests.lab.backup_scene",
+    "tests.lab.playbook_scene",
+]
 
 _TESTS = Path(__file__).resolve().parent
 # Tests under these directories need the real services, whatever fixtures they name.

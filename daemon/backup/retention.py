@@ -17,12 +17,12 @@ from sqlalchemy.orm import Session
 
 from daemon.backup.service import BackupService, object_key
 from daemon.backup.stores.base import StoreError
-from daemon.policy.model import SUSPENDED_STATES, State
+from daemon.policy.model import FAILED_STATES, SUSPENDED_STATES, State
 from daemon.store.models import Account, Backup, Event, ScheduledAction
 
 log = structlog.get_logger("lapse.backup")
 
-_PROTECTING_STATES = frozenset({*SUSPENDED_STATES, State.LEGAL_HOLD})
+_PROTECTING_STATES = frozenset({*SUSPENDED_STATES, *FAILED_STATES, State.LEGAL_HOLD})
 _ENDING_STATES = (State.ACTIVE.value, State.DELETED.value)
 _EXPIRABLE = ("completed", "verified", "corrupt", "failed")
 

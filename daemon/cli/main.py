@@ -9,11 +9,12 @@ import click
 from daemon.backup.errors import BackupError
 from daemon.backup.stores.base import StoreError as BackupStoreError
 from daemon.billing.base import BillingError
-from daemon.cli import backups, holds, notices, planning, process, views
+from daemon.cli import backups, holds, notices, planning, playbooks, process, views
 from daemon.config import ConfigError
 from daemon.config.secrets import SecretError
 from daemon.lifecycle.engine import UnknownAccountError
 from daemon.logs import configure_logging
+from daemon.playbooks.templating import TemplateError
 from daemon.policy.commands import CommandRefusedError
 from daemon.store.db import StoreError
 from daemon.transport import CommandError, TransportError
@@ -30,6 +31,7 @@ _PEOPLE_ERRORS = (
     BackupStoreError,
     TransportError,
     CommandError,
+    TemplateError,
 )
 
 
@@ -42,7 +44,7 @@ def cli() -> None:
     configure_logging("info", "auto")
 
 
-for module in (process, views, planning, holds, notices, backups):
+for module in (process, views, planning, holds, notices, backups, playbooks):
     for command in module.COMMANDS:
         cli.add_command(command)
 

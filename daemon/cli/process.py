@@ -29,6 +29,10 @@ def run(once: bool, config_path: Path | None) -> None:
     if once:
         report = app.lifecycle.sync()
         click.echo(report.summary())
+        ran = app.runner.run_pending()
+        if ran:
+            click.echo(f"{ran} playbook phase(s) run")
+        app.transports.close()
         return
     sys.exit(serve(app))
 

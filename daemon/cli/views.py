@@ -15,7 +15,14 @@ from daemon.app import open_state
 from daemon.cli.common import config_option, json_option, read_config, show_json, show_table
 from daemon.lifecycle.engine import UnknownAccountError, record_of
 from daemon.store.migrate import migrate
-from daemon.store.models import Account, Correspondence, Event, ScheduledAction
+from daemon.store.models import (
+    Account,
+    Correspondence,
+    Event,
+    PlaybookRun,
+    ScheduledAction,
+    StepRecord,
+)
 
 
 def _session(config_path: Path | None) -> Session:
@@ -109,30 +116,57 @@ def _timeline(session: Session, account: str) -> list[dict[str, Any]]:
     letters = session.scalars(
         select(Correspondence).where(Correspondence.account_id == account)
     ).all()
-    entries = [
-        {
-            "at": e.at,
-            "kind": "transition",
-            "what": f"{e.from_state} -> {e.details.get('label', e.to_state)}",
-            "detail": e.reason,
-            "actor": e.actor,
-            "order": (e.at, 0, e.id),
-        }
-        for e in events
-    ] + [
-        {
-            "at": c.sent_at or c.created_at,
-            "kind": f"notice ({c.status})",
-            "what": c.notice + (f" #{c.number}" if c.number else ""),
-            # The id is what `lapse notices show ID` takes.
-            "detail": f"notice {c.id} to {c.recipient}: {c.subject} [{c.message_id}]"
-            + (f" ({c.receipt})" if c.status == "failed" else ""),
-            "actor": c.transport,
-            "order": (c.created_at, 1, c.id),
-        }
-        for c in letters
-    ]
+    entries = (
+        [
+            {
+                "at": e.at,
+                "kind": "transition",
+                "what": f"{e.from_state} -> {e.details.get('label', e.to_state)}",
+                "detail": e.reason,
+                "actor": e.actor,
+                "order": (e.at, 0, e.id),
+            }
+            for e in events
+        ]
+        + [
+            {
+                "at": c.sent_at or c.created_at,
+                "kind": f"notice ({c.status})",
+                "what": c.notice + (f" #{c.number}" if c.number else ""),
+                # The id is what `lapse notices show ID` takes.
+                "detail": f"notice {c.id} to {c.recipient}: {c.subject} [{c.message_id}]"
+                + (f" ({c.receipt})" if c.status == "failed" else ""),
+                "actor": c.transport,
+                "order": (c.created_at, 1, c.id),
+            }
+            for c in letters
+        ]
+        + _step_entries(session, account)
+    )
     entries.sort(key=_order)
+    return entries
+
+
+def _step_entries(session: Session, account: str) -> list[dict[str, Any]]:
+    """One entry per playbook step run on the account's hosts, with its outcome."""
+    rows = session.execute(
+        select(PlaybookRun, StepRecord)
+        .join(StepRecord, StepRecord.run_id == PlaybookRun.id)
+        .where(PlaybookRun.account_id == account, StepRecord.started_at.is_not(None))
+    ).all()
+    entries = []
+    for run, step in rows:
+        outcome = step.status if step.status != "done" or step.changed else "done, unchanged"
+        entries.append(
+            {
+                "at": step.started_at,
+                "kind": f"step ({outcome})",
+                "what": f"{run.phase} {step.position + 1}: {step.name}",
+                "detail": step.error or f"{run.playbook} on {run.host}",
+                "actor": "runner",
+                "order": (step.started_at, 2, step.id),
+            }
+        )
     return entries
 
 

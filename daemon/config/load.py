@@ -46,13 +46,17 @@ def load_config(path: Path) -> Config:
     Returns the validated `Config`, relative paths resolved against the file's directory.
     Raises ConfigError listing every problem, each naming the file and key path.
     """
+    return validate_config(read_toml(path), source=str(path), base_dir=path.parent)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse the TOML file at `path`. Raises ConfigError naming the file and the problem."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise ConfigError([f"{path}: cannot read: {error.strerror}"]) from error
     except tomllib.TOMLDecodeError as error:
         raise ConfigError([f"{path}: not valid TOML: {error}"]) from error
-    return validate_config(raw, source=str(path), base_dir=path.parent)
 
 
 def validate_config(raw: Mapping[str, Any], source: str, base_dir: Path) -> Config:
@@ -90,7 +94,17 @@ def load_embedded_config(data_dir: Path | None = None) -> Config:
         "daemon": {"sync_interval": "20s"},
         # The demo writes to its sample clients at any hour, so it shows its work whenever
         # it is started; a real config keeps the default contact hours.
-        "policy": {"default": {"quiet_hours": "", "contact_days": list(ALL_WEEKDAYS)}},
+        "policy": {
+            "default": {"quiet_hours": "", "contact_days": list(ALL_WEEKDAYS)},
+            # One sample account is on this plan so the demo suspends a site (backup,
+            # maintenance page) within its first minute; nobody else gets 10 s notice.
+            "express": {
+                "reminder_offsets": [],
+                "final_notice_offset": "1d",
+                "notice_period": "10s",
+                "min_contact_gap": "0s",
+            },
+        },
     }
     return validate_config(raw, source="<embedded defaults>", base_dir=data_dir)
 

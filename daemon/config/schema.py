@@ -312,6 +312,11 @@ class HostConfig(Section):
         description="SSH keepalive interval, so a dead link is noticed.",
         examples=["30s"],
     )
+    vars: dict[str, str] = Field(
+        default_factory=dict,
+        description="Values for this host's playbook, overriding the playbook's [vars].",
+        examples=[{"sites_dir": "/etc/nginx/sites-enabled"}],
+    )
     mariadb: DatabaseAdmin = Field(
         default_factory=DatabaseAdmin,
         description="Access to the host's MariaDB/MySQL server for dumps and restores.",
@@ -520,6 +525,11 @@ class Config(Section):
         default=None,
         description="Operator playbooks, consulted before the shipped ones.",
         examples=["/etc/lapse/playbooks"],
+    )
+    maintenance_pages_dir: Path | None = Field(
+        default=None,
+        description="Operator maintenance page templates, consulted before the shipped ones.",
+        examples=["/etc/lapse/maintenance_pages"],
     )
 
     def policy_for(self, plan: str) -> PolicyConfig:

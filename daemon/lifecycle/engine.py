@@ -25,7 +25,7 @@ from daemon.lifecycle.actions import queue_playbook
 from daemon.lifecycle.notices import NoticeDesk
 from daemon.lifecycle.records import record_from_row, write_record
 from daemon.lifecycle.snapshots import snapshot_digest, snapshot_from_json, snapshot_to_json
-from daemon.policy import Decision, LifecycleRecord, decide
+from daemon.policy import Decision, LifecycleRecord, State, decide
 from daemon.store.models import Account, Event
 
 log = structlog.get_logger("lapse.lifecycle")
@@ -162,6 +162,41 @@ class LifecycleEngine:
             self._evaluate(session, row, stored_snapshot(row), now, actor, report)
         self.notices.deliver_pending()
         return decision
+
+    def mark(self, account_id: str, state: State, reason: str, actor: str) -> None:
+        """Record that the hosts put the account in `state` (e.g. suspend-failed), as an
+        event with `reason`. Raises UnknownAccountError."""
+        now = self.clock()
+        with self.sessions.begin() as session:
+            row = session.get(Account, account_id)
+            if row is None:
+                raise UnknownAccountError(f"no account {account_id!r} in the state database")
+            record = record_from_row(row)
+            decision = Decision(
+                record=record.evolve(state=state), from_state=record.state, reason=reason
+            )
+            self._record(session, row, decision, now, actor, None)
+
+    def note(self, account_id: str, reason: str, details: dict[str, Any], actor: str) -> None:
+        """Append an event that records something done without a change of state (e.g. the
+        deletion record: what was removed, and which backup holds it)."""
+        now = self.clock()
+        with self.sessions.begin() as session:
+            row = session.get(Account, account_id)
+            if row is None:
+                raise UnknownAccountError(f"no account {account_id!r} in the state database")
+            session.add(
+                Event(
+                    account_id=account_id,
+                    at=now,
+                    from_state=row.state,
+                    to_state=row.state,
+                    reason=reason,
+                    actor=actor,
+                    details=details,
+                )
+            )
+        log.info("recorded", account=account_id, reason=reason, actor=actor)
 
     def _digest(self, snapshot: AccountSnapshot) -> str:
         """Return the snapshot's digest, remembered while billing hands back the very same

@@ -47,6 +47,8 @@ def decide(
     """
     if record.state is State.DELETED:
         return rules.stay(record, "deleted accounts are final")
+    if record.state is State.DELETE_FAILED:
+        return rules.stay(record, "deletion failed on the host; waiting for ops (lapse retry)")
     if snapshot is None:
         return rules.stay(record, "not listed by the billing source; nothing done")
     for rule in _RULES:

@@ -17,6 +17,9 @@ class State(StrEnum):
     SUSPENDED = "suspended"
     REMOVAL_WARNED = "removal-warned"
     DELETED = "deleted"
+    # Set by the playbook runner when a phase failed on the host; ops resolve them.
+    SUSPEND_FAILED = "suspend-failed"
+    DELETE_FAILED = "delete-failed"
     # Side states: the clock stops while in them and resumes where it was.
     ON_HOLD = "on-hold"
     PAYMENT_PLAN = "payment-plan"
@@ -27,6 +30,7 @@ class State(StrEnum):
 SIDE_STATES = frozenset({State.ON_HOLD, State.PAYMENT_PLAN, State.EXEMPT, State.LEGAL_HOLD})
 SUSPENDED_STATES = frozenset({State.SUSPENDED, State.REMOVAL_WARNED})
 DUNNING_STATES = frozenset({State.OVERDUE, State.REMINDED, State.FINAL_NOTICE})
+FAILED_STATES = frozenset({State.SUSPEND_FAILED, State.DELETE_FAILED})
 
 
 class NoticeKind(StrEnum):

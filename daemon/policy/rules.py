@@ -137,6 +137,8 @@ def timeline(
         return _suspend_when_due(record, policy, now, zone)
     if record.state in SUSPENDED_STATES:
         return _remove_when_due(record, policy, now, zone)
+    if record.state is State.SUSPEND_FAILED:
+        return stay(record, "suspension failed on the host; waiting for ops (lapse retry)")
     return stay(record, f"no rule moves an account in state {record.state}")
 
 
@@ -260,7 +262,8 @@ def _remove_when_due(
 
 
 def _reactivation_actions(state: State | None) -> tuple[Action, ...]:
-    if state in SUSPENDED_STATES:
+    # A failed suspension may have done part of its work: unsuspend undoes that part.
+    if state in SUSPENDED_STATES or state is State.SUSPEND_FAILED:
         return (Action.run(Phase.UNSUSPEND), Action.send(NoticeKind.REACTIVATION))
     return ()
 

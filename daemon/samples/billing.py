@@ -65,6 +65,10 @@ _DEMOS = (
     _Demo("hotel", "Hotel Alpenblick", "Hannes Gruber", "Europe/Vienna", "EUR", "starter",
           overdue_days=15, items=(("Shared hosting — Starter plan, {month}", "9.90"),),
           paid="9.40"),
+    # The "express" plan of the embedded defaults gives 10 seconds of notice, so the demo
+    # shows a suspension (backup, maintenance page) within its first minute.
+    _Demo("india", "Indigo Print Shop", "Ida Novak", "Europe/Prague", "EUR", "express",
+          overdue_days=10, items=(("Shared hosting — Starter plan, {month}", "9.90"),)),
 )  # fmt: skip
 
 
@@ -87,6 +91,24 @@ def write_sample_billing(path: Path, now: datetime) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     document = sample_document(now, path.parent / "sites")
     path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def ensure_demo_sites(sites_dir: Path) -> int:
+    """Create a small home page for every demo account whose site directory is missing.
+
+    Returns how many were created. Raises OSError when the directory cannot be written.
+    """
+    created = 0
+    for demo in _DEMOS:
+        site = sites_dir / demo.account_id
+        if site.exists() or (sites_dir / f"{demo.account_id}.lapse-suspended").exists():
+            continue
+        site.mkdir(parents=True)
+        (site / "index.html").write_text(
+            f"<!DOCTYPE html><title>{demo.name}</title><h1>Welcome to {demo.name}</h1>\n"
+        )
+        created += 1
+    return created
 
 
 def ensure_sample_billing(path: Path, now: datetime) -> bool:

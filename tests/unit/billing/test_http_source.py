@@ -93,7 +93,7 @@ def test_http_source_sends_the_bearer_token_and_reads_the_document(
     result = http_source(server.url(), bearer).fetch_all()
 
     assert result.errors == ()
-    assert len(result.snapshots) == 8
+    assert len(result.snapshots) == 9
     (headers,) = server.seen
     assert headers["Authorization"] == f"Bearer {TOKEN}"
     assert headers["Accept"] == "application/json"

@@ -23,7 +23,7 @@ def test_sample_parses_cleanly_with_accounts_at_every_stage(tmp_path: Path) -> N
     assert result.errors == ()
     accounts = {s.account_id: s for s in result.snapshots}
     assert sorted(accounts) == [
-        "acme", "bluebird", "cobalt", "delta", "echo", "foxtrot", "golf", "hotel",
+        "acme", "bluebird", "cobalt", "delta", "echo", "foxtrot", "golf", "hotel", "india",
     ]  # fmt: skip
     overdue = {key: s.oldest_due_at() for key, s in accounts.items()}
     assert overdue["acme"] is None and accounts["acme"].balance == 0
@@ -34,6 +34,7 @@ def test_sample_parses_cleanly_with_accounts_at_every_stage(tmp_path: Path) -> N
     assert accounts["foxtrot"].exempt and overdue["foxtrot"] is not None
     assert overdue["golf"] is not None and accounts["golf"].instalments
     assert accounts["hotel"].balance == Decimal("0.50")
+    assert accounts["india"].plan == "express" and overdue["india"] == NOW - timedelta(days=10)
     assert {s.currency for s in accounts.values()} == {"EUR", "USD", "JPY"}
     assert accounts["echo"].balance == accounts["echo"].balance.to_integral_value()
     for account_id, snapshot in accounts.items():

@@ -1,0 +1,110 @@
+"""Playbook commands for operators: check playbooks, preview a phase, run verify/restore,
+retry a failed phase."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from daemon.app import build_app
+from daemon.cli.common import config_option, operator, read_config
+from daemon.config.load import ConfigError
+from daemon.lifecycle.engine import UnknownAccountError, stored_snapshot
+from daemon.playbooks.library import PlaybookLibrary, load_playbook
+from daemon.playbooks.schema import PHASES
+from daemon.steps import STEP_TYPES
+from daemon.store.models import Account
+
+
+@click.group()
+def playbook() -> None:
+    """Check, preview and run playbooks."""
+
+
+@playbook.command("check")
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path, dir_okay=False))
+@config_option
+def check(files: tuple[Path, ...], config_path: Path | None) -> None:
+    """Validate playbook FILES (default: every playbook Lapse can find); exit 1 on errors."""
+    if not files:
+        library = PlaybookLibrary(read_config(config_path).playbooks_dir)
+        files = tuple(sorted(p for d in library.directories for p in d.glob("*.toml")))
+    problems = 0
+    for path in files:
+        try:
+            loaded = load_playbook(path)
+        except ConfigError as error:
+            for problem in error.problems:
+                click.echo(problem, err=True)
+            problems += len(error.problems)
+            continue
+        counts = ", ".join(f"{phase} {len(loaded.steps(phase))}" for phase in PHASES)
+        click.echo(f"{path}: OK ({counts} steps)")
+    if problems:
+        click.echo(f"{problems} problem(s) found", err=True)
+        sys.exit(1)
+
+
+@playbook.command("show")
+@click.argument("account")
+@click.argument("phase", type=click.Choice(PHASES))
+@config_option
+def show(account: str, phase: str, config_path: Path | None) -> None:
+    """Print the steps PHASE would run for ACCOUNT, rendered, without running anything."""
+    app = build_app(read_config(config_path))
+    runner = app.runner
+    with app.sessions() as session:
+        row = session.get(Account, account)
+        if row is None:
+            raise UnknownAccountError(f"no account {account!r} in the state database")
+        snapshot = stored_snapshot(row)
+    for service in snapshot.services if snapshot else ():
+        host = app.config.hosts.get(service.host)
+        if host is None:
+            click.echo(f"# host {service.host}: not in the config's [hosts] table")
+            continue
+        loaded = runner.library.get(host.playbook)
+        context = runner.preview_context(account, phase, service, loaded)
+        click.echo(f"# {phase} of {account} on {service.host} (playbook {host.playbook})")
+        for number, spec in enumerate(loaded.steps(phase), start=1):
+            when = f"  [when {spec.when}]" if spec.when else ""
+            click.echo(f"\n## {number}. {spec.name} ({spec.type}){when}")
+            click.echo(STEP_TYPES[spec.type].describe(spec, context).strip())
+
+
+@playbook.command("run")
+@click.argument("account")
+@click.argument("phase", type=click.Choice(["verify", "restore"]))
+@config_option
+def run(account: str, phase: str, config_path: Path | None) -> None:
+    """Run PHASE (verify or restore) of ACCOUNT's playbook now; exit 1 if it fails."""
+    app = build_app(read_config(config_path))
+    try:
+        status = app.runner.run_phase(account, phase)
+    finally:
+        app.transports.close()
+    click.echo(f"{account}: {phase} {status}")
+    if status != "done":
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("account")
+@config_option
+def retry(account: str, config_path: Path | None) -> None:
+    """Run ACCOUNT's failed suspend or delete phase again, from the step that failed."""
+    app = build_app(read_config(config_path))
+    try:
+        status = app.runner.retry(account, operator())
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
+    finally:
+        app.transports.close()
+    click.echo(f"{account}: retried, {status}")
+    if status != "done":
+        sys.exit(1)
+
+
+COMMANDS = (playbook, retry)

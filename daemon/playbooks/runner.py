@@ -1,0 +1,521 @@
+"""Running playbook phases: step by step, recorded, resumable, stopped by a payment.
+
+Each queued phase (a scheduled action) becomes one playbook run per service
+host. Every step is recorded before and after it runs, so after a crash the run
+resumes at its first unfinished step (steps are idempotent). A failed step stops
+the run, alerts ops and marks the account suspend-failed or delete-failed; later
+steps never run. Right before the first step that disables or deletes anything,
+the balance is read afresh from billing: a paid account is not touched, and a
+payment recorded while a run goes on stops it at the next step boundary; the
+reactivation that follows undoes what was done.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+
+from daemon.alerts import OpsAlerts
+from daemon.backup.errors import BackupError
+from daemon.backup.service import BackupService
+from daemon.backup.stores.base import StoreError
+from daemon.billing.base import BillingError, BillingSource
+from daemon.billing.snapshot import Service
+from daemon.config.load import ConfigError
+from daemon.config.schema import Config
+from daemon.lifecycle.engine import LifecycleEngine, UnknownAccountError, stored_snapshot
+from daemon.playbooks.library import PlaybookLibrary
+from daemon.playbooks.pages import MaintenancePages
+from daemon.playbooks.schema import Playbook, StepSpec
+from daemon.playbooks.templating import TemplateError, evaluate
+from daemon.policy.model import SUSPENDED_STATES, State
+from daemon.policy.rules import owes
+from daemon.steps import STEP_TYPES, StepContext, StepFailedError, StepOutcome
+from daemon.store.models import Account, PlaybookRun, ScheduledAction, StepRecord
+from daemon.transport import CommandError, TransportError, Transports
+
+log = structlog.get_logger("lapse.playbooks")
+
+_STEP_ERRORS = (
+    StepFailedError,
+    TemplateError,
+    TransportError,
+    CommandError,
+    BackupError,
+    StoreError,
+    ConfigError,
+)
+# The account states in which each phase may go on; anything else means a payment
+# (or an operator) changed the account's course while the run was under way.
+_PHASE_STATES = {
+    "suspend": {*SUSPENDED_STATES},
+    "delete": {State.DELETED},
+}
+_FAILED_STATE = {"suspend": State.SUSPEND_FAILED, "delete": State.DELETE_FAILED}
+
+
+class RunCancelledError(Exception):
+    """The run must stop without failing: the account was paid or changed course."""
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """One step of a run as planned: the spec to run, and whether it is an undo."""
+
+    spec: StepSpec
+    undo_of: int | None = None  # the suspend step record this undoes
+
+
+class PlaybookRunner:
+    """Executes queued playbook phases, one at a time."""
+
+    def __init__(
+        self,
+        config: Config,
+        lifecycle: LifecycleEngine,
+        billing: BillingSource,
+        backups: BackupService,
+        transports: Transports,
+        alerts: OpsAlerts | None = None,
+    ) -> None:
+        self.config = config
+        self.lifecycle = lifecycle
+        self.sessions = lifecycle.sessions
+        self.clock = lifecycle.clock
+        self.billing = billing
+        self.backups = backups
+        self.transports = transports
+        self.alerts = alerts
+        self.library = PlaybookLibrary(config.playbooks_dir)
+        self.pages = MaintenancePages(config.maintenance_pages_dir)
+
+    def run_pending(self) -> int:
+        """Run every due playbook action (and resume interrupted ones); return how many ran."""
+        with self.sessions() as session:
+            due = session.scalars(
+                select(ScheduledAction.id)
+                .where(
+                    ScheduledAction.kind == "playbook",
+                    ScheduledAction.status.in_(("pending", "running")),
+                    ScheduledAction.due_at <= self.clock(),
+                )
+                .order_by(ScheduledAction.id)
+            ).all()
+        for action_id in due:
+            self.execute(action_id)
+        return len(due)
+
+    def run_phase(self, account_id: str, phase: str) -> str:
+        """Queue and run `phase` ('verify' or 'restore') for the account now, as ops ask;
+        return its final status. Raises UnknownAccountError, or ValueError for a phase
+        that only the lifecycle may start (suspend, unsuspend, delete)."""
+        if phase not in ("verify", "restore"):
+            raise ValueError(
+                f"the {phase} phase follows the lifecycle; use lapse hold/release (and the "
+                "billing system) to change an account's course"
+            )
+        now = self.clock()
+        with self.sessions.begin() as session:
+            if session.get(Account, account_id) is None:
+                raise UnknownAccountError(f"no account {account_id!r} in the state database")
+            action = ScheduledAction(
+                account_id=account_id,
+                kind="playbook",
+                name=phase,
+                status="pending",
+                due_at=now,
+                created_at=now,
+                updated_at=now,
+                attempts=0,
+            )
+            session.add(action)
+            session.flush()
+            action_id = action.id
+        return self.execute(action_id)
+
+    def retry(self, account_id: str, actor: str) -> str:
+        """Run the account's failed suspend or delete phase again from its failed step,
+        putting the account back in the state the phase belongs to; return the status.
+
+        Raises UnknownAccountError, or ValueError when nothing failed.
+        """
+        with self.sessions.begin() as session:
+            account = session.get(Account, account_id)
+            if account is None:
+                raise UnknownAccountError(f"no account {account_id!r} in the state database")
+            action = session.scalars(
+                select(ScheduledAction)
+                .where(
+                    ScheduledAction.account_id == account_id,
+                    ScheduledAction.kind == "playbook",
+                    ScheduledAction.status == "failed",
+                )
+                .order_by(ScheduledAction.id.desc())
+            ).first()
+            if action is None:
+                raise ValueError(f"{account_id} has no failed playbook phase to retry")
+            action.status, action.error = "pending", None
+            action_id, phase, state = action.id, action.name, account.state
+            for run in session.scalars(
+                select(PlaybookRun).where(
+                    PlaybookRun.action_id == action_id, PlaybookRun.status == "failed"
+                )
+            ):
+                run.status = "running"
+                for record in session.scalars(
+                    select(StepRecord).where(
+                        StepRecord.run_id == run.id, StepRecord.status == "failed"
+                    )
+                ):
+                    record.status = "pending"
+        back_to = {
+            State.SUSPEND_FAILED.value: State.SUSPENDED,
+            State.DELETE_FAILED.value: State.DELETED,
+        }
+        if state in back_to:
+            self.lifecycle.mark(account_id, back_to[state], f"{phase} retried", actor)
+        return self.execute(action_id)
+
+    def execute(self, action_id: int) -> str:
+        """Run one queued phase on every host of the account; return its final status
+        ('done', 'failed' or 'cancelled')."""
+        with self.sessions.begin() as session:
+            action = session.get(ScheduledAction, action_id)
+            assert action is not None
+            if action.status not in ("pending", "running"):
+                return action.status
+            action.status, action.updated_at = "running", self.clock()
+            action.attempts += 1
+            account = session.get(Account, action.account_id)
+            assert account is not None
+            snapshot = stored_snapshot(account)
+            phase, account_id, since = action.name, action.account_id, action.created_at
+            suspended_at = account.suspended_at
+            legal_hold = State.LEGAL_HOLD.value in (account.state, account.resume_state)
+        log.info("playbook phase started", account=account_id, phase=phase, action=action_id)
+        try:
+            if phase == "delete":
+                self._check_deletion_allowed(account_id, suspended_at, legal_hold)
+            for service in snapshot.services if snapshot else ():
+                self._run_service(action_id, account_id, phase, service, since)
+        except RunCancelledError as stop:
+            self._finish_action(action_id, "cancelled", str(stop))
+            log.info("playbook phase stopped", account=account_id, phase=phase, reason=str(stop))
+            # Re-evaluate now: the payment that stopped the run leads to reactivation.
+            self.lifecycle.wake(account_id, actor="runner")
+            return "cancelled"
+        except _STEP_ERRORS as error:
+            self._fail(action_id, account_id, phase, str(error))
+            return "failed"
+        self._finish_action(action_id, "done", None)
+        if phase == "delete":
+            self._record_deletion(account_id, action_id, suspended_at)
+        log.info("playbook phase done", account=account_id, phase=phase, action=action_id)
+        return "done"
+
+    def _record_deletion(
+        self, account_id: str, action_id: int, suspended_at: datetime | None
+    ) -> None:
+        """Append the deletion record: what was removed from which host, and the backup
+        that still holds it."""
+        backup = self.backups.latest_verified(account_id, since=suspended_at)
+        with self.sessions() as session:
+            runs = session.scalars(
+                select(PlaybookRun).where(PlaybookRun.action_id == action_id)
+            ).all()
+            hosts = sorted({run.host for run in runs})
+            account = session.get(Account, account_id)
+            snapshot = stored_snapshot(account) if account else None
+        removed: list[str] = []
+        for service in snapshot.services if snapshot else ():
+            removed += [service.docroot] if service.docroot else []
+            removed += [f"{db.engine} database {db.name}" for db in service.databases]
+            removed += [f"Unix user {service.system_user}"] if service.system_user else []
+            removed += [f"vhost of {domain}" for domain in service.domains[:1]]
+        backup_id = backup.id if backup else None
+        self.lifecycle.note(
+            account_id,
+            f"deletion record: removed from {', '.join(hosts) or 'no host'}; "
+            f"backup {backup_id} holds it",
+            {
+                "removed": removed,
+                "hosts": hosts,
+                "backup": backup_id,
+                "backup_location": backup.location if backup else None,
+            },
+            "runner",
+        )
+
+    # -- one host --------------------------------------------------------------------
+
+    def _run_service(
+        self, action_id: int, account_id: str, phase: str, service: Service, since: datetime
+    ) -> None:
+        host = self.config.hosts.get(service.host)
+        if host is None:
+            raise StepFailedError(f"host {service.host!r} is not in the config's [hosts] table")
+        playbook = self.library.get(host.playbook)
+        run_id, records = self._open_run(action_id, account_id, phase, service, playbook)
+        planned = self._plan(phase, playbook, account_id, service.host)
+        context = self._context(account_id, phase, service, playbook, since)
+        balance_checked = False
+        for position, step in enumerate(planned):
+            record = records[position]
+            if record.status in ("done", "skipped"):
+                continue
+            self._check_course(account_id, phase)
+            spec = step.spec
+            if spec.when and not evaluate(spec.when, context.variables, spec.name):
+                self._record_step(record.id, "skipped", None, StepOutcome(False))
+                continue
+            if step.undo_of is None and spec.is_disabling(phase) and not balance_checked:
+                self._check_balance(account_id)
+                balance_checked = True
+            self._record_step(record.id, "running", None, None)
+            try:
+                outcome = self._attempt(step, context)
+            except _STEP_ERRORS as error:
+                self._record_step(record.id, "failed", str(error), None)
+                self._finish_run(run_id, "failed", str(error))
+                raise
+            self._record_step(record.id, "done", None, outcome)
+            if step.undo_of is not None:
+                self._record_step(step.undo_of, "undone", None, None)
+        self._finish_run(run_id, "done", None)
+
+    def _attempt(self, step: PlannedStep, context: StepContext) -> StepOutcome:
+        """Run the step, retrying as its spec allows. Raises the last error."""
+        spec = step.spec
+        for attempt in range(spec.retries + 1):
+            try:
+                if step.undo_of is not None:
+                    undo = spec.undo_spec()
+                    return STEP_TYPES[undo.type].run(undo, context)
+                return STEP_TYPES[spec.type].run(spec, context)
+            except _STEP_ERRORS as error:
+                if attempt == spec.retries:
+                    raise
+                log.warning("step failed, retrying", step=spec.name, error=str(error))
+                time.sleep(spec.retry_delay.total_seconds())
+        raise AssertionError("unreachable")
+
+    def _plan(
+        self, phase: str, playbook: Playbook, account_id: str, host: str
+    ) -> list[PlannedStep]:
+        """The steps of `phase`; unsuspend first undoes the suspend steps that ran, newest
+        first."""
+        planned = [PlannedStep(spec) for spec in playbook.steps(phase)]
+        if phase != "unsuspend":
+            return planned
+        undo = []
+        with self.sessions() as session:
+            done = session.execute(
+                select(StepRecord.id, StepRecord.position)
+                .join(PlaybookRun, StepRecord.run_id == PlaybookRun.id)
+                .where(
+                    PlaybookRun.account_id == account_id,
+                    PlaybookRun.phase == "suspend",
+                    PlaybookRun.host == host,
+                    StepRecord.status == "done",
+                    StepRecord.changed.is_(True),
+                )
+                .order_by(StepRecord.id.desc())
+            ).all()
+        suspend_steps = playbook.steps("suspend")
+        for record_id, position in done:
+            if position < len(suspend_steps) and suspend_steps[position].undoable:
+                undo.append(PlannedStep(suspend_steps[position], undo_of=record_id))
+        return undo + planned
+
+    def _open_run(
+        self,
+        action_id: int,
+        account_id: str,
+        phase: str,
+        service: Service,
+        playbook: Playbook,
+    ) -> tuple[int, list[StepRecord]]:
+        """Return this action's run on the service's host with its step records, creating
+        them (one pending record per planned step) on first use."""
+        with self.sessions.begin() as session:
+            run = session.scalars(
+                select(PlaybookRun).where(
+                    PlaybookRun.action_id == action_id, PlaybookRun.host == service.host
+                )
+            ).first()
+            if run is None:
+                host = self.config.hosts[service.host]
+                run = PlaybookRun(
+                    account_id=account_id,
+                    action_id=action_id,
+                    playbook=host.playbook,
+                    phase=phase,
+                    host=service.host,
+                    status="running",
+                    started_at=self.clock(),
+                )
+                session.add(run)
+                session.flush()
+                for position, step in enumerate(
+                    self._plan(phase, playbook, account_id, service.host)
+                ):
+                    session.add(
+                        StepRecord(
+                            run_id=run.id,
+                            position=position,
+                            name=("undo: " if step.undo_of else "") + step.spec.name[:90],
+                            type="run" if step.undo_of else step.spec.type,
+                            status="pending",
+                        )
+                    )
+            run.status = "running"
+            session.flush()
+            records = session.scalars(
+                select(StepRecord).where(StepRecord.run_id == run.id).order_by(StepRecord.position)
+            ).all()
+            session.expunge_all()
+            return run.id, list(records)
+
+    def preview_context(
+        self, account_id: str, phase: str, service: Service, playbook: Playbook
+    ) -> StepContext:
+        """The context a step of `phase` would get, for a dry-run preview."""
+        context = self._context(account_id, phase, service, playbook, self.clock())
+        context.dry_run = True
+        return context
+
+    def _context(
+        self, account_id: str, phase: str, service: Service, playbook: Playbook, since: datetime
+    ) -> StepContext:
+        host = self.config.hosts[service.host]
+        brand = self.config.notices.brand
+        variables: dict[str, Any] = {
+            "account": {"id": account_id},
+            "service": {
+                "host": service.host,
+                "system_user": service.system_user,
+                "docroot": service.docroot,
+                "domains": list(service.domains),
+                "databases": [
+                    {"engine": db.engine, "name": db.name, "user": db.user}
+                    for db in service.databases
+                ],
+            },
+            "host": {
+                "name": service.host,
+                "transport": host.transport,
+                "allowed_roots": [str(root) for root in host.allowed_roots],
+            },
+            "vars": playbook.vars | host.vars,
+            "brand": {"company": brand.company_name, "support_email": brand.support_email},
+            "phase": phase,
+        }
+        return StepContext(
+            account_id=account_id,
+            phase=phase,
+            service=service,
+            host_name=service.host,
+            transport=self.transports.get(service.host),
+            variables=variables,
+            backups=self.backups,
+            pages=self.pages,
+            clock=self.clock,
+            since=since,
+            alerts=self.alerts,
+        )
+
+    # -- guards ----------------------------------------------------------------------
+
+    def _check_balance(self, account_id: str) -> None:
+        """Read the balance afresh; raise RunCancelledError if the account is paid."""
+        try:
+            snapshot = self.billing.fetch_one(account_id)
+        except BillingError as error:
+            # Not knowing is not a reason to act: no destructive step without a fresh read.
+            raise StepFailedError(
+                f"cannot re-read the balance before a destructive step: {error}"
+            ) from error
+        if snapshot is None:
+            raise StepFailedError("billing no longer lists the account; nothing disabled")
+        policy = self.config.policy_for(snapshot.plan)
+        if not owes(snapshot, policy):
+            raise RunCancelledError(
+                f"paid ({snapshot.balance} {snapshot.currency} left) before the first"
+                " disabling step"
+            )
+
+    def _check_course(self, account_id: str, phase: str) -> None:
+        """Raise RunCancelledError when the account left the states this phase belongs to."""
+        allowed = _PHASE_STATES.get(phase)
+        if allowed is None:
+            return
+        with self.sessions() as session:
+            state = session.scalar(select(Account.state).where(Account.id == account_id))
+        if state not in {s.value for s in allowed}:
+            raise RunCancelledError(f"the account is now {state}; the {phase} phase stops here")
+
+    def _check_deletion_allowed(
+        self, account_id: str, suspended_at: datetime | None, legal_hold: bool
+    ) -> None:
+        if legal_hold:
+            raise StepFailedError("refused to delete: the account is under legal hold")
+        backup = self.backups.latest_verified(account_id, since=suspended_at)
+        if backup is None:
+            raise StepFailedError(
+                "refused to delete: no verified backup made after the suspension on "
+                f"{suspended_at.isoformat() if suspended_at else 'record'}; run "
+                f"`lapse backup {account_id}` and `lapse retry {account_id}`"
+            )
+
+    # -- recording ---------------------------------------------------------------------
+
+    def _record_step(
+        self, record_id: int, status: str, error: str | None, outcome: StepOutcome | None
+    ) -> None:
+        now = self.clock()
+        with self.sessions.begin() as session:
+            record = session.get(StepRecord, record_id)
+            assert record is not None
+            record.status = status
+            if status == "running":
+                record.started_at = now
+            else:
+                record.finished_at = now
+            if error is not None:
+                record.error = error
+            if outcome is not None:
+                record.changed = outcome.changed
+                record.output = outcome.output
+
+    def _finish_run(self, run_id: int, status: str, error: str | None) -> None:
+        with self.sessions.begin() as session:
+            run = session.get(PlaybookRun, run_id)
+            assert run is not None
+            run.status, run.error, run.finished_at = status, error, self.clock()
+
+    def _finish_action(self, action_id: int, status: str, error: str | None) -> None:
+        with self.sessions.begin() as session:
+            action = session.get(ScheduledAction, action_id)
+            assert action is not None
+            action.status, action.error, action.updated_at = status, error, self.clock()
+            if status == "cancelled":
+                for run in session.scalars(
+                    select(PlaybookRun).where(
+                        PlaybookRun.action_id == action_id, PlaybookRun.status == "running"
+                    )
+                ):
+                    run.status, run.error, run.finished_at = "cancelled", error, self.clock()
+
+    def _fail(self, action_id: int, account_id: str, phase: str, error: str) -> None:
+        self._finish_action(action_id, "failed", error)
+        log.error("playbook phase failed", account=account_id, phase=phase, error=error)
+        failed_state = _FAILED_STATE.get(phase)
+        if failed_state is not None:
+            self.lifecycle.mark(account_id, failed_state, f"{phase} failed: {error}", "runner")
+        if self.alerts is not None:
+            self.alerts.alert(f"{phase}-failed", account_id, error, self.clock())
