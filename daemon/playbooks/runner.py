@@ -95,20 +95,26 @@ class PlaybookRunner:
         self.pages = MaintenancePages(config.maintenance_pages_dir)
 
     def run_pending(self) -> int:
-        """Run every due playbook action (and resume interrupted ones); return how many ran."""
-        with self.sessions() as session:
-            due = session.scalars(
-                select(ScheduledAction.id)
-                .where(
-                    ScheduledAction.kind == "playbook",
-                    ScheduledAction.status.in_(("pending", "running")),
-                    ScheduledAction.due_at <= self.clock(),
-                )
-                .order_by(ScheduledAction.id)
-            ).all()
-        for action_id in due:
-            self.execute(action_id)
-        return len(due)
+        """Run every due playbook action, oldest first, including ones queued while this
+        runs (a payment during a suspension queues its undo) and ones a crash interrupted.
+        Returns how many ran."""
+        seen: set[int] = set()
+        while True:
+            with self.sessions() as session:
+                due = session.scalars(
+                    select(ScheduledAction.id)
+                    .where(
+                        ScheduledAction.kind == "playbook",
+                        ScheduledAction.status.in_(("pending", "running")),
+                        ScheduledAction.due_at <= self.clock(),
+                    )
+                    .order_by(ScheduledAction.id)
+                ).all()
+            fresh = [action_id for action_id in due if action_id not in seen]
+            if not fresh:
+                return len(seen)
+            seen.add(fresh[0])
+            self.execute(fresh[0])
 
     def run_phase(self, account_id: str, phase: str) -> str:
         """Queue and run `phase` ('verify' or 'restore') for the account now, as ops ask;

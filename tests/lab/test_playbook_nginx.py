@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import time
 
 from sqlalchemy import select
 
@@ -244,8 +245,45 @@ def test_restore_brings_a_deleted_site_back(scene: Scene) -> None:
 
     assert subprocess.run(["id", scene.user], capture_output=True, check=False).returncode == 0
     assert (scene.docroot / "index.html").read_text() == ORIGINAL_PAGE
-    page = scene.get()
+    # nginx applies a reload a moment after it is asked to.
+    deadline = time.monotonic() + 10
+    while (page := scene.get()).text != ORIGINAL_PAGE and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert page.status_code == 200 and page.text == ORIGINAL_PAGE
     assert scene.mariadb.query(f"SELECT id FROM `{scene.maria_db}`.t").split() == ["7"]
     with scene.postgres.connect(scene.pg_db) as connection:
         assert connection.execute("SELECT id FROM posts").fetchall() == [(42,)]
+
+
+def test_a_payment_during_the_run_stops_it_and_undoes_what_was_done(scene: Scene) -> None:
+    """The payment lands (a webhook, a sync) while the suspension is half done."""
+    import daemon.steps as steps_module
+
+    real_put = steps_module.STEP_TYPES["put_file"]
+
+    class PayAfterwards:
+        def describe(self, spec: object, context: object) -> str:
+            return real_put.describe(spec, context)  # type: ignore[arg-type]
+
+        def run(self, spec: object, context: object) -> object:
+            outcome = real_put.run(spec, context)  # type: ignore[arg-type]
+            scene.pay()
+            scene.app.lifecycle.sync()
+            return outcome
+
+    steps_module.STEP_TYPES["put_file"] = PayAfterwards()  # type: ignore[assignment]
+    try:
+        run_days(scene.app, scene.clock, 40)
+        scene.app.runner.run_pending()
+    finally:
+        steps_module.STEP_TYPES["put_file"] = real_put
+
+    assert account_state(scene) == "active"
+    statuses = [status for _name, status in steps(scene, "suspend")]
+    assert statuses == ["done", "undone", "pending", "pending", "pending", "pending", "pending"]
+    assert scene.get().text == ORIGINAL_PAGE and not scene.locked()
+    maintenance = scene.docroot.parents[1] / "lapse-state" / "maintenance" / scene.account_id
+    assert not maintenance.exists()  # the page uploaded before the payment was removed
+    with scene.app.sessions() as session:
+        actions = dict(session.execute(select(ScheduledAction.name, ScheduledAction.status)).all())
+    assert actions == {"suspend": "cancelled", "unsuspend": "done"}
