@@ -9,7 +9,17 @@ import click
 from daemon.backup.errors import BackupError
 from daemon.backup.stores.base import StoreError as BackupStoreError
 from daemon.billing.base import BillingError
-from daemon.cli import backups, holds, notices, planning, playbooks, process, views
+from daemon.cli import (
+    audit,
+    backups,
+    brake,
+    holds,
+    notices,
+    planning,
+    playbooks,
+    process,
+    views,
+)
 from daemon.config import ConfigError
 from daemon.config.secrets import SecretError
 from daemon.lifecycle.engine import UnknownAccountError
@@ -44,7 +54,7 @@ def cli() -> None:
     configure_logging("info", "auto")
 
 
-for module in (process, views, planning, holds, notices, backups, playbooks):
+for module in (process, views, planning, holds, notices, backups, playbooks, audit, brake):
     for command in module.COMMANDS:
         cli.add_command(command)
 

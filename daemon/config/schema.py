@@ -72,6 +72,31 @@ class DaemonConfig(Section):
         "terminal, json otherwise.",
         examples=["auto"],
     )
+    brake_share: float = Field(
+        default=0.25,
+        gt=0,
+        le=1,
+        description="Share of known accounts turning overdue in one sync that trips the "
+        "safety brake (a billing outage or a bad query, not a bad month).",
+        examples=[0.25],
+    )
+    brake_min_accounts: int = Field(
+        default=10,
+        ge=1,
+        description="The brake trips only when at least this many accounts turn overdue at once.",
+        examples=[10],
+    )
+    listen: str | None = Field(
+        default=None,
+        description="Address:port of the HTTP listener for payment webhooks, /healthz and "
+        "/metrics; unset: no listener.",
+        examples=["127.0.0.1:8470"],
+    )
+    watchdog: bool = Field(
+        default=True,
+        description="Ping systemd's watchdog (when the unit sets WatchdogSec).",
+        examples=[True],
+    )
 
 
 class FileBilling(Section):

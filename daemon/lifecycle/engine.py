@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import structlog
@@ -22,10 +22,12 @@ from daemon.billing.snapshot import AccountSnapshot, RowError
 from daemon.clock import Clock, system_clock
 from daemon.config.schema import Config, PolicyConfig
 from daemon.lifecycle.actions import queue_playbook
+from daemon.lifecycle.brake import SafetyBrake
 from daemon.lifecycle.notices import NoticeDesk
 from daemon.lifecycle.records import record_from_row, write_record
 from daemon.lifecycle.snapshots import snapshot_digest, snapshot_from_json, snapshot_to_json
 from daemon.policy import Decision, LifecycleRecord, State, decide
+from daemon.policy.rules import owes
 from daemon.store.models import Account, Event
 
 log = structlog.get_logger("lapse.lifecycle")
@@ -51,11 +53,17 @@ class SyncReport:
     transitions: Counter[str] = field(default_factory=Counter)
     row_errors: tuple[RowError, ...] = ()
     wakeups: dict[str, datetime | None] = field(default_factory=dict)
+    braked: bool = False
 
     def summary(self) -> str:
         """One line for logs and the CLI."""
         moves = ", ".join(f"{k}: {v}" for k, v in sorted(self.transitions.items())) or "none"
-        return f"{self.seen} accounts, transitions {moves}, {len(self.row_errors)} rows skipped"
+        line = f"{self.seen} accounts, transitions {moves}, {len(self.row_errors)} rows skipped"
+        return line + (" (SAFETY BRAKE ENGAGED: owing accounts held)" if self.braked else "")
+
+
+# How soon a braked wake-up looks at its account again.
+_BRAKED_RETRY = timedelta(hours=1)
 
 
 class LifecycleEngine:
@@ -76,6 +84,7 @@ class LifecycleEngine:
         self.clock = clock
         self._policies: dict[str, PolicyConfig] = {}
         self._digests: dict[str, tuple[AccountSnapshot, str]] = {}
+        self.brake = SafetyBrake(sessions, config.daemon, clock, notices.alerts)
 
     def policy_for(self, plan: str) -> PolicyConfig:
         """Return the effective policy for `plan` (cached: plans are few, accounts many)."""
@@ -102,23 +111,46 @@ class LifecycleEngine:
         report = SyncReport(seen=len(result.snapshots), row_errors=result.errors)
         with self.sessions.begin() as session:
             known = {
-                account_id: (digest, wake_at)
-                for account_id, digest, wake_at in session.execute(
-                    select(Account.id, Account.snapshot_hash, Account.next_wake_at)
+                account_id: (digest, wake_at, state)
+                for account_id, digest, wake_at, state in session.execute(
+                    select(Account.id, Account.snapshot_hash, Account.next_wake_at, Account.state)
                 )
             }
-            for batch in _batches(result.snapshots, _BATCH):
-                due = [
-                    snapshot
-                    for snapshot in batch
-                    if _needs_evaluation(
-                        known.get(snapshot.account_id), self._digest(snapshot), now
-                    )
-                ]
-                self._evaluate_batch(session, due, now, report)
+            due = [
+                snapshot
+                for snapshot in result.snapshots
+                if _needs_evaluation(known.get(snapshot.account_id), self._digest(snapshot), now)
+            ]
+            entering = self._entering_dunning(due, known, now)
+            if self.brake.check(session, entering, len(known), now):
+                # Braked: only accounts that owe nothing move (payments still reactivate).
+                due = [s for s in due if not owes(s, self.policy_for(s.plan))]
+                report.braked = True
+            for batch in _batches(due, _BATCH):
+                self._evaluate_batch(session, list(batch), now, report)
         self.notices.deliver_pending()
         log.info("billing sync done", summary=report.summary())
         return report
+
+    def _entering_dunning(
+        self,
+        due: list[AccountSnapshot],
+        known: dict[str, tuple[str, datetime | None, str]],
+        now: datetime,
+    ) -> int:
+        """Count the known active accounts this sync would turn overdue (for the brake).
+
+        New accounts do not count: a first sync of an existing customer base is no anomaly.
+        """
+        entering = 0
+        for snapshot in due:
+            entry = known.get(snapshot.account_id)
+            if entry is None or entry[2] != State.ACTIVE.value:
+                continue
+            fresh = LifecycleRecord(account_id=snapshot.account_id)
+            decision = decide(snapshot, fresh, self.policy_for(snapshot.plan), now)
+            entering += decision.to_state is State.OVERDUE
+        return entering
 
     def wake(self, account_id: str, actor: str = "wake-up") -> SyncReport:
         """Evaluate one account at its deadline, with a fresh read of its billing data.
@@ -135,6 +167,15 @@ class LifecycleEngine:
                 if snapshot is None:
                     return report
                 row = self._new_row(session, snapshot, now)
+            if (
+                snapshot is not None
+                and owes(snapshot, self.policy_for(snapshot.plan))
+                and self.brake.status() is not None
+            ):
+                # Braked: an owing account waits; look again in an hour.
+                report.braked = True
+                report.wakeups[account_id] = now + _BRAKED_RETRY
+                return report
             self._evaluate(session, row, snapshot, now, actor, report)
             # The caller re-arms this account's wake-up whether or not it moved.
             report.wakeups[account_id] = row.next_wake_at
@@ -327,7 +368,7 @@ class LifecycleEngine:
 
 
 def _needs_evaluation(
-    known: tuple[str, datetime | None] | None, digest: str, now: datetime
+    known: tuple[str, datetime | None, str] | None, digest: str, now: datetime
 ) -> bool:
     """Whether a synced account must be evaluated: it is new, its billing data changed,
     or it reached its next deadline. Otherwise the policy would decide exactly what it
@@ -335,7 +376,7 @@ def _needs_evaluation(
     record's next deadline is when time starts to matter)."""
     if known is None:
         return True
-    stored_digest, wake_at = known
+    stored_digest, wake_at, _state = known
     return stored_digest != digest or (wake_at is not None and wake_at <= now)
 
 

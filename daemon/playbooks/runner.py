@@ -13,6 +13,7 @@ reactivation that follows undoes what was done.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -110,11 +111,28 @@ class PlaybookRunner:
                     )
                     .order_by(ScheduledAction.id)
                 ).all()
+            if self.lifecycle.brake.status() is not None:
+                due = self._unbraked(due)
             fresh = [action_id for action_id in due if action_id not in seen]
             if not fresh:
                 return len(seen)
             seen.add(fresh[0])
             self.execute(fresh[0])
+
+    def _unbraked(self, due: list[int] | Sequence[int]) -> list[int]:
+        """The actions that may run while the safety brake holds: not suspend or delete."""
+        with self.sessions() as session:
+            held = set(
+                session.scalars(
+                    select(ScheduledAction.id).where(
+                        ScheduledAction.id.in_(list(due)),
+                        ScheduledAction.name.in_(("suspend", "delete")),
+                    )
+                )
+            )
+        if held:
+            log.warning("safety brake holds destructive phases", actions=sorted(held))
+        return [action_id for action_id in due if action_id not in held]
 
     def run_phase(self, account_id: str, phase: str) -> str:
         """Queue and run `phase` ('verify' or 'restore') for the account now, as ops ask;

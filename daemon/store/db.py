@@ -56,5 +56,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Return a session factory whose objects stay readable after commit."""
-    return sessionmaker(engine, expire_on_commit=False)
+    """Return a session factory whose objects stay readable after commit, and whose
+    sessions append to the audit log what they record."""
+    from daemon.audit.chain import install_audit  # the audit module imports the models
+
+    factory = sessionmaker(engine, expire_on_commit=False)
+    install_audit(factory)
+    return factory

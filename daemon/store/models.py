@@ -165,3 +165,55 @@ class Backup(Base):
     size_bytes: Mapped[int | None]
     manifest: Mapped[dict[str, Any] | None]
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditEntry(Base):
+    """One entry of the hash-chained audit log: every decision and action, in order.
+
+    `hash` is the SHA-256 of the previous entry's hash and this entry's content, so
+    editing or removing an entry breaks the chain from there on (`lapse audit verify`).
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(Integer, unique=True)
+    at: Mapped[datetime]
+    account_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    summary: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]]
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The newest audit entry's number and hash (one row): appenders lock it, so the
+    chain never forks, and removing the newest entries shows against it."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class WebhookEvent(Base):
+    """A payment event received by the webhook listener; its key makes replays no-ops."""
+
+    __tablename__ = "webhook_events"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    received_at: Mapped[datetime]
+    account_id: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(20))
+
+
+class DaemonFlag(Base):
+    """A named daemon-wide setting that must survive restarts (the safety brake)."""
+
+    __tablename__ = "daemon_flags"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]

@@ -1,0 +1,1 @@
+"""The hash-chained audit log: every decision and action, tamper-evident."""

@@ -1,0 +1,221 @@
+"""Appending to the audit log as part of every write, and checking the chain.
+
+A session listener turns what a transaction records (transitions, notices sent
+or failed, playbook steps and phases, backups, webhook events, the safety brake)
+into audit entries in the same transaction. Each entry's hash covers the
+previous entry's hash and its own content; the single head row is locked while
+appending, so concurrent writers (the daemon, a CLI command) never fork the chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import event, inspect, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from daemon.store.models import (
+    AuditEntry,
+    AuditHead,
+    Backup,
+    Correspondence,
+    DaemonFlag,
+    Event,
+    ScheduledAction,
+    StepRecord,
+    WebhookEvent,
+)
+
+GENESIS = "0" * 64
+_NOTICE_OUTCOMES = ("sent", "failed")
+_STEP_OUTCOMES = ("done", "failed", "undone", "skipped")
+_ACTION_OUTCOMES = ("done", "failed", "cancelled")
+_BACKUP_OUTCOMES = ("completed", "verified", "failed", "corrupt", "expired")
+
+
+@dataclass(frozen=True)
+class _Pending:
+    at: datetime
+    account_id: str | None
+    kind: str
+    summary: str
+    data: dict[str, Any]
+
+
+def entry_hash(
+    prev_hash: str,
+    seq: int,
+    at: datetime,
+    account_id: str | None,
+    kind: str,
+    summary: str,
+    data: dict[str, Any],
+) -> str:
+    """Return the hex SHA-256 that chains an entry to `prev_hash`."""
+    body = json.dumps(
+        {
+            "seq": seq,
+            "at": at.astimezone(UTC).isoformat(),
+            "account": account_id,
+            "kind": kind,
+            "summary": summary,
+            "data": data,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
+
+
+def install_audit(sessions: sessionmaker[Session]) -> None:
+    """Make every session of `sessions` append audit entries for what it writes."""
+    if not event.contains(sessions, "before_flush", _before_flush):
+        event.listen(sessions, "before_flush", _before_flush)
+
+
+def _changed_to(obj: object, outcomes: tuple[str, ...]) -> bool:
+    state = inspect(obj)
+    status = getattr(obj, "status", None)
+    if status not in outcomes:
+        return False
+    return bool(state.pending or state.attrs.status.history.has_changes())
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _collect(session: Session) -> list[_Pending]:
+    pending: list[_Pending] = []
+    for obj in list(session.new) + list(session.dirty):
+        if isinstance(obj, Event) and obj in session.new:
+            pending.append(
+                _Pending(
+                    obj.at,
+                    obj.account_id,
+                    "event",
+                    f"{obj.from_state} -> {obj.to_state}: {obj.reason}",
+                    {"actor": obj.actor, "details": obj.details},
+                )
+            )
+        elif isinstance(obj, Correspondence) and _changed_to(obj, _NOTICE_OUTCOMES):
+            pending.append(
+                _Pending(
+                    obj.sent_at or obj.created_at,
+                    obj.account_id,
+                    "notice",
+                    f"{obj.notice}{f' #{obj.number}' if obj.number else ''} to "
+                    f"{obj.recipient}: {obj.status}",
+                    {
+                        "message_id": obj.message_id,
+                        "subject": obj.subject,
+                        "transport": obj.transport,
+                        "receipt": obj.receipt,
+                        "message_sha256": hashlib.sha256(obj.raw).hexdigest(),
+                    },
+                )
+            )
+        elif isinstance(obj, StepRecord) and _changed_to(obj, _STEP_OUTCOMES):
+            pending.append(
+                _Pending(
+                    obj.finished_at or _now(),
+                    None,
+                    "step",
+                    f"step {obj.position + 1} '{obj.name}': {obj.status}",
+                    {
+                        "run": obj.run_id,
+                        "type": obj.type,
+                        "changed": obj.changed,
+                        "error": obj.error,
+                    },
+                )
+            )
+        elif isinstance(obj, ScheduledAction) and _changed_to(obj, _ACTION_OUTCOMES):
+            pending.append(
+                _Pending(
+                    obj.updated_at,
+                    obj.account_id,
+                    "phase",
+                    f"{obj.kind} {obj.name}: {obj.status}",
+                    {"action": obj.id, "error": obj.error},
+                )
+            )
+        elif isinstance(obj, Backup) and _changed_to(obj, _BACKUP_OUTCOMES):
+            pending.append(
+                _Pending(
+                    obj.verified_at or obj.completed_at or obj.created_at,
+                    obj.account_id,
+                    "backup",
+                    f"backup {obj.id}: {obj.status}",
+                    {"location": obj.location, "size": obj.size_bytes, "error": obj.error},
+                )
+            )
+        elif isinstance(obj, WebhookEvent) and obj in session.new:
+            pending.append(
+                _Pending(obj.received_at, obj.account_id, "webhook", f"{obj.source} {obj.key}", {})
+            )
+        elif isinstance(obj, DaemonFlag):
+            pending.append(_Pending(obj.updated_at, None, "flag", f"{obj.name} set", obj.value))
+    return pending
+
+
+def _before_flush(session: Session, _context: object, _instances: object) -> None:
+    entries = _collect(session)
+    if not entries:
+        return
+    connection = session.connection()
+    # Locks the head row until commit: appenders queue up here, one chain.
+    connection.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq))
+    seq, prev = connection.execute(
+        select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)
+    ).one()
+    for entry in entries:
+        seq += 1
+        data = json.loads(json.dumps(entry.data, default=str))
+        digest = entry_hash(prev, seq, entry.at, entry.account_id, entry.kind, entry.summary, data)
+        session.add(
+            AuditEntry(
+                seq=seq,
+                at=entry.at,
+                account_id=entry.account_id,
+                kind=entry.kind,
+                summary=entry.summary,
+                data=data,
+                prev_hash=prev,
+                hash=digest,
+            )
+        )
+        prev = digest
+    connection.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev))
+
+
+def verify_chain(session: Session) -> list[str]:
+    """Check every entry against its predecessor and the head; return the problems found,
+    each naming the row (empty when the log is intact)."""
+    problems: list[str] = []
+    prev, expected_seq = GENESIS, 1
+    rows = session.execute(select(AuditEntry).order_by(AuditEntry.seq)).scalars()
+    for row in rows:
+        where = f"audit row id {row.id} (seq {row.seq})"
+        if row.seq != expected_seq:
+            problems.append(f"{where}: entries seq {expected_seq}..{row.seq - 1} were removed")
+        if row.prev_hash != prev:
+            problems.append(f"{where}: does not follow the entry before it")
+        digest = entry_hash(
+            row.prev_hash, row.seq, row.at, row.account_id, row.kind, row.summary, row.data
+        )
+        if digest != row.hash:
+            problems.append(f"{where}: content was edited after it was written")
+        prev, expected_seq = row.hash, row.seq + 1
+    head = session.get(AuditHead, 1)
+    if head is not None and (head.seq != expected_seq - 1 or head.hash != prev):
+        problems.append(
+            f"the newest entries were removed: the head names seq {head.seq}, "
+            f"the log ends at seq {expected_seq - 1}"
+        )
+    return problems
