@@ -164,6 +164,14 @@ class LapseScheduler:
             self._schedule_wake(account_id, moment)
         return len(due)
 
+    def wake_now(self, account_id: str) -> None:
+        """Evaluate the account as soon as the worker is free (a payment event arrived).
+
+        The account's regular wake-up job is moved to now; its next deadline is re-armed
+        after the evaluation as usual.
+        """
+        self._schedule_wake(account_id, self.lifecycle.clock())
+
     def _schedule_wake(self, account_id: str, moment: datetime | None) -> None:
         job_id = WAKE_PREFIX + account_id
         if moment is None:

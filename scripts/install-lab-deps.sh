@@ -20,6 +20,7 @@ WANTED=(
     "rsync"
     "openssl"
     "cron"
+    "systemd"
 )
 
 installed() {

@@ -34,7 +34,8 @@ def run(once: bool, config_path: Path | None) -> None:
             click.echo(f"{ran} playbook phase(s) run")
         app.transports.close()
         return
-    sys.exit(serve(app))
+    reload_config = (lambda: read_config(config_path)) if config_path else None
+    sys.exit(serve(app, reload_config=reload_config))
 
 
 @click.command("check-config")

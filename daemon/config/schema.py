@@ -515,6 +515,27 @@ class AlertsConfig(Section):
     )
 
 
+class WebhooksConfig(Section):
+    """Payment events pushed by billing systems to the daemon's listener (daemon.listen)."""
+
+    stripe_secret: SecretRef | None = Field(
+        default=None,
+        description="Stripe endpoint signing secret (whsec_...) for POST /webhooks/stripe.",
+        examples=[{"env": "LAPSE_STRIPE_WEBHOOK_SECRET"}],
+    )
+    hmac_secret: SecretRef | None = Field(
+        default=None,
+        description="Shared secret for POST /webhooks/generic: the body signed with "
+        "HMAC-SHA256 in X-Lapse-Signature: sha256=<hex>.",
+        examples=[{"file": "/etc/lapse/webhook-secret"}],
+    )
+    tolerance: Duration = Field(
+        default=timedelta(minutes=5),
+        description="How old a signed event's timestamp may be (replays are refused anyway).",
+        examples=["5m"],
+    )
+
+
 class Config(Section):
     """The whole configuration."""
 
@@ -550,6 +571,11 @@ class Config(Section):
         default=None,
         description="Operator playbooks, consulted before the shipped ones.",
         examples=["/etc/lapse/playbooks"],
+    )
+    webhooks: WebhooksConfig = Field(
+        default_factory=WebhooksConfig,
+        description="Payment webhooks.",
+        examples=[{"stripe_secret": {"env": "LAPSE_STRIPE_WEBHOOK_SECRET"}}],
     )
     maintenance_pages_dir: Path | None = Field(
         default=None,

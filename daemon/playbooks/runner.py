@@ -12,6 +12,7 @@ reactivation that follows undoes what was done.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -60,6 +61,10 @@ _PHASE_STATES = {
 _FAILED_STATE = {"suspend": State.SUSPEND_FAILED, "delete": State.DELETE_FAILED}
 
 
+class RunInterruptedError(Exception):
+    """The daemon is stopping: the run ends after its current step and resumes at start."""
+
+
 class RunCancelledError(Exception):
     """The run must stop without failing: the account was paid or changed course."""
 
@@ -92,6 +97,8 @@ class PlaybookRunner:
         self.backups = backups
         self.transports = transports
         self.alerts = alerts
+        # Set on SIGTERM: the step under way finishes, the run resumes at the next start.
+        self.stop_requested = threading.Event()
         self.library = PlaybookLibrary(config.playbooks_dir)
         self.pages = MaintenancePages(config.maintenance_pages_dir)
 
@@ -100,7 +107,7 @@ class PlaybookRunner:
         runs (a payment during a suspension queues its undo) and ones a crash interrupted.
         Returns how many ran."""
         seen: set[int] = set()
-        while True:
+        while not self.stop_requested.is_set():
             with self.sessions() as session:
                 due = session.scalars(
                     select(ScheduledAction.id)
@@ -115,9 +122,10 @@ class PlaybookRunner:
                 due = self._unbraked(due)
             fresh = [action_id for action_id in due if action_id not in seen]
             if not fresh:
-                return len(seen)
+                break
             seen.add(fresh[0])
             self.execute(fresh[0])
+        return len(seen)
 
     def _unbraked(self, due: list[int] | Sequence[int]) -> list[int]:
         """The actions that may run while the safety brake holds: not suspend or delete."""
@@ -227,6 +235,9 @@ class PlaybookRunner:
                 self._check_deletion_allowed(account_id, suspended_at, legal_hold)
             for service in snapshot.services if snapshot else ():
                 self._run_service(action_id, account_id, phase, service, since)
+        except RunInterruptedError:
+            log.info("playbook phase paused for shutdown", account=account_id, phase=phase)
+            return "running"
         except RunCancelledError as stop:
             self._finish_action(action_id, "cancelled", str(stop))
             log.info("playbook phase stopped", account=account_id, phase=phase, reason=str(stop))
@@ -292,6 +303,8 @@ class PlaybookRunner:
             record = records[position]
             if record.status in ("done", "skipped"):
                 continue
+            if self.stop_requested.is_set():
+                raise RunInterruptedError
             self._check_course(account_id, phase)
             spec = step.spec
             if spec.when and not evaluate(spec.when, context.variables, spec.name):

@@ -12,6 +12,17 @@ from pathlib import Path
 
 LAPSE = str(Path(sys.executable).parent / "lapse")
 
+# The config sections every end-to-end config shares: backups and notices kept
+# in directories next to the config.
+LOCAL_STORES = """
+[backup.store]
+type = "local"
+path = "backups"
+[notices.notifier]
+type = "outbox"
+path = "outbox"
+"""
+
 
 def lapse(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run one `lapse` command to completion and return its result (never raises on exit status)."""

@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from tests.e2e.daemon_process import lapse
+from tests.e2e.daemon_process import LOCAL_STORES, lapse
 from tests.lab.backup_helpers import tree_fingerprint
 
 
@@ -39,13 +39,8 @@ path = "billing.json"
 transport = "local"
 playbook = "nginx-linux"
 allowed_roots = ["{www}"]
-[backup.store]
-type = "local"
-path = "backups"
-[notices.notifier]
-type = "outbox"
-path = "outbox"
 """
+        + LOCAL_STORES
     )
     return config
 

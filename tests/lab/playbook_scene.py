@@ -12,7 +12,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,9 @@ from tests.lab.services.nginx import NginxServer
 from tests.lab.services.postgres import PostgresServer
 from tests.lab.services.sshd import SSHServer
 
-START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+# Sixty days ago: a scene can time-travel to its suspension and still end in the past,
+# so a real-time scheduler (webhook tests) can take over from there.
+START = datetime.now(UTC).replace(microsecond=0) - timedelta(days=60)
 ORIGINAL_PAGE = "<h1>Riverside Bakery: fresh bread daily</h1>\n"
 PORTAL_TOKEN = "portal-token-for-tests"
 

@@ -1,0 +1,1 @@
+"""The daemon's HTTP listener: payment webhooks, /healthz and /metrics."""
