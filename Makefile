@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test venv lab-deps lint typecheck check clean
+.PHONY: run test venv lab-deps bench-deps lint typecheck check clean
 
 $(BIN)/lapse: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ run: venv
 lab-deps:
 	bash scripts/install-lab-deps.sh
 
+# The AWS CLI, the baseline of bench/backup.py, in its own venv: it pins botocore.
+bench-deps: venv lab-deps
+	$(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/pip install --quiet awscli
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -34,4 +39,4 @@ test: venv lab-deps check
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-bench .pytest_cache .mypy_cache .ruff_cache

@@ -22,7 +22,9 @@ from daemon.store.models import Account, Backup, Event, ScheduledAction
 
 log = structlog.get_logger("lapse.backup")
 
-_PROTECTING_STATES = frozenset({*SUSPENDED_STATES, *FAILED_STATES, State.LEGAL_HOLD})
+_PROTECTING_STATES = frozenset(
+    {*SUSPENDED_STATES, *FAILED_STATES, State.LEGAL_HOLD, State.OPS_SUSPENDED}
+)
 _ENDING_STATES = (State.ACTIVE.value, State.DELETED.value)
 _EXPIRABLE = ("completed", "verified", "corrupt", "failed")
 

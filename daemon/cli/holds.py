@@ -1,12 +1,13 @@
-"""Operator overrides of the lifecycle clock: hold and release."""
+"""Operator overrides of the lifecycle: hold and release, suspend and unsuspend."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
-from daemon.app import build_app
+from daemon.app import App, build_app
 from daemon.cli.common import config_option, operator, parse_when, read_config
 from daemon.policy import commands
 
@@ -39,4 +40,65 @@ def release(account: str, config_path: Path | None) -> None:
     click.echo(f"{account}: {decision.from_state} -> {decision.record.label} ({decision.reason})")
 
 
-COMMANDS = (hold, release)
+@click.command()
+@click.argument("account")
+@click.option("--reason", required=True, help="Why the site is taken down (recorded).")
+@click.option("--queue-only", is_flag=True, help="Leave the suspend phase to the daemon.")
+@config_option
+def suspend(account: str, reason: str, queue_only: bool, config_path: Path | None) -> None:
+    """Suspend ACCOUNT now, paid or not, until `lapse unsuspend` (no client notice is sent).
+
+    The suspend phase of the host's playbook runs at once (backup, maintenance page,
+    logins revoked); no removal deadline runs while ops keep the account suspended.
+    """
+    app = build_app(read_config(config_path))
+    decision = app.lifecycle.apply_command(account, commands.suspend, operator(), reason=reason)
+    click.echo(f"{account}: {decision.from_state} -> {decision.record.label} ({decision.reason})")
+    _run_phases(app, account, queue_only)
+
+
+@click.command()
+@click.argument("account")
+@click.option("--reason", default="", help="Why the site comes back (recorded).")
+@click.option(
+    "--until",
+    "until_text",
+    help="For a suspension for non-payment: when the suspension comes back unless paid.",
+)
+@click.option("--queue-only", is_flag=True, help="Leave the unsuspend phase to the daemon.")
+@config_option
+def unsuspend(
+    account: str, reason: str, until_text: str | None, queue_only: bool, config_path: Path | None
+) -> None:
+    """Bring ACCOUNT's site back now.
+
+    An ops suspension ends. A suspension for non-payment becomes an ops hold with
+    the site back, until `lapse release` (or --until); a payment reactivates the
+    account as usual, and without one the suspension comes again when the hold ends.
+    """
+    until = parse_when(until_text) if until_text else None
+    app = build_app(read_config(config_path))
+    decision = app.lifecycle.apply_command(
+        account, commands.unsuspend, operator(), reason=reason, until=until
+    )
+    click.echo(f"{account}: {decision.from_state} -> {decision.record.label} ({decision.reason})")
+    _run_phases(app, account, queue_only)
+
+
+def _run_phases(app: App, account: str, queue_only: bool) -> None:
+    """Run the playbook phases the command queued (unless `queue_only`); exit 1 if one
+    did not finish."""
+    if queue_only:
+        click.echo(f"{account}: queued for the daemon")
+        return
+    try:
+        outcomes = app.runner.run_queued(account)
+    finally:
+        app.transports.close()
+    for phase, status in outcomes:
+        click.echo(f"{account}: {phase} phase {status}")
+    if any(status != "done" for _, status in outcomes):
+        sys.exit(1)
+
+
+COMMANDS = (hold, release, suspend, unsuspend)

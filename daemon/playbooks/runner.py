@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from daemon.alerts import OpsAlerts
 from daemon.backup.errors import BackupError
@@ -55,7 +55,7 @@ _STEP_ERRORS = (
 # The account states in which each phase may go on; anything else means a payment
 # (or an operator) changed the account's course while the run was under way.
 _PHASE_STATES = {
-    "suspend": {*SUSPENDED_STATES},
+    "suspend": {*SUSPENDED_STATES, State.OPS_SUSPENDED},
     "delete": {State.DELETED},
 }
 _FAILED_STATE = {"suspend": State.SUSPEND_FAILED, "delete": State.DELETE_FAILED}
@@ -102,10 +102,16 @@ class PlaybookRunner:
         self.library = PlaybookLibrary(config.playbooks_dir)
         self.pages = MaintenancePages(config.maintenance_pages_dir)
 
-    def run_pending(self) -> int:
+    def run_pending(self, resume_interrupted: bool = True) -> int:
         """Run every due playbook action, oldest first, including ones queued while this
-        runs (a payment during a suspension queues its undo) and ones a crash interrupted.
-        Returns how many ran."""
+        runs (a payment during a suspension queues its undo) and, with
+        `resume_interrupted`, ones a crash or a stop left running. Returns how many ran.
+
+        A long-running daemon resumes interrupted actions once, at start: later, an
+        action marked running belongs to someone else (an operator's `lapse suspend`
+        or `lapse retry`) and must not run twice at once.
+        """
+        statuses = ("pending", "running") if resume_interrupted else ("pending",)
         seen: set[int] = set()
         while not self.stop_requested.is_set():
             with self.sessions() as session:
@@ -113,7 +119,7 @@ class PlaybookRunner:
                     select(ScheduledAction.id)
                     .where(
                         ScheduledAction.kind == "playbook",
-                        ScheduledAction.status.in_(("pending", "running")),
+                        ScheduledAction.status.in_(statuses),
                         ScheduledAction.due_at <= self.clock(),
                     )
                     .order_by(ScheduledAction.id)
@@ -124,8 +130,27 @@ class PlaybookRunner:
             if not fresh:
                 break
             seen.add(fresh[0])
-            self.execute(fresh[0])
+            self.execute(fresh[0], resume=resume_interrupted)
         return len(seen)
+
+    def run_queued(self, account_id: str) -> list[tuple[str, str]]:
+        """Run the account's pending playbook actions now, oldest first (an operator's
+        command that should not wait for the next sync).
+
+        Returns (phase, final status) for each; an action another process claimed
+        first is reported with the status it has.
+        """
+        with self.sessions() as session:
+            queued = session.execute(
+                select(ScheduledAction.id, ScheduledAction.name)
+                .where(
+                    ScheduledAction.account_id == account_id,
+                    ScheduledAction.kind == "playbook",
+                    ScheduledAction.status == "pending",
+                )
+                .order_by(ScheduledAction.id)
+            ).all()
+        return [(phase, self.execute(action_id)) for action_id, phase in queued]
 
     def _unbraked(self, due: list[int] | Sequence[int]) -> list[int]:
         """The actions that may run while the safety brake holds: not suspend or delete."""
@@ -213,16 +238,30 @@ class PlaybookRunner:
             self.lifecycle.mark(account_id, back_to[state], f"{phase} retried", actor)
         return self.execute(action_id)
 
-    def execute(self, action_id: int) -> str:
+    def execute(self, action_id: int, resume: bool = False) -> str:
         """Run one queued phase on every host of the account; return its final status
-        ('done', 'failed' or 'cancelled')."""
+        ('done', 'failed' or 'cancelled'; 'running' when stopped for shutdown or run by
+        another process).
+
+        The action is claimed with one conditional update, so two processes (the daemon
+        and an operator's command) never run it at once; `resume` also claims an
+        action left running by a crash.
+        """
+        claimable = ("pending", "running") if resume else ("pending",)
         with self.sessions.begin() as session:
-            action = session.get(ScheduledAction, action_id)
+            claimed = session.execute(
+                update(ScheduledAction)
+                .where(ScheduledAction.id == action_id, ScheduledAction.status.in_(claimable))
+                .values(
+                    status="running",
+                    updated_at=self.clock(),
+                    attempts=ScheduledAction.attempts + 1,
+                )
+            )
+            action = session.get(ScheduledAction, action_id, populate_existing=True)
             assert action is not None
-            if action.status not in ("pending", "running"):
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
                 return action.status
-            action.status, action.updated_at = "running", self.clock()
-            action.attempts += 1
             account = session.get(Account, action.account_id)
             assert account is not None
             snapshot = stored_snapshot(account)
@@ -469,7 +508,14 @@ class PlaybookRunner:
     # -- guards ----------------------------------------------------------------------
 
     def _check_balance(self, account_id: str) -> None:
-        """Read the balance afresh; raise RunCancelledError if the account is paid."""
+        """Read the balance afresh; raise RunCancelledError if the account is paid.
+
+        An operator's suspension goes ahead whatever the balance.
+        """
+        with self.sessions() as session:
+            state = session.scalar(select(Account.state).where(Account.id == account_id))
+        if state == State.OPS_SUSPENDED.value:
+            return
         try:
             snapshot = self.billing.fetch_one(account_id)
         except BillingError as error:

@@ -28,7 +28,7 @@ __all__ = [
     "decide",
 ]
 
-_RULES = (rules.holds, rules.exemption, rules.payment, rules.payment_plan)
+_RULES = (rules.ops_suspension, rules.holds, rules.exemption, rules.payment, rules.payment_plan)
 
 
 def decide(

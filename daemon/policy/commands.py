@@ -1,11 +1,12 @@
-"""Operator commands on the lifecycle: hold and release. Pure, like the rules."""
+"""Operator commands on the lifecycle: hold, release, suspend and unsuspend. Pure, like
+the rules."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from daemon.policy.clock import pause, resume
-from daemon.policy.model import Decision, LifecycleRecord, State
+from daemon.policy.model import SUSPENDED_STATES, Action, Decision, LifecycleRecord, Phase, State
 from daemon.policy.rules import move
 
 
@@ -53,3 +54,68 @@ def release(record: LifecycleRecord, now: datetime) -> Decision:
     if record.state not in (State.ON_HOLD, State.LEGAL_HOLD):
         raise CommandRefusedError(f"account {record.account_id} is {record.label}, not on hold")
     return move(record, resume(record, now), f"{record.state.value} released")
+
+
+def suspend(record: LifecycleRecord, now: datetime, *, reason: str) -> Decision:
+    """Suspend the account by an operator's decision, whatever its balance.
+
+    The clock stops (no removal deadline runs while ops hold the site down) and the
+    suspend phase runs unless the site is already suspended. No client notice is
+    sent: the operator knows what to tell the client. Returns the decision. Raises
+    CommandRefusedError for a deleted account, a failed deletion, a legal hold
+    (release it first) or an account already suspended by ops.
+    """
+    refused = {
+        State.DELETED: "is deleted",
+        State.DELETE_FAILED: "failed its deletion; resolve that first (lapse retry)",
+        State.LEGAL_HOLD: "is under a legal hold; release it first",
+        State.OPS_SUSPENDED: "is already suspended by ops",
+    }
+    if record.state in refused:
+        raise CommandRefusedError(f"account {record.account_id} {refused[record.state]}")
+    after = pause(record, State.OPS_SUSPENDED, now, hold_reason=reason, hold_until=None)
+    site_down = after.resume_state in SUSPENDED_STATES
+    actions = () if site_down else (Action.run(Phase.SUSPEND),)
+    return move(record, after, f"suspended by ops: {reason}", *actions)
+
+
+def unsuspend(
+    record: LifecycleRecord, now: datetime, *, reason: str = "", until: datetime | None = None
+) -> Decision:
+    """Bring a suspended account's site back by an operator's decision.
+
+    An ops suspension ends and the account resumes where it was (its site comes
+    back unless the policy had suspended it too). A suspension for non-payment is
+    lifted into an ops hold with the site back: the client keeps it while the hold
+    lasts (until release, or `until`), a payment reactivates the account as usual,
+    and without one the suspension comes again when the hold ends. Returns the
+    decision. Raises CommandRefusedError when the account is not suspended, or
+    `until` is not in the future.
+    """
+    if until is not None and until <= now:
+        raise CommandRefusedError(f"the hold's end {until.isoformat()} is not in the future")
+    if record.state is State.OPS_SUSPENDED:
+        if until is not None:
+            raise CommandRefusedError("--until applies to a suspension for non-payment only")
+        after = resume(record, now)
+        site_down = after.state in SUSPENDED_STATES
+        actions = () if site_down else (Action.run(Phase.UNSUSPEND),)
+        why = "ops suspension lifted" + (f": {reason}" if reason else "")
+        return move(record, after, why, *actions)
+    if record.state in SUSPENDED_STATES or record.state is State.SUSPEND_FAILED:
+        held = record.evolve(
+            state=State.ON_HOLD,
+            # Back to the final notice on release, due for suspension at once.
+            resume_state=State.FINAL_NOTICE,
+            paused_since=now,
+            hold_reason=reason or "unsuspended by ops",
+            hold_until=until,
+            suspend_at=now,
+            suspended_at=None,
+            delete_at=None,
+            warnings_sent=0,
+            last_warning_at=None,
+        )
+        why = "unsuspended by ops, on hold" + (f": {reason}" if reason else "")
+        return move(record, held, why, Action.run(Phase.UNSUSPEND))
+    raise CommandRefusedError(f"account {record.account_id} is {record.label}, not suspended")

@@ -25,9 +25,13 @@ class State(StrEnum):
     PAYMENT_PLAN = "payment-plan"
     EXEMPT = "exempt"
     LEGAL_HOLD = "legal-hold"
+    # Suspended by an operator (`lapse suspend`): stays so, paid or not, until `lapse unsuspend`.
+    OPS_SUSPENDED = "ops-suspended"
 
 
-SIDE_STATES = frozenset({State.ON_HOLD, State.PAYMENT_PLAN, State.EXEMPT, State.LEGAL_HOLD})
+SIDE_STATES = frozenset(
+    {State.ON_HOLD, State.PAYMENT_PLAN, State.EXEMPT, State.LEGAL_HOLD, State.OPS_SUSPENDED}
+)
 SUSPENDED_STATES = frozenset({State.SUSPENDED, State.REMOVAL_WARNED})
 DUNNING_STATES = frozenset({State.OVERDUE, State.REMINDED, State.FINAL_NOTICE})
 FAILED_STATES = frozenset({State.SUSPEND_FAILED, State.DELETE_FAILED})

@@ -44,6 +44,19 @@ def move(
     )
 
 
+def ops_suspension(
+    snap: AccountSnapshot, record: LifecycleRecord, policy: PolicyConfig, now: datetime
+) -> Decision | None:
+    """Suspended by an operator: nothing moves it, not even a payment, until unsuspended.
+
+    The operator may have suspended for a reason billing knows nothing about (abuse,
+    a compromised site), so a payment must not bring the site back on its own.
+    """
+    if record.state is not State.OPS_SUSPENDED:
+        return None
+    return stay(record, f"suspended by ops: {record.hold_reason or 'no reason given'}")
+
+
 def holds(
     snap: AccountSnapshot, record: LifecycleRecord, policy: PolicyConfig, now: datetime
 ) -> Decision | None:

@@ -9,6 +9,7 @@ import time
 
 from sqlalchemy import select
 
+from daemon.policy import commands
 from daemon.store.models import Account, Event, PlaybookRun, ScheduledAction, StepRecord
 from tests.lab.engine_helpers import run_days
 from tests.lab.playbook_scene import ORIGINAL_PAGE, PORTAL_TOKEN, Scene
@@ -287,3 +288,37 @@ def test_a_payment_during_the_run_stops_it_and_undoes_what_was_done(scene: Scene
     with scene.app.sessions() as session:
         actions = dict(session.execute(select(ScheduledAction.name, ScheduledAction.status)).all())
     assert actions == {"suspend": "cancelled", "unsuspend": "done"}
+
+
+def test_ops_suspend_and_unsuspend_a_paying_account_on_the_real_host(scene: Scene) -> None:
+    """`lapse suspend` takes a paid-up site down at once and keeps it down through
+    payments; `lapse unsuspend` brings it back. Both are recorded with the operator."""
+    scene.pay()
+    scene.app.lifecycle.sync()
+    assert account_state(scene) == "active"
+    scene.app.lifecycle.apply_command(
+        scene.account_id, commands.suspend, "ops:oncall", reason="phishing kit found"
+    )
+    assert scene.app.runner.run_queued(scene.account_id) == [("suspend", "done")]
+    assert scene.get().status_code == 503
+    assert scene.locked()
+    run_days(scene.app, scene.clock, 60)  # paid all along: the site stays down
+    assert account_state(scene) == "ops-suspended"
+    assert scene.get().status_code == 503
+
+    scene.app.lifecycle.apply_command(
+        scene.account_id, commands.unsuspend, "ops:oncall", reason="cleaned"
+    )
+    assert scene.app.runner.run_queued(scene.account_id) == [("unsuspend", "done")]
+    assert scene.get().text == ORIGINAL_PAGE
+    assert not scene.locked()
+    with scene.app.sessions() as session:
+        events = session.execute(
+            select(Event.to_state, Event.actor, Event.reason)
+            .where(Event.account_id == scene.account_id, Event.actor == "ops:oncall")
+            .order_by(Event.id)
+        ).all()
+    assert [tuple(row) for row in events] == [
+        ("ops-suspended", "ops:oncall", "suspended by ops: phishing kit found"),
+        ("active", "ops:oncall", "ops suspension lifted: cleaned"),
+    ]

@@ -78,7 +78,9 @@ class S3Upload(Upload):
     def write(self, data: bytes) -> None:
         self._buffer.extend(data)
         while len(self._buffer) >= self._part_size:
-            body = bytes(self._buffer[: self._part_size])
+            # One copy into the part: slicing the bytearray first would make two.
+            with memoryview(self._buffer) as view:
+                body = bytes(view[: self._part_size])
             del self._buffer[: self._part_size]
             self._submit(body)
 
