@@ -60,7 +60,6 @@ class LapseScheduler:
         # Runs the playbook phases transitions queued, in the same worker as the
         # evaluations: a phase never overlaps an evaluation of its account.
         self.runner = runner
-        self._resumed = False
         self.sync_interval = sync_interval
         self.horizon = max(2 * sync_interval, timedelta(hours=1))
         self.last_sync: datetime | None = None
@@ -143,10 +142,7 @@ class LapseScheduler:
 
     def _run_playbooks(self) -> None:
         if self.runner is not None:
-            # Actions a crash or stop left running are this daemon's to finish, once;
-            # later, a running action is an operator's command under way.
-            self.runner.run_pending(resume_interrupted=not self._resumed)
-            self._resumed = True
+            self.runner.run_pending()
 
     def reconcile(self) -> int:
         """Make the wake-up jobs match the accounts' next deadlines within the horizon.

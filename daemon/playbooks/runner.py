@@ -31,6 +31,7 @@ from daemon.billing.snapshot import Service
 from daemon.config.load import ConfigError
 from daemon.config.schema import Config
 from daemon.lifecycle.engine import LifecycleEngine, UnknownAccountError, stored_snapshot
+from daemon.playbooks.claims import claim_is_stale, this_process
 from daemon.playbooks.library import PlaybookLibrary
 from daemon.playbooks.pages import MaintenancePages
 from daemon.playbooks.schema import Playbook, StepSpec
@@ -102,16 +103,11 @@ class PlaybookRunner:
         self.library = PlaybookLibrary(config.playbooks_dir)
         self.pages = MaintenancePages(config.maintenance_pages_dir)
 
-    def run_pending(self, resume_interrupted: bool = True) -> int:
+    def run_pending(self) -> int:
         """Run every due playbook action, oldest first, including ones queued while this
-        runs (a payment during a suspension queues its undo) and, with
-        `resume_interrupted`, ones a crash or a stop left running. Returns how many ran.
-
-        A long-running daemon resumes interrupted actions once, at start: later, an
-        action marked running belongs to someone else (an operator's `lapse suspend`
-        or `lapse retry`) and must not run twice at once.
-        """
-        statuses = ("pending", "running") if resume_interrupted else ("pending",)
+        runs (a payment during a suspension queues its undo) and ones whose process
+        crashed or stopped; an action another live process runs is left to it.
+        Returns how many ran."""
         seen: set[int] = set()
         while not self.stop_requested.is_set():
             with self.sessions() as session:
@@ -119,7 +115,7 @@ class PlaybookRunner:
                     select(ScheduledAction.id)
                     .where(
                         ScheduledAction.kind == "playbook",
-                        ScheduledAction.status.in_(statuses),
+                        ScheduledAction.status.in_(("pending", "running")),
                         ScheduledAction.due_at <= self.clock(),
                     )
                     .order_by(ScheduledAction.id)
@@ -130,7 +126,7 @@ class PlaybookRunner:
             if not fresh:
                 break
             seen.add(fresh[0])
-            self.execute(fresh[0], resume=resume_interrupted)
+            self.execute(fresh[0], resume=True)
         return len(seen)
 
     def run_queued(self, account_id: str) -> list[tuple[str, str]]:
@@ -243,25 +239,34 @@ class PlaybookRunner:
         ('done', 'failed' or 'cancelled'; 'running' when stopped for shutdown or run by
         another process).
 
-        The action is claimed with one conditional update, so two processes (the daemon
-        and an operator's command) never run it at once; `resume` also claims an
-        action left running by a crash.
+        The action is claimed with one conditional update naming this process, so two
+        processes (the daemon and an operator's command) never run it at once;
+        `resume` also claims an action left running by a process that is gone.
         """
-        claimable = ("pending", "running") if resume else ("pending",)
         with self.sessions.begin() as session:
+            action = session.get(ScheduledAction, action_id)
+            assert action is not None
+            status, holder = action.status, action.claimed_by
+            resumable = status == "running" and resume and claim_is_stale(holder)
+            if status != "pending" and not resumable:
+                return status
             claimed = session.execute(
                 update(ScheduledAction)
-                .where(ScheduledAction.id == action_id, ScheduledAction.status.in_(claimable))
+                .where(
+                    ScheduledAction.id == action_id,
+                    ScheduledAction.status == status,
+                    ScheduledAction.claimed_by.is_not_distinct_from(holder),
+                )
                 .values(
                     status="running",
+                    claimed_by=this_process(),
                     updated_at=self.clock(),
                     attempts=ScheduledAction.attempts + 1,
                 )
             )
-            action = session.get(ScheduledAction, action_id, populate_existing=True)
-            assert action is not None
             if claimed.rowcount != 1:  # type: ignore[attr-defined]
-                return action.status
+                return "running"  # another process claimed it between the read and now
+            session.refresh(action)
             account = session.get(Account, action.account_id)
             assert account is not None
             snapshot = stored_snapshot(account)

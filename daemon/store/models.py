@@ -90,6 +90,8 @@ class ScheduledAction(Base):
     updated_at: Mapped[datetime]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    # The process running it ("host:pid:start"), so a crashed run is told from a live one.
+    claimed_by: Mapped[str | None] = mapped_column(String(120))
 
 
 class Correspondence(Base):

@@ -11,6 +11,7 @@ import secrets
 import subprocess
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -46,6 +47,13 @@ class PortalCalls:
 @pytest.fixture
 def portal() -> Iterator[tuple[str, PortalCalls]]:
     """A client-portal API on loopback that records each POST and answers 204."""
+    with serve_portal() as served:
+        yield served
+
+
+@contextmanager
+def serve_portal() -> Iterator[tuple[str, PortalCalls]]:
+    """Run the recording client portal; yields (its base URL, the calls it received)."""
     received = PortalCalls()
 
     class Handler(BaseHTTPRequestHandler):
@@ -140,6 +148,22 @@ def scene(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Scene]:
     """An overdue account whose site, user and databases are live on the lab servers."""
+    monkeypatch.setenv("LAPSE_PORTAL_TOKEN", PORTAL_TOKEN)
+    with build_scene(tmp_path, sshd, nginx, mariadb, postgres, portal) as built:
+        yield built
+
+
+@contextmanager
+def build_scene(
+    tmp_path: Path,
+    sshd: SSHServer,
+    nginx: NginxServer,
+    mariadb: MariaDBServer,
+    postgres: PostgresServer,
+    portal: tuple[str, PortalCalls],
+) -> Iterator[Scene]:
+    """Set up the scene's user, site, vhost and databases on the lab servers (the portal
+    token must be in $LAPSE_PORTAL_TOKEN); yields the Scene and removes it all after."""
     suffix = secrets.token_hex(3)
     user = f"lapse-c{suffix}"
     domain = f"bakery-{suffix}.example.test"
@@ -179,7 +203,6 @@ def scene(
         connection.execute("CREATE TABLE posts (id int); INSERT INTO posts VALUES (42)")
 
     portal_url, calls = portal
-    monkeypatch.setenv("LAPSE_PORTAL_TOKEN", PORTAL_TOKEN)
     nginx_args = f"{nginx.binary} -p {nginx.prefix}/ -c {nginx.conf_path}"
     host = ssh_host(
         sshd,
@@ -240,11 +263,13 @@ def scene(
         billing_path=tmp_path / "billing.json",
         account=account,
     )
-    yield built
-    app.transports.close()
-    subprocess.run(["pkill", "-KILL", "-u", user], check=False)
-    subprocess.run(["crontab", "-r", "-u", user], check=False, capture_output=True)
-    subprocess.run(["userdel", user], check=False, capture_output=True)
-    for leftover in nginx.sites_dir.glob(f"{domain}.conf*"):
-        leftover.unlink()
-    nginx.reload()
+    try:
+        yield built
+    finally:
+        app.transports.close()
+        subprocess.run(["pkill", "-KILL", "-u", user], check=False)
+        subprocess.run(["crontab", "-r", "-u", user], check=False, capture_output=True)
+        subprocess.run(["userdel", user], check=False, capture_output=True)
+        for leftover in nginx.sites_dir.glob(f"{domain}.conf*"):
+            leftover.unlink()
+        nginx.reload()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
 import time
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from daemon.policy import commands
 from daemon.store.models import Account, Event, PlaybookRun, ScheduledAction, StepRecord
@@ -162,6 +163,18 @@ def test_a_crashed_run_resumes_at_its_first_unfinished_step(scene: Scene) -> Non
         steps_module.STEP_TYPES["run"] = real_run
     statuses = [status for _name, status in steps(scene, "suspend")]
     assert statuses[:3] == ["done", "done", "running"]
+
+    # While the process that claimed it lives, no one else resumes the run.
+    scene.app.runner.run_pending()
+    assert [status for _name, status in steps(scene, "suspend")] == statuses
+    # The process is gone (a finished shell stands in for it): the next daemon resumes.
+    gone = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True, check=True)
+    with scene.app.sessions.begin() as session:
+        session.execute(
+            update(ScheduledAction).values(
+                claimed_by=f"{socket.gethostname()}:{gone.stdout.strip()}:0"
+            )
+        )
 
     scene.app.runner.run_pending()  # the restarted daemon
 
