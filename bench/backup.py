@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from daemon.backup.pump import CHUNK as READ_SIZE  # as backups read
 from daemon.clock import VirtualClock
 from daemon.logs import configure_logging
 from daemon.transport.base import CommandError, TransportError
@@ -60,7 +61,6 @@ MIB = 1024**2
 CIPHER = "aes128-gcm@openssh.com"
 BUCKET = "bench"
 ACCESS_KEY = SECRET_KEY = "bench"  # noqa: S105 - moto accepts any key
-READ_SIZE = MIB
 
 
 def main() -> None:

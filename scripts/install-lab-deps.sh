@@ -21,6 +21,8 @@ WANTED=(
     "openssl"
     "cron"
     "systemd"
+    "apache2"
+    "time"
 )
 
 installed() {

@@ -29,7 +29,7 @@ from daemon.backup.stores.base import StoreError
 from daemon.billing.base import BillingError, BillingSource
 from daemon.billing.snapshot import Service
 from daemon.config.load import ConfigError
-from daemon.config.schema import Config
+from daemon.config.schema import BrandConfig, Config, HostConfig
 from daemon.lifecycle.engine import LifecycleEngine, UnknownAccountError, stored_snapshot
 from daemon.playbooks.claims import claim_is_stale, this_process
 from daemon.playbooks.library import PlaybookLibrary
@@ -474,28 +474,9 @@ class PlaybookRunner:
         self, account_id: str, phase: str, service: Service, playbook: Playbook, since: datetime
     ) -> StepContext:
         host = self.config.hosts[service.host]
-        brand = self.config.notices.brand
-        variables: dict[str, Any] = {
-            "account": {"id": account_id},
-            "service": {
-                "host": service.host,
-                "system_user": service.system_user,
-                "docroot": service.docroot,
-                "domains": list(service.domains),
-                "databases": [
-                    {"engine": db.engine, "name": db.name, "user": db.user}
-                    for db in service.databases
-                ],
-            },
-            "host": {
-                "name": service.host,
-                "transport": host.transport,
-                "allowed_roots": [str(root) for root in host.allowed_roots],
-            },
-            "vars": playbook.vars | host.vars,
-            "brand": {"company": brand.company_name, "support_email": brand.support_email},
-            "phase": phase,
-        }
+        variables = step_variables(
+            account_id, service, host, playbook, self.config.notices.brand, phase
+        )
         return StepContext(
             account_id=account_id,
             phase=phase,
@@ -607,3 +588,36 @@ class PlaybookRunner:
             self.lifecycle.mark(account_id, failed_state, f"{phase} failed: {error}", "runner")
         if self.alerts is not None:
             self.alerts.alert(f"{phase}-failed", account_id, error, self.clock())
+
+
+def step_variables(
+    account_id: str,
+    service: Service,
+    host: HostConfig,
+    playbook: Playbook,
+    brand: BrandConfig,
+    phase: str,
+) -> dict[str, Any]:
+    """Return what a playbook's templates see for one service of an account: `account`,
+    `service`, `host`, `vars` (the playbook's, overridden by the host's), `brand` and
+    `phase`."""
+    return {
+        "account": {"id": account_id},
+        "service": {
+            "host": service.host,
+            "system_user": service.system_user,
+            "docroot": service.docroot,
+            "domains": list(service.domains),
+            "databases": [
+                {"engine": db.engine, "name": db.name, "user": db.user} for db in service.databases
+            ],
+        },
+        "host": {
+            "name": service.host,
+            "transport": host.transport,
+            "allowed_roots": [str(root) for root in host.allowed_roots],
+        },
+        "vars": playbook.vars | host.vars,
+        "brand": {"company": brand.company_name, "support_email": brand.support_email},
+        "phase": phase,
+    }
