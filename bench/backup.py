@@ -359,15 +359,30 @@ path = "outbox"
     sync = subprocess.run([lapse, "run", "--once", "-c", str(config)], env=environment)
     if sync.returncode != 0:
         raise RuntimeError("lapse run --once failed")
-    process = subprocess.Popen(
-        [lapse, "backup", "bench", "-c", str(config)], env=environment, stdout=subprocess.DEVNULL
+    # Through GNU time: a child's ru_maxrss as seen by this process would include this
+    # (large) process's memory at fork, which the kernel carries over to the exec.
+    report = workdir / "rss-kib"
+    backup = subprocess.run(
+        [
+            "/usr/bin/time",
+            "-f",
+            "%M",
+            "-o",
+            str(report),
+            lapse,
+            "backup",
+            "bench",
+            "-c",
+            str(config),
+        ],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        check=False,
     )
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
     s3.empty()
-    if process.returncode != 0:
-        raise RuntimeError(f"lapse backup exited {process.returncode}")
-    return usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+    if backup.returncode != 0:
+        raise RuntimeError(f"lapse backup exited {backup.returncode}")
+    return int(report.read_text().split()[-1]) / 1024  # GNU time reports KiB
 
 
 def toml_table(values: dict[str, object]) -> str:
