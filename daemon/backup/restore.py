@@ -4,11 +4,16 @@ Each object is checked before anything is written: its size and SHA-256 must
 match the manifest, and a site archive must not hold a member with an absolute
 path, a '..' component, a device file, or a path through one of its own symlinks.
 Only then is it streamed from the store into the host's `tar` or database client.
+Restored site files are then compared with the archive on the host (GNU tar
+--compare: content, mode, owner, time and link target of every member).
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -26,6 +31,11 @@ from daemon.transport import CommandError, TransportError
 log = structlog.get_logger("lapse.backup")
 
 _CHUNK = 1 << 20
+# How many differing paths an error quotes from tar --compare.
+_SHOWN_DIFFERENCES = 10
+
+# Told (object name, bytes just moved) as objects stream into the host.
+Progress = Callable[[str, int], None]
 
 
 @dataclass
@@ -37,6 +47,8 @@ class RestoredObject:
     host: str
     target: str
     bytes: int
+    check: str = ""  # what was checked after restoring, for the summary
+    seconds: float = 0.0
 
 
 @dataclass
@@ -63,13 +75,18 @@ class RestoreRequest:
     files: bool = True
     databases: bool = True
     dry_run: bool = False
+    compare_files: bool = True
 
 
-def restore_backup(service: BackupService, request: RestoreRequest) -> RestoreReport:
+def restore_backup(
+    service: BackupService, request: RestoreRequest, progress: Progress | None = None
+) -> RestoreReport:
     """Restore the backup `request` names and return what was restored.
 
-    Raises UnknownBackupError, UnsafeArchiveError for an archive with an unsafe
-    member, and BackupError when the backup is unusable or a host command fails;
+    `progress`, when given, is told of the bytes of each object as they move (the
+    check pass, then the restore). Raises UnknownBackupError, UnsafeArchiveError
+    for an archive with an unsafe member, and BackupError when the backup is
+    unusable, a host command fails, or restored files differ from the archive;
     nothing is written to a host before every chosen object passed its check.
     """
     backup = service.get(request.backup_id)
@@ -98,9 +115,16 @@ def restore_backup(service: BackupService, request: RestoreRequest) -> RestoreRe
         if host is None:
             raise BackupError(f"{entry.name} records no host; name one to restore onto")
         target = _target(entry, request.path, len(file_objects))
+        restored = RestoredObject(entry.name, entry.kind, host, target, entry.size)
         if not request.dry_run:
-            _restore_object(service, prefix + entry.name, entry, host, target)
-        report.restored.append(RestoredObject(entry.name, entry.kind, host, target, entry.size))
+            started = time.monotonic()
+            _restore_object(service, prefix + entry.name, entry, host, target, progress)
+            restored.check = "imported, client exited 0"
+            if entry.kind == "files" and request.compare_files:
+                _compare_files(service, prefix + entry.name, entry, host, target)
+                restored.check = "every member matches the archive (tar --compare)"
+            restored.seconds = time.monotonic() - started
+        report.restored.append(restored)
     return report
 
 
@@ -132,7 +156,12 @@ def _check_before_restore(service: BackupService, key: str, entry: BackupObject)
 
 
 def _restore_object(
-    service: BackupService, key: str, entry: BackupObject, host_name: str, target: str
+    service: BackupService,
+    key: str,
+    entry: BackupObject,
+    host_name: str,
+    target: str,
+    progress: Progress | None,
 ) -> None:
     host = service.config.hosts.get(host_name)
     if host is None:
@@ -163,6 +192,8 @@ def _restore_object(
                 while chunk := stream.read(_CHUNK):
                     digest.update(chunk)
                     process.write(chunk)
+                    if progress is not None:
+                        progress(entry.name, len(chunk))
                 process.close_stdin()
                 process.read_all()
                 process.check()
@@ -173,3 +204,43 @@ def _restore_object(
     if digest.hexdigest() != entry.sha256:
         raise BackupError(f"{entry.name} changed in the store while it was restored")
     log.info("restore finished", object=entry.name, host=host_name, target=target)
+
+
+def _compare_files(
+    service: BackupService, key: str, entry: BackupObject, host_name: str, target: str
+) -> None:
+    """Stream the archive again into `tar --compare` in `target` on the host.
+
+    Raises BackupError naming the first differing paths when anything differs.
+    """
+    script = commands.files_compare_script(target, entry.compression)
+    label = f"comparison of {target} with {entry.name}"
+    transport = service.transports.get(host_name)
+    try:
+        stream = service.store.open(key)
+        try:
+            with transport.start(script, label) as process:
+                # tar reports differences on stdout as it goes; drain it alongside.
+                report: list[bytes] = []
+                reader = threading.Thread(target=lambda: report.append(process.read_all()))
+                reader.start()
+                while chunk := stream.read(_CHUNK):
+                    process.write(chunk)
+                process.close_stdin()
+                reader.join()
+                result = process.wait()
+        finally:
+            stream.close()
+    except (TransportError, StoreError) as error:
+        raise BackupError(f"{label} on {host_name} failed: {error}") from error
+    if result.status == 0:
+        log.info("restored files match the archive", object=entry.name, target=target)
+        return
+    lines = b"".join(report).decode("utf-8", "replace").splitlines()
+    shown = "; ".join(lines[:_SHOWN_DIFFERENCES]) or result.stderr.strip()
+    more = (
+        f" (and {len(lines) - _SHOWN_DIFFERENCES} more)" if len(lines) > _SHOWN_DIFFERENCES else ""
+    )
+    raise BackupError(
+        f"restored files in {host_name}:{target} differ from {entry.name}: {shown}{more}"
+    )

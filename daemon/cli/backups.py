@@ -21,6 +21,8 @@ from daemon.cli.common import (
     show_json,
     show_table,
 )
+from daemon.cli.progress import RestoreProgress
+from daemon.policy import commands
 
 
 def _summary(backup: BackupView) -> dict[str, Any]:
@@ -118,6 +120,11 @@ def verify(backup_id: str, as_json: bool, config_path: Path | None) -> None:
 @click.option("--files-only", is_flag=True, help="Restore site files only.")
 @click.option("--databases-only", is_flag=True, help="Restore databases only.")
 @click.option("--dry-run", is_flag=True, help="Check the backup and show what would be restored.")
+@click.option(
+    "--reactivate",
+    is_flag=True,
+    help="Then return the account to active (a deleted or suspended account; recorded).",
+)
 @config_option
 def restore(
     account: str,
@@ -127,11 +134,20 @@ def restore(
     files_only: bool,
     databases_only: bool,
     dry_run: bool,
+    reactivate: bool,
     config_path: Path | None,
 ) -> None:
-    """Restore ACCOUNT's site files and databases from a backup."""
+    """Restore ACCOUNT's site files and databases from a backup.
+
+    Every object is checked first (size, SHA-256, no unsafe archive member);
+    restored files are then compared with the archive on the host (content,
+    mode, owner, time, link target). With --reactivate, a deleted account comes
+    back as active and a suspended one is unsuspended.
+    """
     if files_only and databases_only:
         raise click.UsageError("--files-only and --databases-only exclude each other")
+    if reactivate and dry_run:
+        raise click.UsageError("--reactivate changes the account; it cannot go with --dry-run")
     app = build_app(read_config(config_path))
     if backup_id == "latest":
         latest = app.backups.latest_verified(account)
@@ -148,14 +164,26 @@ def restore(
         databases=not files_only,
         dry_run=dry_run,
     )
+    who = operator()
     try:
-        report = restore_backup(app.backups, request)
+        with RestoreProgress(app.backups.get(backup_id), request) as progress:
+            report = restore_backup(app.backups, request, progress.advance)
+        verb = "would restore" if dry_run else "restored"
+        for item in report.restored:
+            click.echo(
+                f"  {verb} {item.name} ({item.bytes} bytes) to {item.host}:{item.target}"
+                + (f" in {item.seconds:.1f} s; {item.check}" if item.check else "")
+            )
+        click.echo(f"{account}: {verb} backup {backup_id} as {who}")
+        if reactivate:
+            decision = app.lifecycle.apply_command(
+                account, commands.reactivate, who, reason=f"backup {backup_id} restored"
+            )
+            click.echo(f"{account}: {decision.from_state} -> {decision.record.label}")
+            for phase, status in app.runner.run_queued(account):
+                click.echo(f"{account}: {phase} phase {status}")
     finally:
         app.transports.close()
-    verb = "would restore" if dry_run else "restored"
-    for item in report.restored:
-        click.echo(f"  {verb} {item.name} ({item.bytes} bytes) to {item.host}:{item.target}")
-    click.echo(f"{account}: {verb} backup {backup_id} as {operator()}")
 
 
 COMMANDS = (backup, backups, verify, restore)

@@ -1,12 +1,20 @@
-"""Operator commands on the lifecycle: hold, release, suspend and unsuspend. Pure, like
-the rules."""
+"""Operator commands on the lifecycle: hold, release, suspend, unsuspend and reactivate.
+Pure, like the rules."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from daemon.policy.clock import pause, resume
-from daemon.policy.model import SUSPENDED_STATES, Action, Decision, LifecycleRecord, Phase, State
+from daemon.policy.model import (
+    SIDE_STATES,
+    SUSPENDED_STATES,
+    Action,
+    Decision,
+    LifecycleRecord,
+    Phase,
+    State,
+)
 from daemon.policy.rules import move
 
 
@@ -119,3 +127,37 @@ def unsuspend(
         why = "unsuspended by ops, on hold" + (f": {reason}" if reason else "")
         return move(record, held, why, Action.run(Phase.UNSUSPEND))
     raise CommandRefusedError(f"account {record.account_id} is {record.label}, not suspended")
+
+
+def reactivate(record: LifecycleRecord, now: datetime, *, reason: str) -> Decision:
+    """Return the account to active after ops restored its site by hand.
+
+    From a deleted account (or a failed deletion) nothing is queued: the restore
+    put the files and databases back. From a suspension the unsuspend phase is
+    queued, so the maintenance page and revoked logins are undone as after a
+    payment. The record starts afresh: if billing still shows a debt, the
+    lifecycle begins again from overdue. Returns the decision. Raises
+    CommandRefusedError for an account that is neither deleted nor suspended, or
+    under a legal hold.
+    """
+    stage = record.resume_state if record.state in SIDE_STATES else record.state
+    if record.state is State.LEGAL_HOLD:
+        raise CommandRefusedError(f"account {record.account_id} is under a legal hold")
+    fresh = LifecycleRecord(account_id=record.account_id, last_contact_at=record.last_contact_at)
+    if stage in (State.DELETED, State.DELETE_FAILED):
+        return move(record, fresh, f"reactivated by ops after a restore: {reason}")
+    if (
+        stage in SUSPENDED_STATES
+        or stage is State.SUSPEND_FAILED
+        or record.state is State.OPS_SUSPENDED
+    ):
+        return move(
+            record,
+            fresh,
+            f"reactivated by ops after a restore: {reason}",
+            Action.run(Phase.UNSUSPEND),
+        )
+    raise CommandRefusedError(
+        f"account {record.account_id} is {record.label}: only a deleted or suspended account"
+        " is reactivated after a restore"
+    )

@@ -87,7 +87,12 @@ class SSHTransport(Transport):
                 )
                 channel.settimeout(self._command_timeout)
                 channel.exec_command(_remote_command(script))
-            except (paramiko.SSHException, OSError) as error:
+            except (paramiko.SSHException, OSError, EOFError) as error:
+                # EOFError: paramiko's word for a link that went down under it.
+                if not connection.is_active():
+                    raise TransportError(
+                        f"connection to {self.name} was lost while starting {label}"
+                    ) from error
                 raise TransportError(
                     f"cannot start {label} on {self.name}: {error or type(error).__name__}"
                 ) from error

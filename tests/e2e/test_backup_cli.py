@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
+from daemon.app import build_app
+from daemon.cli.common import read_config
+from daemon.policy import State
 from tests.e2e.daemon_process import LOCAL_STORES, lapse
 from tests.lab.backup_helpers import tree_fingerprint
 
@@ -71,6 +75,7 @@ def test_backup_list_verify_and_restore_from_the_command_line(tmp_path: Path) ->
     restored = lapse("restore", "acct-7", "--path", str(staging), "-c", config)
     assert restored.returncode == 0, restored.stderr
     assert tree_fingerprint(staging) == tree_fingerprint(www / "site")
+    assert "every member matches the archive (tar --compare)" in restored.stdout
 
     # A damaged object: verify says which and exits 1; restore refuses.
     archive = next((tmp_path / "backups").rglob("files-1.tar.*"))
@@ -90,3 +95,29 @@ def test_backup_of_an_unknown_account_is_a_clear_error(tmp_path: Path) -> None:
     result = lapse("backup", "nobody", "-c", config)
     assert result.returncode == 1
     assert result.stderr.strip() == "lapse: no account 'nobody' in the state database"
+
+
+def test_restore_reactivates_a_deleted_account_as_the_operator(tmp_path: Path) -> None:
+    www = tmp_path / "www"
+    (www / "site").mkdir(parents=True)
+    (www / "site" / "index.html").write_text("<p>back</p>")
+    config = _config(tmp_path, www)
+    assert lapse("run", "--once", "-c", str(config)).returncode == 0
+    assert lapse("backup", "acct-7", "-c", str(config)).returncode == 0
+    app = build_app(read_config(config))
+    app.lifecycle.mark("acct-7", State.DELETED, "removal period ended", "lifecycle")
+    shutil.rmtree(www / "site")
+
+    refused = lapse("restore", "acct-7", "--dry-run", "--reactivate", "-c", str(config))
+    assert refused.returncode == 2
+    assert "cannot go with --dry-run" in refused.stderr
+
+    env = {**os.environ, "SUDO_USER": "night-shift"}
+    restored = lapse("restore", "acct-7", "--reactivate", "-c", str(config), env=env)
+    assert restored.returncode == 0, restored.stderr
+    assert (www / "site" / "index.html").read_text() == "<p>back</p>"
+    assert "acct-7: deleted -> active" in restored.stdout
+    history = json.loads(lapse("history", "acct-7", "--json", "-c", str(config)).stdout)
+    last = [entry for entry in history if entry["what"] == "deleted -> active"][-1]
+    assert last["actor"] == "ops:night-shift"
+    assert last["detail"].startswith("reactivated by ops after a restore: backup ")

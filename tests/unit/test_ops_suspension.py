@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from daemon.policy import LifecycleRecord, State, decide
-from daemon.policy.commands import CommandRefusedError, suspend, unsuspend
+from daemon.policy.commands import CommandRefusedError, reactivate, suspend, unsuspend
 from tests.unit.policy_helpers import DAY, T0, Driver, snapshot
 
 
@@ -99,3 +99,18 @@ def test_unsuspend_refuses_an_account_that_is_not_suspended() -> None:
         unsuspend(LifecycleRecord(account_id="acme"), T0)
     with pytest.raises(CommandRefusedError, match="not in the future"):
         unsuspend(LifecycleRecord(account_id="acme", state=State.SUSPENDED), T0, until=T0)
+
+
+def test_reactivation_after_a_restore() -> None:
+    deleted = LifecycleRecord(account_id="acme", state=State.DELETED)
+    decision = reactivate(deleted, T0, reason="backup B restored")
+    assert decision.record.state is State.ACTIVE and decision.actions == ()
+    assert decision.reason == "reactivated by ops after a restore: backup B restored"
+    suspended = LifecycleRecord(account_id="acme", state=State.REMOVAL_WARNED, warnings_sent=1)
+    unsuspending = reactivate(suspended, T0, reason="r")
+    assert unsuspending.record == LifecycleRecord(account_id="acme")
+    assert [str(a) for a in unsuspending.actions] == ["playbook:unsuspend"]
+    with pytest.raises(CommandRefusedError, match="only a deleted or suspended account"):
+        reactivate(LifecycleRecord(account_id="acme", state=State.REMINDED), T0, reason="r")
+    with pytest.raises(CommandRefusedError, match="under a legal hold"):
+        reactivate(LifecycleRecord(account_id="acme", state=State.LEGAL_HOLD), T0, reason="r")
