@@ -6,7 +6,16 @@ from daemon.billing.base import BillingSource
 from daemon.billing.file import FileSource
 from daemon.billing.http import HttpSource
 from daemon.billing.sql import SqlSource
-from daemon.config.schema import BillingConfig, FileBilling, HttpBilling, SqlBilling
+from daemon.billing.stripe import StripeSource
+from daemon.billing.whmcs import WhmcsSource
+from daemon.config.schema import (
+    BillingConfig,
+    FileBilling,
+    HttpBilling,
+    SqlBilling,
+    StripeBilling,
+    WhmcsBilling,
+)
 
 
 def create_source(config: BillingConfig) -> BillingSource:
@@ -21,3 +30,7 @@ def create_source(config: BillingConfig) -> BillingSource:
             return SqlSource(config)
         case HttpBilling():
             return HttpSource(config)
+        case WhmcsBilling():
+            return WhmcsSource(config)
+        case StripeBilling():
+            return StripeSource(config)

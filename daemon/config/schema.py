@@ -176,7 +176,76 @@ class HttpBilling(Section):
     )
 
 
-BillingConfig = Annotated[FileBilling | SqlBilling | HttpBilling, Field(discriminator="type")]
+class WhmcsBilling(Section):
+    """Billing data from WHMCS, read through its API (one Lapse account per WHMCS client)."""
+
+    type: Literal["whmcs"] = Field(description="Billing source kind.", examples=["whmcs"])
+    url: str = Field(
+        description="The WHMCS system URL; the API is its includes/api.php.",
+        examples=["https://billing.example.com"],
+    )
+    identifier: SecretRef = Field(
+        description="API credential identifier.", examples=[{"env": "WHMCS_IDENTIFIER"}]
+    )
+    secret: SecretRef = Field(
+        description="API credential secret.", examples=[{"file": "/etc/lapse/whmcs-secret"}]
+    )
+    servers: dict[str, Name] = Field(
+        default_factory=dict,
+        description="WHMCS server name -> Lapse host name; unlisted servers keep their name.",
+        examples=[{"cpanel-01": "web1"}],
+    )
+    docroot: str = Field(
+        default="/home/{username}/public_html",
+        description="Docroot of a hosting service; {username} and {domain} are filled in.",
+        examples=["/home/{username}/public_html"],
+    )
+    plan: Name = Field(
+        default="default",
+        description="The policy plan of every WHMCS client.",
+        examples=["default"],
+    )
+    page_size: int = Field(
+        default=250, ge=1, le=1000, description="Records per API call.", examples=[250]
+    )
+    timeout: Duration = Field(
+        default=timedelta(seconds=30), description="Request timeout.", examples=["30s"]
+    )
+
+
+class StripeBilling(Section):
+    """Billing data from Stripe: open invoices and customers (one account per customer)."""
+
+    type: Literal["stripe"] = Field(description="Billing source kind.", examples=["stripe"])
+    api_key: SecretRef = Field(
+        description="Secret or restricted API key with read access to customers and invoices.",
+        examples=[{"env": "STRIPE_API_KEY"}],
+    )
+    url: str = Field(
+        default="https://api.stripe.com",
+        description="API base URL (change only for a proxy or a test server).",
+        examples=["https://api.stripe.com"],
+    )
+    services_key: str = Field(
+        default="lapse_services",
+        description="Customer metadata key holding the hosting services as JSON "
+        "(Stripe knows nothing of hosts); customers without it are not hosting accounts.",
+        examples=["lapse_services"],
+    )
+    plan_key: str = Field(
+        default="lapse_plan",
+        description="Customer metadata key naming the policy plan ('default' when absent).",
+        examples=["lapse_plan"],
+    )
+    timeout: Duration = Field(
+        default=timedelta(seconds=30), description="Request timeout.", examples=["30s"]
+    )
+
+
+BillingConfig = Annotated[
+    FileBilling | SqlBilling | HttpBilling | WhmcsBilling | StripeBilling,
+    Field(discriminator="type"),
+]
 
 
 class PolicyConfig(Section):

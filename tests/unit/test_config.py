@@ -118,7 +118,8 @@ def test_unknown_billing_type_names_the_choices(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert caught.value.problems == [
-        f"{path}: at 'billing.type': expected 'type' to be one of 'file', 'sql', 'http', got 'ldap'"
+        f"{path}: at 'billing.type': expected 'type' to be one of 'file', 'sql', 'http',"
+        " 'whmcs', 'stripe', got 'ldap'"
     ]
 
 
