@@ -18,6 +18,7 @@ from daemon.cli import (
     planning,
     playbooks,
     process,
+    reports,
     views,
 )
 from daemon.config import ConfigError
@@ -54,7 +55,18 @@ def cli() -> None:
     configure_logging("info", "auto")
 
 
-for module in (process, views, planning, holds, notices, backups, playbooks, audit, brake):
+for module in (
+    process,
+    views,
+    planning,
+    holds,
+    notices,
+    backups,
+    playbooks,
+    audit,
+    brake,
+    reports,
+):
     for command in module.COMMANDS:
         cli.add_command(command)
 

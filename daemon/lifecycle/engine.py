@@ -26,6 +26,7 @@ from daemon.lifecycle.brake import SafetyBrake
 from daemon.lifecycle.notices import NoticeDesk
 from daemon.lifecycle.records import record_from_row, write_record
 from daemon.lifecycle.snapshots import snapshot_digest, snapshot_from_json, snapshot_to_json
+from daemon.notify.money import minor_unit
 from daemon.policy import Decision, LifecycleRecord, State, decide
 from daemon.policy.rules import owes
 from daemon.store.models import Account, Event
@@ -286,6 +287,8 @@ class LifecycleEngine:
         report: SyncReport,
     ) -> None:
         """Store the snapshot if it changed, then apply the policy until it rests."""
+        # What was owed before this snapshot: a payment's event records it as recovered.
+        owed_before, currency = row.balance, row.currency
         if snapshot is not None:
             self._store_snapshot(row, snapshot, now)
         record = record_from_row(row)
@@ -294,7 +297,11 @@ class LifecycleEngine:
         for _ in range(_MAX_STEPS):
             if not decision.changed:
                 break
-            self._record(session, row, decision, now, actor, snapshot)
+            paid = None
+            if decision.reason.startswith("paid in full") and owed_before:
+                settled = owed_before.quantize(minor_unit(currency))
+                paid = {"recovered": str(settled), "currency": currency}
+            self._record(session, row, decision, now, actor, snapshot, paid)
             report.transitions[decision.to_state.value] += 1
             decision = decide(snapshot, decision.record, policy, now)
         if row.next_wake_at != decision.wake_at:
@@ -309,8 +316,10 @@ class LifecycleEngine:
         now: datetime,
         actor: str,
         snapshot: AccountSnapshot | None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
-        """Write one decision (record, event, actions) in the caller's transaction."""
+        """Write one decision (record, event, actions) in the caller's transaction;
+        `extra` goes into the event's details (e.g. the amount a payment recovered)."""
         write_record(row, decision.record)
         row.updated_at = now
         event = Event(
@@ -320,7 +329,11 @@ class LifecycleEngine:
             to_state=decision.to_state.value,
             reason=decision.reason,
             actor=actor,
-            details={"label": decision.record.label, "actions": [str(a) for a in decision.actions]},
+            details={
+                "label": decision.record.label,
+                "actions": [str(a) for a in decision.actions],
+                **(extra or {}),
+            },
         )
         session.add(event)
         session.flush()  # gives the event its id for the rows that refer to it

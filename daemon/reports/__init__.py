@@ -1,0 +1,1 @@
+"""Reports over the state database: where accounts stand and what dunning recovered."""
