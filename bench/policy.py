@@ -14,7 +14,9 @@ default policy, one row per open invoice line), then measures:
 - sync_s: the sync a day later, with that day's reminders, final notices and
   suspensions written: the whole sync including writes, as it runs in production;
 - idle_sync_s: a sync in which nothing changed, which is what most sync intervals are;
-- ratio: sync_s / baseline_s.
+- ratio: sync_s / baseline_s;
+- rss_mb: the peak resident memory of the process running the three syncs (a fresh
+  process, as the daemon is).
 
 Usage: .venv/bin/python bench/policy.py [--accounts N]
 It prints one `RESULT db=... key=value ...` line per state database, ending with the
@@ -24,13 +26,16 @@ PostgreSQL one; docs/benchmarks.md records them.
 from __future__ import annotations
 
 import argparse
-import resource
+import itertools
+import json
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy import Column, MetaData, String, Table, create_engine, insert, text
 
@@ -46,6 +51,7 @@ from daemon.logs import configure_logging
 from daemon.policy import LifecycleRecord, decide
 from tests.lab.services.postgres import start_postgres
 
+T = TypeVar("T")
 NOW = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 QUERY = "SELECT * FROM billing_lines"
 # Accounts that owe money are spread evenly from 5 days before their due date to 70 days
@@ -99,15 +105,19 @@ def build_billing_db(url: str, accounts: int) -> int:
     table = Table("billing_lines", metadata, *(Column(name, String) for name in FLAT_COLUMNS))
     metadata.drop_all(engine)
     metadata.create_all(engine)
-    rows = list(billing_rows(accounts))
+    count = 0
+    rows = billing_rows(accounts)
     with engine.begin() as connection:
-        for start in range(0, len(rows), 10_000):
-            connection.execute(insert(table), rows[start : start + 10_000])
+        # In batches: the bench must not hold the whole table itself, or its own lists
+        # would dominate the memory figure.
+        while batch := list(itertools.islice(rows, 10_000)):
+            connection.execute(insert(table), batch)
+            count += len(batch)
     engine.dispose()
-    return len(rows)
+    return count
 
 
-def timed(function, *args):  # type: ignore[no-untyped-def]
+def timed(function: Callable[..., T], *args: Any) -> tuple[float, T]:
     """Call `function(*args)`; return (seconds, result)."""
     started = time.perf_counter()
     result = function(*args)
@@ -129,16 +139,13 @@ def run_case(name: str, billing_url: str, state_url: str, work: Path) -> dict[st
     fetch_s, result = timed(source.fetch_all)
     assert not result.errors, result.errors[:3]
 
-    config = validate_config(
-        {
-            "state": {"url": state_url},
-            "billing": {"type": "sql", "url": billing_url, "query": QUERY},
-            "backup": {"store": {"type": "local", "path": str(work / "backups")}},
-            "notices": {"notifier": {"type": "outbox", "path": str(work / f"outbox-{name}")}},
-        },
-        source="bench",
-        base_dir=work,
-    )
+    raw = {
+        "state": {"url": state_url},
+        "billing": {"type": "sql", "url": billing_url, "query": QUERY},
+        "backup": {"store": {"type": "local", "path": str(work / "backups")}},
+        "notices": {"notifier": {"type": "outbox", "path": str(work / f"outbox-{name}")}},
+    }
+    config = validate_config(raw, source="bench", base_dir=work)
     policy = config.policy_for("default")
     started = time.perf_counter()
     for snapshot in result.snapshots:
@@ -147,6 +154,30 @@ def run_case(name: str, billing_url: str, state_url: str, work: Path) -> dict[st
     source.close()
     del result, source  # the daemon holds one sync's snapshots, not two
 
+    # The syncs run in a fresh process, as the daemon does, so the memory figure is
+    # the daemon's and not this benchmark's lists.
+    child = subprocess.run(
+        [sys.executable, __file__, "--sync-only", json.dumps(raw)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    syncs = json.loads(child.stdout.splitlines()[-1])
+    print(child.stderr.strip(), file=sys.stderr)
+    return {
+        "rss_mb": syncs.pop("rss_mb"),
+        "baseline_s": baseline_s,
+        "fetch_s": fetch_s,
+        "eval_per_s": eval_per_s,
+        **syncs,
+        "ratio": syncs["sync_s"] / baseline_s,
+    }
+
+
+def run_syncs(raw_config: str) -> None:
+    """In a fresh process: the first sync, the next day's, and an idle one; print their
+    times and this process's peak resident memory as one JSON line."""
+    config = validate_config(json.loads(raw_config), source="bench", base_dir=Path.cwd())
     clock = VirtualClock(NOW)
     app = build_app(config, clock)
     first_sync_s, first = timed(app.lifecycle.sync)
@@ -154,27 +185,38 @@ def run_case(name: str, billing_url: str, state_url: str, work: Path) -> dict[st
     sync_s, daily = timed(app.lifecycle.sync)
     idle_sync_s, _ = timed(app.lifecycle.sync)
     app.engine.dispose()
-    print(f"{name} first sync: {first.summary()}", file=sys.stderr)
-    print(f"{name} next day: {daily.summary()}", file=sys.stderr)
-    return {
-        # Peak resident memory of the process so far (the SQLite case runs first).
-        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "baseline_s": baseline_s,
-        "fetch_s": fetch_s,
-        "eval_per_s": eval_per_s,
+    print(f"first sync: {first.summary()}; next day: {daily.summary()}", file=sys.stderr)
+    figures = {
         "first_sync_s": first_sync_s,
         "sync_s": sync_s,
         "idle_sync_s": idle_sync_s,
-        "ratio": sync_s / baseline_s,
+        "rss_mb": peak_rss_mb(),
     }
+    print(json.dumps(figures))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory since it started (VmHWM).
+
+    Not ru_maxrss: for a process started by fork and exec, the kernel carries the
+    parent's memory at fork into it.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def main() -> None:
     """Run both cases and print the RESULT line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=100_000)
+    parser.add_argument("--sync-only", metavar="CONFIG_JSON", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     configure_logging("warning", "json")  # one line per transition would swamp the figures
+    if arguments.sync_only:
+        run_syncs(arguments.sync_only)
+        return
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="lapse-bench-") as directory:
         work = Path(directory)

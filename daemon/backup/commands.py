@@ -73,14 +73,18 @@ done
 """
 
 
+# Printed before the measurement, so it can follow other output in one command.
+MEASURE_MARK = b"--lapse-measure--\n"
+
+
 def measure_script(path: str) -> str:
-    """Return a script printing the real path of the directory `path`, then its size in
-    bytes, one per line; it fails when `path` is not a directory."""
+    """Return a script printing MEASURE_MARK, the real path of the directory `path`, then
+    its size in bytes, one per line; it fails when `path` is not a directory."""
     return f"""
 path={quote(path)}
 if [ ! -d "$path" ]; then echo "lapse: $path is not a directory" >&2; exit 2; fi
 real=$(realpath -e -- "$path") || exit 2
-printf '%s\\n' "$real"
+printf '%s\\n' {MEASURE_MARK.decode().strip()} "$real"
 du -sb -- "$real" | cut -f1
 """
 

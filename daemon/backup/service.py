@@ -240,19 +240,33 @@ class BackupService:
     def _tools(self, run: _Run, name: str, transport: Transport) -> commands.HostTools:
         if name not in run.tools:
             output = transport.run(commands.probe_script(), "tool probe").stdout.decode()
-            try:
-                run.tools[name] = commands.HostTools.parse(output, name)
-            except ValueError as error:
-                raise BackupError(str(error)) from error
-            run.manifest.tools[name] = run.tools[name].versions
-            run.manifest.hosts.append(name)
+            self._learn_tools(run, name, output)
         return run.tools[name]
+
+    def _learn_tools(self, run: _Run, name: str, probe_output: str) -> None:
+        """Record what the probe found on host `name`. Raises BackupError."""
+        try:
+            run.tools[name] = commands.HostTools.parse(probe_output, name)
+        except ValueError as error:
+            raise BackupError(str(error)) from error
+        run.manifest.tools[name] = run.tools[name].versions
+        run.manifest.hosts.append(name)
 
     def _back_up_service(self, run: _Run, index: int, service: Service) -> None:
         transport, host = self._host(service.host)
+        measured = None
+        if service.docroot and service.host not in run.tools:
+            # One command for both: each command costs the host a session (a login
+            # shell starting), which is most of a small backup's time.
+            self._check_inside_roots(service.docroot, host, "docroot")
+            script = commands.probe_script() + commands.measure_script(service.docroot)
+            output = transport.run(script, f"probe and measure {service.docroot}").stdout
+            probe, _, rest = output.rpartition(commands.MEASURE_MARK)
+            self._learn_tools(run, service.host, probe.decode())
+            measured = self._measured(host, service.docroot, rest)
         tools = self._tools(run, service.host, transport)
         if service.docroot:
-            real, size = self._measure(transport, host, service.docroot)
+            real, size = measured or self._measure(transport, host, service.docroot)
             name = f"files-{index}.tar.{commands.EXTENSIONS[tools.compressor]}"
             run.manifest.objects.append(
                 self._stream(
@@ -274,6 +288,10 @@ class BackupService:
         """Return the docroot's real path and size, refusing one outside the allowed roots."""
         self._check_inside_roots(docroot, host, "docroot")
         output = transport.run(commands.measure_script(docroot), f"measure {docroot}").stdout
+        return self._measured(host, docroot, output.partition(commands.MEASURE_MARK)[2])
+
+    def _measured(self, host: HostConfig, docroot: str, output: bytes) -> tuple[str, int]:
+        """Read what `measure_script` printed after its mark; check the real path."""
         lines = output.decode("utf-8", errors="surrogateescape").splitlines()
         if len(lines) != 2 or not lines[1].isdigit():
             raise BackupError(f"unexpected answer measuring {docroot}: {output[:200]!r}")

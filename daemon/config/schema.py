@@ -465,6 +465,13 @@ class S3Store(Section):
         description="KMS key for server_side_encryption = 'aws:kms'.",
         examples=["arn:aws:kms:eu-central-1:111122223333:key/abcd"],
     )
+    part_checksums: bool = Field(
+        default=True,
+        description="Send a CRC32 of every uploaded part for the server to check on arrival "
+        "(always on for Object Lock buckets); turn off only for an S3-compatible server "
+        "that rejects flexible checksums.",
+        examples=[True],
+    )
     upload_concurrency: int = Field(
         default=2,
         ge=1,

@@ -130,6 +130,9 @@ class SSHTransport(Transport):
             )
         except OSError as error:
             raise TransportError(f"cannot reach {where}: {error}") from error
+        # As OpenSSH does: small requests (a channel opening, a command) go out at once
+        # instead of waiting out the peer's delayed acknowledgement.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         connection = paramiko.Transport(sock)
         try:
             _tune(connection, known)

@@ -237,7 +237,11 @@ class S3BackupStore(BackupStore):
         part_size = min(max(part_size, MIN_PART_SIZE), MAX_PART_SIZE)
         self._retry_orphans()
         extra = self._object_options(retain_until)
-        return S3Upload(self, key, part_size, extra, checksum="ObjectLockMode" in extra)
+        if self._config.part_checksums:
+            # The server checks each part as it arrives; a part damaged on the way is
+            # refused and retried rather than stored.
+            extra["ChecksumAlgorithm"] = "CRC32"
+        return S3Upload(self, key, part_size, extra, checksum="ChecksumAlgorithm" in extra)
 
     def _object_options(self, retain_until: datetime | None) -> dict[str, Any]:
         """Return the encryption, storage class and Object Lock arguments for a new object."""
