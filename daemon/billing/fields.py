@@ -24,6 +24,7 @@ _ACCOUNT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 # POSIX-portable user names; no leading '-' so a name never reads as an option.
 _SYSTEM_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}")
+_DOCROOT_CHARS = re.compile(r"[A-Za-z0-9/._+@~,=:-]+")
 _DB_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_$-]{0,63}")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _DOMAIN = re.compile(rf"(?:\*\.)?{_LABEL}(?:\.{_LABEL})*")
@@ -258,6 +259,14 @@ def docroot(value: object, field: str) -> str:
     Deletion acts on this path, so anything that could point elsewhere is refused.
     """
     path = text(value, field)
+    # The path goes into shell commands and web-server configs: characters that mean
+    # something to either (quotes, '$', ';', braces, spaces, ...) are refused here.
+    if _DOCROOT_CHARS.fullmatch(path) is None:
+        raise FieldError(
+            field,
+            "expected a path of letters, digits and / . _ - + @ ~ , = : only,"
+            f" got {shown(path)}",
+        )
     # In an absolute path every '..' part follows a '/'.
     if not path.startswith("/") or "/../" in path or path.endswith("/.."):
         raise FieldError(field, f"expected an absolute path without '..', got {shown(path)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import re
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -22,7 +23,26 @@ def test_docroot_refuses_paths_that_could_reach_outside_a_site(path: str) -> Non
     assert refused.value.field == "docroot"
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/srv/www/a$(reboot)",
+        "/srv/www/a`id`",
+        "/srv/www/it's",
+        '/srv/w"w',
+        "/srv/www/a;b",
+        "/srv/www/{x}",
+        "/srv/www/a b",
+        "/srv/www/a\\b",
+    ],
+)
+def test_docroot_refuses_characters_that_mean_something_to_shells_or_configs(path: str) -> None:
+    with pytest.raises(FieldError, match=re.escape("letters, digits and / . _ - + @ ~ , = : only")):
+        f.docroot(path, "docroot")
+
+
 def test_docroot_accepts_an_absolute_site_path() -> None:
+    assert f.docroot("/home/user_1/sites/shop.example-2+x@y~z,w=v:q", "docroot")
     assert f.docroot(" /srv/www/acme ", "docroot") == "/srv/www/acme"
 
 
