@@ -245,3 +245,31 @@ def test_the_suspension_notice_carries_a_download_link(
     link = next(line for line in content.splitlines() if line.startswith("http"))
     assert f"/{bucket}/acct-9/{backup.id}/files-1.tar.zst?" in link
     assert httpx.get(link, timeout=30).status_code == 200
+
+
+@pytest.mark.parametrize("checksums", [True, False])
+def test_parts_carry_a_crc32_unless_turned_off(
+    tmp_path: Path, sqlite_url: str, s3_credentials: S3Server, checksums: bool
+) -> None:
+    www = tmp_path / "www"
+    (www / "site").mkdir(parents=True)
+    (www / "site" / "big.bin").write_bytes(os.urandom(12 * 1024 * 1024))  # two parts
+    bucket = s3_credentials.create_bucket(f"crc-{str(checksums).lower()}")
+    app = backup_app(
+        tmp_path,
+        sqlite_url,
+        VirtualClock(NOW),
+        hosts={"web1": local_host([www])},
+        store=s3_store(s3_credentials.endpoint_url, bucket, part_checksums=checksums),
+        accounts=[site_account("acct-5", "web1", www / "site", [])],
+    )
+    backup = app.backups.create("acct-5")
+    assert backup.status == "verified"
+
+    head = s3_credentials.client().head_object(
+        Bucket=bucket, Key=f"acct-5/{backup.id}/files-1.tar.zst", ChecksumMode="ENABLED"
+    )
+    if checksums:
+        assert head["ChecksumCRC32"]  # the server checked and kept the parts' CRC32s
+    else:
+        assert "ChecksumCRC32" not in head
