@@ -264,8 +264,7 @@ def docroot(value: object, field: str) -> str:
     if _DOCROOT_CHARS.fullmatch(path) is None:
         raise FieldError(
             field,
-            "expected a path of letters, digits and / . _ - + @ ~ , = : only,"
-            f" got {shown(path)}",
+            f"expected a path of letters, digits and / . _ - + @ ~ , = : only, got {shown(path)}",
         )
     # In an absolute path every '..' part follows a '/'.
     if not path.startswith("/") or "/../" in path or path.endswith("/.."):
