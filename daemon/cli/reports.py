@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -22,9 +23,26 @@ from daemon.store.migrate import migrate
 _DEFAULT_WINDOW = timedelta(days=30)
 
 
+def _since(ctx: click.Context, param: click.Parameter, text: str | None) -> datetime | None:
+    """Parse --since (a date, or a date and time; UTC unless it names a zone).
+
+    Returns None when not given. Raises click.BadParameter, which click reports
+    with the option's name and exit status 2, for anything else or a future time.
+    """
+    if text is None:
+        return None
+    since = parse_when(text)
+    if since >= datetime.now(UTC):
+        raise click.BadParameter(f"{text!r} is not in the past")
+    return since
+
+
 @click.command()
 @click.option(
-    "--since", "since_text", help="Start of the window (date or datetime; default: 30 days ago)."
+    "--since",
+    callback=_since,
+    metavar="DATE",
+    help="Start of the window, e.g. 2026-03-01 (default: 30 days ago).",
 )
 @click.option(
     "--chart",
@@ -35,64 +53,84 @@ _DEFAULT_WINDOW = timedelta(days=30)
 @json_option
 @config_option
 def report(
-    since_text: str | None, chart_path: Path | None, as_json: bool, config_path: Path | None
+    since: datetime | None, chart_path: Path | None, as_json: bool, config_path: Path | None
 ) -> None:
-    """Accounts per stage, amounts overdue and recovered, recovery rate, median days to
-    pay after each notice type, suspensions, reactivations and deletions since a date.
+    """Accounts per stage, amounts overdue and recovered, recovery rate, median days
+    to pay after each notice type, suspensions, reactivations and deletions since DATE.
 
-    --json keys: since, until, accounts_per_state, overdue_now and recovered
-    (currency -> amount as a string), payments, became_overdue, paid_since,
-    recovery_rate, median_days_to_pay_after and payments_after (notice type ->
-    days or count), suspensions, reactivations, deletions.
+    \b
+    --json prints one object with these keys:
+      since, until                ISO 8601 UTC times of the window
+      accounts_per_state          every state -> accounts in it now
+      overdue_now, recovered      currency -> amount as a decimal string
+      payments                    payments in the window
+      became_overdue, paid_since  accounts that fell into dunning in the window;
+                                  of them, those that paid since
+      recovery_rate               paid_since / became_overdue (null if none)
+      median_days_to_pay_after    reminder, final, suspension, removal-warning ->
+                                  median days (null when no payment followed one)
+      payments_after              the same notice types -> payments counted
+      suspensions, reactivations, deletions   counts in the window
+    Definitions: docs/reports.md.
     """
     until = datetime.now(UTC)
-    since = parse_when(since_text) if since_text else until - _DEFAULT_WINDOW
-    if since >= until:
-        raise click.BadParameter(f"{since_text!r} is not in the past", param_hint="--since")
     engine, sessions = open_state(read_config(config_path))
     migrate(engine)
     with sessions() as session:
-        figures = build_report(session, since, until)
+        figures = build_report(session, since or until - _DEFAULT_WINDOW, until)
     if as_json:
         show_json(figures.as_dict())
     else:
         _show(figures)
     if chart_path is not None:
-        from daemon.reports.chart import write_chart  # matplotlib only when asked
+        _chart(figures, chart_path, as_json)
 
-        write_chart(figures, chart_path)
-        click.echo(f"chart written to {chart_path}", err=as_json)
+
+def _chart(figures: Report, path: Path, as_json: bool) -> None:
+    """Write the PNG and say where; on stderr under --json, so stdout stays JSON.
+
+    Raises click.FileError when the file cannot be written.
+    """
+    from daemon.reports.chart import write_chart  # matplotlib only when asked
+
+    try:
+        write_chart(figures, path)
+    except OSError as error:
+        raise click.FileError(str(path), hint=error.strerror or str(error)) from None
+    click.echo(f"chart written to {path}", err=as_json)
 
 
 def _show(figures: Report) -> None:
     """Print the report as three small tables."""
     window = f"{figures.since:%Y-%m-%d %H:%M} to {figures.until:%Y-%m-%d %H:%M} UTC"
     show_table(
-        "accounts per stage (now)",
-        ["stage", "accounts"],
-        sorted(figures.accounts_per_state.items()),
+        "accounts per stage (now)", ["stage", "accounts"], list(figures.accounts_per_state.items())
     )
     currencies = sorted(set(figures.overdue_now) | set(figures.recovered))
     show_table(
         f"money ({window})",
         ["currency", "overdue now", "recovered"],
-        [[c, figures.overdue_now.get(c, 0), figures.recovered.get(c, 0)] for c in currencies],
+        [[c, figures.overdue_now.get(c, "0"), figures.recovered.get(c, "0")] for c in currencies],
     )
+    show_table(f"lifecycle ({window})", ["figure", "value"], _lifecycle_rows(figures))
+
+
+def _lifecycle_rows(figures: Report) -> list[list[Any]]:
+    """The rows of the lifecycle table: recovery, days to pay, transitions."""
     rate = figures.recovery_rate
-    rows: list[list[object]] = [
-        ["turned overdue", figures.became_overdue],
+    return [
+        ["fell overdue", figures.became_overdue],
         ["of them paid since", figures.paid_since],
-        ["recovery rate", "-" if rate is None else f"{rate:.0%}"],
+        ["recovery rate", "-" if rate is None else f"{rate:.1%}"],
         ["payments", figures.payments],
         *[
             [f"median days to pay after {kind} ({figures.payments_after[kind]} payments)", days]
-            for kind, days in sorted(figures.days_to_pay.items())
+            for kind, days in figures.days_to_pay.items()
         ],
         ["suspensions", figures.suspensions],
         ["reactivations", figures.reactivations],
         ["deletions", figures.deletions],
     ]
-    show_table(f"lifecycle ({window})", ["figure", "value"], rows)
 
 
 COMMANDS = (report,)

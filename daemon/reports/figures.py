@@ -2,22 +2,27 @@
 
 Definitions (also in docs/reports.md):
 
-- overdue now: the balances of accounts that owe and are in dunning, suspended,
-  failed or held, per currency;
-- recovered: what payments in the window settled, per currency (each payment's
-  event records the balance owed just before it);
-- recovery rate: of the accounts that turned overdue in the window, the share
-  that has paid since;
-- days to pay after a notice: for each payment in the window, the time from the
-  last notice the client was sent before paying; the median per notice type;
-- suspensions, reactivations, deletions: transitions in the window.
+- accounts per stage: every state, with zero for the states no account is in;
+- overdue now: the positive balances of accounts whose lifecycle stage is past
+  active and before deletion, per currency; for a side state (hold, payment
+  plan, exemption, ops suspension) the stage is the one it will resume;
+- recovered: what the payments in the window settled, per currency (each
+  payment's event records the balance owed just before it);
+- recovery rate: of the accounts that fell from active into dunning in the
+  window, the share with a payment since;
+- days to pay after a notice type: for each payment in the window, the time
+  since the last notice of that type sent in the same dunning episode; the
+  median per type;
+- suspensions, reactivations, deletions: decisions in the window that ran the
+  suspend phase, brought an account back to active out of a suspension or a
+  deletion, and ran the delete phase.
 """
 
 from __future__ import annotations
 
-import statistics
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -25,65 +30,66 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from daemon.policy.model import SUSPENDED_STATES, State
-from daemon.store.models import Account, Correspondence, Event
+from daemon.notify.money import minor_unit
+from daemon.policy.model import SIDE_STATES, State
+from daemon.reports import payments as paying
+from daemon.store.models import Account, Event
 
-# States in which an unpaid balance counts as overdue.
-_OWING = frozenset(
-    {
-        State.OVERDUE,
-        State.REMINDED,
-        State.FINAL_NOTICE,
-        *SUSPENDED_STATES,
+# Stages in which a balance is not overdue: not yet due, or written off by deletion.
+_NOT_OVERDUE = frozenset({State.ACTIVE.value, State.DELETED.value})
+_SIDE = frozenset(s.value for s in SIDE_STATES)
+_TAKEN_DOWN = frozenset(
+    s.value
+    for s in (
+        State.SUSPENDED,
+        State.REMOVAL_WARNED,
         State.SUSPEND_FAILED,
-        State.DELETE_FAILED,
-        State.ON_HOLD,
-        State.PAYMENT_PLAN,
-        State.LEGAL_HOLD,
         State.OPS_SUSPENDED,
-    }
+        State.DELETED,
+        State.DELETE_FAILED,
+    )
 )
-_SUSPENDED = frozenset({s.value for s in SUSPENDED_STATES} | {"suspend-failed", "ops-suspended"})
-_DAY = 86400.0
 
 
 @dataclass(frozen=True)
 class Report:
-    """What `lapse report` shows; money as Decimal, per currency."""
+    """What `lapse report` shows. Money is Decimal per currency code; days are
+    medians per notice type (None when no payment followed that type)."""
 
     since: datetime
     until: datetime
-    accounts_per_state: dict[str, int]
-    overdue_now: dict[str, Decimal]
-    recovered: dict[str, Decimal]
+    accounts_per_state: Mapping[str, int]
+    overdue_now: Mapping[str, Decimal]
+    recovered: Mapping[str, Decimal]
     payments: int
     became_overdue: int
     paid_since: int
-    days_to_pay: dict[str, float] = field(default_factory=dict)  # median per notice type
-    payments_after: dict[str, int] = field(default_factory=dict)  # payments per notice type
-    suspensions: int = 0
-    reactivations: int = 0
-    deletions: int = 0
+    days_to_pay: Mapping[str, float | None]
+    payments_after: Mapping[str, int]
+    suspensions: int
+    reactivations: int
+    deletions: int
 
     @property
     def recovery_rate(self) -> float | None:
-        """Share of the accounts that turned overdue in the window and paid since."""
-        return self.paid_since / self.became_overdue if self.became_overdue else None
+        """The share of accounts that fell overdue in the window and paid since, to
+        four decimals; None when none fell overdue."""
+        return round(self.paid_since / self.became_overdue, 4) if self.became_overdue else None
 
     def as_dict(self) -> dict[str, Any]:
-        """The report as JSON-ready data (money and times as strings)."""
+        """Return the report as JSON-ready data: times in ISO 8601, money as strings."""
         return {
             "since": self.since.isoformat(),
             "until": self.until.isoformat(),
-            "accounts_per_state": self.accounts_per_state,
-            "overdue_now": {k: str(v) for k, v in self.overdue_now.items()},
-            "recovered": {k: str(v) for k, v in self.recovered.items()},
+            "accounts_per_state": dict(self.accounts_per_state),
+            "overdue_now": {c: str(v) for c, v in sorted(self.overdue_now.items())},
+            "recovered": {c: str(v) for c, v in sorted(self.recovered.items())},
             "payments": self.payments,
             "became_overdue": self.became_overdue,
             "paid_since": self.paid_since,
             "recovery_rate": self.recovery_rate,
-            "median_days_to_pay_after": self.days_to_pay,
-            "payments_after": self.payments_after,
+            "median_days_to_pay_after": dict(self.days_to_pay),
+            "payments_after": dict(self.payments_after),
             "suspensions": self.suspensions,
             "reactivations": self.reactivations,
             "deletions": self.deletions,
@@ -91,70 +97,74 @@ class Report:
 
 
 def build_report(session: Session, since: datetime, until: datetime) -> Report:
-    """Compute the report for events in [since, until] and accounts as they stand."""
-    per_state = dict(
-        session.execute(select(Account.state, func.count()).group_by(Account.state)).all()
-    )
-    overdue: dict[str, Decimal] = defaultdict(Decimal)
-    for currency, total in session.execute(
-        select(Account.currency, func.sum(Account.balance))
-        .where(Account.state.in_([s.value for s in _OWING]), Account.balance > 0)
-        .group_by(Account.currency)
-    ):
-        overdue[currency] += Decimal(total)
-    events = session.scalars(
-        select(Event).where(Event.at >= since, Event.at <= until).order_by(Event.at, Event.id)
-    ).all()
-    payments = [e for e in events if "recovered" in (e.details or {})]
-    recovered: dict[str, Decimal] = defaultdict(Decimal)
-    for payment in payments:
-        recovered[payment.details["currency"]] += Decimal(payment.details["recovered"])
-    overdue_accounts = {e.account_id for e in events if e.to_state == State.OVERDUE.value}
-    payers = {p.account_id for p in payments}
-    waits, counts = _days_to_pay(session, payments)
+    """Compute the report: accounts as they stand now, events within [since, until].
+
+    Takes a session on the state database and two aware datetimes. Reads only.
+    """
+    all_payments = paying.payment_events(session, until)
+    in_window = [p for p in all_payments if p.at >= since]
+    entries = paying.overdue_entries(session, since, until)
+    waits = paying.days_to_pay(session, all_payments, since)
+    events = _events(session, since, until)
     return Report(
         since=since,
         until=until,
-        accounts_per_state=per_state,
-        overdue_now=dict(overdue),
-        recovered=dict(recovered),
-        payments=len(payments),
-        became_overdue=len(overdue_accounts),
-        paid_since=len(overdue_accounts & payers),
-        days_to_pay=waits,
-        payments_after=counts,
-        suspensions=sum(
-            e.to_state in _SUSPENDED and e.from_state not in _SUSPENDED for e in events
-        ),
-        reactivations=sum(
-            e.to_state == State.ACTIVE.value and e.from_state in _SUSPENDED for e in events
-        ),
-        deletions=sum(e.to_state == State.DELETED.value for e in events),
+        accounts_per_state=accounts_per_state(session),
+        overdue_now=overdue_now(session),
+        recovered=paying.recovered(in_window),
+        payments=len(in_window),
+        became_overdue=len(entries),
+        paid_since=len(paying.paid_after(entries, in_window)),
+        days_to_pay={kind.value: paying.median_days(days) for kind, days in waits.items()},
+        payments_after={kind.value: len(days) for kind, days in waits.items()},
+        suspensions=sum(_ran(e, "suspend") for e in events),
+        reactivations=sum(_is_reactivation(e) for e in events),
+        deletions=sum(_ran(e, "delete") for e in events),
     )
 
 
-def _days_to_pay(
-    session: Session, payments: list[Event]
-) -> tuple[dict[str, float], dict[str, int]]:
-    """Median days from the last notice sent before each payment, per notice type;
-    and how many payments followed each type."""
-    waits: dict[str, list[float]] = defaultdict(list)
-    for payment in payments:
-        last = session.execute(
-            select(Correspondence.notice, Correspondence.sent_at)
-            .where(
-                Correspondence.account_id == payment.account_id,
-                Correspondence.sent_at.is_not(None),
-                Correspondence.sent_at <= payment.at,
-                Correspondence.notice != "reactivation",
-            )
-            .order_by(Correspondence.sent_at.desc(), Correspondence.id.desc())
-            .limit(1)
-        ).first()
-        if last is None:
-            continue  # paid before any notice
-        notice, sent_at = last
-        assert sent_at is not None  # the query asks for sent notices only
-        waits[notice].append((payment.at - sent_at).total_seconds() / _DAY)
-    medians = {kind: round(statistics.median(days), 2) for kind, days in waits.items()}
-    return medians, dict(Counter({kind: len(days) for kind, days in waits.items()}))
+def accounts_per_state(session: Session) -> dict[str, int]:
+    """Return how many accounts are in each state now, every state listed, in
+    lifecycle order."""
+    counts = dict(
+        session.execute(select(Account.state, func.count()).group_by(Account.state)).all()
+    )
+    return {state.value: counts.get(state.value, 0) for state in State}
+
+
+def overdue_now(session: Session) -> dict[str, Decimal]:
+    """Return the overdue balances per currency, in each currency's minor unit.
+
+    Summed here rather than in SQL: SQLite adds NUMERIC columns as floating point.
+    """
+    rows = session.execute(
+        select(Account.state, Account.resume_state, Account.currency, Account.balance).where(
+            Account.balance > 0
+        )
+    )
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for state, resume_state, currency, balance in rows:
+        stage = resume_state if state in _SIDE and resume_state else state
+        if stage not in _NOT_OVERDUE:
+            totals[currency] += balance
+    return {currency: total.quantize(minor_unit(currency)) for currency, total in totals.items()}
+
+
+def _events(session: Session, since: datetime, until: datetime) -> list[Event]:
+    """Return the events within [since, until], oldest first."""
+    query = select(Event).where(Event.at >= since, Event.at <= until).order_by(Event.at, Event.id)
+    return list(session.scalars(query))
+
+
+def _ran(event: Event, phase: str) -> bool:
+    """Return whether the event's decision queued the playbook `phase`."""
+    actions: Iterable[str] = (event.details or {}).get("actions", [])
+    return f"playbook:{phase}" in actions
+
+
+def _is_reactivation(event: Event) -> bool:
+    """A return to active out of a suspension or deletion (by payment or by ops), or
+    a payment that brought the site back while a legal hold stays."""
+    if event.to_state == State.ACTIVE.value:
+        return event.from_state in _TAKEN_DOWN or _ran(event, "unsuspend")
+    return event.reason.startswith(paying.PAID_REASON) and _ran(event, "unsuspend")
