@@ -280,6 +280,14 @@ class PlaybookRunner:
             for service in snapshot.services if snapshot else ():
                 self._run_service(action_id, account_id, phase, service, since)
         except RunInterruptedError:
+            # Paused, not abandoned: releasing the claim lets the next runner (after a
+            # restart, or a reload in this same process) resume the phase.
+            with self.sessions.begin() as session:
+                session.execute(
+                    update(ScheduledAction)
+                    .where(ScheduledAction.id == action_id)
+                    .values(claimed_by=None)
+                )
             log.info("playbook phase paused for shutdown", account=account_id, phase=phase)
             return "running"
         except RunCancelledError as stop:

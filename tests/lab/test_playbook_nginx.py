@@ -335,3 +335,43 @@ def test_ops_suspend_and_unsuspend_a_paying_account_on_the_real_host(scene: Scen
         ("ops-suspended", "ops:oncall", "suspended by ops: phishing kit found"),
         ("active", "ops:oncall", "ops suspension lifted: cleaned"),
     ]
+
+
+def test_a_phase_paused_for_a_stop_resumes_in_the_same_process(scene: Scene) -> None:
+    """A reload (SIGHUP) stops the runner between steps and starts a new one in the same
+    process: the paused phase must be resumed there, not left to a restart."""
+    import daemon.steps as steps_module
+
+    real_put = steps_module.STEP_TYPES["put_file"]
+    runner = scene.app.runner
+
+    class StopAfter:
+        def describe(self, spec: object, context: object) -> str:
+            return real_put.describe(spec, context)  # type: ignore[arg-type]
+
+        def run(self, spec: object, context: object) -> object:
+            outcome = real_put.run(spec, context)  # type: ignore[arg-type]
+            runner.stop_requested.set()  # SIGHUP arrives while this step runs
+            return outcome
+
+    steps_module.STEP_TYPES["put_file"] = StopAfter()  # type: ignore[assignment]
+    try:
+        run_days(scene.app, scene.clock, 40)
+        runner.run_pending()
+    finally:
+        steps_module.STEP_TYPES["put_file"] = real_put
+    assert [status for _name, status in steps(scene, "suspend")][:3] == [
+        "done",
+        "done",
+        "pending",
+    ]
+    with scene.app.sessions() as session:
+        action = session.scalars(select(ScheduledAction)).one()
+        assert (action.status, action.claimed_by) == ("running", None)
+
+    runner.stop_requested.clear()  # the reloaded runner
+    runner.run_pending()
+
+    assert [status for _name, status in steps(scene, "suspend")] == ["done"] * 7
+    assert len(scene.app.backups.list(scene.account_id)) == 1
+    assert scene.get().status_code == 503
