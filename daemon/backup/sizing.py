@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from daemon.backup.stores.s3 import MAX_PART_SIZE, MAX_PARTS
+from daemon.backup.stores.limits import MAX_PART_SIZE, MAX_PARTS
 
 MIB = 1024 * 1024
 # Small enough to keep memory low ((concurrency + 1) x part), large enough for throughput.

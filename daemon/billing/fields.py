@@ -294,6 +294,7 @@ def database(engine: object, name: object, user: object, field: str) -> Database
     engine_name = engine if engine in DB_ENGINES and type(engine) is str else text(engine, field)
     if engine_name not in DB_ENGINES:
         raise FieldError(field, f"expected engine 'mariadb' or 'postgresql', got {shown(engine)}")
+    engine_name = DB_ENGINES[DB_ENGINES.index(engine_name)]  # one shared string per engine
     expected = "a database name of letters, digits, '_', '$' or '-'"
     db_name = _matching(_DB_NAME, name, field, expected)
     if is_blank(user):

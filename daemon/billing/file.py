@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from daemon.billing.base import BillingError, BillingSource
 from daemon.billing.parse import parse_document, parse_flat
@@ -80,21 +80,35 @@ def _format_of(path: Path) -> str:
     )
 
 
-def _parse_csv(lines: Iterator[str], source: str) -> SyncResult:
+def _parse_csv(handle: TextIO, source: str) -> SyncResult:
     """Read a CSV table with a header row; rows are numbered by their first line in the file.
 
-    Raises BillingError when the file is empty, lacks a flat column or is not CSV.
+    Takes the open file (seekable: accounts whose rows are not adjacent are read
+    in a second pass). Raises BillingError when the file is empty, lacks a flat
+    column or is not CSV.
     """
-    # strict: a stray or unclosed quote is an error, not a cell that silently swallows
-    # the rest of the file (and every account in it).
-    reader = csv.reader(lines, strict=True)
+    reader = _csv_reader(handle)
     try:
         header = next(reader)
     except StopIteration:
         raise BillingError(f"{source}: the CSV file is empty (expected a header row)") from None
     except csv.Error as error:
         raise BillingError(f"{source}: line 1: not a CSV header: {error}") from error
-    return parse_flat(header, _numbered(reader, source), source, "line")
+
+    def reread() -> Iterator[tuple[int, Sequence[object]]]:
+        handle.seek(0)
+        again = _csv_reader(handle)
+        next(again)  # the header, read fine the first time
+        return _numbered(again, source)
+
+    return parse_flat(header, _numbered(reader, source), source, "line", reread=reread)
+
+
+def _csv_reader(handle: TextIO) -> Reader:
+    """Return a CSV reader over `handle`."""
+    # strict: a stray or unclosed quote is an error, not a cell that silently swallows
+    # the rest of the file (and every account in it).
+    return csv.reader(handle, strict=True)
 
 
 def _numbered(reader: Reader, source: str) -> Iterator[tuple[int, Sequence[object]]]:

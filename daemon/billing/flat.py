@@ -57,6 +57,7 @@ def parse_flat(
     source: str,
     unit: str,
     cache: ReadCache | None = None,
+    reread: Callable[[], Iterable[tuple[int, Sequence[object]]]] | None = None,
 ) -> SyncResult:
     """Read flat billing rows.
 
@@ -67,11 +68,25 @@ def parse_flat(
     in row order. With a `cache`, accounts whose rows did not change since the
     cache's last use are not read again (see ReadCache). Raises BillingError when
     a column is missing or duplicated.
+
+    Each account is read as soon as its rows end, so memory holds one account's
+    rows at a time, not the whole table. Rows of one account need not be
+    adjacent, though: an account whose rows come back after another account's
+    is read again from a second pass over the rows, which `reread` returns
+    (without it, `rows` itself is iterated again, after being kept in a list if
+    it is a one-shot iterator).
     """
-    grouper = _Grouper(columns, source, unit)
+    if reread is None:
+        if isinstance(rows, Iterator):
+            rows = list(rows)
+        kept = rows
+        reread = lambda: kept  # noqa: E731  # a list or tuple iterates again as it is
+    reading = _Reading(columns, source, unit, cache or ReadCache())
     with paused_gc():
-        grouper.add(rows)
-        return grouper.result(cache or ReadCache())
+        reading.stream(rows)
+        if reading.scattered:
+            reading.regroup(reread())
+        return reading.result()
 
 
 @contextmanager
@@ -133,10 +148,11 @@ def _key(value: object) -> str:
     return "" if value is None else str(value)
 
 
-class _Grouper:
-    """Files the rows of one sync under their accounts, then reads each account."""
+class _Reading:
+    """One read of a flat table: rows filed under their accounts, each account read once
+    its rows are all in."""
 
-    def __init__(self, columns: Sequence[str], source: str, unit: str) -> None:
+    def __init__(self, columns: Sequence[str], source: str, unit: str, cache: ReadCache) -> None:
         positions = column_positions(columns, source)
         self.pick_account = _picker(positions, ACCOUNT_COLUMNS)
         self.pick_invoice = _picker(positions, INVOICE_COLUMNS)
@@ -145,66 +161,119 @@ class _Grouper:
         self.id_index = positions["account_id"]
         self.source = source
         self.unit = unit
-        self.groups: dict[str, list[Line]] = {}
+        self.reader = AccountReader(unit)
+        self.previous, cache.accounts = cache.accounts, {}
+        self.cache = cache
+        # Every account seen, in order of first appearance, with its snapshot once read
+        # (None while open, when unreadable, or when scattered).
+        self.seen: dict[str, AccountSnapshot | None] = {}
         self.broken: set[str] = set()
-        self.errors: list[tuple[int, RowError]] = []
+        # Accounts whose rows are not adjacent: read in the second pass.
+        self.scattered: set[str] = set()
+        # (row number, account key or None, error), so a scattered account's errors
+        # from the first pass can be dropped for the second pass's.
+        self.errors: list[tuple[int, str | None, RowError]] = []
 
-    def add(self, rows: Iterable[tuple[int, Sequence[object]]]) -> None:
-        """File each of `rows` under its account; a row of the wrong width is an error."""
-        groups, width = self.groups, self.width
+    def stream(self, rows: Iterable[tuple[int, Sequence[object]]]) -> None:
+        """First pass: collect each account's adjacent rows and read the account when the
+        next account's rows begin. An account met again later is marked scattered."""
+        seen, scattered, width = self.seen, self.scattered, self.width
         pick_account, pick_invoice, pick_item = self.pick_account, self.pick_invoice, self.pick_item
+        current: str | None = None
+        group: list[Line] = []
         for number, row in rows:
             if len(row) != width:
-                self._wrong_width(number, row)
+                self._wrong_width(number, row, current)
                 continue
             cells = pick_account(row)
             key = cells[0]
             key = key.strip() if type(key) is str else _key(key)
-            line = (number, cells, pick_invoice(row), pick_item(row))
-            group = groups.get(key)
-            if group is None:
-                groups[key] = [line]
-            else:
-                group.append(line)
+            if key != current:
+                if key in scattered:
+                    continue  # the second pass reads all of its rows
+                if current is not None:
+                    self._close(current, group)
+                    current = None
+                if key in seen:
+                    self._scatter(key)
+                    continue
+                seen[key] = None
+                current, group = key, []
+            group.append((number, cells, pick_invoice(row), pick_item(row)))
+        if current is not None:
+            self._close(current, group)
 
-    def _wrong_width(self, number: int, row: Sequence[object]) -> None:
+    def regroup(self, rows: Iterable[tuple[int, Sequence[object]]]) -> None:
+        """Second pass: file every row of the scattered accounts, then read each of them."""
+        scattered = self.scattered
+        self.errors = [error for error in self.errors if error[1] not in scattered]
+        self.broken -= scattered
+        groups: dict[str, list[Line]] = {}
+        for number, row in rows:
+            if len(row) != self.width:
+                key = _key(row[self.id_index]) if self.id_index < len(row) else None
+                if key in scattered:
+                    self.broken.add(key)
+                    self._error(number, key, self._width_error(row))
+                continue
+            cells = self.pick_account(row)
+            key = _key(cells[0])
+            if key in scattered:
+                line = (number, cells, self.pick_invoice(row), self.pick_item(row))
+                groups.setdefault(key, []).append(line)
+        for key, group in groups.items():
+            self._close(key, group)
+
+    def _scatter(self, key: str) -> None:
+        """Mark `key` as scattered and forget what the first pass made of it."""
+        self.scattered.add(key)
+        self.seen[key] = None
+        self.cache.accounts.pop(key, None)
+
+    def _wrong_width(self, number: int, row: Sequence[object], current: str | None) -> None:
         """Record a row with too few or too many cells; its account is skipped."""
-        if self.id_index < len(row):
-            self.broken.add(_key(row[self.id_index]))
-        message = f"expected {self.width} cells like the header, got {len(row)}"
-        self._error(number, FieldError("(row)", message))
+        key = _key(row[self.id_index]) if self.id_index < len(row) else None
+        if key is not None and key != current and key in self.seen:
+            self._scatter(key)  # already read without this row: the second pass decides
+        elif key is not None:
+            self.broken.add(key)
+        self._error(number, key, self._width_error(row))
 
-    def _error(self, number: int, error: FieldError) -> None:
-        """Record `error` as found on row `number`."""
+    def _width_error(self, row: Sequence[object]) -> FieldError:
+        """Return the error for a row with too few or too many cells."""
+        return FieldError("(row)", f"expected {self.width} cells like the header, got {len(row)}")
+
+    def _error(self, number: int, key: str | None, error: FieldError) -> None:
+        """Record `error` as found on row `number` of account `key`."""
         label = f"{self.unit} {number}"
-        self.errors.append((number, RowError(self.source, label, error.field, error.message)))
+        self.errors.append((number, key, RowError(self.source, label, error.field, error.message)))
 
-    def result(self, cache: ReadCache) -> SyncResult:
-        """Read every filed account (reusing `cache` for unchanged ones, and refilling it);
-        returns the snapshots and the errors in row order."""
-        reader = AccountReader(self.unit)
-        snapshots: list[AccountSnapshot] = []
-        previous, cache.accounts = cache.accounts, {}
-        for key, group in self.groups.items():
-            if key in self.broken:
-                continue  # the row that broke it is already reported
-            if not key:
-                for line in group:
-                    self._error(line[0], FieldError("account_id", "expected a value, got nothing"))
-                continue
-            content = _content_hash(group)
-            known = previous.get(key)
-            if known is not None and content is not None and known[0] == content:
-                snapshots.append(known[1])
-                cache.accounts[key] = known
-                continue
-            try:
-                snapshot = reader.read(group)
-            except BadRowError as bad:
-                self._error(bad.number, bad.error)
-                continue
-            snapshots.append(snapshot)
-            if content is not None:
-                cache.accounts[key] = (content, snapshot)
-        self.errors.sort(key=lambda pair: pair[0])
-        return SyncResult(tuple(snapshots), tuple(error for _number, error in self.errors))
+    def _close(self, key: str, group: list[Line]) -> None:
+        """Read the account `key` from all its rows (reusing the cache when they did not
+        change) and remember its snapshot, or record why it cannot be read."""
+        if key in self.broken:
+            return  # the row that broke it is already reported
+        if not key:
+            for line in group:
+                self._error(line[0], key, FieldError("account_id", "expected a value, got nothing"))
+            return
+        content = _content_hash(group)
+        known = self.previous.get(key)
+        if known is not None and content is not None and known[0] == content:
+            self.seen[key] = known[1]
+            self.cache.accounts[key] = known
+            return
+        try:
+            snapshot = self.reader.read(group)
+        except BadRowError as bad:
+            self._error(bad.number, key, bad.error)
+            return
+        self.seen[key] = snapshot
+        if content is not None:
+            self.cache.accounts[key] = (content, snapshot)
+
+    def result(self) -> SyncResult:
+        """Return the snapshots in order of first appearance and the errors in row order."""
+        snapshots = tuple(snapshot for snapshot in self.seen.values() if snapshot is not None)
+        self.errors.sort(key=lambda error: error[0])
+        return SyncResult(snapshots, tuple(error for _number, _key, error in self.errors))

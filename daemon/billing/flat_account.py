@@ -79,6 +79,7 @@ class _Open:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # placeholder until due_at is read
+_ZERO = Decimal(0)  # the balance of every account with no open invoice, shared
 _NO_ITEM = LineItem(description="", amount=Decimal(0))  # cache marker for blank item cells
 
 
@@ -89,6 +90,9 @@ class AccountReader:
         self.unit = unit
         # LineItems are immutable, so identical lines ("Hosting, 9.99") share one object.
         self.items: dict[Row, LineItem] = {}
+        # Values most accounts repeat (plan, time zone, currency, host) as one string
+        # each, not one per account: a sync keeps 100,000 snapshots in memory.
+        self.words: dict[str, str] = {}
 
     def read(self, group: list[Line]) -> AccountSnapshot:
         """Return the snapshot of one account's rows.
@@ -97,7 +101,7 @@ class AccountReader:
         """
         number, head, _invoice, _item = group[0]
         try:
-            account = _head(head)
+            account = _head(head, self.words)
             opened: dict[Row, _Open] = {}
             for number, cells, invoice_cells, item_cells in group:  # error location
                 if cells != head:
@@ -194,7 +198,7 @@ def _snapshot(account: _Head, opened: dict[Row, _Open]) -> AccountSnapshot:
         account_id=account.account_id,
         plan=account.plan,
         contact=account.contact,
-        balance=sum((invoice.amount_due for invoice in invoices), Decimal(0)),
+        balance=sum((invoice.amount_due for invoice in invoices), _ZERO) if invoices else _ZERO,
         currency=account.currency,
         invoices=invoices,
         services=account.services,
@@ -203,46 +207,66 @@ def _snapshot(account: _Head, opened: dict[Row, _Open]) -> AccountSnapshot:
     )
 
 
-def _head(cells: Row) -> _Head:
-    """Return the account-level values from an account's cells. Raises FieldError."""
+def _head(cells: Row, words: dict[str, str]) -> _Head:
+    """Return the account-level values from an account's cells.
+
+    `words` maps each repeated value to the one string all accounts share.
+    Raises FieldError.
+    """
     (raw_id, plan, name, mail, zone, currency, created, exempt, *service) = cells
+    account_id = f.account_id(raw_id)
     return _Head(
-        account_id=f.account_id(raw_id),
-        plan=f.text(plan, "plan"),
+        account_id=account_id,
+        plan=_shared(words, f.text(plan, "plan")),
         contact=Contact(
             name=f.text(name, "contact_name"),
             email=f.email(mail, "contact_email"),
-            timezone=f.timezone(zone, "contact_timezone"),
+            timezone=_shared(words, f.timezone(zone, "contact_timezone")),
         ),
-        currency=f.currency(currency, "currency"),
+        currency=_shared(words, f.currency(currency, "currency")),
         created_at=f.optional_moment(created, "created_at"),
         exempt=f.flag(exempt, "exempt"),
-        services=_services(*service),
+        services=_services(account_id, words, *service),
     )
 
 
+def _shared(words: dict[str, str], value: str) -> str:
+    """Return the string equal to `value` that `words` already holds, adding it if new."""
+    return words.setdefault(value, value)
+
+
 def _services(
-    host: object, user: object, docroot: object, domains: object, databases: object
+    account_id: str,
+    words: dict[str, str],
+    host: object,
+    user: object,
+    docroot: object,
+    domains: object,
+    databases: object,
 ) -> tuple[Service, ...]:
     """Return the account's one service, or none when every service cell is blank.
 
-    Raises FieldError naming the column at fault.
+    Names that repeat the account id (the usual system user and database names)
+    share its string. Raises FieldError naming the column at fault.
     """
     if not (host or user or docroot or domains or databases):
         return ()
+    system_user = f.system_user(user, "system_user")
     service = Service(
-        host=f.host(host, "host"),
-        system_user=f.system_user(user, "system_user"),
+        host=_shared(words, f.host(host, "host")),
+        system_user=account_id if system_user == account_id else system_user,
         docroot=f.docroot(docroot, "docroot"),
         domains=tuple(f.domain(name, "domains") for name in f.split_list(domains, "domains")),
-        databases=tuple(_database(spec) for spec in f.split_list(databases, "databases")),
+        databases=tuple(
+            _database(spec, account_id) for spec in f.split_list(databases, "databases")
+        ),
     )
     return (service,)
 
 
-def _database(spec: str) -> Database:
+def _database(spec: str, account_id: str) -> Database:
     """Return a database from 'engine:name' or 'engine:name:user'. Raises FieldError."""
-    parts = spec.split(":")
+    parts = [account_id if part == account_id else part for part in spec.split(":")]
     if len(parts) not in (2, 3):
         message = f"expected 'engine:name' or 'engine:name:user', got {f.shown(spec)}"
         raise FieldError("databases", message)

@@ -60,11 +60,17 @@ class SqlSource(BillingSource):
             with self._engine.connect() as connection:
                 # stream_results uses a server-side cursor where the driver has one
                 # (psycopg, pymysql's SSCursor); yield_per fetches _CHUNK rows at a time.
-                result = connection.execution_options(
-                    stream_results=True, yield_per=_CHUNK
-                ).execute(self.query)
+                streaming = connection.execution_options(stream_results=True, yield_per=_CHUNK)
+                result = streaming.execute(self.query)
                 columns = list(result.keys())
-                return parse_flat(columns, _numbered(result), self.name, "row", self._cache)
+
+                def reread() -> Iterator[tuple[int, Sequence[object]]]:
+                    # Accounts whose rows are not adjacent are read from a second run.
+                    return _numbered(streaming.execute(self.query))
+
+                return parse_flat(
+                    columns, _numbered(result), self.name, "row", self._cache, reread=reread
+                )
         except SQLAlchemyError as error:
             message = f"{self.name}: billing query failed: {self._problem(error)}"
             raise BillingError(message) from None

@@ -111,19 +111,8 @@ class LifecycleEngine:
         now = self.clock()
         report = SyncReport(seen=len(result.snapshots), row_errors=result.errors)
         with self.sessions.begin() as session:
-            known = {
-                account_id: (digest, wake_at, state)
-                for account_id, digest, wake_at, state in session.execute(
-                    select(Account.id, Account.snapshot_hash, Account.next_wake_at, Account.state)
-                )
-            }
-            due = [
-                snapshot
-                for snapshot in result.snapshots
-                if _needs_evaluation(known.get(snapshot.account_id), self._digest(snapshot), now)
-            ]
-            entering = self._entering_dunning(due, known, now)
-            if self.brake.check(session, entering, len(known), now):
+            due, entering, known_count = self._changed(session, result.snapshots, now)
+            if self.brake.check(session, entering, known_count, now):
                 # Braked: only accounts that owe nothing move (payments still reactivate).
                 due = [s for s in due if not owes(s, self.policy_for(s.plan))]
                 report.braked = True
@@ -133,25 +122,43 @@ class LifecycleEngine:
         log.info("billing sync done", summary=report.summary())
         return report
 
-    def _entering_dunning(
-        self,
-        due: list[AccountSnapshot],
-        known: dict[str, tuple[str, datetime | None, str]],
-        now: datetime,
-    ) -> int:
-        """Count the known active accounts this sync would turn overdue (for the brake).
+    def _changed(
+        self, session: Session, snapshots: Sequence[AccountSnapshot], now: datetime
+    ) -> tuple[list[AccountSnapshot], int, int]:
+        """Find the synced accounts that must be evaluated (see `_needs_evaluation`).
 
-        New accounts do not count: a first sync of an existing customer base is no anomaly.
+        Returns them in billing order, how many known active accounts among them would
+        turn overdue (for the brake), and how many accounts the state database knew.
+        The stored rows are streamed past the snapshots rather than loaded into a
+        dictionary, which would add some 40 MB at 100,000 accounts.
         """
-        entering = 0
-        for snapshot in due:
-            entry = known.get(snapshot.account_id)
-            if entry is None or entry[2] != State.ACTIVE.value:
-                continue
-            fresh = LifecycleRecord(account_id=snapshot.account_id)
-            decision = decide(snapshot, fresh, self.policy_for(snapshot.plan), now)
-            entering += decision.to_state is State.OVERDUE
-        return entering
+        unseen = {snapshot.account_id: snapshot for snapshot in snapshots}
+        due_ids: set[str] = set()
+        entering = known_count = 0
+        query = select(Account.id, Account.snapshot_hash, Account.next_wake_at, Account.state)
+        for account_id, digest, wake_at, state in session.execute(
+            query.execution_options(yield_per=_BATCH)
+        ):
+            known_count += 1
+            snapshot = unseen.pop(account_id, None)
+            if snapshot is None:
+                continue  # no longer listed by billing
+            if _needs_evaluation((digest, wake_at, state), self._digest(snapshot), now):
+                due_ids.add(account_id)
+                entering += state == State.ACTIVE.value and self._turns_overdue(snapshot, now)
+        # What is left unseen is new to the state database, and always evaluated.
+        due = [s for s in snapshots if s.account_id in due_ids or s.account_id in unseen]
+        return due, entering, known_count
+
+    def _turns_overdue(self, snapshot: AccountSnapshot, now: datetime) -> bool:
+        """Whether an active account would turn overdue with this snapshot.
+
+        New accounts never count for the brake: a first sync of an existing
+        customer base is no anomaly.
+        """
+        fresh = LifecycleRecord(account_id=snapshot.account_id)
+        decision = decide(snapshot, fresh, self.policy_for(snapshot.plan), now)
+        return decision.to_state is State.OVERDUE
 
     def wake(self, account_id: str, actor: str = "wake-up") -> SyncReport:
         """Evaluate one account at its deadline, with a fresh read of its billing data.

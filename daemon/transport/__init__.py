@@ -14,7 +14,6 @@ from daemon.transport.base import (
     TransportError,
 )
 from daemon.transport.local import LocalTransport
-from daemon.transport.ssh import SSHTransport
 
 __all__ = [
     "CommandError",
@@ -37,6 +36,10 @@ def create_transport(name: str, host: HostConfig) -> Transport:
             max_sessions=host.max_sessions,
         )
     assert host.address is not None and host.known_hosts is not None  # checked by the schema
+    # paramiko (and cryptography) are loaded only when an SSH host is configured: some
+    # 15 MB a daemon running on the hosting server itself need not pay.
+    from daemon.transport.ssh import SSHTransport
+
     return SSHTransport(
         name,
         host.address,

@@ -18,16 +18,13 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from daemon.backup.stores.base import BackupStore, Readable, StoreError, Upload
+from daemon.backup.stores.limits import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE
 from daemon.config.schema import S3Store as S3StoreConfig
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
-# S3's limits: at most 10,000 parts, each at least 5 MiB (but the last) and at most 5 GiB.
-MAX_PARTS = 10_000
-MIN_PART_SIZE = 5 * 1024 * 1024
-MAX_PART_SIZE = 5 * 1024**3
 _S3_ERRORS = (BotoCoreError, ClientError)
 
 
