@@ -188,6 +188,10 @@ class _Reading:
             cells = pick_account(row)
             key = cells[0]
             key = key.strip() if type(key) is str else _key(key)
+            if not key:
+                # Belongs to no account, so it neither opens nor interrupts one.
+                self._error(number, None, FieldError("account_id", "expected a value, got nothing"))
+                continue
             if key != current:
                 if key in scattered:
                     continue  # the second pass reads all of its rows
@@ -253,10 +257,6 @@ class _Reading:
         change) and remember its snapshot, or record why it cannot be read."""
         if key in self.broken:
             return  # the row that broke it is already reported
-        if not key:
-            for line in group:
-                self._error(line[0], key, FieldError("account_id", "expected a value, got nothing"))
-            return
         content = _content_hash(group)
         known = self.previous.get(key)
         if known is not None and content is not None and known[0] == content:

@@ -100,3 +100,19 @@ def test_a_one_shot_iterator_without_reread_is_kept_for_the_second_pass() -> Non
     result = parse_flat(FLAT_COLUMNS, iter(rows), "db", "row")
 
     assert [(s.account_id, s.balance) for s in result.snapshots] == [("acme", 24), ("zen", 0)]
+
+
+def test_rows_without_an_account_id_are_reported_and_need_no_second_pass() -> None:
+    rows = numbered(
+        flat_row(" "), *account_rows("acme"), flat_row(""), paid_row("zen"), flat_row("")
+    )
+
+    result, passes = parse(rows)
+
+    assert passes == 1
+    assert [s.account_id for s in result.snapshots] == ["acme", "zen"]
+    assert [(e.row, e.field) for e in result.errors] == [
+        ("row 1", "account_id"),
+        ("row 4", "account_id"),
+        ("row 6", "account_id"),
+    ]
