@@ -83,7 +83,7 @@ def sshd(lab_tmp: Path) -> Iterator[SSHServer]:
 
 @pytest.fixture(scope="session")
 def nginx(lab_tmp: Path) -> Iterator[NginxServer]:
-    """nginx on 127.0.0.1 including `sites_dir/*.conf`; call reload() after edits."""
+    """nginx on 127.0.0.1 including every file in `sites_dir`; call reload() after edits."""
     server = _start(lambda: start_nginx(lab_tmp / "nginx"))
     yield server
     server.stop()

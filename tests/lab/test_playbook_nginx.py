@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 from sqlalchemy import select, update
 
@@ -375,3 +376,53 @@ def test_a_phase_paused_for_a_stop_resumes_in_the_same_process(scene: Scene) -> 
     assert [status for _name, status in steps(scene, "suspend")] == ["done"] * 7
     assert len(scene.app.backups.list(scene.account_id)) == 1
     assert scene.get().status_code == 503
+
+
+def kept_original(scene: Scene) -> Path:
+    """Where nginx-linux keeps a suspended site's original vhost: under the state_dir."""
+    state_dir = scene.docroot.parent.parent / "lapse-state"  # the scene's vars.state_dir
+    return state_dir / "vhosts" / scene.vhost.name
+
+
+def test_suspension_leaves_nothing_but_the_vhost_in_the_sites_dir(scene: Scene) -> None:
+    """Debian's nginx includes every file in sites-enabled: a copy of the original vhost
+    kept there would be loaded too (with a default_server, nginx -t then fails)."""
+    original = scene.vhost.read_text()
+    site_files = sorted(p.name for p in scene.nginx.sites_dir.iterdir() if scene.domain in p.name)
+    assert site_files == [scene.vhost.name]
+
+    suspend(scene)
+
+    assert scene.get().status_code == 503
+    assert sorted(p.name for p in scene.nginx.sites_dir.iterdir() if scene.domain in p.name) == [
+        scene.vhost.name
+    ]
+    saved = kept_original(scene)
+    assert saved.read_text() == original
+
+    scene.pay()
+    scene.app.lifecycle.sync()
+    scene.app.runner.run_pending()
+
+    assert scene.vhost.read_text() == original
+    assert not saved.exists()
+    assert scene.get().text == ORIGINAL_PAGE
+
+
+def test_an_original_kept_beside_the_vhost_by_an_older_release_is_still_put_back(
+    scene: Scene,
+) -> None:
+    original = scene.vhost.read_text()
+    suspend(scene)
+    # As releases before 2026-11 left a suspended site: the original beside the vhost.
+    saved = kept_original(scene)
+    legacy = scene.vhost.with_name(scene.vhost.name + ".lapse-original")
+    saved.rename(legacy)
+
+    scene.pay()
+    scene.app.lifecycle.sync()
+    scene.app.runner.run_pending()
+
+    assert scene.vhost.read_text() == original
+    assert not legacy.exists()
+    assert scene.get().text == ORIGINAL_PAGE

@@ -23,7 +23,8 @@ MIME_TYPES = Path("/etc/nginx/mime.types")
 class NginxServer:
     """Handle on the lab nginx.
 
-    Every `*.conf` in `sites_dir` is included in the http block before the lab's own
+    Every file in `sites_dir` is included (as Debian's nginx.conf includes
+    sites-enabled/*, whatever the name) in the http block before the lab's own
     catch-all server, so a dropped vhost that listens on `port` without a server_name
     becomes the default for that port. Call `reload()` after changing the files.
     """
@@ -122,8 +123,9 @@ http {{
     uwsgi_temp_path {temp_dir / "uwsgi"};
     scgi_temp_path {temp_dir / "scgi"};
 
-    # Tests' vhosts first: the first server on an address is its default.
-    include {sites_dir}/*.conf;
+    # Tests' vhosts first: the first server on an address is its default. Every file,
+    # as on Debian, so a stray copy of a vhost there breaks the lab as it would a host.
+    include {sites_dir}/*;
 
     server {{
         listen {host}:{port};
