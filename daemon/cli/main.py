@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
@@ -9,18 +10,6 @@ import click
 from daemon.backup.errors import BackupError
 from daemon.backup.stores.base import StoreError as BackupStoreError
 from daemon.billing.base import BillingError
-from daemon.cli import (
-    audit,
-    backups,
-    brake,
-    holds,
-    notices,
-    planning,
-    playbooks,
-    process,
-    reports,
-    views,
-)
 from daemon.config import ConfigError
 from daemon.config.secrets import SecretError
 from daemon.lifecycle.engine import UnknownAccountError
@@ -46,29 +35,65 @@ _PEOPLE_ERRORS = (
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# The module of each command, imported only when that command runs (or when help lists
+# them all): `lapse backup` then loads neither the daemon's scheduler nor its HTTP server.
+_COMMAND_MODULES = {
+    "run": "process",
+    "check-config": "process",
+    "migrate": "process",
+    "status": "views",
+    "accounts": "views",
+    "history": "views",
+    "plan": "planning",
+    "simulate": "planning",
+    "hold": "holds",
+    "release": "holds",
+    "suspend": "holds",
+    "unsuspend": "holds",
+    "notices": "notices",
+    "backup": "backups",
+    "backups": "backups",
+    "verify": "backups",
+    "restore": "backups",
+    "playbook": "playbooks",
+    "retry": "playbooks",
+    "audit": "audit",
+    "brake": "brake",
+    "report": "reports",
+}
+
+
+def load_command(name: str) -> click.Command | None:
+    """Return the command called `name`, importing its module; None for no such command."""
+    module_name = _COMMAND_MODULES.get(name)
+    if module_name is None:
+        return None
+    commands: tuple[click.Command, ...] = importlib.import_module(
+        f"daemon.cli.{module_name}"
+    ).COMMANDS
+    for command in commands:
+        if command.name == name:
+            return command
+    raise LookupError(f"daemon.cli.{module_name} has no command {name!r}")
+
+
+class _LazyGroup(click.Group):
+    """A command group that imports a command's module only when it is needed."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMAND_MODULES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return load_command(cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lapse")
 def cli() -> None:
     """Lapse: a humane, documented lifecycle for hosting accounts that stopped paying."""
     # Logs go to stderr, so `--json` output on stdout stays parseable; `run` reconfigures
     # with the config's level and format.
     configure_logging("info", "auto")
-
-
-for module in (
-    process,
-    views,
-    planning,
-    holds,
-    notices,
-    backups,
-    playbooks,
-    audit,
-    brake,
-    reports,
-):
-    for command in module.COMMANDS:
-        cli.add_command(command)
 
 
 def main() -> None:

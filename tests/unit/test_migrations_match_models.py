@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
+from sqlalchemy import Engine, inspect
 
+import daemon.store.migrate
 from daemon.store.db import open_engine
-from daemon.store.migrate import head_revision, migrate
+from daemon.store.migrate import SHIPPED_HEAD, current_revision, head_revision, migrate
 from daemon.store.models import Base
 
 
@@ -20,3 +26,43 @@ def test_a_migrated_database_has_no_difference_from_the_models(tmp_path: Path) -
     # APScheduler's job table is created by APScheduler, not by the models.
     differences = [d for d in differences if "apscheduler" not in str(d)]
     assert differences == []
+
+
+def test_the_head_known_without_alembic_is_alembics_head() -> None:
+    assert head_revision() == SHIPPED_HEAD
+
+
+def test_a_database_at_the_head_is_opened_without_loading_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    migrate(open_engine(url))
+    # A fresh interpreter, as a CLI command starts: nothing has imported alembic yet.
+    script = (
+        "import sys\n"
+        "from daemon.store.db import open_engine\n"
+        "from daemon.store.migrate import migrate\n"
+        f"print(migrate(open_engine({url!r})), 'alembic' in sys.modules)\n"
+    )
+    answer = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert answer == [SHIPPED_HEAD, "False"]
+
+
+def test_a_database_behind_the_head_is_still_migrated(tmp_path: Path) -> None:
+    engine = open_engine(f"sqlite:///{tmp_path / 'state.db'}")
+    migrate(engine)
+    config = Config()
+    scripts = Path(daemon.store.migrate.__file__).parent / "migrations"
+    config.set_main_option("script_location", str(scripts))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0002")
+    assert current_revision(engine) == "0002"
+    assert "claimed_by" not in _columns(engine, "scheduled_actions")
+
+    assert migrate(engine) == SHIPPED_HEAD
+    assert "claimed_by" in _columns(engine, "scheduled_actions")
+
+
+def _columns(engine: Engine, table: str) -> set[str]:
+    return {column["name"] for column in inspect(engine).get_columns(table)}

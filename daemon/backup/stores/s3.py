@@ -1,14 +1,15 @@
 """A backup store in an S3-compatible bucket (AWS, MinIO, Ceph RGW, Wasabi, B2, R2).
 
-Objects are written with multipart uploads fed straight from the backup stream:
-memory stays at about (upload_concurrency + 1) x the part size whatever the
-archive's size, and nothing is staged on disk. A failed upload is aborted, so
-no orphaned parts are left to be billed.
+Objects are written with multipart uploads fed straight from the backup stream
+into a few part-sized buffers that are reused from part to part: memory stays at
+(upload_concurrency + 1) x the part size whatever the archive's size, and nothing
+is staged on disk. A failed upload is aborted, so no orphaned parts are left to be
+billed.
 """
 
 from __future__ import annotations
 
-import threading
+import queue
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -36,7 +37,15 @@ def _problem(error: BaseException) -> str:
 
 
 class S3Upload(Upload):
-    """One multipart upload; parts go up on a small thread pool as they fill."""
+    """One multipart upload; parts go up on a small thread pool as they fill.
+
+    Data is copied once, into a part buffer. A full buffer goes out as it is
+    (botocore writes a bytearray body straight to the socket, where it would first
+    join a bytes body to the request head, a copy of the whole part) and comes back
+    for reuse once its part is up. So there are at most `concurrency` parts in
+    flight and one filling, and no part-sized allocation per part for the allocator
+    to scatter.
+    """
 
     def __init__(
         self,
@@ -52,11 +61,14 @@ class S3Upload(Upload):
         self._key = store.full_key(key)
         self._part_size = part_size
         self._checksum = checksum
-        self._buffer = bytearray()
         self._parts: list[tuple[int, Future[dict[str, Any]]]] = []
         concurrency = store.concurrency
-        # The semaphore is what bounds memory: a new part waits for a free slot.
-        self._slots = threading.BoundedSemaphore(concurrency)
+        # Buffers are made as needed, up to one per part in flight plus the one filling;
+        # taking one waits for a part to finish, which is what bounds memory.
+        self._buffers_left = concurrency + 1
+        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        self._filling: bytearray | None = None
+        self._filled = 0
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="s3-part")
         try:
             created = self._client.create_multipart_upload(
@@ -73,35 +85,51 @@ class S3Upload(Upload):
         return f"s3://{self._bucket}/{self._key}"
 
     def write(self, data: bytes) -> None:
-        self._buffer.extend(data)
-        while len(self._buffer) >= self._part_size:
-            # One copy into the part: slicing the bytearray first would make two.
-            with memoryview(self._buffer) as view:
-                body = bytes(view[: self._part_size])
-            del self._buffer[: self._part_size]
-            self._submit(body)
+        with memoryview(data) as view:
+            offset = 0
+            while offset < len(view):
+                if self._filling is None:
+                    self._filling = self._take_buffer()
+                taken = min(self._part_size - self._filled, len(view) - offset)
+                self._filling[self._filled : self._filled + taken] = view[offset : offset + taken]
+                self._filled += taken
+                offset += taken
+                if self._filled == self._part_size:
+                    self._submit(self._filling)
+                    self._filling, self._filled = None, 0
 
-    def _submit(self, body: bytes) -> None:
+    def _take_buffer(self) -> bytearray:
+        """Return a free part buffer, waiting for a part in flight to finish when all
+        are taken. Raises StoreError when a part failed."""
+        if self._buffers_left:
+            self._buffers_left -= 1
+            buffer = bytearray(self._part_size)
+        else:
+            buffer = self._free.get()
+        self._raise_failed()
+        return buffer
+
+    def _submit(self, body: bytearray) -> None:
         number = len(self._parts) + 1
         if number > MAX_PARTS:
             raise StoreError(
                 f"{self.where} outgrew {MAX_PARTS} parts of {self._part_size} bytes: "
                 "the archive is far larger than its source measured"
             )
-        self._slots.acquire()
-        self._raise_failed()
         future = self._pool.submit(self._upload_part, number, body)
-        future.add_done_callback(lambda _done: self._slots.release())
+        # Whatever the outcome, the client is done with the body once the call returns.
+        future.add_done_callback(lambda _done: self._free.put(body))
         self._parts.append((number, future))
 
-    def _upload_part(self, number: int, body: bytes) -> dict[str, Any]:
+    def _upload_part(self, number: int, body: bytearray) -> dict[str, Any]:
         extra: dict[str, Any] = {"ChecksumAlgorithm": "CRC32"} if self._checksum else {}
         response = self._client.upload_part(
             Bucket=self._bucket,
             Key=self._key,
             UploadId=self._upload_id,
             PartNumber=number,
-            Body=body,
+            # botocore sends any bytes-like body; the stubs name bytes only.
+            Body=body,  # type: ignore[arg-type]
             **extra,
         )
         part = {"PartNumber": number, "ETag": response["ETag"]}
@@ -119,10 +147,12 @@ class S3Upload(Upload):
                 ) from error
 
     def complete(self) -> None:
-        if self._buffer or not self._parts:
+        if self._filled or not self._parts:
             # The last part may be short; an empty object is one empty part.
-            self._submit(bytes(self._buffer))
-            self._buffer.clear()
+            last = self._filling or bytearray()
+            del last[self._filled :]
+            self._submit(last)
+            self._filling, self._filled = None, 0
         parts = []
         for number, future in self._parts:
             try:
@@ -146,7 +176,7 @@ class S3Upload(Upload):
         for _number, future in self._parts:
             future.cancel()
         self._pool.shutdown(wait=True)
-        self._buffer.clear()
+        self._filling = None
         try:
             self._client.abort_multipart_upload(
                 Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
