@@ -64,7 +64,10 @@ _COMMAND_MODULES = {
 
 
 def load_command(name: str) -> click.Command | None:
-    """Return the command called `name`, importing its module; None for no such command."""
+    """Return the command called `name`, importing its module; None for no such command.
+
+    Raises LookupError when the table above names a module that lacks the command.
+    """
     module_name = _COMMAND_MODULES.get(name)
     if module_name is None:
         return None
