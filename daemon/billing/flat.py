@@ -215,7 +215,7 @@ class _Reading:
         groups: dict[str, list[Line]] = {}
         for number, row in rows:
             if len(row) != self.width:
-                key = _key(row[self.id_index]) if self.id_index < len(row) else None
+                key = self._id_of_odd_row(row)
                 if key in scattered:
                     self.broken.add(key)
                     self._error(number, key, self._width_error(row))
@@ -236,12 +236,17 @@ class _Reading:
 
     def _wrong_width(self, number: int, row: Sequence[object], current: str | None) -> None:
         """Record a row with too few or too many cells; its account is skipped."""
-        key = _key(row[self.id_index]) if self.id_index < len(row) else None
+        key = self._id_of_odd_row(row)
         if key is not None and key != current and key in self.seen:
             self._scatter(key)  # already read without this row: the second pass decides
         elif key is not None:
             self.broken.add(key)
         self._error(number, key, self._width_error(row))
+
+    def _id_of_odd_row(self, row: Sequence[object]) -> str | None:
+        """Return the account key of a row of the wrong width, None when it is too short
+        to have an account_id cell."""
+        return _key(row[self.id_index]) if self.id_index < len(row) else None
 
     def _width_error(self, row: Sequence[object]) -> FieldError:
         """Return the error for a row with too few or too many cells."""

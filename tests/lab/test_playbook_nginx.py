@@ -24,6 +24,13 @@ def suspend(scene: Scene) -> None:
     scene.app.runner.run_pending()
 
 
+def pay_and_reactivate(scene: Scene) -> None:
+    """The client pays: the next sync reactivates and the runner undoes the suspension."""
+    scene.pay()
+    scene.app.lifecycle.sync()
+    scene.app.runner.run_pending()
+
+
 def account_state(scene: Scene) -> str:
     with scene.app.sessions() as session:
         row = session.get(Account, scene.account_id)
@@ -81,9 +88,7 @@ def test_suspend_then_payment_brings_everything_back(scene: Scene) -> None:
     )
 
     # The client pays: the next sync reactivates and the runner undoes it all, in reverse.
-    scene.pay()
-    scene.app.lifecycle.sync()
-    scene.app.runner.run_pending()
+    pay_and_reactivate(scene)
 
     assert account_state(scene) == "active"
     page = scene.get()
@@ -384,25 +389,25 @@ def kept_original(scene: Scene) -> Path:
     return state_dir / "vhosts" / scene.vhost.name
 
 
+def site_files(scene: Scene) -> list[str]:
+    """The names of the files in nginx's sites dir that concern the scene's site."""
+    return sorted(p.name for p in scene.nginx.sites_dir.iterdir() if scene.domain in p.name)
+
+
 def test_suspension_leaves_nothing_but_the_vhost_in_the_sites_dir(scene: Scene) -> None:
     """Debian's nginx includes every file in sites-enabled: a copy of the original vhost
     kept there would be loaded too (with a default_server, nginx -t then fails)."""
     original = scene.vhost.read_text()
-    site_files = sorted(p.name for p in scene.nginx.sites_dir.iterdir() if scene.domain in p.name)
-    assert site_files == [scene.vhost.name]
+    assert site_files(scene) == [scene.vhost.name]
 
     suspend(scene)
 
     assert scene.get().status_code == 503
-    assert sorted(p.name for p in scene.nginx.sites_dir.iterdir() if scene.domain in p.name) == [
-        scene.vhost.name
-    ]
+    assert site_files(scene) == [scene.vhost.name]
     saved = kept_original(scene)
     assert saved.read_text() == original
 
-    scene.pay()
-    scene.app.lifecycle.sync()
-    scene.app.runner.run_pending()
+    pay_and_reactivate(scene)
 
     assert scene.vhost.read_text() == original
     assert not saved.exists()
@@ -419,9 +424,7 @@ def test_an_original_kept_beside_the_vhost_by_an_older_release_is_still_put_back
     legacy = scene.vhost.with_name(scene.vhost.name + ".lapse-original")
     saved.rename(legacy)
 
-    scene.pay()
-    scene.app.lifecycle.sync()
-    scene.app.runner.run_pending()
+    pay_and_reactivate(scene)
 
     assert scene.vhost.read_text() == original
     assert not legacy.exists()
