@@ -13,13 +13,15 @@ same run:
   compressible text, a few thousand small files) backed up into the S3 server by
   Lapse (`BackupService.create` without verification: tar | zstd -1 over SSH into
   a multipart upload) vs `ssh HOST 'tar -cf - DIR | zstd -1' | aws s3 cp - s3://...`.
-  `e2e_ratio` is Lapse's median time over the baseline's (target <= 1);
+  Runs alternate which side goes first; `e2e_ratio` is Lapse's median time over
+  the baseline's (target <= 1);
   `verify_s` is what Lapse's verification then adds (re-reading every object).
 - Memory: `lapse backup ACCOUNT` (with verification) run as its own process on a
   1 GiB and a 4 GiB site; `rss_1g_mb` / `rss_4g_mb` are that process's peak
-  resident memory (target < 150 MB, and not growing with the archive).
+  resident memory in MiB, as GNU time reports it (target < 150 MB, and not growing
+  with the archive).
 
-Usage: .venv/bin/python bench/backup.py [--runs 10] [--e2e-runs 3] [--workdir DIR]
+Usage: .venv/bin/python bench/backup.py [--runs 10] [--e2e-runs 5] [--workdir DIR]
 Needs the AWS CLI: `make bench-deps` installs it into .venv-bench (kept apart from
 the project's venv, whose boto3 it would pin), else the one on PATH is used.
 Ends with one line `RESULT ssh_ratio=... e2e_ratio=... rss_1g_mb=... rss_4g_mb=...`.
@@ -56,6 +58,8 @@ from tests.lab.services.sshd import SSHServer, start_sshd
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+    from daemon.backup.views import BackupView
+
 GIB = 1024**3
 MIB = 1024**2
 CIPHER = "aes128-gcm@openssh.com"
@@ -66,7 +70,7 @@ ACCESS_KEY = SECRET_KEY = "bench"  # noqa: S105 - moto accepts any key
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10, help="SSH leg runs per side")
-    parser.add_argument("--e2e-runs", type=int, default=3, help="end-to-end runs per side")
+    parser.add_argument("--e2e-runs", type=int, default=5, help="end-to-end runs per side")
     parser.add_argument("--workdir", type=Path, default=None, help="where test data goes")
     args = parser.parse_args()
     bundled = Path(__file__).resolve().parents[1] / ".venv-bench" / "bin" / "aws"
@@ -298,16 +302,29 @@ def end_to_end(
     baseline: list[float] = []
     lapse: list[float] = []
     verify_s = 0.0
-    for run in range(1, runs + 1):
+
+    def run_baseline() -> None:
         started = time.perf_counter()
         subprocess.run(
             ["bash", "-o", "pipefail", "-c", baseline_command], env=environment, check=True
         )
         baseline.append(time.perf_counter() - started)
         s3.empty()
+
+    def run_lapse() -> BackupView:
         started = time.perf_counter()
         backup = app.backups.create("bench", reason="bench", verify=False)
         lapse.append(time.perf_counter() - started)
+        return backup
+
+    for run in range(1, runs + 1):
+        # Each side goes first in every other run: whichever follows the other finds
+        # the site in the page cache and the S3 server warm.
+        if run % 2:
+            run_baseline()
+            backup = run_lapse()
+        else:
+            backup = run_lapse()
         if run == 1:
             from daemon.backup.verify import verify_backup
 
@@ -315,6 +332,8 @@ def end_to_end(
             verify_backup(app.backups, backup.id)
             verify_s = time.perf_counter() - started
         s3.empty()
+        if not run % 2:
+            run_baseline()
         print(
             f"e2e run {run}: baseline {baseline[-1]:.1f} s, lapse {lapse[-1]:.1f} s"
             f" ({(backup.size_bytes or 0) / MIB:.0f} MiB stored)",

@@ -11,7 +11,6 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Any
 
-import httpx
 import structlog
 
 from daemon.config.schema import AlertsConfig
@@ -59,6 +58,10 @@ class OpsAlerts:
             log.error("ops alert e-mail failed", alert=payload["alert"], error=str(error))
 
     def _post(self, payload: dict[str, Any]) -> None:
+        # Imported here: most processes never send a webhook alert, and the HTTP
+        # client is 3 MB of a `lapse backup` that must stay small.
+        import httpx
+
         assert self.config.webhook is not None
         try:
             response = httpx.post(

@@ -378,7 +378,12 @@ class BackupService:
         failed dump never becomes an object.
         """
         key = object_key(run.manifest.account_id, run.backup_id, name)
-        upload = self.store.begin_upload(key, part_size=part_size, retain_until=run.retain_until)
+        upload = self.store.begin_upload(
+            key,
+            part_size=part_size,
+            retain_until=run.retain_until,
+            read_ahead=transport.read_ahead,
+        )
         try:
             with transport.start(script, label) as process:
                 if stdin:

@@ -12,7 +12,8 @@ import math
 from daemon.backup.stores.limits import MAX_PART_SIZE, MAX_PARTS
 
 MIB = 1024 * 1024
-# Small enough to keep memory low ((concurrency + 1) x part), large enough for throughput.
+# Small enough to keep memory low (concurrency x part, see S3Upload), large enough for
+# throughput.
 DEFAULT_PART_SIZE = 8 * MIB
 # A dump's size is not measured beforehand; 16 MiB parts allow dumps up to 156 GiB.
 DATABASE_PART_SIZE = 16 * MIB

@@ -476,7 +476,8 @@ class S3Store(Section):
         default=2,
         ge=1,
         le=16,
-        description="Parts uploaded at once; memory is about (this + 1) x the part size.",
+        description="Parts uploaded at once; memory is about this x the part size "
+        "(one part more for a local host, whose output has no SSH window to wait in).",
         examples=[2],
     )
     download_link_expiry: Duration = Field(

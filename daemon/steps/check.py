@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
-
 from daemon.playbooks.schema import StepSpec
 from daemon.playbooks.templating import render_text
 from daemon.steps.base import StepContext, StepFailedError, StepOutcome
@@ -18,6 +16,9 @@ class CheckStep:
         return f"expect {spec.expect_status or 200} from {url}"
 
     def run(self, spec: StepSpec, context: StepContext) -> StepOutcome:
+        # Imported on first use: processes that run no playbook (`lapse backup`) skip it.
+        import httpx
+
         assert spec.url is not None
         url = render_text(spec.url, context.variables, spec.name)
         if context.dry_run:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from daemon.playbooks.schema import StepSpec
 from daemon.playbooks.templating import render_text
 from daemon.steps.base import StepContext, StepFailedError, StepOutcome
@@ -29,6 +27,9 @@ class HttpStep:
         return f"{spec.method} {render_text(spec.url, context.variables, spec.name)}"
 
     def run(self, spec: StepSpec, context: StepContext) -> StepOutcome:
+        # Imported on first use: processes that run no playbook (`lapse backup`) skip it.
+        import httpx
+
         assert spec.url is not None
         url = render_text(spec.url, context.variables, spec.name)
         if context.dry_run:

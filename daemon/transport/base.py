@@ -126,6 +126,10 @@ class Transport(ABC):
     """Runs bash scripts on one host."""
 
     name: str
+    # How much of a command's output the transport takes in on its own while the reader
+    # is busy elsewhere: an SSH channel's window; nothing beyond the pipe for a local
+    # command. An upload that can lean on it needs no spare part buffer of its own.
+    read_ahead: int = 0
 
     @abstractmethod
     def _spawn(self, script: str, label: str) -> RemoteProcess:

@@ -50,6 +50,8 @@ _KEY_ALGORITHMS = {
 class SSHTransport(Transport):
     """One host reached over SSH; connects on first use and reconnects after a drop."""
 
+    read_ahead = CHANNEL_WINDOW
+
     def __init__(
         self,
         name: str,

@@ -40,8 +40,17 @@ def _spy_on_parts(store: S3BackupStore) -> list[tuple[int, int, type]]:
     return bodies
 
 
-def test_an_object_of_many_parts_arrives_whole_through_three_buffers(
-    s3: S3Server, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("read_ahead", "buffers"),
+    [
+        # A source without a part of its own read-ahead: a spare fills while two are up.
+        (0, 3),
+        # An SSH channel's window holds the next part: one buffer per part in flight.
+        (MIN_PART_SIZE, 2),
+    ],
+)
+def test_an_object_of_many_parts_arrives_whole_through_a_few_buffers(
+    s3: S3Server, monkeypatch: pytest.MonkeyPatch, read_ahead: int, buffers: int
 ) -> None:
     store = _store(s3, "upload-parts", monkeypatch)
     bodies = _spy_on_parts(store)
@@ -49,7 +58,7 @@ def test_an_object_of_many_parts_arrives_whole_through_three_buffers(
     # Writes that straddle part boundaries, one larger than two parts, and single bytes.
     cuts = [0, 1, 2, 3 * 1024 * 1024, 3 * 1024 * 1024 + 1, 14 * 1024 * 1024, len(data)]
 
-    upload = store.begin_upload("acct/b1/files.tar", part_size=MIN_PART_SIZE)
+    upload = store.begin_upload("acct/b1/files.tar", part_size=MIN_PART_SIZE, read_ahead=read_ahead)
     for start, end in itertools.pairwise(cuts):
         upload.write(data[start:end])
     upload.complete()
@@ -59,8 +68,8 @@ def test_an_object_of_many_parts_arrives_whole_through_three_buffers(
     assert stored == data
     sorted_parts = sorted(bodies, key=lambda body: -body[1])
     assert [length for _id, length, _type in sorted_parts] == [MIN_PART_SIZE] * 7 + [12345]
-    # Two parts in flight and one filling: eight parts, never more than three buffers.
-    assert len({identity for identity, _length, _type in bodies}) <= 3
+    # Eight parts, never more buffers than parts in flight (and the spare).
+    assert len({identity for identity, _length, _type in bodies}) <= buffers
     # Parts go out as bytearrays, which the HTTP client sends without a copy.
     assert {kind for _id, _length, kind in bodies} == {bytearray}
 
@@ -72,8 +81,9 @@ def test_an_empty_object_is_one_empty_part(s3: S3Server, monkeypatch: pytest.Mon
     assert store.read("acct/b1/empty.sql") == b""
 
 
+@pytest.mark.parametrize("read_ahead", [0, MIN_PART_SIZE])
 def test_a_refused_part_fails_the_upload_and_leaves_no_parts(
-    s3: S3Server, monkeypatch: pytest.MonkeyPatch
+    s3: S3Server, monkeypatch: pytest.MonkeyPatch, read_ahead: int
 ) -> None:
     store = _store(s3, "upload-refused", monkeypatch)
     send = store.client.upload_part
@@ -84,7 +94,7 @@ def test_a_refused_part_fails_the_upload_and_leaves_no_parts(
         return send(**arguments)
 
     store.client.upload_part = refuse_the_third  # type: ignore[method-assign]
-    upload = store.begin_upload("acct/b1/files.tar", part_size=MIN_PART_SIZE)
+    upload = store.begin_upload("acct/b1/files.tar", part_size=MIN_PART_SIZE, read_ahead=read_ahead)
     chunk = os.urandom(1024 * 1024)
     with pytest.raises(
         StoreError, match=re.escape("part 3 of s3://upload-refused/acct/b1/files.tar")

@@ -50,3 +50,22 @@ def test_a_backup_command_loads_neither_the_daemon_nor_alembic() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert loaded == "[]"
+
+
+def test_a_backup_with_file_billing_loads_no_http_client(tmp_path: Path) -> None:
+    # Only a configured HTTP billing source, an `http` or `check` step that runs, or a
+    # webhook alert that goes out needs httpx: 3 MB that `lapse backup` must not carry.
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from daemon.app import build_app\n"
+        "from daemon.config import load_embedded_config\n"
+        "from daemon.cli.main import load_command\n"
+        "load_command('backup')\n"
+        f"app = build_app(load_embedded_config(Path({str(tmp_path)!r})))\n"
+        "print(type(app.billing).__name__, 'httpx' in sys.modules)\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert loaded == "FileSource False"

@@ -46,12 +46,19 @@ class BackupStore(ABC):
 
     @abstractmethod
     def begin_upload(
-        self, key: str, *, part_size: int, retain_until: datetime | None = None
+        self,
+        key: str,
+        *,
+        part_size: int,
+        retain_until: datetime | None = None,
+        read_ahead: int = 0,
     ) -> Upload:
         """Start writing the object `key` in parts of `part_size` bytes.
 
         `retain_until` asks the store to lock the object until then where it can
-        (S3 Object Lock). Raises StoreError when the upload cannot start.
+        (S3 Object Lock). `read_ahead` is how much of the data its source buffers on
+        its own (Transport.read_ahead) while the writer waits on the store. Raises
+        StoreError when the upload cannot start.
         """
 
     def put(self, key: str, data: bytes, retain_until: datetime | None = None) -> None:

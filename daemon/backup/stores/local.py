@@ -69,7 +69,12 @@ class LocalStore(BackupStore):
         return str(self._path(key))
 
     def begin_upload(
-        self, key: str, *, part_size: int, retain_until: datetime | None = None
+        self,
+        key: str,
+        *,
+        part_size: int,
+        retain_until: datetime | None = None,
+        read_ahead: int = 0,
     ) -> Upload:
         # A directory cannot lock files against its owner; retention is Lapse's own.
         return LocalUpload(self._path(key))

@@ -2,8 +2,9 @@
 
 Objects are written with multipart uploads fed straight from the backup stream
 into a few part-sized buffers that are reused from part to part: memory stays at
-(upload_concurrency + 1) x the part size whatever the archive's size, and nothing
-is staged on disk. A failed upload is aborted, so no orphaned parts are left to be
+upload_concurrency x the part size (one part more when the source cannot hold a
+part of read-ahead itself) whatever the archive's size, and nothing is staged on
+disk. A failed upload is aborted, so no orphaned parts are left to be
 billed.
 """
 
@@ -43,8 +44,14 @@ class S3Upload(Upload):
     (botocore writes a bytearray body straight to the socket, where it would first
     join a bytes body to the request head, a copy of the whole part) and comes back
     for reuse once its part is up. So there are at most `concurrency` parts in
-    flight and one filling, and no part-sized allocation per part for the allocator
-    to scatter.
+    flight, and no part-sized allocation per part for the allocator to scatter.
+
+    The next part must be ready the moment one goes up, or a connection idles while
+    it fills. With `spare_buffer` one more buffer fills while all are in flight.
+    Without it the source holds that part: an SSH channel's window takes in a part
+    while the writer waits, and the freed buffer refills from it at memory speed.
+    That spare would be an 8 MiB copy of what the window already holds, and end to
+    end it measured no faster (bench/backup.py).
     """
 
     def __init__(
@@ -54,6 +61,7 @@ class S3Upload(Upload):
         part_size: int,
         extra: dict[str, Any],
         checksum: bool,
+        spare_buffer: bool = True,
     ) -> None:
         self._store = store
         self._client = store.client
@@ -62,10 +70,13 @@ class S3Upload(Upload):
         self._part_size = part_size
         self._checksum = checksum
         self._parts: list[tuple[int, Future[dict[str, Any]]]] = []
+        # The first part to fail, set from the pool's threads: checked on every buffer
+        # taken, so it must not cost a scan of all parts so far.
+        self._failed: tuple[int, BaseException] | None = None
         concurrency = store.concurrency
-        # Buffers are made as needed, up to one per part in flight plus the one filling;
+        # Buffers are made as needed, up to one per part in flight (plus the spare);
         # taking one waits for a part to finish, which is what bounds memory.
-        self._buffers_left = concurrency + 1
+        self._buffers_left = concurrency + spare_buffer
         self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
         self._filling: bytearray | None = None
         self._filled = 0
@@ -117,9 +128,17 @@ class S3Upload(Upload):
                 "the archive is far larger than its source measured"
             )
         future = self._pool.submit(self._upload_part, number, body)
-        # Whatever the outcome, the client is done with the body once the call returns.
-        future.add_done_callback(lambda _done: self._free.put(body))
+        future.add_done_callback(lambda done: self._part_done(number, body, done))
         self._parts.append((number, future))
+
+    def _part_done(self, number: int, body: bytearray, done: Future[dict[str, Any]]) -> None:
+        """Note the first failed part, then hand `body` back for reuse: whatever the
+        outcome, the client is done with it once the call returns."""
+        if not done.cancelled() and self._failed is None:
+            error = done.exception()
+            if error is not None:
+                self._failed = (number, error)
+        self._free.put(body)
 
     def _upload_part(self, number: int, body: bytearray) -> dict[str, Any]:
         extra: dict[str, Any] = {"ChecksumAlgorithm": "CRC32"} if self._checksum else {}
@@ -138,13 +157,11 @@ class S3Upload(Upload):
         return part
 
     def _raise_failed(self) -> None:
-        for number, future in self._parts:
-            if future.done() and future.exception() is not None:
-                error = future.exception()
-                assert error is not None
-                raise StoreError(
-                    f"upload of part {number} of {self.where} failed: {_problem(error)}"
-                ) from error
+        if self._failed is not None:
+            number, error = self._failed
+            raise StoreError(
+                f"upload of part {number} of {self.where} failed: {_problem(error)}"
+            ) from error
 
     def complete(self) -> None:
         if self._filled or not self._parts:
@@ -259,7 +276,12 @@ class S3BackupStore(BackupStore):
         return self._lock_mode  # type: ignore[return-value]
 
     def begin_upload(
-        self, key: str, *, part_size: int, retain_until: datetime | None = None
+        self,
+        key: str,
+        *,
+        part_size: int,
+        retain_until: datetime | None = None,
+        read_ahead: int = 0,
     ) -> Upload:
         part_size = min(max(part_size, MIN_PART_SIZE), MAX_PART_SIZE)
         self._retry_orphans()
@@ -268,7 +290,14 @@ class S3BackupStore(BackupStore):
             # The server checks each part as it arrives; a part damaged on the way is
             # refused and retried rather than stored.
             extra["ChecksumAlgorithm"] = "CRC32"
-        return S3Upload(self, key, part_size, extra, checksum="ChecksumAlgorithm" in extra)
+        return S3Upload(
+            self,
+            key,
+            part_size,
+            extra,
+            checksum="ChecksumAlgorithm" in extra,
+            spare_buffer=read_ahead < part_size,
+        )
 
     def _object_options(self, retain_until: datetime | None) -> dict[str, Any]:
         """Return the encryption, storage class and Object Lock arguments for a new object."""

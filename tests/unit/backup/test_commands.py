@@ -11,6 +11,8 @@ from daemon.backup import commands
 from daemon.backup.sizing import DEFAULT_PART_SIZE, MIB, TooLargeError, part_size_for
 from daemon.config.schema import DatabaseAdmin
 from daemon.config.secrets import SecretRef
+from daemon.transport.local import LocalTransport
+from daemon.transport.ssh import SSHTransport
 
 
 def _admin(tmp_path: Path, password: str) -> DatabaseAdmin:
@@ -69,3 +71,11 @@ def test_part_size_grows_with_the_source_and_fails_early() -> None:
     assert size % MIB == 0 and size * 10_000 >= one_tib * 1.25
     with pytest.raises(TooLargeError, match="more than one S3 object can hold"):
         part_size_for(60 * 1024**4)
+
+
+def test_an_ssh_channel_holds_a_default_part_so_uploads_need_no_spare_buffer() -> None:
+    # S3 uploads over SSH keep one buffer per part in flight and let the channel's
+    # window hold the next part; a smaller window (or larger default part) would bring
+    # back the spare, and with it a part's more memory per backup.
+    assert SSHTransport.read_ahead >= DEFAULT_PART_SIZE
+    assert LocalTransport("local").read_ahead < DEFAULT_PART_SIZE
