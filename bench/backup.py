@@ -84,9 +84,12 @@ def main() -> None:
     try:
         big = workdir / "stream.bin"
         write_random(big, 3 * GIB)
+        # Written back now, not by the kernel during the runs that follow.
+        os.sync()
         ssh_ratio, ssh_ok, ssh_mb_s = ssh_leg(sshd, big, args.runs)
         site_1g = workdir / "site-1g"
         make_site(site_1g, GIB)
+        os.sync()
         e2e_ratio, verify_s = end_to_end(sshd, s3, aws, workdir, site_1g, args.e2e_runs)
         site_4g = workdir / "site-4g"
         link_site(site_4g, [site_1g, big])
