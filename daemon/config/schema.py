@@ -476,8 +476,9 @@ class S3Store(Section):
         default=2,
         ge=1,
         le=16,
-        description="Parts uploaded at once; memory is about this x the part size "
-        "(one part more for a local host, whose output has no SSH window to wait in).",
+        description="Parts uploaded at once; memory is about this x the part size, "
+        "one part more where the source cannot hold a part itself (a local host, whose "
+        "output has no SSH window to wait in, or parts larger than that window).",
         examples=[2],
     )
     download_link_expiry: Duration = Field(

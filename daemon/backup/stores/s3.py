@@ -46,12 +46,13 @@ class S3Upload(Upload):
     for reuse once its part is up. So there are at most `concurrency` parts in
     flight, and no part-sized allocation per part for the allocator to scatter.
 
-    The next part must be ready the moment one goes up, or a connection idles while
-    it fills. With `spare_buffer` one more buffer fills while all are in flight.
-    Without it the source holds that part: an SSH channel's window takes in a part
-    while the writer waits, and the freed buffer refills from it at memory speed.
-    That spare would be an 8 MiB copy of what the window already holds, and end to
-    end it measured no faster (bench/backup.py).
+    With `spare_buffer` one more buffer fills while all are in flight, so the next
+    part is ready the moment one finishes. Without it the source holds that part:
+    an SSH channel's window takes in a part while the writer waits, and the freed
+    buffer refills from it (in a median 25 ms against an 80-100 ms upload on the
+    two-core lab, where the reader also waits for CPU). The spare would be an
+    8 MiB copy of what the window already holds; end to end it was 1-7% faster in
+    the lab, and the memory was the target that mattered (docs/benchmarks.md).
     """
 
     def __init__(
