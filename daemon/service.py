@@ -11,6 +11,7 @@ from types import FrameType
 import structlog
 
 from daemon.app import App, build_app
+from daemon.backup.protection import check_store_protection
 from daemon.backup.retention import expire_backups
 from daemon.backup.stores.base import StoreError
 from daemon.billing.base import BillingError
@@ -41,8 +42,10 @@ def serve(
     first; then systemd hears READY=1, watchdog pings from this loop and a STATUS
     line after each sync. SIGHUP re-reads the config through `reload_config`: an
     invalid one is rejected and the running one kept. SIGTERM lets the running step
-    finish, records progress, says STOPPING=1 and returns 0.
+    finish, records progress, says STOPPING=1 and returns 0. Raises StoreError, before
+    anything starts, when the config requires an Object Lock the bucket lacks.
     """
+    _check_store_protection(app.config)
     stop = stop or threading.Event()
     reload_requested = threading.Event()
     _install_signal_handlers(stop, reload_requested)
@@ -78,6 +81,17 @@ def serve(
         app.transports.close()
         app.engine.dispose()
     return 0
+
+
+def _check_store_protection(config: Config) -> None:
+    """Say at start what keeps the store from protecting backups a deletion relied on.
+
+    Raises StoreError when the config requires Object Lock and the bucket lacks it."""
+    protection = check_store_protection(config)
+    for line in protection.warnings:
+        log.warning("backups cannot be protected", problem=line)
+    if protection.errors:
+        raise StoreError("; ".join(protection.errors))
 
 
 def _start(app: App) -> LapseScheduler:

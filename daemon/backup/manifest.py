@@ -63,6 +63,7 @@ class Manifest:
         """Rebuild a manifest from its JSON form. Raises KeyError/TypeError when malformed."""
         fields = {key: value for key, value in data.items() if key != "objects"}
         fields.pop("verification", None)
+        fields.pop("proofs", None)  # kept beside the manifest in the state database
         return cls(**fields, objects=[BackupObject.from_dict(entry) for entry in data["objects"]])
 
     @property

@@ -60,10 +60,13 @@ class VerifyReport:
         return [f"{check.name}: {check.problem}" for check in self.checks if not check.ok]
 
 
-def check_object(store: BackupStore, key: str, entry: BackupObject) -> ObjectCheck:
-    """Re-read the object `key` and check it against its manifest `entry`."""
+def check_object(
+    store: BackupStore, key: str, entry: BackupObject, version: str | None = None
+) -> ObjectCheck:
+    """Re-read the object `key` (its `version`, where the store keeps versions) and check
+    it against its manifest `entry`."""
     try:
-        stream = store.open(key)
+        stream = store.open(key, version)
     except StoreError as error:
         return ObjectCheck(entry.name, False, str(error))
     reader = HashingReader(stream)
@@ -116,14 +119,14 @@ def verify_backup(service: BackupService, backup_id: str) -> VerifyReport:
     manifest = backup.manifest
     report = VerifyReport(backup_id)
     prefix = f"{backup.account_id}/{backup.id}/"
-    report.checks.append(_check_stored_manifest(service.store, prefix, manifest))
+    report.checks.append(check_stored_manifest(service.store, prefix, manifest))
     for entry in manifest.objects:
         report.checks.append(check_object(service.store, prefix + entry.name, entry))
     _record(service, backup_id, report)
     return report
 
 
-def _check_stored_manifest(store: BackupStore, prefix: str, manifest: Manifest) -> ObjectCheck:
+def check_stored_manifest(store: BackupStore, prefix: str, manifest: Manifest) -> ObjectCheck:
     """Check the manifest in the store still describes the objects the database lists."""
     try:
         stored = Manifest.from_dict(json.loads(store.read(prefix + MANIFEST_NAME)))

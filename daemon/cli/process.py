@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from daemon.app import build_app, open_state, prepare_embedded_data
+from daemon.backup.protection import check_store_protection
 from daemon.cli.common import config_option, read_config
 from daemon.clock import system_clock
 from daemon.config import ConfigError
@@ -41,7 +42,8 @@ def run(once: bool, config_path: Path | None) -> None:
 @click.command("check-config")
 @config_option
 def check_config(config_path: Path | None) -> None:
-    """Validate a config file and report every problem at once (exit 1 if any)."""
+    """Validate a config file and report every problem at once (exit 1 if any); ask the
+    backup bucket whether it has Object Lock."""
     try:
         config = read_config(config_path)
     except ConfigError as error:
@@ -50,6 +52,14 @@ def check_config(config_path: Path | None) -> None:
         click.echo(f"{len(error.problems)} problem(s) found", err=True)
         sys.exit(1)
     source = config_path or "embedded defaults"
+    protection = check_store_protection(config)
+    for line in protection.warnings:
+        click.echo(f"{source}: warning: {line}", err=True)
+    if protection.errors:
+        for line in protection.errors:
+            click.echo(f"{source}: {line}", err=True)
+        click.echo(f"{len(protection.errors)} problem(s) found", err=True)
+        sys.exit(1)
     click.echo(
         f"{source}: OK ({config.billing.type} billing, {len(config.policy)} policy table(s), "
         f"{len(config.hosts)} host(s))"

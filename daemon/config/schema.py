@@ -486,6 +486,15 @@ class S3Store(Section):
         description="How long a client's backup download link stays valid (at most 7 days).",
         examples=["7d"],
     )
+    object_lock: Literal["preferred", "required"] = Field(
+        default="preferred",
+        description="Whether the bucket must have S3 Object Lock, with which a backup a "
+        "deletion relied on is locked for backup.retention from the deletion. 'preferred': "
+        "a bucket without it is reported by check-config and at start, and deletions go "
+        "ahead unlocked; 'required': check-config fails, the daemon does not start, and "
+        "no deletion goes ahead without the lock.",
+        examples=["required"],
+    )
 
     @model_validator(mode="after")
     def _link_expiry(self) -> S3Store:

@@ -7,7 +7,8 @@ the run, alerts ops and marks the account suspend-failed or delete-failed; later
 steps never run. Right before the first step that disables or deletes anything,
 the balance is read afresh from billing: a paid account is not touched, and a
 payment recorded while a run goes on stops it at the next step boundary; the
-reactivation that follows undoes what was done.
+reactivation that follows undoes what was done. Right before the first step that
+deletes, the backup the deletion relies on is proven (daemon.backup.gate).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from sqlalchemy import select, update
 
 from daemon.alerts import OpsAlerts
 from daemon.backup.errors import BackupError
+from daemon.backup.gate import DeletionGate
+from daemon.backup.proof import proof_for_action
 from daemon.backup.service import BackupService
 from daemon.backup.stores.base import StoreError
 from daemon.billing.base import BillingError, BillingSource
@@ -102,6 +105,8 @@ class PlaybookRunner:
         self.stop_requested = threading.Event()
         self.library = PlaybookLibrary(config.playbooks_dir)
         self.pages = MaintenancePages(config.maintenance_pages_dir)
+        self.gate = DeletionGate(backups, alerts)
+        self._proven: set[int] = set()  # delete actions proven in this execution
 
     def run_pending(self) -> int:
         """Run every due playbook action, oldest first, including ones queued while this
@@ -274,6 +279,7 @@ class PlaybookRunner:
             suspended_at = account.suspended_at
             legal_hold = State.LEGAL_HOLD.value in (account.state, account.resume_state)
         log.info("playbook phase started", account=account_id, phase=phase, action=action_id)
+        self._proven.discard(action_id)  # a proof is made afresh by every execution
         try:
             if phase == "delete":
                 self._check_deletion_allowed(account_id, suspended_at, legal_hold)
@@ -309,8 +315,8 @@ class PlaybookRunner:
         self, account_id: str, action_id: int, suspended_at: datetime | None
     ) -> None:
         """Append the deletion record: what was removed from which host, and the backup
-        that still holds it."""
-        backup = self.backups.latest_verified(account_id, since=suspended_at)
+        proven right before it (its id, when, the digest of what was proven)."""
+        proof = proof_for_action(self.backups, account_id, action_id)
         with self.sessions() as session:
             runs = session.scalars(
                 select(PlaybookRun).where(PlaybookRun.action_id == action_id)
@@ -324,16 +330,20 @@ class PlaybookRunner:
             removed += [f"{db.engine} database {db.name}" for db in service.databases]
             removed += [f"Unix user {service.system_user}"] if service.system_user else []
             removed += [f"vhost of {domain}" for domain in service.domains[:1]]
-        backup_id = backup.id if backup else None
+        proven = (
+            f"backup {proof.backup_id} proven at {proof.proven_at.isoformat()} "
+            f"(SHA-256 {proof.digest})"
+            if proof
+            else "no backup proven (nothing was deleted)"
+        )
         self.lifecycle.note(
             account_id,
-            f"deletion record: removed from {', '.join(hosts) or 'no host'}; "
-            f"backup {backup_id} holds it",
+            f"deletion record: removed from {', '.join(hosts) or 'no host'}; {proven}",
             {
                 "removed": removed,
                 "hosts": hosts,
-                "backup": backup_id,
-                "backup_location": backup.location if backup else None,
+                **(proof.as_dict() if proof else {"backup": None}),
+                "backup_location": self.backups.get(proof.backup_id).location if proof else None,
             },
             "runner",
         )
@@ -365,6 +375,8 @@ class PlaybookRunner:
             if step.undo_of is None and spec.is_disabling(phase) and not balance_checked:
                 self._check_balance(account_id)
                 balance_checked = True
+            if phase == "delete" and step.undo_of is None and spec.is_disabling(phase):
+                self._prove_backup(action_id, account_id, run_id)
             self._record_step(record.id, "running", None, None)
             try:
                 outcome = self._attempt(step, context)
@@ -541,13 +553,29 @@ class PlaybookRunner:
     ) -> None:
         if legal_hold:
             raise StepFailedError("refused to delete: the account is under legal hold")
-        backup = self.backups.latest_verified(account_id, since=suspended_at)
-        if backup is None:
-            raise StepFailedError(
-                "refused to delete: no verified backup made after the suspension on "
-                f"{suspended_at.isoformat() if suspended_at else 'record'}; run "
-                f"`lapse backup {account_id}` and `lapse retry {account_id}`"
+
+    def _prove_backup(self, action_id: int, account_id: str, run_id: int) -> None:
+        """Prove the backup this deletion relies on, once per execution, right before its
+        first destructive step (invariant 1). Raises DeletionRefusedError (the run is
+        recorded as failed)."""
+        if action_id in self._proven:
+            return
+        with self.sessions() as session:
+            began = session.scalar(
+                select(StepRecord.id)
+                .join(PlaybookRun, StepRecord.run_id == PlaybookRun.id)
+                .where(
+                    PlaybookRun.action_id == action_id,
+                    StepRecord.status.in_(("running", "done", "failed")),
+                )
+                .limit(1)
             )
+        try:
+            self.gate.secure(account_id, action_id, site_intact=began is None)
+        except BackupError as error:
+            self._finish_run(run_id, "failed", str(error))
+            raise
+        self._proven.add(action_id)
 
     # -- recording ---------------------------------------------------------------------
 

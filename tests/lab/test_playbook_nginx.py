@@ -213,9 +213,9 @@ def test_deletion_removes_everything_and_records_it(scene: Scene) -> None:
     assert str(scene.docroot) in record.details["removed"]
 
 
-def test_deletion_without_a_verified_backup_is_refused(scene: Scene) -> None:
+def test_deletion_with_a_corrupt_backup_relies_on_a_fresh_proven_one(scene: Scene) -> None:
     suspend(scene)
-    # The suspension backup turns out corrupt: deletion must not go ahead.
+    # The suspension backup turns out corrupt: deletion must not rely on it.
     backup = scene.app.backups.list(scene.account_id)[0]
     archive = next(path for path in (scene.docroot.parents[1] / "backups").rglob("files-1.tar.*"))
     os.truncate(archive, 10)
@@ -226,11 +226,13 @@ def test_deletion_without_a_verified_backup_is_refused(scene: Scene) -> None:
 
     scene.app.runner.run_pending()
 
-    assert account_state(scene) == "delete-failed"
-    assert scene.docroot.exists()
+    assert account_state(scene) == "deleted"
+    assert not scene.docroot.exists()
+    fresh = scene.app.backups.list(scene.account_id)[0]
+    assert (fresh.reason, fresh.status) == ("deletion", "verified")
     with scene.app.sessions() as session:
-        event = session.scalars(select(Event).where(Event.to_state == "delete-failed")).one()
-    assert "no verified backup made after the suspension" in event.reason
+        record = session.scalars(select(Event).where(Event.reason.like("deletion record%"))).one()
+    assert record.details["backup"] == fresh.id
 
 
 def test_a_failed_suspension_is_retried_from_the_failed_step(scene: Scene) -> None:

@@ -72,8 +72,22 @@ class BackupStore(ABC):
             raise
 
     @abstractmethod
-    def open(self, key: str) -> Readable:
-        """Open the object `key` for reading. Raises StoreError when it is missing."""
+    def open(self, key: str, version: str | None = None) -> Readable:
+        """Open the object `key` (its `version` where the store keeps versions, else the
+        current one) for reading. Raises StoreError when it is missing."""
+
+    def pin(self, key: str) -> str | None:
+        """Return the id of the current version of `key`, so that exactly that version is
+        read and protected; None where the store keeps no versions. Raises StoreError
+        when the object is missing or the store cannot be asked."""
+        return None
+
+    @abstractmethod
+    def protect(self, key: str, version: str | None, until: datetime) -> bool:
+        """Protect the object `key` (its `version`) against deletion and overwrite until
+        `until`, never shortening a protection it has; return whether the store could
+        (False: a bucket without Object Lock). Raises StoreError when the store refuses.
+        """
 
     def read(self, key: str) -> bytes:
         """Return the whole object `key` (for small objects). Raises StoreError."""

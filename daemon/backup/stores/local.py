@@ -3,12 +3,19 @@
 Objects are written as `KEY.partial` and renamed into place when complete, so a
 crash never leaves something that looks like a finished object. Files are 0600
 and directories 0700: backups hold client data.
+
+A protected backup (one a deletion relied on) is made read-only: files 0400 and
+its directory 0500. Lapse never writes over a read-only object, and expiry gives
+the directories their write bit back before removing them. The modes guard against
+mistakes and other unprivileged users, not against root: only a store that locks
+objects itself (S3 Object Lock) stands against a compromised machine.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import stat
 from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -24,6 +31,8 @@ class LocalUpload(Upload):
     def __init__(self, path: Path) -> None:
         self._path = path
         self._partial = path.with_name(path.name + _PARTIAL)
+        if _is_protected(path):
+            raise StoreError(f"{path} is protected (read-only): it is never written over")
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             descriptor = os.open(self._partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -49,6 +58,22 @@ class LocalUpload(Upload):
     def abort(self) -> None:
         self._file.close()
         self._partial.unlink(missing_ok=True)
+
+
+def _is_protected(path: Path) -> bool:
+    """Whether `path` is an object made read-only by `LocalStore.protect`."""
+    try:
+        return not path.lstat().st_mode & stat.S_IWUSR
+    except FileNotFoundError:
+        return False
+
+
+def _make_writable(base: Path) -> None:
+    """Give `base` and the directories below it their owner's write bit back (expiry of
+    a protected backup: a directory must be writable for its files to be removed)."""
+    for directory in [base, *(path for path in base.rglob("*") if path.is_dir())]:
+        if not directory.is_symlink():
+            directory.chmod(stat.S_IMODE(directory.lstat().st_mode) | stat.S_IWUSR)
 
 
 class LocalStore(BackupStore):
@@ -79,16 +104,27 @@ class LocalStore(BackupStore):
         # A directory cannot lock files against its owner; retention is Lapse's own.
         return LocalUpload(self._path(key))
 
-    def open(self, key: str) -> BinaryIO:
+    def open(self, key: str, version: str | None = None) -> BinaryIO:
         path = self._path(key)
         try:
             return path.open("rb")
         except OSError as error:
             raise StoreError(f"cannot read backup object {path}: {error.strerror}") from error
 
+    def protect(self, key: str, version: str | None, until: datetime) -> bool:
+        path = self._path(key)
+        try:
+            path.chmod(0o400)
+            path.parent.chmod(0o500)
+        except OSError as error:
+            raise StoreError(f"cannot make {path} read-only: {error.strerror}") from error
+        return True
+
     def delete(self, key: str) -> None:
         path = self._path(key)
         try:
+            if path.parent.is_dir():
+                _make_writable(path.parent)
             path.unlink(missing_ok=True)
             # Drop the backup's and account's directories once they are empty.
             for parent in (path.parent, path.parent.parent):
@@ -105,6 +141,7 @@ class LocalStore(BackupStore):
             return 0
         files = [path for path in base.rglob("*") if not path.is_dir()]
         try:
+            _make_writable(base)
             shutil.rmtree(base)
             account_dir = base.parent
             if account_dir != self._root and not any(account_dir.iterdir()):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import queue
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 from botocore.config import Config as BotoConfig
@@ -25,7 +25,7 @@ from daemon.config.schema import S3Store as S3StoreConfig
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef, ObjectLockRetentionTypeDef
 
 _S3_ERRORS = (BotoCoreError, ClientError)
 
@@ -210,7 +210,9 @@ class S3BackupStore(BackupStore):
 
     kind = "s3"
 
-    def __init__(self, config: S3StoreConfig) -> None:
+    def __init__(self, config: S3StoreConfig, *, quick: bool = False) -> None:
+        """Set up the client (no request yet); `quick`: one try and short timeouts, for
+        a check that must answer at once. Raises SecretError for unreadable credentials."""
         self.bucket = config.bucket
         self.concurrency = config.upload_concurrency
         self._config = config
@@ -229,9 +231,9 @@ class S3BackupStore(BackupStore):
                 # SigV4 everywhere: required by newer AWS regions and by KMS, and it makes
                 # download links carry their expiry.
                 signature_version="s3v4",
-                retries={"mode": "standard", "max_attempts": 5},
-                connect_timeout=10,
-                read_timeout=120,
+                retries={"mode": "standard", "max_attempts": 1 if quick else 5},
+                connect_timeout=5 if quick else 10,
+                read_timeout=10 if quick else 120,
                 # Lapse hashes every object with SHA-256 itself; the SDK's default extra
                 # checksums are not understood by every S3-compatible server.
                 request_checksum_calculation="when_required",
@@ -329,12 +331,50 @@ class S3BackupStore(BackupStore):
         except _S3_ERRORS as error:
             raise StoreError(f"cannot write {self.describe(key)}: {_problem(error)}") from error
 
-    def open(self, key: str) -> Readable:
+    def open(self, key: str, version: str | None = None) -> Readable:
+        where = self.describe(key) + (f" (version {version})" if version else "")
+        extra: dict[str, Any] = {"VersionId": version} if version else {}
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=self.full_key(key))
+            response = self.client.get_object(Bucket=self.bucket, Key=self.full_key(key), **extra)
         except _S3_ERRORS as error:
-            raise StoreError(f"cannot read {self.describe(key)}: {_problem(error)}") from error
+            raise StoreError(f"cannot read {where}: {_problem(error)}") from error
         return response["Body"]
+
+    def pin(self, key: str) -> str | None:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self.full_key(key))
+        except _S3_ERRORS as error:
+            raise StoreError(f"cannot find {self.describe(key)}: {_problem(error)}") from error
+        version = head.get("VersionId")
+        # An unversioned bucket answers no id (or the literal "null").
+        return version if version and version != "null" else None
+
+    def protect(self, key: str, version: str | None, until: datetime) -> bool:
+        mode = self.object_lock_mode()
+        if mode is None or version is None:
+            return False
+        where = f"{self.describe(key)} (version {version})"
+        try:
+            head = self.client.head_object(
+                Bucket=self.bucket, Key=self.full_key(key), VersionId=version
+            )
+            held = head.get("ObjectLockRetainUntilDate")
+            if held is not None and held >= until:
+                return True  # already held as long; a retention is never shortened
+            self.client.put_object_retention(
+                Bucket=self.bucket,
+                Key=self.full_key(key),
+                VersionId=version,
+                Retention=cast(
+                    "ObjectLockRetentionTypeDef", {"Mode": mode, "RetainUntilDate": until}
+                ),
+                ChecksumAlgorithm="CRC32",
+            )
+        except _S3_ERRORS as error:
+            raise StoreError(
+                f"cannot lock {where} until {until:%Y-%m-%d}: {_problem(error)}"
+            ) from error
+        return True
 
     def delete(self, key: str) -> None:
         try:

@@ -1,0 +1,110 @@
+"""The deletion gate: no deletion without a backup proven right before it (invariant 1).
+
+Right before the first destructive step of a delete phase the runner asks the
+gate for a proof. The gate proves the newest backup made since the suspension
+(daemon.backup.proof). When that fails, the backup is marked corrupt and ops are
+alerted; if the site is still whole on the host, a fresh backup is taken and
+proven the same way, and the deletion relies on that one. When no backup can be
+proven, the gate refuses with every reason, and nothing is deleted.
+
+A proven backup is protected for `backup.retention` from the proof (Object Lock on
+S3, read-only files in a local directory); with `object_lock = "required"` a
+backup the store cannot lock is no ground for a deletion.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from daemon.alerts import OpsAlerts
+from daemon.backup.errors import BackupError
+from daemon.backup.proof import PROVABLE, Proof, ProofError, ProtectionError, prove_backup
+from daemon.backup.service import BackupService
+from daemon.config.schema import S3Store
+from daemon.store.models import Account
+
+log = structlog.get_logger("lapse.backup")
+
+
+class DeletionRefusedError(BackupError):
+    """No backup could be proven for a deletion; nothing may be deleted. Says why."""
+
+
+class DeletionGate:
+    """Proves the backup a deletion relies on, taking a fresh one when it must."""
+
+    def __init__(self, backups: BackupService, alerts: OpsAlerts | None) -> None:
+        self.backups = backups
+        self.alerts = alerts
+
+    def secure(self, account_id: str, action_id: int, *, site_intact: bool) -> Proof:
+        """Return a proof, made now, of a backup of the account taken since its suspension.
+
+        `site_intact` says whether nothing of the deletion has run yet: only then may a
+        fresh backup stand in for one that failed its proof. Raises
+        DeletionRefusedError naming every reason when no backup can be proven.
+        """
+        reasons: list[str] = []
+        relied = self._relied_on(account_id)
+        if relied is None:
+            reasons.append("no backup made since the suspension")
+        else:
+            try:
+                return self._prove(account_id, relied, action_id)
+            except ProofError as error:
+                reasons.append(str(error))
+                self._alert("backup-corrupt", account_id, f"{error}; {self._next(site_intact)}")
+        if not site_intact:
+            raise DeletionRefusedError(
+                "refused to go on deleting: " + "; ".join(reasons) + "; the deletion had "
+                "already begun, so a fresh backup cannot stand in for the old one"
+            )
+        try:
+            fresh = self.backups.create(account_id, reason="deletion", verify=False)
+            return self._prove(account_id, fresh.id, action_id)
+        except BackupError as error:
+            reasons.append(f"the fresh backup failed: {error}")
+        raise DeletionRefusedError("refused to delete, nothing was removed: " + "; ".join(reasons))
+
+    def _prove(self, account_id: str, backup_id: str, action_id: int) -> Proof:
+        """Prove and protect `backup_id`. Raises ProofError, or DeletionRefusedError when
+        the store cannot give the protection the config requires."""
+        until = self.backups.clock() + self.backups.config.backup.retention
+        try:
+            proof = prove_backup(self.backups, backup_id, protect_until=until, action_id=action_id)
+        except ProtectionError as error:
+            raise DeletionRefusedError(f"refused to delete: {error}") from error
+        if proof.protected_until is None:
+            store = self.backups.config.backup.store
+            detail = (
+                f"backup {backup_id} of {account_id} is proven but not locked: the store "
+                f"{self.backups.store.describe('')} has no Object Lock"
+            )
+            if isinstance(store, S3Store) and store.object_lock == "required":
+                raise DeletionRefusedError(f"refused to delete: {detail} (object_lock = required)")
+            log.warning("deletion relies on an unlocked backup", detail=detail)
+        return proof
+
+    def _relied_on(self, account_id: str) -> str | None:
+        """Return the id of the newest complete backup made since the account's
+        suspension, or None. One already found corrupt is returned too: its proof fails
+        with the reason, and ops hear of it before a fresh one is taken."""
+        with self.backups.sessions() as session:
+            account = session.get(Account, account_id)
+            since = account.suspended_at if account else None
+        for backup in self.backups.list(account_id):
+            if backup.status in (*PROVABLE, "corrupt") and (
+                since is None or backup.created_at >= since
+            ):
+                return backup.id
+        return None
+
+    @staticmethod
+    def _next(site_intact: bool) -> str:
+        if site_intact:
+            return "a fresh backup is taken and proven before anything is deleted"
+        return "the deletion had begun: it stops, nothing more is removed"
+
+    def _alert(self, kind: str, account_id: str, detail: str) -> None:
+        if self.alerts is not None:
+            self.alerts.alert(kind, account_id, detail, self.backups.clock())

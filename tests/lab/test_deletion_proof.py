@@ -1,0 +1,159 @@
+"""Deletion proves its backup at that moment (invariant 1): the store is attacked between
+the suspension's backup and the deletion, and the delete phase must notice."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import stat
+import tarfile
+from datetime import timedelta
+from io import BytesIO
+
+import pytest
+import zstandard
+
+from daemon.backup.views import BackupView
+from daemon.transport import Transports
+from tests.lab.proof_scene import PAGE, ProofScene, expected_digest
+
+
+def site_files(scene: ProofScene, backup: BackupView) -> dict[str, bytes]:
+    """The regular files of the backup's site archive, by name."""
+    data = scene.read(backup, scene.object_name(backup))
+    with (
+        zstandard.ZstdDecompressor().stream_reader(BytesIO(data)) as raw,
+        tarfile.open(fileobj=raw, mode="r|") as archive,
+    ):
+        files = {}
+        for member in archive:
+            extracted = archive.extractfile(member) if member.isfile() else None
+            if extracted is not None:
+                files[member.name.removeprefix("./")] = extracted.read()
+        return files
+
+
+def protected_until(scene: ProofScene, backup: BackupView) -> set[object]:
+    """How each object of the backup is protected in the store: the S3 retain-until of
+    its current version, or the file's mode in a directory."""
+    assert backup.manifest is not None
+    names = ["manifest.json", *(entry.name for entry in backup.manifest.objects)]
+    if scene.s3 is None:
+        assert scene.store_root is not None
+        folder = scene.store_root / scene.account_id / backup.id
+        return {stat.S_IMODE(folder.stat().st_mode)} | {
+            stat.S_IMODE((folder / name).stat().st_mode) for name in names
+        }
+    client = scene.s3.client()
+    return {
+        client.head_object(Bucket=scene.bucket_name, Key=f"acct-1/{backup.id}/{name}").get(
+            "ObjectLockRetainUntilDate"
+        )
+        for name in names
+    }
+
+
+def test_deletion_proves_the_suspension_backup_and_records_the_proof(
+    proof_scene: ProofScene,
+) -> None:
+    scene = proof_scene
+    backup = scene.suspend()
+    scene.reach_deletion()
+
+    scene.app.runner.run_pending()
+
+    assert scene.delete_action() == ("done", None)
+    assert not scene.docroot.exists()
+    record = scene.deletion_record()
+    now = scene.clock()
+    assert record.details["backup"] == backup.id
+    assert record.details["proven_at"] == now.isoformat()
+    assert record.details["digest"] == expected_digest(backup)
+    assert record.details["protected_until"] == (now + timedelta(days=90)).isoformat()
+    assert record.reason == (
+        f"deletion record: removed from web1; backup {backup.id} proven at "
+        f"{now.isoformat()} (SHA-256 {expected_digest(backup)})"
+    )
+    assert [backup.id] == [b.id for b in scene.app.backups.list(scene.account_id)]
+    assert scene.alerts() == []
+    expected = {0o400, 0o500} if scene.s3 is None else {now + timedelta(days=90)}
+    assert protected_until(scene, backup) == expected
+
+
+@pytest.mark.parametrize("how", ["overwrite", "truncate", "delete"])
+def test_an_attacked_backup_is_marked_corrupt_and_a_fresh_proven_one_taken_first(
+    proof_scene: ProofScene, how: str
+) -> None:
+    scene = proof_scene
+    backup = scene.suspend()
+    scene.reach_deletion()
+    scene.attack(backup, how, scene.object_name(backup))
+
+    scene.app.runner.run_pending()
+
+    assert scene.delete_action() == ("done", None)
+    assert not scene.docroot.exists()
+    old, fresh = scene.app.backups.get(backup.id), scene.app.backups.list(scene.account_id)[0]
+    assert old.status == "corrupt"
+    assert old.error is not None and scene.object_name(backup) in old.error
+    assert (fresh.reason, fresh.status) == ("deletion", "verified")
+    # The fresh backup holds the site as it was on the host before anything was removed.
+    assert site_files(scene, fresh)["index.html"] == PAGE.encode()
+    record = scene.deletion_record()
+    assert record.details["backup"] == fresh.id
+    assert record.details["digest"] == expected_digest(fresh)
+    assert record.details["proven_at"] == scene.clock().isoformat()
+    [(subject, body)] = scene.alerts()
+    assert subject == "[lapse] backup-corrupt: acct-1"
+    assert f"backup {backup.id} of acct-1 failed its proof" in body
+    assert "a fresh backup is taken and proven before anything is deleted" in body
+    assert scene.state() == "deleted"
+
+
+def test_when_the_fresh_backup_fails_too_nothing_is_deleted_and_ops_hear_why(
+    proof_scene: ProofScene,
+) -> None:
+    scene = proof_scene
+    backup = scene.suspend()
+    scene.reach_deletion()
+    scene.attack(backup, "delete", scene.object_name(backup))
+    if scene.s3 is None:
+        # The store refuses writes: the account's directory is a file now.
+        assert scene.store_root is not None
+        folder = scene.store_root / scene.account_id
+        shutil.rmtree(folder)
+        folder.write_text("not a directory\n")
+    else:
+        # The host cannot be reached: its SSH port now leads nowhere.
+        unreachable(scene)
+
+    scene.app.runner.run_pending()
+
+    status, error = scene.delete_action()
+    assert status == "failed"
+    assert error is not None and error.startswith("refused to delete, nothing was removed: ")
+    assert f"backup {backup.id} of acct-1 failed its proof" in error
+    assert "the fresh backup failed: " in error
+    # Nothing removed: the site is there, still suspended, and the account waits for ops.
+    assert (scene.docroot / "index.html").read_text() == PAGE
+    assert (scene.docroot / ".suspended").exists()
+    assert scene.state() == "delete-failed"
+    assert [subject for subject, _ in scene.alerts()] == [
+        "[lapse] backup-corrupt: acct-1",
+        "[lapse] backup-failed: acct-1",
+        "[lapse] delete-failed: acct-1",
+    ]
+    assert f"detail: {error}\n" in scene.alerts()[-1][1]
+    assert scene.deletion_records() == []
+
+
+def unreachable(scene: ProofScene) -> None:
+    """Point the host at a loopback port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    host = scene.app.config.hosts["web1"].model_copy(update={"port": port})
+    scene.app.transports.close()
+    broken = Transports({"web1": host})
+    scene.app.backups.transports = broken
+    scene.app.runner.transports = broken
