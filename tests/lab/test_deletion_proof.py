@@ -3,17 +3,24 @@ the suspension's backup and the deletion, and the delete phase must notice."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import stat
+import subprocess
 import tarfile
 from datetime import timedelta
 from io import BytesIO
 
 import pytest
 import zstandard
+from sqlalchemy import update
 
+from daemon import steps as steps_module
 from daemon.backup.views import BackupView
+from daemon.playbooks.schema import StepSpec
+from daemon.steps import StepContext, StepOutcome
+from daemon.store.models import ScheduledAction
 from daemon.transport import Transports
 from tests.lab.proof_scene import PAGE, ProofScene, expected_digest
 
@@ -157,3 +164,51 @@ def unreachable(scene: ProofScene) -> None:
     broken = Transports({"web1": host})
     scene.app.backups.transports = broken
     scene.app.runner.transports = broken
+
+
+def test_a_deletion_resumed_after_a_crash_proves_again_and_never_backs_up_a_half_deleted_site(
+    proof_scene: ProofScene,
+) -> None:
+    scene = proof_scene
+    backup = scene.suspend()
+    scene.reach_deletion()
+    real_run = steps_module.STEP_TYPES["run"]
+
+    class CrashBeforeRmdir:
+        def run(self, spec: StepSpec, context: StepContext) -> StepOutcome:
+            if spec.name == "Remove the docroot":
+                raise SystemExit("power cut")
+            return real_run.run(spec, context)
+
+    steps_module.STEP_TYPES["run"] = CrashBeforeRmdir()  # type: ignore[assignment]
+    try:
+        with contextlib.suppress(SystemExit):
+            scene.app.runner.run_pending()
+    finally:
+        steps_module.STEP_TYPES["run"] = real_run
+    assert list(scene.docroot.iterdir()) == []  # the files went, the directory stayed
+    # While the daemon was down the backup was damaged; the daemon that resumes is another.
+    scene.attack(backup, "truncate", scene.object_name(backup))
+    gone = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True, check=True)
+    with scene.app.sessions.begin() as session:
+        session.execute(
+            update(ScheduledAction).values(
+                claimed_by=f"{socket.gethostname()}:{gone.stdout.strip()}:0"
+            )
+        )
+
+    scene.app.runner.run_pending()
+
+    status, error = scene.delete_action()
+    assert status == "failed"
+    assert error is not None and error.startswith("refused to go on deleting: ")
+    assert "a fresh backup cannot stand in for the old one" in error
+    assert scene.docroot.is_dir()
+    assert [b.id for b in scene.app.backups.list(scene.account_id)] == [backup.id]
+    assert scene.app.backups.get(backup.id).status == "corrupt"
+    assert scene.state() == "delete-failed"
+    assert [subject for subject, _ in scene.alerts()] == [
+        "[lapse] backup-corrupt: acct-1",
+        "[lapse] delete-failed: acct-1",
+    ]
+    assert "the deletion had begun: it stops, nothing more is removed" in scene.alerts()[0][1]
