@@ -87,14 +87,26 @@ def test_deletion_proves_the_suspension_backup_and_records_the_proof(
     assert protected_until(scene, backup) == expected
 
 
-@pytest.mark.parametrize("how", ["overwrite", "truncate", "delete"])
+@pytest.mark.parametrize(
+    ("how", "target"),
+    [
+        ("overwrite", "files"),
+        ("truncate", "files"),
+        ("delete", "files"),
+        # History and manifest are read as bytes: only the SHA-256 and the comparison
+        # with the state database's manifest can catch a same-size change.
+        ("overwrite", "history"),
+        ("overwrite", "manifest"),
+    ],
+)
 def test_an_attacked_backup_is_marked_corrupt_and_a_fresh_proven_one_taken_first(
-    proof_scene: ProofScene, how: str
+    proof_scene: ProofScene, how: str, target: str
 ) -> None:
     scene = proof_scene
     backup = scene.suspend()
     scene.reach_deletion()
-    scene.attack(backup, how, scene.object_name(backup))
+    name = "manifest.json" if target == "manifest" else scene.object_name(backup, target)
+    scene.attack(backup, how, name)
 
     scene.app.runner.run_pending()
 
@@ -102,7 +114,7 @@ def test_an_attacked_backup_is_marked_corrupt_and_a_fresh_proven_one_taken_first
     assert not scene.docroot.exists()
     old, fresh = scene.app.backups.get(backup.id), scene.app.backups.list(scene.account_id)[0]
     assert old.status == "corrupt"
-    assert old.error is not None and scene.object_name(backup) in old.error
+    assert old.error is not None and f"{name}: " in old.error
     assert (fresh.reason, fresh.status) == ("deletion", "verified")
     # The fresh backup holds the site as it was on the host before anything was removed.
     assert site_files(scene, fresh)["index.html"] == PAGE.encode()
