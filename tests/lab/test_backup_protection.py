@@ -165,8 +165,10 @@ def test_the_daemon_says_so_at_start_and_will_not_start_when_object_lock_is_requ
         object_lock=False,
         store_extra={"object_lock": "required"},
     )
+    running = threading.Event()
+    threading.Timer(10, running.set).start()  # were it to start, it stops again
     with pytest.raises(StoreError) as refused:
-        serve(scene.app, threading.Event())
+        serve(scene.app, running)
     assert f"bucket s3://{scene.bucket} has no Object Lock" in str(refused.value)
 
     preferred = scene.app.config.backup.store.model_copy(update={"object_lock": "preferred"})
