@@ -37,11 +37,12 @@ class DeletionGate:
         self.backups = backups
         self.alerts = alerts
 
-    def secure(self, account_id: str, action_id: int, *, site_intact: bool) -> Proof:
+    def secure(self, account_id: str, action_id: int, *, no_fresh: str | None) -> Proof:
         """Return a proof, made now, of a backup of the account taken since its suspension.
 
-        `site_intact` says whether nothing of the deletion has run yet: only then may a
-        fresh backup stand in for one that failed its proof. Raises
+        `no_fresh` says why a fresh backup would not hold the site (the deletion has
+        begun; the playbook moved the site aside when it suspended it), or None when
+        one may stand in for a backup that failed its proof. Raises
         DeletionRefusedError naming every reason when no backup can be proven.
         """
         reasons: list[str] = []
@@ -53,11 +54,10 @@ class DeletionGate:
                 return self._prove(account_id, relied, action_id)
             except ProofError as error:
                 reasons.append(str(error))
-                self._alert("backup-corrupt", account_id, f"{error}; {self._next(site_intact)}")
-        if not site_intact:
+                self._alert("backup-corrupt", account_id, f"{error}; {self._next(no_fresh)}")
+        if no_fresh is not None:
             raise DeletionRefusedError(
-                "refused to go on deleting: " + "; ".join(reasons) + "; the deletion had "
-                "already begun, so a fresh backup cannot stand in for the old one"
+                "refused to delete: " + "; ".join(reasons) + f"; no fresh backup: {no_fresh}"
             )
         try:
             fresh = self.backups.create(account_id, reason="deletion", verify=False)
@@ -100,10 +100,10 @@ class DeletionGate:
         return None
 
     @staticmethod
-    def _next(site_intact: bool) -> str:
-        if site_intact:
+    def _next(no_fresh: str | None) -> str:
+        if no_fresh is None:
             return "a fresh backup is taken and proven before anything is deleted"
-        return "the deletion had begun: it stops, nothing more is removed"
+        return f"the deletion stops, nothing more is removed ({no_fresh})"
 
     def _alert(self, kind: str, account_id: str, detail: str) -> None:
         if self.alerts is not None:

@@ -376,7 +376,7 @@ class PlaybookRunner:
                 self._check_balance(account_id)
                 balance_checked = True
             if phase == "delete" and step.undo_of is None and spec.is_disabling(phase):
-                self._prove_backup(action_id, account_id, run_id)
+                self._prove_backup(action_id, account_id, run_id, playbook)
             self._record_step(record.id, "running", None, None)
             try:
                 outcome = self._attempt(step, context)
@@ -554,7 +554,9 @@ class PlaybookRunner:
         if legal_hold:
             raise StepFailedError("refused to delete: the account is under legal hold")
 
-    def _prove_backup(self, action_id: int, account_id: str, run_id: int) -> None:
+    def _prove_backup(
+        self, action_id: int, account_id: str, run_id: int, playbook: Playbook
+    ) -> None:
         """Prove the backup this deletion relies on, once per execution, right before its
         first destructive step (invariant 1). Raises DeletionRefusedError (the run is
         recorded as failed)."""
@@ -571,11 +573,23 @@ class PlaybookRunner:
                 .limit(1)
             )
         try:
-            self.gate.secure(account_id, action_id, site_intact=began is None)
+            self.gate.secure(account_id, action_id, no_fresh=self._no_fresh(began, playbook))
         except BackupError as error:
             self._finish_run(run_id, "failed", str(error))
             raise
         self._proven.add(action_id)
+
+    @staticmethod
+    def _no_fresh(began: int | None, playbook: Playbook) -> str | None:
+        """Why a backup taken now would not hold the site, or None."""
+        if began is not None:
+            return "the deletion had already begun, and a half-deleted site is no backup"
+        if not playbook.suspended_site_in_place:
+            return (
+                "the playbook moves the site out of its docroot while suspended "
+                "(suspended_site_in_place = false), so a backup now would not hold it"
+            )
+        return None
 
     # -- recording ---------------------------------------------------------------------
 

@@ -133,6 +133,13 @@ class Playbook(Section):
 
     description: str = Field(default="", description="What the playbook is for.")
     vars: dict[str, str] = Field(default_factory=dict, description="Default variables.")
+    suspended_site_in_place: bool = Field(
+        default=True,
+        description="Whether the site's files stay at the docroot while the account is "
+        "suspended, so that a backup taken then still holds the site. When false, a "
+        "deletion whose backup fails its proof is refused instead of relying on a fresh "
+        "backup (which would hold the maintenance page).",
+    )
     suspend: Steps
     unsuspend: Steps
     delete: Steps

@@ -194,9 +194,11 @@ def build_proof_scene(
     *,
     object_lock: bool = True,
     store_extra: dict[str, Any] | None = None,
+    site_in_place: bool = True,
 ) -> ProofScene:
     """Build the scene over SSH into S3 ('ssh+s3', the bucket with Object Lock unless
-    told otherwise) or on this machine into a directory ('local+local')."""
+    told otherwise) or on this machine into a directory ('local+local'). Without
+    `site_in_place` the playbook says its suspension moves the site aside."""
     www = tmp_path / "www"
     docroot = www / "harbour"
     (docroot / "img").mkdir(parents=True)
@@ -204,7 +206,8 @@ def build_proof_scene(
     (docroot / "img" / "logo.bin").write_bytes(os.urandom(300_000))
     playbooks = tmp_path / "playbooks"
     playbooks.mkdir()
-    (playbooks / "site-dir.toml").write_text(PLAYBOOK)
+    moves = "" if site_in_place else "suspended_site_in_place = false\n"
+    (playbooks / "site-dir.toml").write_text(moves + PLAYBOOK)
     s3: S3Server | None = None
     bucket = store_root = None
     if kind == "ssh+s3":

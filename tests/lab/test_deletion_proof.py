@@ -11,6 +11,7 @@ import subprocess
 import tarfile
 from datetime import timedelta
 from io import BytesIO
+from pathlib import Path
 
 import pytest
 import zstandard
@@ -22,7 +23,7 @@ from daemon.playbooks.schema import StepSpec
 from daemon.steps import StepContext, StepOutcome
 from daemon.store.models import ScheduledAction
 from daemon.transport import Transports
-from tests.lab.proof_scene import PAGE, ProofScene, expected_digest
+from tests.lab.proof_scene import PAGE, ProofScene, build_proof_scene, expected_digest
 
 
 def site_files(scene: ProofScene, backup: BackupView) -> dict[str, bytes]:
@@ -213,8 +214,10 @@ def test_a_deletion_resumed_after_a_crash_proves_again_and_never_backs_up_a_half
 
     status, error = scene.delete_action()
     assert status == "failed"
-    assert error is not None and error.startswith("refused to go on deleting: ")
-    assert "a fresh backup cannot stand in for the old one" in error
+    assert error is not None and error.startswith(f"refused to delete: backup {backup.id} ")
+    assert error.endswith(
+        "; no fresh backup: the deletion had already begun, and a half-deleted site is no backup"
+    )
     assert scene.docroot.is_dir()
     assert [b.id for b in scene.app.backups.list(scene.account_id)] == [backup.id]
     assert scene.app.backups.get(backup.id).status == "corrupt"
@@ -223,4 +226,28 @@ def test_a_deletion_resumed_after_a_crash_proves_again_and_never_backs_up_a_half
         "[lapse] backup-corrupt: acct-1",
         "[lapse] delete-failed: acct-1",
     ]
-    assert "the deletion had begun: it stops, nothing more is removed" in scene.alerts()[0][1]
+    assert (
+        "the deletion stops, nothing more is removed (the deletion had already begun"
+        in (scene.alerts()[0][1])
+    )
+
+
+def test_a_playbook_that_moves_the_site_aside_gets_no_fresh_backup_in_place_of_a_corrupt_one(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_url: str
+) -> None:
+    scene = build_proof_scene(request, tmp_path, sqlite_url, "local+local", site_in_place=False)
+    backup = scene.suspend()
+    scene.reach_deletion()
+    scene.attack(backup, "overwrite", scene.object_name(backup))
+
+    scene.app.runner.run_pending()
+
+    status, error = scene.delete_action()
+    assert status == "failed"
+    assert error is not None and error.endswith(
+        "; no fresh backup: the playbook moves the site out of its docroot while suspended "
+        "(suspended_site_in_place = false), so a backup now would not hold it"
+    )
+    assert (scene.docroot / "index.html").read_text() == PAGE
+    assert [b.id for b in scene.app.backups.list(scene.account_id)] == [backup.id]
+    assert scene.state() == "delete-failed"
