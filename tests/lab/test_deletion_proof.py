@@ -4,6 +4,7 @@ the suspension's backup and the deletion, and the delete phase must notice."""
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import socket
 import stat
@@ -23,6 +24,7 @@ from daemon.playbooks.schema import StepSpec
 from daemon.steps import StepContext, StepOutcome
 from daemon.store.models import ScheduledAction
 from daemon.transport import Transports
+from tests.e2e.daemon_process import lapse
 from tests.lab.proof_scene import PAGE, ProofScene, build_proof_scene, expected_digest
 
 
@@ -251,3 +253,29 @@ def test_a_playbook_that_moves_the_site_aside_gets_no_fresh_backup_in_place_of_a
     assert (scene.docroot / "index.html").read_text() == PAGE
     assert [b.id for b in scene.app.backups.list(scene.account_id)] == [backup.id]
     assert scene.state() == "delete-failed"
+
+
+def test_lapse_backups_shows_the_backup_that_failed_its_proof(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_url: str
+) -> None:
+    scene = build_proof_scene(request, tmp_path, sqlite_url, "local+local")
+    backup = scene.suspend()
+    scene.reach_deletion()
+    scene.attack(backup, "truncate", scene.object_name(backup))
+    scene.app.runner.run_pending()
+    config = tmp_path / "lapse.toml"
+    config.write_text(
+        f'[state]\nurl = "{sqlite_url}"\n[billing]\ntype = "file"\npath = "billing.json"\n'
+        f'[backup.store]\ntype = "local"\npath = "{scene.store_root}"\n'
+        '[notices.notifier]\ntype = "outbox"\npath = "outbox"\n'
+    )
+
+    listed = lapse("backups", "acct-1", "--json", "-c", str(config))
+
+    assert listed.returncode == 0, listed.stderr
+    rows = {row["id"]: row for row in json.loads(listed.stdout)}
+    assert [rows[backup.id]["status"], rows[backup.id]["reason"]] == ["corrupt", "suspend"]
+    assert rows[backup.id]["error"].startswith("proof at ")
+    assert f"{scene.object_name(backup)}: cannot be read back: " in rows[backup.id]["error"]
+    fresh = next(row for row in rows.values() if row["id"] != backup.id)
+    assert [fresh["status"], fresh["reason"]] == ["verified", "deletion"]
