@@ -8,10 +8,14 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import stat
+import subprocess
+import sys
 import tarfile
+import tempfile
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +26,7 @@ from botocore.exceptions import ClientError
 from daemon.backup.proof import ProofError, prove_backup
 from daemon.backup.retention import expire_backups
 from daemon.backup.stores.base import StoreError
+from daemon.backup.stores.local import LocalStore
 from daemon.service import serve
 from daemon.store.models import Backup
 from tests.e2e.daemon_process import lapse
@@ -236,3 +241,67 @@ def test_a_backup_holding_a_member_a_restore_refuses_is_not_proven(
 
     assert f"{name}: holds members a restore refuses: '../../etc/cron.d/evil'" in str(refused.value)
     assert scene.app.backups.get(backup.id).status == "corrupt"
+
+
+AS_DAEMON_USER = """
+import sys
+from pathlib import Path
+from daemon.backup.stores.base import StoreError
+from daemon.backup.stores.local import LocalStore
+from daemon.backup.stores.local import LocalStore
+
+store, action = LocalStore(Path(sys.argv[1])), sys.argv[2]
+try:
+    if action == "rewrite":
+        store.put("acct-1/b1/files-1.tar.zst", b"other bytes")
+    elif action == "write-directly":
+        Path(sys.argv[1], "acct-1/b1/files-1.tar.zst").write_bytes(b"other bytes")
+    else:
+        print(store.delete_prefix("acct-1/b1/"))
+except (StoreError, OSError) as error:
+    print(f"{type(error).__name__}: {error}")
+"""
+
+
+def test_a_protected_local_backup_resists_the_daemon_user_until_expiry_removes_it() -> None:
+    """Lapse runs as its own unprivileged user (systemd/lapse.service): the read-only
+    modes hold against it, and expiry still removes the backup."""
+    lab = Path(tempfile.mkdtemp(prefix="lapse-protect-", dir="/tmp"))
+    try:
+        lab.chmod(0o755)
+        store = LocalStore(lab / "backups")
+        for name in ("files-1.tar.zst", "manifest.json"):
+            store.put(f"acct-1/b1/{name}", b"proven bytes")
+            assert store.protect(f"acct-1/b1/{name}", None, datetime.now(UTC))
+        for path in [lab / "backups", *(lab / "backups").rglob("*")]:
+            os.lchown(path, 65534, 65534)
+
+        def as_nobody(action: str) -> str:
+            return subprocess.run(
+                [
+                    "setpriv",
+                    "--reuid=65534",
+                    "--regid=65534",
+                    "--clear-groups",
+                    sys.executable,
+                    "-c",
+                    AS_DAEMON_USER,
+                    str(lab / "backups"),
+                    action,
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=lab,
+            ).stdout.strip()
+
+        assert as_nobody("rewrite") == (
+            f"StoreError: {lab}/backups/acct-1/b1/files-1.tar.zst is protected (read-only): "
+            "it is never written over"
+        )
+        assert as_nobody("write-directly").startswith("PermissionError: [Errno 13]")
+        assert (lab / "backups/acct-1/b1/files-1.tar.zst").read_bytes() == b"proven bytes"
+        assert as_nobody("expire") == "2"
+        assert not (lab / "backups" / "acct-1").exists()
+    finally:
+        shutil.rmtree(lab)
