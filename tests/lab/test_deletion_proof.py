@@ -279,3 +279,29 @@ def test_lapse_backups_shows_the_backup_that_failed_its_proof(
     assert f"{scene.object_name(backup)}: cannot be read back: " in rows[backup.id]["error"]
     fresh = next(row for row in rows.values() if row["id"] != backup.id)
     assert [fresh["status"], fresh["reason"]] == ["verified", "deletion"]
+
+
+def test_once_ops_fix_the_store_a_retry_deletes_relying_on_a_fresh_proven_backup(
+    request: pytest.FixtureRequest, tmp_path: Path, state_url: str
+) -> None:
+    scene = build_proof_scene(request, tmp_path, state_url, "local+local")
+    scene.suspend()
+    scene.reach_deletion()
+    assert scene.store_root is not None
+    folder = scene.store_root / scene.account_id
+    shutil.rmtree(folder)
+    folder.write_text("not a directory\n")
+    scene.app.runner.run_pending()
+    assert scene.state() == "delete-failed"
+    folder.unlink()  # ops fix the store
+
+    assert scene.app.runner.retry(scene.account_id, "ops:alice") == "done"
+
+    assert not scene.docroot.exists()
+    assert scene.state() == "deleted"
+    # The first try's fresh backup failed (the store refused it); the retry's is proven.
+    statuses = {(b.reason, b.status) for b in scene.app.backups.list(scene.account_id)}
+    assert statuses == {("suspend", "corrupt"), ("deletion", "failed"), ("deletion", "verified")}
+    fresh = next(b for b in scene.app.backups.list(scene.account_id) if b.status == "verified")
+    assert site_files(scene, fresh)["index.html"] == PAGE.encode()
+    assert scene.deletion_record().details["backup"] == fresh.id
