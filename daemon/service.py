@@ -119,6 +119,9 @@ def _reload(
     notify("RELOADING=1")
     try:
         config = reload_config()
+        if config.state.url != app.config.state.url:
+            # The one-daemon lock is held on the database this process started with.
+            raise ConfigError(["state.url changed: restart the daemon to move to another database"])
         fresh = build_app(config, app.clock)
     except (ConfigError, StoreDBError, SecretError, BillingError) as error:
         log.error("config reload rejected; the running config stays", error=str(error))
