@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import IntegrityError
 
 from daemon.app import App
+from daemon.billing import fields
 from daemon.http.metrics import LapseCollector, make_registry
 from daemon.http.requests import BodyError, read_body
 from daemon.http.signatures import SignatureError, verify_hmac, verify_stripe
@@ -41,6 +42,8 @@ _MAX_BODY = 1024 * 1024
 # or a connection open longer than CONNECTION_TIMEOUT, is a client holding a thread.
 READ_TIMEOUT = 5.0
 CONNECTION_TIMEOUT = 15.0
+# The state database keeps an event's key ("<source>:<id>") in 200 characters.
+_MAX_EVENT_KEY = 200
 
 
 class BadEventError(Exception):
@@ -123,6 +126,14 @@ class LapseHTTP:
         return self._payment("generic", f"generic:{event_id}", account_id)
 
     def _payment(self, source: str, key: str, account_id: str) -> tuple[int, str]:
+        try:
+            account_id = fields.account_id(account_id)
+        except fields.FieldError as error:
+            raise BadEventError(str(error)) from None
+        if len(key) > _MAX_EVENT_KEY:
+            raise BadEventError(
+                f"the event id is over {_MAX_EVENT_KEY - len(source) - 1} characters"
+            )
         now = self.app.clock()
         try:
             with self.app.sessions.begin() as session:

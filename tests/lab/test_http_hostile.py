@@ -176,3 +176,18 @@ def test_a_trickling_client_is_cut_at_the_connection_deadline(listener: LapseHTT
         elapsed = time.monotonic() - started
     assert cut
     assert 2.5 < elapsed < 5.0  # the 3 s connection deadline, not the 1000 bytes' 500 s
+
+
+@pytest.mark.parametrize("account", ["..", ".", "a/b", "a\x00b", "x" * 65])
+def test_a_signed_event_naming_an_impossible_account_gets_400(
+    listener: LapseHTTP, account: str
+) -> None:
+    body = json.dumps({"id": "e-bad", "account_id": account}).encode()
+    answer = httpx.post(
+        f"http://127.0.0.1:{listener.port}/webhooks/generic",
+        content=body,
+        headers={"X-Lapse-Signature": sign_hmac(body, SECRET)},
+        timeout=5,
+    )
+    assert answer.status_code == 400
+    assert answer.text.startswith("account_id: expected ")
