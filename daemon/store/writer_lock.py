@@ -7,6 +7,8 @@ names the holder. Either way the operating system ends the lock with the process
 (a SIGKILL included: the file is closed, the connection drops), so a crashed
 daemon never leaves a stale lock behind. Operator commands (`lapse suspend`,
 `lapse restore`, ...) take no lock: their actions are coordinated by claims.
+This is how invariant 11 (one writer per account) holds across processes until
+several daemons may share one PostgreSQL database.
 """
 
 from __future__ import annotations

@@ -7,15 +7,23 @@ file lock or connection lets the second start.
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.daemon_process import LOCAL_STORES, lapse, start_daemon, stop_daemon, wait_for
+
+# Given as the state database's password on PostgreSQL (the lab's server trusts
+# loopback, so any password works): it must never show in any output.
+STATE_PASSWORD = "pw-state-6f1e0"
 
 
 def _config(directory: Path, state_url: str) -> Path:
     config = directory / "lapse.toml"
+    password = 'password = { env = "LAPSE_TEST_STATE_PW" }' if "postgresql" in state_url else ""
     config.write_text(
         f"""
 [daemon]
@@ -23,24 +31,37 @@ sync_interval = "1h"
 log_format = "json"
 [state]
 url = "{state_url}"
+{password}
 [billing]
 type = "file"
 path = "{directory / "billing.json"}"
 {LOCAL_STORES}
 """
     )
-    (directory / "billing.json").write_text('{"accounts": []}')
+    account = {
+        "account_id": "paid1",
+        "plan": "default",
+        "contact": {"name": "Paid Client", "email": "paid1@example.org", "timezone": "UTC"},
+        "currency": "USD",
+        "invoices": [],
+        "services": [],
+    }
+    (directory / "billing.json").write_text(json.dumps({"accounts": [account]}))
     return config
 
 
-def test_a_second_daemon_refuses_until_the_first_is_killed(tmp_path: Path, state_url: str) -> None:
+def test_a_second_daemon_refuses_until_the_first_is_killed(
+    tmp_path: Path, state_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAPSE_TEST_STATE_PW", STATE_PASSWORD)
     config = _config(tmp_path, state_url)
     first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
     first = start_daemon(config, first_log)
     try:
-        wait_for(lambda: "lapse running" in first_log.read_text(), 60, "the first daemon")
+        wait_for(lambda: "billing sync done" in first_log.read_text(), 60, "the first daemon")
 
         refused = lapse("run", "-c", str(config))
+        once = lapse("run", "--once", "-c", str(config))
 
         assert refused.returncode == 1, refused.stderr
         message = refused.stderr.strip().splitlines()[-1]
@@ -50,10 +71,15 @@ def test_a_second_daemon_refuses_until_the_first_is_killed(tmp_path: Path, state
         assert socket.gethostname()[:20] in message
         assert "started 20" in message
         assert "one daemon per state database" in message
+        assert once.returncode == 1 and "is in use by another lapse run" in once.stderr
         # A refused daemon did nothing: the first one is still the one running.
         assert first.poll() is None
-        # Operator commands work beside the running daemon.
-        assert lapse("accounts", "-c", str(config), "--json").returncode == 0
+        # Operator commands, writing ones included, work beside the running daemon.
+        held = lapse("hold", "paid1", "--reason", "dispute", "-c", str(config))
+        assert held.returncode == 0, held.stderr
+        assert lapse("release", "paid1", "-c", str(config)).returncode == 0
+        for output in (refused.stdout, refused.stderr, once.stderr, first_log.read_text()):
+            assert STATE_PASSWORD not in output
     finally:
         assert stop_daemon(first, signal.SIGKILL) == -signal.SIGKILL
 
