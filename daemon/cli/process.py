@@ -39,7 +39,7 @@ def run(once: bool, config_path: Path | None) -> None:
             app.transports.close()
             return
         reload_config = (lambda: read_config(config_path)) if config_path else None
-        status = serve(app, reload_config=reload_config)
+        status = serve(app, reload_config=reload_config, check_lock=lock.check)
     finally:
         lock.release()
     sys.exit(status)

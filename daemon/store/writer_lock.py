@@ -13,6 +13,7 @@ several daemons may share one PostgreSQL database.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -57,6 +58,13 @@ def describe_holder(holder: dict[str, str | int] | None) -> str:
 class WriterLock:
     """A held writer lock; `release()` gives it up (idempotent)."""
 
+    def check(self) -> None:
+        """Make sure the lock is still ours, taking it again if it was lost and is free.
+
+        Raises WriterLockHeldError when another daemon has it now, StoreError when it
+        cannot be told.
+        """
+
     def release(self) -> None:
         """Give the lock up."""
 
@@ -65,6 +73,21 @@ class _FileLock(WriterLock):
     def __init__(self, fd: int, path: Path) -> None:
         self._fd: int | None = fd
         self.path = path
+
+    def check(self) -> None:
+        # flock cannot be taken from us, but the file can: deleted (or replaced), it lets
+        # a second daemon lock a new file of the same name.
+        assert self._fd is not None, "check() after release()"
+        try:
+            ours, named = os.fstat(self._fd), self.path.stat()
+        except FileNotFoundError:
+            named = None
+        if named is None or (ours.st_dev, ours.st_ino) != (named.st_dev, named.st_ino):
+            holder = _read_holder_of(self.path)
+            raise WriterLockHeldError(
+                f"the lock file {self.path} was removed or replaced "
+                f"(now: {describe_holder(holder)}): this daemon no longer holds the state database"
+            )
 
     def release(self) -> None:
         if self._fd is None:
@@ -76,8 +99,36 @@ class _FileLock(WriterLock):
 
 
 class _AdvisoryLock(WriterLock):
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, url: URL) -> None:
         self._connection: Connection | None = connection
+        self._url = url
+
+    def check(self) -> None:
+        # The lock lives as long as its connection: a server restart or a terminated
+        # backend ends it, and another daemon could then take it.
+        assert self._connection is not None, "check() after release()"
+        try:
+            held = self._connection.execute(_HELD, _key_params()).scalar_one()
+            if not held:
+                held = self._connection.execute(
+                    text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_KEY}
+                ).scalar_one()
+        except SQLAlchemyError:
+            held = False
+            with contextlib.suppress(SQLAlchemyError):
+                self._connection.close()
+            self._connection = None
+            # Raises WriterLockHeldError naming whoever took it meanwhile.
+            replacement = _lock_advisory(self._url)
+            assert isinstance(replacement, _AdvisoryLock)
+            self._connection, replacement._connection = replacement._connection, None
+            return
+        if not held:
+            assert self._connection is not None
+            raise WriterLockHeldError(
+                f"the one-daemon lock on {self._url.render_as_string(hide_password=True)} "
+                f"is held by {_advisory_holder(self._connection)}"
+            )
 
     def release(self) -> None:
         if self._connection is None:
@@ -136,6 +187,17 @@ def _lock_file(database: Path) -> WriterLock:
     return _FileLock(fd, path)
 
 
+def _read_holder_of(path: Path) -> dict[str, str | int] | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return _read_holder(fd)
+    finally:
+        os.close(fd)
+
+
 def _read_holder(fd: int) -> dict[str, str | int] | None:
     try:
         data = os.pread(fd, 4096, 0)
@@ -169,7 +231,7 @@ def _lock_advisory(url: URL) -> WriterLock:
             f"{error.__class__.__name__}"
         ) from None
     if got:
-        return _AdvisoryLock(connection)
+        return _AdvisoryLock(connection, url)
     try:
         who = _advisory_holder(connection)
     finally:
@@ -180,19 +242,30 @@ def _lock_advisory(url: URL) -> WriterLock:
     )
 
 
+# pg_locks shows a bigint advisory key as two 32-bit halves (:high, :low).
+_HELD = text(
+    "SELECT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted "
+    "AND l.objsubid = 1 AND l.classid::bigint = :high AND l.objid::bigint = :low "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND l.pid = pg_backend_pid())"
+)
+_HOLDER = text(
+    "SELECT a.application_name, a.client_addr, a.backend_start, l.pid "
+    "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+    "WHERE l.locktype = 'advisory' AND l.granted "
+    "AND l.objsubid = 1 AND l.classid::bigint = :high AND l.objid::bigint = :low "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
+
+
+def _key_params() -> dict[str, int]:
+    unsigned = ADVISORY_KEY & 0xFFFFFFFFFFFFFFFF
+    return {"high": unsigned >> 32, "low": unsigned & 0xFFFFFFFF}
+
+
 def _advisory_holder(connection: Connection) -> str:
     """Describe the session holding the advisory key, from pg_locks and pg_stat_activity."""
-    unsigned = ADVISORY_KEY & 0xFFFFFFFFFFFFFFFF
-    row = connection.execute(
-        text(
-            "SELECT a.application_name, a.client_addr, a.backend_start, l.pid "
-            "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
-            "AND l.classid::bigint = :high AND l.objid::bigint = :low "
-            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-        ),
-        {"high": unsigned >> 32, "low": unsigned & 0xFFFFFFFF},
-    ).first()
+    row = connection.execute(_HOLDER, _key_params()).first()
     if row is None:
         return "holder unknown"
     application, address, started, backend = row

@@ -13,7 +13,9 @@ import socket
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
+from daemon.store.writer_lock import acquire_writer_lock
 from tests.e2e.daemon_process import LOCAL_STORES, lapse, start_daemon, stop_daemon, wait_for
 
 # Given as the state database's password on PostgreSQL (the lab's server trusts
@@ -94,3 +96,35 @@ def test_a_second_daemon_refuses_until_the_first_is_killed(
         wait_for(lambda: "lapse running" in (tmp_path / "third.log").read_text(), 60, "a third")
     finally:
         assert stop_daemon(third) == 0
+
+
+def test_a_daemon_that_loses_its_lock_stops(
+    tmp_path: Path, state_url: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    """The lock file deleted, or the PostgreSQL connection cut and the lock taken by another
+    meanwhile: the daemon notices within its check interval and stops with status 1."""
+    monkeypatch.setenv("LAPSE_TEST_STATE_PW", STATE_PASSWORD)
+    config = _config(tmp_path, state_url)
+    log = tmp_path / "daemon.log"
+    daemon = start_daemon(config, log)
+    try:
+        wait_for(lambda: "billing sync done" in log.read_text(), 60, "the daemon")
+        if state_url.startswith("sqlite"):
+            (tmp_path / "state.db.lock").unlink()
+        else:
+            postgres = request.getfixturevalue("postgres")
+            with postgres.connect() as connection:
+                connection.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %s AND application_name LIKE 'lapse run %%'",
+                    (make_url(state_url).database,),
+                )
+        usurper = acquire_writer_lock(state_url)
+        try:
+            wait_for(lambda: daemon.poll() is not None, 30, "the daemon to stop")
+        finally:
+            usurper.release()
+        assert daemon.returncode == 1
+        assert "one-daemon lock lost; stopping" in log.read_text()
+    finally:
+        stop_daemon(daemon, signal.SIGKILL)
