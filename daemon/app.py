@@ -9,6 +9,7 @@ from functools import partial
 
 from jinja2 import Environment
 from sqlalchemy import Engine
+from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.alerts import OpsAlerts
@@ -47,10 +48,15 @@ class App:
     runner: PlaybookRunner
 
 
+def state_url_of(config: Config) -> URL:
+    """The state database's URL, with the password the config keeps apart. Raises SecretError."""
+    password = config.state.password.reveal() if config.state.password else None
+    return state_url(config.state.url, password)
+
+
 def open_state(config: Config) -> tuple[Engine, sessionmaker[Session]]:
     """Open the state database named by the config (no migration)."""
-    password = config.state.password.reveal() if config.state.password else None
-    engine = open_engine(state_url(config.state.url, password))
+    engine = open_engine(state_url_of(config))
     return engine, session_factory(engine)
 
 

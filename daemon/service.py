@@ -29,12 +29,16 @@ log = structlog.get_logger("lapse.service")
 HOUSEKEEPING_INTERVAL = 3600.0
 # The main loop's beat: signals, the watchdog and status lines are handled this often.
 WATCHDOG_TICK = 0.5
+# How often the one-daemon lock is confirmed (a PostgreSQL restart ends it with the
+# connection; a deleted lock file lets another daemon lock a new one).
+LOCK_CHECK_INTERVAL = 5.0
 
 
 def serve(
     app: App,
     stop: threading.Event | None = None,
     reload_config: Callable[[], Config] | None = None,
+    check_lock: Callable[[], None] | None = None,
 ) -> int:
     """Run the daemon until SIGTERM/SIGINT (or `stop` is set).
 
@@ -42,7 +46,9 @@ def serve(
     first; then systemd hears READY=1, watchdog pings from this loop and a STATUS
     line after each sync. SIGHUP re-reads the config through `reload_config`: an
     invalid one is rejected and the running one kept. SIGTERM lets the running step
-    finish, records progress, says STOPPING=1 and returns 0. Raises StoreError, before
+    finish, records progress, says STOPPING=1 and returns 0. `check_lock` (the
+    one-daemon lock's check) runs every LOCK_CHECK_INTERVAL: a lock lost to another
+    daemon stops this one the same way, returning 1. Raises StoreError, before
     anything starts, when the config requires an Object Lock the bucket lacks.
     """
     _check_store_protection(app.config)
@@ -53,11 +59,17 @@ def serve(
     scheduler = _start(app)
     listener = _listen(app, scheduler)
     notify("READY=1")
-    next_housekeeping = time.monotonic()
+    next_housekeeping = next_lock_check = time.monotonic()
     status = ""
+    result = 0
     try:
         while not stop.wait(timeout=WATCHDOG_TICK):
             watchdog.tick()
+            if check_lock is not None and time.monotonic() >= next_lock_check:
+                if not _still_the_writer(check_lock):
+                    result = 1
+                    break
+                next_lock_check = time.monotonic() + LOCK_CHECK_INTERVAL
             if reload_requested.is_set():
                 reload_requested.clear()
                 if listener is not None:
@@ -80,7 +92,17 @@ def serve(
         scheduler.shutdown()
         app.transports.close()
         app.engine.dispose()
-    return 0
+    return result
+
+
+def _still_the_writer(check_lock: Callable[[], None]) -> bool:
+    """Run the one-daemon lock's check; False (logged) when this daemon must stop."""
+    try:
+        check_lock()
+    except StoreDBError as error:
+        log.error("one-daemon lock lost; stopping", error=str(error))
+        return False
+    return True
 
 
 def _check_store_protection(config: Config) -> None:
@@ -133,6 +155,9 @@ def _reload(
     notify("RELOADING=1")
     try:
         config = reload_config()
+        if config.state.url != app.config.state.url:
+            # The one-daemon lock is held on the database this process started with.
+            raise ConfigError(["state.url changed: restart the daemon to move to another database"])
         fresh = build_app(config, app.clock)
     except (ConfigError, StoreDBError, SecretError, BillingError) as error:
         log.error("config reload rejected; the running config stays", error=str(error))

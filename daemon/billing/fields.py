@@ -19,7 +19,9 @@ from daemon.billing.snapshot import Database
 
 DB_ENGINES = ("mariadb", "postgresql")
 
-_ACCOUNT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# Account ids name directories and keys (backups, maintenance pages): never '.' or '..',
+# no leading '.' or '-' (a hidden name, or one a command reads as an option).
+_ACCOUNT_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
 # Host names must match a [hosts.<name>] table of the config, which has this shape.
 _HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 # POSIX-portable user names; no leading '-' so a name never reads as an option.
@@ -30,6 +32,13 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _DOMAIN = re.compile(rf"(?:\*\.)?{_LABEL}(?:\.{_LABEL})*")
 _EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# The longest text Lapse keeps (docs/billing.md, "Limits"): enough for any real value,
+# small enough that a runaway or hostile value cannot bloat notices, logs or memory.
+TEXT_LIMIT = 1000  # line item descriptions and other free text
+NAME_LIMIT = 200  # a contact's name, printed in every notice
+PLAN_LIMIT = 63  # a policy table's name; the state database keeps 63
+INVOICE_ID_LIMIT = 100
+EMAIL_LIMIT = 254  # RFC 5321's longest forward path, less the angle brackets
 _TRUE = frozenset({"true", "yes", "1"})
 _FALSE = frozenset({"false", "no", "0", ""})
 
@@ -54,17 +63,18 @@ def is_blank(value: object) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def text(value: object, field: str) -> str:
+def text(value: object, field: str, limit: int = TEXT_LIMIT) -> str:
     """Return a required one-line text value, stripped.
 
-    Takes a string (or an integer, as databases return numeric ids).
-    Raises FieldError when it is missing, empty or holds control characters
-    (a name with a line break could forge mail headers).
+    Takes a string (or an integer, as databases return numeric ids) and the most
+    characters it may have. Raises FieldError when it is missing, empty, longer
+    than `limit` or holds control characters (a name with a line break could forge
+    mail headers).
     """
     if type(value) is str:
         stripped = value.strip()
-        if stripped and stripped.isprintable():
-            return stripped  # the common case, checked with two C calls
+        if stripped and len(stripped) <= limit and stripped.isprintable():
+            return stripped  # the common case, checked with three C calls
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if not isinstance(value, str):
@@ -74,6 +84,10 @@ def text(value: object, field: str) -> str:
         raise FieldError(field, "expected a value, got nothing")
     if _CONTROL.search(stripped):
         raise FieldError(field, f"expected one line of text, got {shown(value)}")
+    if len(stripped) > limit:
+        raise FieldError(
+            field, f"expected at most {limit} characters, got {len(stripped)}: {shown(stripped)}"
+        )
     return stripped
 
 
@@ -88,8 +102,14 @@ def _matching(pattern: re.Pattern[str], value: object, field: str, expected: str
 
 
 def account_id(value: object, field: str = "account_id") -> str:
-    """Return an account id: 1 to 64 letters, digits, '.', '_' or '-'. Raises FieldError."""
-    return _matching(_ACCOUNT_ID, value, field, "1 to 64 letters, digits, '.', '_' or '-'")
+    """Return an account id: 1 to 64 letters, digits, '.', '_' or '-', the first a letter,
+    digit or '_' (so never '.', '..' or an option). Raises FieldError."""
+    return _matching(
+        _ACCOUNT_ID,
+        value,
+        field,
+        "1 to 64 letters, digits, '.', '_' or '-', not starting with '.' or '-'",
+    )
 
 
 def currency(value: object, field: str) -> str:
@@ -213,10 +233,10 @@ def _known_zone(name: str) -> bool:
 def email(value: object, field: str) -> str:
     """Return an e-mail address: one '@', something on each side, no spaces. Raises FieldError."""
     clean = value if type(value) is str else text(value, field)
-    if len(clean) <= 254 and _EMAIL.fullmatch(clean) is not None:
+    if len(clean) <= EMAIL_LIMIT and _EMAIL.fullmatch(clean) is not None:
         return clean
-    clean = text(value, field)
-    if len(clean) > 254 or _EMAIL.fullmatch(clean) is None:
+    clean = text(value, field, EMAIL_LIMIT)
+    if _EMAIL.fullmatch(clean) is None:
         raise FieldError(
             field, f"expected an e-mail address like 'ana@example.com', got {shown(clean)}"
         )

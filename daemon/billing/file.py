@@ -17,6 +17,28 @@ from daemon.config.schema import FileBilling
 if TYPE_CHECKING:
     from _csv import Reader
 
+# The longest CSV cell Lapse reads (docs/billing.md, "Limits"). A row with a longer
+# cell is reported and its account skipped; the rest of the file is read.
+CELL_LIMIT = 64 * 1024
+# The csv module's own limit (128 KiB by default) raises mid-row, and the reader
+# cannot find the end of a quoted cell it gave up on, so every later row would be
+# suspect: it is set far above CELL_LIMIT, and only a cell this long (a broken or
+# hostile file, not a billing value) refuses the whole file.
+CSV_FIELD_CEILING = 64 * 1024 * 1024
+
+
+class OversizedCell:
+    """Stands in for a CSV cell over CELL_LIMIT: every field check refuses it, and its
+    repr says why, so the row is reported under its column like any bad value."""
+
+    __slots__ = ("length",)
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+
+    def __repr__(self) -> str:
+        return f"a cell of {self.length} characters (the limit is {CELL_LIMIT})"
+
 
 class FileSource(BillingSource):
     """Reads the whole file on every sync, so an operator's edit shows up at the next one."""
@@ -108,6 +130,7 @@ def _csv_reader(handle: TextIO) -> Reader:
     """Return a CSV reader over `handle`."""
     # strict: a stray or unclosed quote is an error, not a cell that silently swallows
     # the rest of the file (and every account in it).
+    csv.field_size_limit(CSV_FIELD_CEILING)  # process-wide; set before every read
     return csv.reader(handle, strict=True)
 
 
@@ -127,4 +150,13 @@ def _numbered(reader: Reader, source: str) -> Iterator[tuple[int, Sequence[objec
             # A broken quote desynchronises every later row, so the file as a whole is refused.
             raise BillingError(f"{source}: line {first}: not valid CSV: {error}") from error
         if any(cell.strip() for cell in cells):
-            yield first, cells
+            # One C-level pass per row; only a row that holds a long cell is looked at again.
+            if max(map(len, cells)) > CELL_LIMIT:
+                yield first, _with_oversized(cells)
+            else:
+                yield first, cells
+
+
+def _with_oversized(cells: list[str]) -> list[object]:
+    """Return `cells` with every cell over CELL_LIMIT replaced by an OversizedCell."""
+    return [OversizedCell(len(cell)) if len(cell) > CELL_LIMIT else cell for cell in cells]

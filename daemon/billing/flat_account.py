@@ -130,7 +130,7 @@ class AccountReader:
                     message = f"expected nothing without an invoice_id, got {f.shown(value)}"
                     raise FieldError(name, message)
             return entry
-        entry.id = f.text(raw_id, "invoice_id")
+        entry.id = f.text(raw_id, "invoice_id", f.INVOICE_ID_LIMIT)
         for other in opened.values():
             if other.id == entry.id:
                 where = f"{self._where(other.number)} for invoice {entry.id}"
@@ -217,9 +217,9 @@ def _head(cells: Row, words: dict[str, str]) -> _Head:
     account_id = f.account_id(raw_id)
     return _Head(
         account_id=account_id,
-        plan=_shared(words, f.text(plan, "plan")),
+        plan=_shared(words, f.text(plan, "plan", f.PLAN_LIMIT)),
         contact=Contact(
-            name=f.text(name, "contact_name"),
+            name=f.text(name, "contact_name", f.NAME_LIMIT),
             email=f.email(mail, "contact_email"),
             timezone=_shared(words, f.timezone(zone, "contact_timezone")),
         ),

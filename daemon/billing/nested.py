@@ -173,7 +173,7 @@ def _account(raw: object) -> AccountSnapshot:
     """Return the snapshot of one account record; raises FieldError on the first bad field."""
     record = _object(raw, "", _ACCOUNT_KEYS)
     account_id = f.account_id(record.get("account_id"))
-    plan = f.text(record.get("plan"), "plan")
+    plan = f.text(record.get("plan"), "plan", f.PLAN_LIMIT)
     contact = _contact(record.get("contact"))
     currency = f.currency(record.get("currency"), "currency")
     invoices = tuple(
@@ -211,7 +211,7 @@ def _contact(raw: object) -> Contact:
     """Return the contact object; raises FieldError naming 'contact.<key>'."""
     contact = _object(raw, "contact", _CONTACT_KEYS)
     return Contact(
-        name=f.text(contact.get("name"), "contact.name"),
+        name=f.text(contact.get("name"), "contact.name", f.NAME_LIMIT),
         email=f.email(contact.get("email"), "contact.email"),
         timezone=f.timezone(contact.get("timezone"), "contact.timezone"),
     )
@@ -220,7 +220,7 @@ def _contact(raw: object) -> Contact:
 def _invoice(raw: object, field: str, account_currency: str) -> Invoice:
     """Return one invoice; its currency must be the account's. Raises FieldError."""
     invoice = _object(raw, field, _INVOICE_KEYS)
-    invoice_id = f.text(invoice.get("id"), f"{field}.id")
+    invoice_id = f.text(invoice.get("id"), f"{field}.id", f.INVOICE_ID_LIMIT)
     due_at = f.moment(invoice.get("due_at"), f"{field}.due_at")
     total = f.money(invoice.get("total"), f"{field}.total")
     amount_due = invoice.get("amount_due")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from daemon.app import build_app, open_state, prepare_embedded_data
+from daemon.app import build_app, open_state, prepare_embedded_data, state_url_of
 from daemon.backup.protection import check_store_protection
 from daemon.cli.common import config_option, read_config
 from daemon.clock import system_clock
@@ -15,6 +15,7 @@ from daemon.config import ConfigError
 from daemon.logs import configure_logging
 from daemon.service import serve
 from daemon.store.migrate import migrate
+from daemon.store.writer_lock import acquire_writer_lock
 
 
 @click.command()
@@ -24,19 +25,25 @@ def run(once: bool, config_path: Path | None) -> None:
     """Run the daemon: sync billing, send notices, act at each deadline."""
     config = read_config(config_path)
     configure_logging(config.daemon.log_level, config.daemon.log_format)
-    if config_path is None:
-        prepare_embedded_data(config, system_clock())
-    app = build_app(config)
-    if once:
-        report = app.lifecycle.sync()
-        click.echo(report.summary())
-        ran = app.runner.run_pending()
-        if ran:
-            click.echo(f"{ran} playbook phase(s) run")
-        app.transports.close()
-        return
-    reload_config = (lambda: read_config(config_path)) if config_path else None
-    sys.exit(serve(app, reload_config=reload_config))
+    # Before anything is written (the migration included): one daemon per state database.
+    lock = acquire_writer_lock(state_url_of(config))
+    try:
+        if config_path is None:
+            prepare_embedded_data(config, system_clock())
+        app = build_app(config)
+        if once:
+            report = app.lifecycle.sync()
+            click.echo(report.summary())
+            ran = app.runner.run_pending()
+            if ran:
+                click.echo(f"{ran} playbook phase(s) run")
+            app.transports.close()
+            return
+        reload_config = (lambda: read_config(config_path)) if config_path else None
+        status = serve(app, reload_config=reload_config, check_lock=lock.check)
+    finally:
+        lock.release()
+    sys.exit(status)
 
 
 @click.command("check-config")

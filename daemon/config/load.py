@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from daemon.config.plaintext import is_secret_path, mask, url_secret_problems
 from daemon.config.schema import ALL_WEEKDAYS, Config
 
 # Keys whose value is a table picked by its 'type': pydantic puts the tag in the
@@ -65,10 +66,15 @@ def validate_config(raw: Mapping[str, Any], source: str, base_dir: Path) -> Conf
     Takes the parsed TOML, the name to cite in errors, and the directory that
     relative paths are resolved against. Returns the Config; raises ConfigError.
     """
+    # Secrets written in plain text are refused (invariant 8), and named without being
+    # repeated: every message below is masked, as pydantic's quote the values they refuse.
+    problems = [f"{source}: at '{key}': {message}" for key, message in url_secret_problems(raw)]
     try:
         config = Config.model_validate(_resolve_paths(raw, base_dir))
     except ValidationError as error:
-        raise ConfigError([format_error(source, detail) for detail in error.errors()]) from None
+        problems += [mask(format_error(source, detail)) for detail in error.errors()]
+    if problems:
+        raise ConfigError(problems)
     return config
 
 
@@ -122,7 +128,14 @@ def format_error(source: str, detail: ErrorDetails) -> str:
     """Turn one pydantic error into `FILE: at 'a.b.c': expected ..., got ...`."""
     loc = _key_path(detail["loc"])
     kind = detail["type"]
-    if kind == "extra_forbidden":
+    if is_secret_path(detail["loc"][-1:]) and not isinstance(detail["input"], Mapping):
+        # Not a table: the value refused here may be the secret itself. Say where it
+        # goes, not what it is.
+        message = (
+            'expected where the secret lives, { env = "VARIABLE" } or { file = "/path" }; '
+            "a secret is never written in the config itself"
+        )
+    elif kind == "extra_forbidden":
         message = "unknown option"
     elif kind == "union_tag_invalid":
         ctx = detail.get("ctx", {})

@@ -8,7 +8,9 @@ log line; nothing else is said to the caller.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,7 +21,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import IntegrityError
 
 from daemon.app import App
+from daemon.billing import fields
 from daemon.http.metrics import LapseCollector, make_registry
+from daemon.http.requests import BodyError, read_body
 from daemon.http.signatures import SignatureError, verify_hmac, verify_stripe
 from daemon.scheduler import LapseScheduler
 from daemon.store.models import Account, WebhookEvent
@@ -34,6 +38,12 @@ _STRIPE_PAYMENT_EVENTS = {
     "payment_intent.succeeded",
 }
 _MAX_BODY = 1024 * 1024
+# A webhook is a few kilobytes sent at once: a read waiting longer than READ_TIMEOUT,
+# or a connection open longer than CONNECTION_TIMEOUT, is a client holding a thread.
+READ_TIMEOUT = 5.0
+CONNECTION_TIMEOUT = 15.0
+# The state database keeps an event's key ("<source>:<id>") in 200 characters.
+_MAX_EVENT_KEY = 200
 
 
 class BadEventError(Exception):
@@ -84,7 +94,10 @@ class LapseHTTP:
             raise BadEventError("a Stripe event has 'id' and 'type'")
         if event_type not in _STRIPE_PAYMENT_EVENTS:
             return 200, f"{event_type} ignored"
-        obj = event.get("data", {}).get("object", {})
+        data = event.get("data", {})
+        if not isinstance(data, dict):
+            raise BadEventError(f"{event_type}: 'data' is not an object")
+        obj = data.get("object", {})
         customer = obj.get("customer") if isinstance(obj, dict) else None
         if not isinstance(customer, str):
             raise BadEventError(f"{event_type} names no customer")
@@ -113,6 +126,14 @@ class LapseHTTP:
         return self._payment("generic", f"generic:{event_id}", account_id)
 
     def _payment(self, source: str, key: str, account_id: str) -> tuple[int, str]:
+        try:
+            account_id = fields.account_id(account_id)
+        except fields.FieldError as error:
+            raise BadEventError(str(error)) from None
+        if len(key) > _MAX_EVENT_KEY:
+            raise BadEventError(
+                f"the event id is over {_MAX_EVENT_KEY - len(source) - 1} characters"
+            )
         now = self.app.clock()
         try:
             with self.app.sessions.begin() as session:
@@ -158,6 +179,8 @@ class _Handler(BaseHTTPRequestHandler):
     lapse: LapseHTTP
     server_version = "lapse"
     sys_version = ""
+    # Seconds any single read or write may wait (StreamRequestHandler sets it on the socket).
+    timeout = READ_TIMEOUT
 
     def do_GET(self) -> None:
         if self.path == "/healthz":
@@ -168,12 +191,38 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._reply(404, b"not found\n", "text/plain")
 
+    def setup(self) -> None:
+        super().setup()
+        # The socket timeout bounds each read; this bounds the whole connection, so a
+        # client trickling a byte at a time cannot hold the thread either.
+        self._deadline = threading.Timer(CONNECTION_TIMEOUT, self._cut)
+        self._deadline.daemon = True
+        self._deadline.start()
+
+    def finish(self) -> None:
+        self._deadline.cancel()
+        with contextlib.suppress(OSError):  # the connection was cut at its deadline
+            super().finish()
+
+    def _cut(self) -> None:
+        log.warning("http connection cut at its deadline", peer=self.client_address[0])
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > _MAX_BODY:
-            self._reply(413, b"too large\n", "text/plain")
+        try:
+            body = read_body(self.headers, self.rfile, _MAX_BODY)
+        except BodyError as error:
+            self.close_connection = True
+            with contextlib.suppress(OSError):  # a client cut at its deadline is gone
+                self._reply(error.status, (str(error) + "\n").encode(), "text/plain")
             return
-        body = self.rfile.read(length)
+        except OSError as error:  # TimeoutError included: the client stopped sending
+            self.close_connection = True
+            log.warning(
+                "http request body not received", peer=self.client_address[0], error=str(error)
+            )
+            return
         try:
             if self.path == "/webhooks/stripe":
                 status, message = self.lapse.stripe_event(

@@ -28,6 +28,9 @@ def verify_stripe(
     """Check a Stripe-Signature header for `body`. Raises SignatureError."""
     if not header:
         raise SignatureError("no Stripe-Signature header")
+    if not header.isascii():
+        # hmac.compare_digest refuses non-ASCII text with a TypeError, not a mismatch.
+        raise SignatureError("Stripe-Signature header is not ASCII")
     parts = [item.split("=", 1) for item in header.split(",") if "=" in item]
     timestamps = [value for key, value in parts if key.strip() == "t"]
     signatures = [value.strip() for key, value in parts if key.strip() == "v1"]
@@ -45,6 +48,9 @@ def verify_hmac(header: str | None, body: bytes, secret: str) -> None:
     """Check an X-Lapse-Signature header (sha256=<hex> of `body`). Raises SignatureError."""
     if not header or not header.startswith("sha256="):
         raise SignatureError("no X-Lapse-Signature: sha256=... header")
+    if not header.isascii():
+        # hmac.compare_digest refuses non-ASCII text with a TypeError, not a mismatch.
+        raise SignatureError("X-Lapse-Signature header is not ASCII")
     if not hmac.compare_digest(_hmac(secret, body), header.removeprefix("sha256=").strip()):
         raise SignatureError("signature does not match")
 

@@ -154,6 +154,21 @@ def test_loads_and_validates(path: Path) -> None:
     assert any(spec.undoable for spec in playbook.steps("suspend"))
 
 
+# The playbooks whose verify phase tests/lab/test_verify_phases.py runs against a live,
+# not-suspended site and shows failing. A check that cannot fail proves nothing.
+VERIFY_SHOWN_FAILING = {"demo", "nginx-linux", "apache-linux"}
+
+
+def test_every_shipped_verify_phase_is_shown_failing() -> None:
+    """A new shipped playbook needs its verify phase run and shown failing in the lab."""
+    assert set(IDS) == VERIFY_SHOWN_FAILING
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=IDS)
+def test_has_a_verify_phase(path: Path) -> None:
+    assert load_playbook(path).steps("verify"), f"{path.name} has no verify phase"
+
+
 @pytest.mark.parametrize("path", SHIPPED, ids=IDS)
 def test_every_command_renders_to_valid_bash(path: Path) -> None:
     playbook, context = _context(path, _service())
