@@ -25,6 +25,7 @@ from daemon.backup.errors import BackupError
 from daemon.backup.manifest import BackupObject
 from daemon.backup.service import BackupService, object_key
 from daemon.backup.stores.base import StoreError
+from daemon.backup.tree import check_account_tree
 from daemon.backup.verify import check_object
 from daemon.transport import CommandError, TransportError
 
@@ -108,6 +109,7 @@ def restore_backup(
     prefix = object_key(backup.account_id, backup.id)
     report = RestoreReport(backup.id, backup.account_id, request.dry_run)
     file_objects = [entry for entry in chosen if entry.kind == "files"]
+    _check_trees(service, request, file_objects)
     for entry in chosen:
         _check_before_restore(service, prefix + entry.name, entry)
     for entry in chosen:
@@ -132,6 +134,26 @@ def _check_target(path: str) -> None:
     candidate = PurePosixPath(path)
     if not candidate.is_absolute() or ".." in candidate.parts or candidate == PurePosixPath("/"):
         raise BackupError(f"restore path {path!r} must be an absolute directory below /")
+
+
+def _check_trees(
+    service: BackupService, request: RestoreRequest, file_objects: list[BackupObject]
+) -> None:
+    """Check each site-files target on its host by the tree rule (invariant 5) before
+    anything is written; a target that does not exist yet passes when every existing
+    component above it does. Raises TreeError, or BackupError when the check cannot run."""
+    for entry in file_objects:
+        host_name = request.host or entry.host
+        host = service.config.hosts.get(host_name) if host_name else None
+        if host_name is None or host is None:
+            continue  # named as such when the object is restored
+        target = _target(entry, request.path, len(file_objects))
+        try:
+            check_account_tree(
+                service.transports.get(host_name), host, target, None, allow_missing=True
+            )
+        except (CommandError, TransportError) as error:
+            raise BackupError(f"tree check of {host_name}:{target} failed: {error}") from error
 
 
 def _target(entry: BackupObject, path: str | None, file_objects: int) -> str:

@@ -29,6 +29,7 @@ from daemon.backup.manifest import MANIFEST_NAME, BackupObject, Manifest
 from daemon.backup.pump import pump
 from daemon.backup.sizing import DATABASE_PART_SIZE, part_size_for
 from daemon.backup.stores.base import BackupStore, StoreError
+from daemon.backup.tree import enter_script, tree_error
 from daemon.backup.views import BackupView
 from daemon.billing.snapshot import Database, Service
 from daemon.config.schema import Config, HostConfig
@@ -254,41 +255,47 @@ class BackupService:
 
     def _back_up_service(self, run: _Run, index: int, service: Service) -> None:
         transport, host = self._host(service.host)
-        measured = None
-        if service.docroot and service.host not in run.tools:
-            # One command for both: each command costs the host a session (a login
-            # shell starting), which is most of a small backup's time.
-            self._check_inside_roots(service.docroot, host, "docroot")
-            script = commands.probe_script() + commands.measure_script(service.docroot)
-            output = transport.run(script, f"probe and measure {service.docroot}").stdout
-            probe, _, rest = output.rpartition(commands.MEASURE_MARK)
-            self._learn_tools(run, service.host, probe.decode())
-            measured = self._measured(host, service.docroot, rest)
-        tools = self._tools(run, service.host, transport)
         if service.docroot:
-            real, size = measured or self._measure(transport, host, service.docroot)
-            name = f"files-{index}.tar.{commands.EXTENSIONS[tools.compressor]}"
-            run.manifest.objects.append(
-                self._stream(
-                    run,
-                    transport,
-                    commands.files_script(real, tools.compressor),
-                    name=name,
-                    label=f"tar of {real}",
-                    part_size=part_size_for(size),
-                    entry=BackupObject(
-                        name, "files", real, tools.compressor, 0, "", host=service.host
-                    ),
-                )
-            )
+            try:
+                self._back_up_files(run, index, service, transport, host)
+            except CommandError as error:
+                # The tree check runs first in each command that touches the docroot.
+                raise tree_error(error, service.host, service.docroot) or error from error
+        tools = self._tools(run, service.host, transport)
         for database in service.databases:
             run.manifest.objects.append(self._dump(run, transport, host, service, database, tools))
 
-    def _measure(self, transport: Transport, host: HostConfig, docroot: str) -> tuple[str, int]:
-        """Return the docroot's real path and size, refusing one outside the allowed roots."""
-        self._check_inside_roots(docroot, host, "docroot")
-        output = transport.run(commands.measure_script(docroot), f"measure {docroot}").stdout
-        return self._measured(host, docroot, output.partition(commands.MEASURE_MARK)[2])
+    def _back_up_files(
+        self, run: _Run, index: int, service: Service, transport: Transport, host: HostConfig
+    ) -> None:
+        """Stream a tar of the service's docroot into the store, each command entering the
+        docroot through the tree check (invariant 5) so no link is followed."""
+        enter = enter_script(host, service.docroot, service.system_user or None)
+        if service.host not in run.tools:
+            # One command for both: each command costs the host a session (a login
+            # shell starting), which is most of a small backup's time.
+            script = enter + commands.probe_script() + commands.measure_script(".")
+            output = transport.run(script, f"probe and measure {service.docroot}").stdout
+            probe, _, rest = output.rpartition(commands.MEASURE_MARK)
+            self._learn_tools(run, service.host, probe.decode())
+        else:
+            script = enter + commands.measure_script(".")
+            rest = transport.run(script, f"measure {service.docroot}").stdout
+            rest = rest.partition(commands.MEASURE_MARK)[2]
+        real, size = self._measured(host, service.docroot, rest)
+        tools = run.tools[service.host]
+        name = f"files-{index}.tar.{commands.EXTENSIONS[tools.compressor]}"
+        run.manifest.objects.append(
+            self._stream(
+                run,
+                transport,
+                enter + commands.files_script(".", tools.compressor),
+                name=name,
+                label=f"tar of {real}",
+                part_size=part_size_for(size),
+                entry=BackupObject(name, "files", real, tools.compressor, 0, "", host=service.host),
+            )
+        )
 
     def _measured(self, host: HostConfig, docroot: str, output: bytes) -> tuple[str, int]:
         """Read what `measure_script` printed after its mark; check the real path."""
@@ -296,7 +303,7 @@ class BackupService:
         if len(lines) != 2 or not lines[1].isdigit():
             raise BackupError(f"unexpected answer measuring {docroot}: {output[:200]!r}")
         real = lines[0]
-        # A docroot that is a symlink must still resolve inside the allowed roots.
+        # Checked on the host already; the resolved path must also name an allowed root.
         self._check_inside_roots(real, host, f"docroot {docroot} (resolved)")
         return real, int(lines[1])
 

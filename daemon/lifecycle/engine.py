@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, defer, sessionmaker
 
 from daemon.billing.base import BillingSource
+from daemon.billing.overlap import refuse_overlapping_trees
 from daemon.billing.snapshot import AccountSnapshot, RowError
 from daemon.clock import Clock, system_clock
 from daemon.config.schema import Config, PolicyConfig
@@ -100,7 +101,9 @@ class LifecycleEngine:
         then nothing is changed.
         """
         result = self.billing.fetch_all()
-        for error in result.errors:
+        snapshots, refused = refuse_overlapping_trees(result.snapshots, self.billing.name)
+        errors = result.errors + refused
+        for error in errors:
             log.error(
                 "billing row skipped",
                 source=error.source,
@@ -109,9 +112,9 @@ class LifecycleEngine:
                 problem=error.message,
             )
         now = self.clock()
-        report = SyncReport(seen=len(result.snapshots), row_errors=result.errors)
+        report = SyncReport(seen=len(snapshots), row_errors=errors)
         with self.sessions.begin() as session:
-            due, entering, known_count = self._changed(session, result.snapshots, now)
+            due, entering, known_count = self._changed(session, snapshots, now)
             if self.brake.check(session, entering, known_count, now):
                 # Braked: only accounts that owe nothing move (payments still reactivate).
                 due = [s for s in due if not owes(s, self.policy_for(s.plan))]

@@ -29,6 +29,7 @@ from daemon.backup.gate import DeletionGate
 from daemon.backup.proof import proof_for_action
 from daemon.backup.service import BackupService
 from daemon.backup.stores.base import StoreError
+from daemon.backup.tree import check_account_tree
 from daemon.billing.base import BillingError, BillingSource
 from daemon.billing.snapshot import Service
 from daemon.config.load import ConfigError
@@ -62,6 +63,8 @@ _PHASE_STATES = {
     "suspend": {*SUSPENDED_STATES, State.OPS_SUSPENDED},
     "delete": {State.DELETED},
 }
+# Phases whose host work starts with the tree check of each docroot.
+_TREE_CHECKED = ("suspend", "delete")
 _FAILED_STATE = {"suspend": State.SUSPEND_FAILED, "delete": State.DELETE_FAILED}
 
 
@@ -360,6 +363,8 @@ class PlaybookRunner:
         run_id, records = self._open_run(action_id, account_id, phase, service, playbook)
         planned = self._plan(phase, playbook, account_id, service.host)
         context = self._context(account_id, phase, service, playbook, since)
+        if phase in _TREE_CHECKED and service.docroot:
+            self._check_tree(run_id, phase, service, host)
         balance_checked = False
         for position, step in enumerate(planned):
             record = records[position]
@@ -547,6 +552,22 @@ class PlaybookRunner:
             state = session.scalar(select(Account.state).where(Account.id == account_id))
         if state not in {s.value for s in allowed}:
             raise RunCancelledError(f"the account is now {state}; the {phase} phase stops here")
+
+    def _check_tree(self, run_id: int, phase: str, service: Service, host: HostConfig) -> None:
+        """Check the docroot by the tree rule before the phase's first step (invariant 5);
+        a failure fails the run before it touched anything. A delete phase resumed after
+        its docroot was removed finds none, which is no failure."""
+        try:
+            check_account_tree(
+                self.transports.get(service.host),
+                host,
+                service.docroot,
+                service.system_user or None,
+                allow_missing=phase == "delete",
+            )
+        except _STEP_ERRORS as error:
+            self._finish_run(run_id, "failed", str(error))
+            raise
 
     def _check_deletion_allowed(
         self, account_id: str, suspended_at: datetime | None, legal_hold: bool

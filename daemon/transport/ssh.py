@@ -316,6 +316,35 @@ def _tune(connection: paramiko.Transport, known: dict[str, paramiko.PKey]) -> No
         options.key_types = usable
 
 
+# Runs the script ($1) in a process group of its own beside a watchdog that kills the
+# whole group once the sshd process serving this session is gone. Without a pty, sshd
+# sends no SIGHUP when the client dies: the command would run on, orphaned, beside the
+# one a restarted daemon starts (invariant 4). The script keeps the session's stdin,
+# stdout and stderr; the watchdog holds none of them, so the channel ends when the
+# script does. Without setsid (not util-linux) the script runs as before.
+_WATCHED = r"""
+command -v setsid >/dev/null 2>&1 || exec bash -o pipefail -c "$1" lapse
+session=$PPID
+gone() {
+  if [ -d /proc/self ]; then [ ! -e "/proc/$session" ]; else ! kill -0 "$session" 2>/dev/null; fi
+}
+setsid bash -o pipefail -c "$1" lapse <&0 &
+script=$!
+{
+  while kill -0 "$script" 2>/dev/null; do
+    if gone; then kill -KILL -- "-$script"; exit; fi
+    sleep 1
+  done
+} </dev/null >/dev/null 2>&1 &
+watchdog=$!
+wait "$script"
+status=$?
+kill "$watchdog" 2>/dev/null
+exit "$status"
+"""
+
+
 def _remote_command(script: str) -> str:
-    """Wrap `script` for the remote login shell: bash with pipefail, whatever the shell is."""
-    return "exec bash -o pipefail -c " + shlex.quote(script)
+    """Wrap `script` for the remote login shell: bash with pipefail, whatever the shell is,
+    killed with its whole process group when the SSH session's sshd process ends."""
+    return f"exec bash -c {shlex.quote(_WATCHED)} lapse {shlex.quote(script)}"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -173,3 +175,41 @@ def test_a_3_gib_stream_completes(sshd: SSHServer) -> None:
     finally:
         transport.close()
     assert received == size
+
+
+def test_a_command_dies_with_the_process_that_started_it(sshd: SSHServer) -> None:
+    """A daemon killed mid-command leaves nothing running on the host: without a pty sshd
+    sends no hangup, so the command would otherwise run on beside the restarted daemon's."""
+    marker = f"{86400 + secrets.randbelow(10**6)}.{secrets.randbelow(10**6)}"
+    child_code = f"""
+import sys, time
+from pathlib import Path
+from daemon.transport.ssh import SSHTransport
+transport = SSHTransport(
+    "lab", {sshd.host!r}, port={sshd.port}, user={sshd.root_user!r},
+    known_hosts=Path({str(sshd.known_hosts_path)!r}), key_file=Path({str(sshd.client_key_path)!r}),
+)
+with transport.start("echo started; sleep {marker} | cat; sleep {marker}", "long") as process:
+    print(process.read(100).decode().strip(), flush=True)
+    time.sleep(3600)
+"""
+    child = subprocess.Popen([sys.executable, "-c", child_code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "started"
+        assert _running(marker), "the remote command should be running"
+        child.kill()
+        child.wait()
+        deadline = time.monotonic() + 5
+        while _running(marker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _running(marker), "the remote command outlived the process that started it"
+    finally:
+        child.kill()
+        subprocess.run(["pkill", "-KILL", "-f", f"sleep {marker}"], check=False)
+
+
+def _running(marker: str) -> list[str]:
+    """The command lines of processes on this machine whose arguments hold `marker`."""
+    found = subprocess.run(["pgrep", "-a", "-f", f"sleep {marker}"], capture_output=True, text=True)
+    return [line for line in found.stdout.splitlines() if "pgrep" not in line]
