@@ -6,11 +6,17 @@ the jobs from it at start and after every sync. Only deadlines inside a
 horizon are scheduled, so the job table stays small however many accounts
 there are; later deadlines are picked up by a later reconcile, well before
 they fall due.
+
+Payment events are the exception that must not wait or be lost: the listener
+records them in the state database, and every job ends by acting on the pending
+ones (an event that arrived while its own account's job ran included), as does
+the start (one recorded before a crash).
 """
 
 from __future__ import annotations
 
 import threading
+import uuid
 from datetime import datetime, timedelta
 
 import structlog
@@ -20,6 +26,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine, select
 
 from daemon.billing.base import BillingError
+from daemon.lifecycle import payments
 from daemon.lifecycle.engine import LifecycleEngine, SyncReport
 from daemon.playbooks.runner import PlaybookRunner
 from daemon.store.models import Account
@@ -28,6 +35,7 @@ log = structlog.get_logger("lapse.scheduler")
 
 SYNC_JOB = "billing-sync"
 WAKE_PREFIX = "wake:"
+PAYMENTS_PREFIX = "payments:"
 
 # Persistent jobs are stored as "module:function" references, so the functions
 # they call must be module-level; they find the running engine here.
@@ -44,6 +52,12 @@ def run_wake(account_id: str) -> None:
     """Job entry point: evaluate one account at its deadline."""
     if _current is not None:
         _current.wake(account_id)
+
+
+def run_payments() -> None:
+    """Job entry point: act on the recorded payment events not yet acted on."""
+    if _current is not None:
+        _current.payments()
 
 
 class LapseScheduler:
@@ -94,6 +108,8 @@ class LapseScheduler:
             replace_existing=True,
         )
         self.reconcile()
+        # Payments recorded before a crash or a stop are acted on first thing.
+        self._schedule_payments()
         self.scheduler.resume()
 
     def shutdown(self) -> None:
@@ -110,12 +126,20 @@ class LapseScheduler:
         with self._busy:
             if not self._stopping:
                 self._sync()
+                self._act_on_payments()
 
     def wake(self, account_id: str) -> None:
         """Evaluate one account at its deadline, then re-arm its wake-up."""
         with self._busy:
             if not self._stopping:
                 self._wake(account_id)
+                self._act_on_payments()
+
+    def payments(self) -> None:
+        """Evaluate, with a fresh billing read, every account with a pending payment event."""
+        with self._busy:
+            if not self._stopping:
+                self._act_on_payments()
 
     def _sync(self) -> None:
         try:
@@ -127,18 +151,36 @@ class LapseScheduler:
         self.reconcile()
         self._run_playbooks()
 
-    def _wake(self, account_id: str) -> None:
+    def _wake(self, account_id: str, actor: str = "wake-up") -> bool:
+        """Evaluate the account and run what it queued; return whether billing was read."""
         # On a billing failure, try again in five minutes.
         try:
-            report = self.lifecycle.wake(account_id)
+            report = self.lifecycle.wake(account_id, actor=actor)
         except BillingError as error:
             retry = self.lifecycle.clock() + timedelta(minutes=5)
             log.error("wake-up could not read billing", account=account_id, error=str(error))
             self._schedule_wake(account_id, retry)
-            return
+            return False
         for wake_id, moment in report.wakeups.items():
             self._schedule_wake(wake_id, moment)
         self._run_playbooks()
+        return True
+
+    def _act_on_payments(self) -> None:
+        """Evaluate each account with pending payment events until none is left, then mark
+        the events it was evaluated for as handled. One whose billing cannot be read keeps
+        its events pending: its wake-up retries in five minutes and acts on them then."""
+        tried: set[str] = set()
+        while True:
+            pending = payments.pending_by_account(self.lifecycle.sessions)
+            todo = {account: keys for account, keys in pending.items() if account not in tried}
+            if not todo:
+                return
+            for account_id, keys in todo.items():
+                tried.add(account_id)
+                log.info("acting on recorded payment", account=account_id, events=keys)
+                if self._wake(account_id, actor="payment"):
+                    payments.mark_handled(self.lifecycle.sessions, keys, self.lifecycle.clock())
 
     def _run_playbooks(self) -> None:
         if self.runner is not None:
@@ -165,12 +207,24 @@ class LapseScheduler:
         return len(due)
 
     def wake_now(self, account_id: str) -> None:
-        """Evaluate the account as soon as the worker is free (a payment event arrived).
+        """Evaluate the account as soon as the worker is free (a payment event arrived and
+        is recorded).
 
-        The account's regular wake-up job is moved to now; its next deadline is re-armed
-        after the evaluation as usual.
+        A job of its own, with an id of its own: re-arming the account's wake-up instead
+        would lose the request while that very job runs (APScheduler skips a job whose
+        previous run is still going). A phase of the account that runs meanwhile finds
+        the recorded event itself, and every job ends by acting on pending events.
         """
-        self._schedule_wake(account_id, self.lifecycle.clock())
+        log.debug("payment wake-up requested", account=account_id)
+        self._schedule_payments()
+
+    def _schedule_payments(self) -> None:
+        self.scheduler.add_job(
+            "daemon.scheduler:run_payments",
+            "date",
+            run_date=self.lifecycle.clock(),
+            id=PAYMENTS_PREFIX + uuid.uuid4().hex,
+        )
 
     def _schedule_wake(self, account_id: str, moment: datetime | None) -> None:
         job_id = WAKE_PREFIX + account_id

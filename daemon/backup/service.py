@@ -3,7 +3,9 @@
 A backup is recorded as 'running' before the first byte moves, so a crash never
 leaves it unrecorded; it ends 'completed' (everything uploaded, manifest
 written) and, once every object was re-read and matched, 'verified'. A failure
-removes whatever objects the backup had written and records the error.
+removes whatever objects the backup had written and records the error. A caller's
+stop check (a payment arrived) is asked between objects and every few seconds
+while one streams; a stopped backup is removed the same way, without an alert.
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.alerts import OpsAlerts
 from daemon.backup import commands
-from daemon.backup.errors import BackupError, UnknownBackupError
+from daemon.backup.errors import BackupCancelledError, BackupError, UnknownBackupError
 from daemon.backup.history import export_history
 from daemon.backup.manifest import MANIFEST_NAME, BackupObject, Manifest
 from daemon.backup.pump import pump
 from daemon.backup.sizing import DATABASE_PART_SIZE, part_size_for
+from daemon.backup.stop_watch import StopCheck, stop_watch
 from daemon.backup.stores.base import BackupStore, StoreError
 from daemon.backup.tree import enter_script, tree_error
 from daemon.backup.views import BackupView
@@ -50,6 +53,13 @@ class _Run:
     manifest: Manifest
     retain_until: datetime
     tools: dict[str, commands.HostTools] = field(default_factory=dict)
+    stop_check: StopCheck | None = None
+
+    def check_stop(self) -> None:
+        """Raise BackupCancelledError if the stop check gives a reason to stop now."""
+        reason = self.stop_check() if self.stop_check is not None else None
+        if reason is not None:
+            raise BackupCancelledError(f"backup {self.backup_id} stopped: {reason}")
 
 
 def new_backup_id(at: datetime) -> str:
@@ -81,12 +91,22 @@ class BackupService:
         self.clock = clock
         self._alerts = alerts
 
-    def create(self, account_id: str, *, reason: str = "manual", verify: bool = True) -> BackupView:
+    def create(
+        self,
+        account_id: str,
+        *,
+        reason: str = "manual",
+        verify: bool = True,
+        stop_check: StopCheck | None = None,
+    ) -> BackupView:
         """Back up the account's site files, databases and history, then verify the backup.
 
+        `stop_check`, when given, returns why the backup must stop now, or None; it is
+        asked before each object and every few seconds while one streams.
         Returns the backup as stored. Raises UnknownAccountError for an account never
-        synced, BackupError (with the host's error output) when any part fails; a
-        failed backup is recorded as 'failed' and leaves no objects behind.
+        synced, BackupCancelledError when the stop check answered, BackupError (with
+        the host's error output) when any part fails; a failed or stopped backup is
+        recorded as 'failed' and leaves no objects behind.
         """
         now = self.clock()
         backup_id = new_backup_id(now)
@@ -119,6 +139,7 @@ class BackupService:
                 lapse_version=version("lapse"),
             ),
             retain_until=now + self.config.backup.retention,
+            stop_check=stop_check,
         )
         try:
             for index, service in enumerate(snapshot.services if snapshot else (), start=1):
@@ -143,6 +164,9 @@ class BackupService:
             objects=len(run.manifest.objects),
             bytes=run.manifest.size,
         )
+        # A complete backup is kept; only its verification (a second full read) is
+        # skipped when the phase that wanted it must stop.
+        run.check_stop()
         if verify:
             from daemon.backup.verify import verify_backup  # here: verify imports this module
 
@@ -254,6 +278,7 @@ class BackupService:
         run.manifest.hosts.append(name)
 
     def _back_up_service(self, run: _Run, index: int, service: Service) -> None:
+        run.check_stop()
         transport, host = self._host(service.host)
         if service.docroot:
             try:
@@ -263,6 +288,7 @@ class BackupService:
                 raise tree_error(error, service.host, service.docroot) or error from error
         tools = self._tools(run, service.host, transport)
         for database in service.databases:
+            run.check_stop()
             run.manifest.objects.append(self._dump(run, transport, host, service, database, tools))
 
     def _back_up_files(
@@ -392,11 +418,24 @@ class BackupService:
             read_ahead=transport.read_ahead,
         )
         try:
-            with transport.start(script, label) as process:
+            with (
+                transport.start(script, label) as process,
+                stop_watch(run.stop_check, process) as stopped,
+            ):
                 if stdin:
                     process.write(stdin)
                 process.close_stdin()
-                entry.size, entry.sha256 = pump(process, upload)
+                try:
+                    entry.size, entry.sha256 = pump(process, upload)
+                except TransportError:
+                    if stopped.reason is None:
+                        raise
+                # Killed by the watch: the stream ended early, and waiting for an exit
+                # status a closed channel never brings would hang.
+                if stopped.reason is not None:
+                    raise BackupCancelledError(
+                        f"backup {run.backup_id} stopped during the {label}: {stopped.reason}"
+                    )
                 result = process.check()
             upload.complete()
         except BaseException:
@@ -454,14 +493,20 @@ class BackupService:
             row.error = message
             row.manifest = run.manifest.as_dict()
             session.commit()
-        log.error(
-            "backup failed", account=run.manifest.account_id, backup=run.backup_id, error=message
+        stopped = isinstance(error, BackupCancelledError)
+        (log.info if stopped else log.error)(
+            "backup stopped" if stopped else "backup failed",
+            account=run.manifest.account_id,
+            backup=run.backup_id,
+            error=message,
         )
-        if self._alerts is not None and isinstance(error, Exception):
+        if self._alerts is not None and isinstance(error, Exception) and not stopped:
             self._alerts.alert("backup-failed", run.manifest.account_id, message, self.clock())
 
     @staticmethod
     def _wrapped(run: _Run, error: BaseException) -> BackupError:
+        if isinstance(error, BackupCancelledError):
+            return error
         known = (BackupError, CommandError, TransportError, StoreError)
         cause = str(error) if isinstance(error, known) else f"{type(error).__name__}: {error}"
         return BackupError(f"backup {run.backup_id} of {run.manifest.account_id} failed: {cause}")

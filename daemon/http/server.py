@@ -25,6 +25,7 @@ from daemon.billing import fields
 from daemon.http.metrics import LapseCollector, make_registry
 from daemon.http.requests import BodyError, read_body
 from daemon.http.signatures import SignatureError, verify_hmac, verify_stripe
+from daemon.lifecycle.payments import record_payment
 from daemon.scheduler import LapseScheduler
 from daemon.store.models import Account, WebhookEvent
 
@@ -140,9 +141,9 @@ class LapseHTTP:
                 if session.get(WebhookEvent, key) is not None:
                     return 200, "duplicate event ignored"
                 known = session.get(Account, account_id) is not None
-                session.add(
-                    WebhookEvent(key=key, received_at=now, account_id=account_id, source=source)
-                )
+                # Committed before the answer: a payment acknowledged is never lost,
+                # even when the account's own phase is running or the daemon dies next.
+                record_payment(session, key, account_id, source, now, known=known)
         except IntegrityError:
             return 200, "duplicate event ignored"  # the same event, arriving twice at once
         if not known:

@@ -5,9 +5,11 @@ host. Every step is recorded before and after it runs, so after a crash the run
 resumes at its first unfinished step (steps are idempotent). A failed step stops
 the run, alerts ops and marks the account suspend-failed or delete-failed; later
 steps never run. Right before the first step that disables or deletes anything,
-the balance is read afresh from billing: a paid account is not touched, and a
-payment recorded while a run goes on stops it at the next step boundary; the
-reactivation that follows undoes what was done. Right before the first step that
+the balance is read afresh from billing: a paid account is not touched. A
+payment recorded while a suspend or delete run goes on (a webhook, or a sync that
+reactivated the account) stops it at the next step boundary, or within seconds
+inside a long step (a backup); the reactivation that follows undoes what was done
+(invariant 2, see daemon.playbooks.payment_guard). Right before the first step that
 deletes, the backup the deletion relies on is proven (daemon.backup.gate).
 """
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -38,11 +40,18 @@ from daemon.lifecycle.engine import LifecycleEngine, UnknownAccountError, stored
 from daemon.playbooks.claims import claim_is_stale, this_process
 from daemon.playbooks.library import PlaybookLibrary
 from daemon.playbooks.pages import MaintenancePages
+from daemon.playbooks.payment_guard import PaymentGuard
 from daemon.playbooks.schema import Playbook, StepSpec
 from daemon.playbooks.templating import TemplateError, evaluate
 from daemon.policy.model import SUSPENDED_STATES, State
 from daemon.policy.rules import owes
-from daemon.steps import STEP_TYPES, StepContext, StepFailedError, StepOutcome
+from daemon.steps import (
+    STEP_TYPES,
+    StepCancelledError,
+    StepContext,
+    StepFailedError,
+    StepOutcome,
+)
 from daemon.store.models import Account, PlaybookRun, ScheduledAction, StepRecord
 from daemon.transport import CommandError, TransportError, Transports
 
@@ -110,6 +119,7 @@ class PlaybookRunner:
         self.pages = MaintenancePages(config.maintenance_pages_dir)
         self.gate = DeletionGate(backups, alerts)
         self._proven: set[int] = set()  # delete actions proven in this execution
+        self.payments = PaymentGuard(lifecycle)
 
     def run_pending(self) -> int:
         """Run every due playbook action, oldest first, including ones queued while this
@@ -370,28 +380,38 @@ class PlaybookRunner:
             record = records[position]
             if record.status in ("done", "skipped"):
                 continue
-            if self.stop_requested.is_set():
-                raise RunInterruptedError
-            self._check_course(account_id, phase)
-            spec = step.spec
-            if spec.when and not evaluate(spec.when, context.variables, spec.name):
-                self._record_step(record.id, "skipped", None, StepOutcome(False))
-                continue
-            if step.undo_of is None and spec.is_disabling(phase) and not balance_checked:
-                self._check_balance(account_id)
-                balance_checked = True
-            if phase == "delete" and step.undo_of is None and spec.is_disabling(phase):
-                self._prove_backup(action_id, account_id, run_id, playbook)
-            self._record_step(record.id, "running", None, None)
-            try:
-                outcome = self._attempt(step, context)
-            except _STEP_ERRORS as error:
-                self._record_step(record.id, "failed", str(error), None)
-                self._finish_run(run_id, "failed", str(error))
-                raise
-            self._record_step(record.id, "done", None, outcome)
-            if step.undo_of is not None:
-                self._record_step(step.undo_of, "undone", None, None)
+            # Again after a step stopped inside for a payment that billing did not confirm.
+            while True:
+                if self.stop_requested.is_set():
+                    raise RunInterruptedError
+                if phase in _PHASE_STATES:
+                    # A payment recorded since the last step: billing is read afresh, and a
+                    # paid account leaves the phase's states, which stops the run just below.
+                    self.payments.settle(account_id)
+                self._check_course(account_id, phase)
+                spec = step.spec
+                if spec.when and not evaluate(spec.when, context.variables, spec.name):
+                    self._record_step(record.id, "skipped", None, StepOutcome(False))
+                    break
+                if step.undo_of is None and spec.is_disabling(phase) and not balance_checked:
+                    self._check_balance(account_id)
+                    balance_checked = True
+                if phase == "delete" and step.undo_of is None and spec.is_disabling(phase):
+                    self._prove_backup(action_id, account_id, run_id, playbook)
+                self._record_step(record.id, "running", None, None)
+                try:
+                    outcome = self._attempt(step, context)
+                except StepCancelledError as stop:
+                    self._record_step(record.id, "pending", str(stop), None)
+                    continue
+                except _STEP_ERRORS as error:
+                    self._record_step(record.id, "failed", str(error), None)
+                    self._finish_run(run_id, "failed", str(error))
+                    raise
+                self._record_step(record.id, "done", None, outcome)
+                if step.undo_of is not None:
+                    self._record_step(step.undo_of, "undone", None, None)
+                break
         self._finish_run(run_id, "done", None)
 
     def _attempt(self, step: PlannedStep, context: StepContext) -> StepOutcome:
@@ -406,6 +426,9 @@ class PlaybookRunner:
             except _STEP_ERRORS as error:
                 if attempt == spec.retries:
                     raise
+                stop = context.stop_check() if context.stop_check is not None else None
+                if stop is not None:
+                    raise StepCancelledError(stop) from error
                 log.warning("step failed, retrying", step=spec.name, error=str(error))
                 time.sleep(spec.retry_delay.total_seconds())
         raise AssertionError("unreachable")
@@ -514,7 +537,16 @@ class PlaybookRunner:
             clock=self.clock,
             since=since,
             alerts=self.alerts,
+            stop_check=self._stop_check(account_id, phase),
         )
+
+    def _stop_check(self, account_id: str, phase: str) -> Callable[[], str | None] | None:
+        """The check a long step of `phase` asks every few seconds (suspend and delete only:
+        a payment does not stop an unsuspend, a verify or a restore)."""
+        allowed = _PHASE_STATES.get(phase)
+        if allowed is None:
+            return None
+        return self.payments.stop_check(account_id, {state.value for state in allowed})
 
     # -- guards ----------------------------------------------------------------------
 

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from daemon.steps.backup import BackupStep
-from daemon.steps.base import Step, StepContext, StepFailedError, StepOutcome
+from daemon.steps.base import (
+    Step,
+    StepCancelledError,
+    StepContext,
+    StepFailedError,
+    StepOutcome,
+)
 from daemon.steps.check import CheckStep
 from daemon.steps.http import HttpStep
 from daemon.steps.notify import NotifyStep
@@ -11,7 +17,14 @@ from daemon.steps.put_file import PutFileStep
 from daemon.steps.restore import RestoreStep
 from daemon.steps.run import RunStep
 
-__all__ = ["STEP_TYPES", "Step", "StepContext", "StepFailedError", "StepOutcome"]
+__all__ = [
+    "STEP_TYPES",
+    "Step",
+    "StepCancelledError",
+    "StepContext",
+    "StepFailedError",
+    "StepOutcome",
+]
 
 STEP_TYPES: dict[str, Step] = {
     "backup": BackupStep(),

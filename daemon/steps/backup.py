@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from daemon.backup.errors import BackupError
+from daemon.backup.errors import BackupCancelledError, BackupError
 from daemon.playbooks.schema import StepSpec
-from daemon.steps.base import StepContext, StepFailedError, StepOutcome
+from daemon.steps.base import StepCancelledError, StepContext, StepFailedError, StepOutcome
 
 
 class BackupStep:
@@ -23,8 +23,13 @@ class BackupStep:
             return StepOutcome(False, {"would_back_up": context.account_id})
         try:
             made = context.backups.create(
-                context.account_id, reason=context.phase, verify=spec.verify
+                context.account_id,
+                reason=context.phase,
+                verify=spec.verify,
+                stop_check=context.stop_check,
             )
+        except BackupCancelledError as error:
+            raise StepCancelledError(str(error)) from error
         except BackupError as error:
             raise StepFailedError(f"{spec.name}: {error}") from error
         if spec.verify and not made.verified:

@@ -21,13 +21,20 @@ class StepFailedError(Exception):
     """A step did not achieve its effect; the message says what was expected and found."""
 
 
+class StepCancelledError(Exception):
+    """A long step stopped early because its phase's stop check asked it to (a payment
+    was recorded); the message gives the check's reason. Nothing is half-kept."""
+
+
 @dataclass
 class StepContext:
     """Everything a step may use: the account's service, its host and Lapse's services.
 
     `variables` is the template context (account, service, host, vars, brand, now).
     `since` is when the playbook phase was asked for: a backup taken after it counts
-    as this run's backup. `dry_run` steps describe instead of acting.
+    as this run's backup. `dry_run` steps describe instead of acting. `stop_check`,
+    when set, returns why the phase must stop now (a payment), or None; a long step
+    calls it every few seconds and raises StepCancelledError when it answers.
     """
 
     account_id: str
@@ -42,6 +49,7 @@ class StepContext:
     since: datetime
     alerts: OpsAlerts | None = None
     dry_run: bool = False
+    stop_check: Callable[[], str | None] | None = None
 
 
 @dataclass

@@ -201,14 +201,21 @@ class AuditHead(Base):
 
 
 class WebhookEvent(Base):
-    """A payment event received by the webhook listener; its key makes replays no-ops."""
+    """A payment event received by the webhook listener; its key makes replays no-ops.
+
+    It is written before the listener answers, and stays pending (`handled_at` empty)
+    until the account was evaluated with a fresh billing read after it: a running
+    phase and the scheduler both look for pending events, so none is lost (invariant 2).
+    """
 
     __tablename__ = "webhook_events"
+    __table_args__ = (Index("ix_webhook_events_pending", "handled_at", "account_id"),)
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     received_at: Mapped[datetime]
     account_id: Mapped[str | None] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(20))
+    handled_at: Mapped[datetime | None]
 
 
 class DaemonFlag(Base):

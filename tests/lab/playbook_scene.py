@@ -161,9 +161,11 @@ def build_scene(
     mariadb: MariaDBServer,
     postgres: PostgresServer,
     portal: tuple[str, PortalCalls],
+    state_url: str | None = None,
 ) -> Iterator[Scene]:
     """Set up the scene's user, site, vhost and databases on the lab servers (the portal
-    token must be in $LAPSE_PORTAL_TOKEN); yields the Scene and removes it all after."""
+    token must be in $LAPSE_PORTAL_TOKEN); yields the Scene and removes it all after.
+    The state database is an SQLite file under `tmp_path` unless `state_url` names one."""
     suffix = secrets.token_hex(3)
     user = f"lapse-c{suffix}"
     domain = f"bakery-{suffix}.example.test"
@@ -239,7 +241,7 @@ def build_scene(
     clock = VirtualClock(START)
     app = backup_app(
         tmp_path,
-        f"sqlite:///{tmp_path / 'state.db'}",
+        state_url or f"sqlite:///{tmp_path / 'state.db'}",
         clock,
         hosts={"web1": host},
         store={"type": "local", "path": str(tmp_path / "backups")},
