@@ -16,6 +16,7 @@ from daemon.notify.compose import compose
 from daemon.notify.request import NoticeRequest
 from daemon.notify.templates import create_environment
 from daemon.policy import LifecycleRecord, NoticeKind
+from daemon.policy.instants import removal_instant, suspension_instant
 from daemon.store.migrate import migrate
 from daemon.store.models import Account, Correspondence
 
@@ -72,9 +73,12 @@ def preview(account: str, kind: str, number: int, as_html: bool, config_path: Pa
         raise UnknownAccountError(f"no account {account!r} in the state database or billing")
     now = system_clock()
     policy = config.policy_for(snapshot.plan)
+    # The same functions the policy computes these instants with (invariant 3).
+    zone = snapshot.contact.timezone
+    suspend_at = record.suspend_at or suspension_instant(now, policy, zone)
     record = record.evolve(
-        suspend_at=record.suspend_at or now + policy.notice_period,
-        delete_at=record.delete_at or now + policy.removal_period,
+        suspend_at=suspend_at,
+        delete_at=record.delete_at or removal_instant(suspend_at, policy, zone),
     )
     notice = NoticeKind(kind)
     numbered = notice in (NoticeKind.REMINDER, NoticeKind.REMOVAL_WARNING)
