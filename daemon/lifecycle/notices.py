@@ -55,14 +55,18 @@ class NoticeDesk:
         self.delivery = delivery
         self.clock = clock
         self.alerts = alerts
-        # Set by the app once backups exist: account id -> a client download link or None.
-        self.download_link: Callable[[str], str | None] | None = None
+        # Set by the app once backups exist: (account id, made since) -> a client download
+        # link to the newest verified backup made since then, or None.
+        self.download_link: Callable[[str, datetime | None], str | None] | None = None
 
-    def _download_url(self, account_id: str, kind: NoticeKind) -> str | None:
-        """Return the backup link a suspension or removal warning offers, if there is one."""
+    def _download_url(
+        self, account_id: str, kind: NoticeKind, since: datetime | None
+    ) -> str | None:
+        """Return the backup link a suspension or removal warning offers, if there is one:
+        to the newest verified backup made at or after `since` (any when None)."""
         if self.download_link is None or kind not in _NOTICES_WITH_DOWNLOAD:
             return None
-        return self.download_link(account_id)
+        return self.download_link(account_id, since)
 
     def queue(
         self,
@@ -72,8 +76,12 @@ class NoticeDesk:
         policy: PolicyConfig,
         action: Action,
         now: datetime,
+        backup_since: datetime | None = None,
     ) -> Correspondence:
         """Render the notice `action` asks for and insert it as pending in `session`.
+
+        A download link offered goes to the newest verified backup made at or after
+        `backup_since` (the suspension notice: the backup its phase just took).
 
         A notice that cannot be written at all (an unusable address, a broken
         operator template) is recorded as failed and ops are alerted; the
@@ -88,7 +96,7 @@ class NoticeDesk:
             record=record,
             policy=policy,
             now=now,
-            download_url=self._download_url(snapshot.account_id, action.notice),
+            download_url=self._download_url(snapshot.account_id, action.notice, backup_since),
         )
         try:
             message = self.compose(request)
