@@ -15,12 +15,13 @@ from email.message import EmailMessage
 import pytest
 
 from daemon.billing.snapshot import AccountSnapshot, Contact
+from daemon.cli.notices import with_deadlines
 from daemon.config.schema import BrandConfig, PolicyConfig
 from daemon.notify.compose import compose
 from daemon.notify.money import format_when
 from daemon.notify.request import NoticeRequest
 from daemon.notify.templates import create_environment
-from daemon.policy import Decision, LifecycleRecord, NoticeKind, State
+from daemon.policy import Decision, LifecycleRecord, NoticeKind, State, decide
 from daemon.policy.instants import removal_instant, suspension_instant, warning_due
 from daemon.policy.window import next_contact_time, previous_contact_time
 from tests.unit.policy_helpers import DAY, Driver, snapshot
@@ -171,3 +172,30 @@ def test_previous_contact_time_is_allowed_and_the_latest_such_minute(zone: str) 
         index = round((found - start) / timedelta(minutes=1))
         assert allowed[index], (zone, moment, found)
         assert not any(allowed[index + 1 : m + 1]), (zone, moment, found)
+
+
+@pytest.mark.parametrize("hour", range(7 * 24))
+def test_notices_preview_names_the_instants_the_policy_sets(hour: int) -> None:
+    """`lapse notices preview --type final` fills in the deadlines with the policy's own
+    functions: the same suspension and removal instants as the real final notice, in the
+    week before New York's change to summer time."""
+    policy = PolicyConfig()
+    now = datetime(2026, 2, 27, 0, 17, 31, tzinfo=UTC) + hour * HOUR
+    account = owing("America/New_York", now - policy.final_notice_offset)
+    record = LifecycleRecord(
+        account_id="acme",
+        state=State.REMINDED,
+        reminders_sent=3,
+        clock_start=now - policy.final_notice_offset,
+        last_contact_at=now - 10 * DAY,
+    )
+    waiting = decide(account, record, policy, now)  # contact hours may defer the notice
+    sent = now if waiting.changed else waiting.wake_at
+    assert sent is not None
+    final = decide(account, record, policy, sent)
+    assert final.record.state is State.FINAL_NOTICE
+    previewed = with_deadlines(record, account, policy, sent)
+    assert (previewed.suspend_at, previewed.delete_at) == (
+        final.record.suspend_at,
+        final.record.delete_at,
+    )
