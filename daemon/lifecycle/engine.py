@@ -87,6 +87,7 @@ class LifecycleEngine:
         self._policies: dict[str, PolicyConfig] = {}
         self._digests: dict[str, tuple[AccountSnapshot, str]] = {}
         self.brake = SafetyBrake(sessions, config.daemon, clock, notices.alerts)
+        notices.policy_for = self.policy_for
 
     def policy_for(self, plan: str) -> PolicyConfig:
         """Return the effective policy for `plan` (cached: plans are few, accounts many)."""

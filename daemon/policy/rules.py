@@ -32,6 +32,9 @@ from daemon.policy.window import next_contact_time
 
 # A suspension this much after its announced instant gets a fresh removal period.
 _LATE = timedelta(hours=1)
+# A final notice accepted this much after it was composed still keeps its instant: the
+# suspension then follows within the minute the notice names.
+_ACCEPT_SLACK = timedelta(minutes=1)
 
 
 def owes(snapshot: AccountSnapshot, policy: PolicyConfig) -> bool:
@@ -366,6 +369,24 @@ def accept_final_notice(record: LifecycleRecord, accepted_at: datetime) -> Lifec
     if record.state is not State.FINAL_NOTICE or record.final_notice_at is not None:
         return record
     return record.evolve(final_notice_at=accepted_at)
+
+
+def late_final_notice(
+    record: LifecycleRecord, accepted_at: datetime, policy: PolicyConfig, zone: str
+) -> LifecycleRecord | None:
+    """Return the record with its suspension and removal instants moved when the final
+    notice was accepted too late for the notice period to end by the instant it names
+    (more than a minute late: the mail server deferred it); None when it holds.
+
+    Invariant 3 wins over the printed instant: no suspension without the full notice
+    period. The caller tells ops, since the client's notice names the earlier instant.
+    """
+    if record.suspend_at is None or accepted_at + policy.notice_period <= (
+        record.suspend_at + _ACCEPT_SLACK
+    ):
+        return None
+    suspend_at = suspension_instant(accepted_at, policy, zone)
+    return record.evolve(suspend_at=suspend_at, delete_at=removal_instant(suspend_at, policy, zone))
 
 
 def _iso(moment: datetime | None) -> str:

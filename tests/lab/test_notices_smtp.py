@@ -260,3 +260,41 @@ def test_a_notice_that_cannot_be_written_is_recorded_failed_and_the_sync_goes_on
     # First seen past its final-notice day, echo got its reminder before the final notice.
     sent = [(m["X-Lapse-Account"], m["X-Lapse-Notice"]) for m in client_messages(smtp_inbox)]
     assert [notice for who, notice in sent if who == "echo"] == ["reminder#1"]
+
+
+def test_a_final_notice_accepted_late_moves_the_suspension_and_tells_ops(
+    tmp_path: Path, state_url: str, smtp_inbox: SMTPServer, ops_webhook: Any
+) -> None:
+    """The mail server defers the final notice for six hours: the full notice period
+    would end after the instant the notice names, so the suspension moves later (never
+    earlier than the period allows), the event says why and ops are alerted. A notice
+    accepted within the minute keeps its instant (the earlier tests)."""
+    clock = VirtualClock(T0 + 28 * DAY)
+    write_billing(tmp_path / "billing.json", [tokyo_account("echo", T0)])
+    app = smtp_app(tmp_path, state_url, smtp_inbox, clock, ops_webhook)
+    app.lifecycle.sync()  # reminder 1 (first seen late)
+    clock.advance(3 * DAY)
+    smtp_inbox.fail_next(451, "try again later")
+    app.lifecycle.wake("echo")  # the final notice, deferred
+    with app.sessions() as session:
+        named = session.scalar(select(Account.suspend_at))
+        assert session.scalar(select(Account.state)) == "final-notice"
+    assert named is not None
+
+    clock.advance(timedelta(hours=6))
+    app.notices.deliver_pending()
+
+    with app.sessions() as session:
+        account = session.scalars(select(Account)).one()
+        reasons = session.scalars(select(Event.reason).order_by(Event.id)).all()
+    assert account.final_notice_at == clock.now
+    assert account.suspend_at is not None and account.suspend_at >= clock.now + 7 * DAY
+    assert account.suspend_at > named
+    assert "final notice accepted by the mail server only at" in reasons[-1]
+    (alert,) = ops_webhook.alerts
+    assert alert["alert"] == "final-notice-late" and alert["account"] == "echo"
+
+    run_days(app, clock, 8)
+    with app.sessions() as session:
+        account = session.scalars(select(Account)).one()
+    assert account.state == "suspended" and account.suspended_at == account.suspend_at

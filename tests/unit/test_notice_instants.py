@@ -23,6 +23,7 @@ from daemon.notify.request import NoticeRequest
 from daemon.notify.templates import create_environment
 from daemon.policy import Decision, LifecycleRecord, NoticeKind, State, decide
 from daemon.policy.instants import removal_instant, suspension_instant, warning_due
+from daemon.policy.rules import late_final_notice
 from daemon.policy.window import next_contact_time, previous_contact_time
 from tests.unit.policy_helpers import DAY, Driver, snapshot
 
@@ -199,3 +200,22 @@ def test_notices_preview_names_the_instants_the_policy_sets(hour: int) -> None:
         final.record.suspend_at,
         final.record.delete_at,
     )
+
+
+def test_a_final_notice_accepted_within_the_minute_keeps_its_instant() -> None:
+    """Accepted a few seconds after it was written (the usual case): the named instant
+    holds. Accepted later than a minute past it: both instants move, by the same rule."""
+    policy = PolicyConfig()
+    sent = datetime(2026, 3, 10, 14, 0, tzinfo=UTC)  # a whole minute: no rounding slack
+    suspend_at = suspension_instant(sent, policy, "Europe/Berlin")
+    record = LifecycleRecord(
+        account_id="acme",
+        state=State.FINAL_NOTICE,
+        suspend_at=suspend_at,
+        delete_at=removal_instant(suspend_at, policy, "Europe/Berlin"),
+    )
+    assert late_final_notice(record, sent + timedelta(seconds=50), policy, "Europe/Berlin") is None
+    moved = late_final_notice(record, sent + timedelta(minutes=3), policy, "Europe/Berlin")
+    assert moved is not None
+    assert moved.suspend_at == suspend_at + timedelta(minutes=3)
+    assert moved.delete_at == removal_instant(moved.suspend_at, policy, "Europe/Berlin")
