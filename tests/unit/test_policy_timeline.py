@@ -288,3 +288,20 @@ def test_account_missing_from_billing_is_left_alone() -> None:
     decision = decide(None, record, anytime_policy(), T0 + 30 * DAY)
     assert not decision.changed
     assert decision.wake_at is None
+
+
+def test_a_warning_that_cannot_go_out_in_time_names_the_later_deletion_it_causes() -> None:
+    """Warnings 5, 2 and 1 days before deletion with a 3-day gap: the last one cannot go
+    out a day before; sent when the gap allows, it names a deletion a full gap later, and
+    the deletion happens exactly then."""
+    policy = anytime_policy(removal_warnings=["5d", "2d", "1d"], min_contact_gap="3d")
+    driver = Driver(policy)
+    driver.run_until(snapshot(), T0 + 120 * DAY)
+    warnings = [d for d in driver.decisions if d.to_state is State.REMOVAL_WARNED]
+    deleted = next(i for i, d in enumerate(driver.decisions) if d.to_state is State.DELETED)
+    planned = T0 + 65 * DAY
+    named = [d.record.delete_at for d in warnings]
+    assert named[:2] == [planned, planned]  # sent on time: the planned deletion holds
+    assert named[2] == planned + 4 * DAY  # the third went out at planned + 1d, gap 3d
+    assert driver.steps[deleted].day == 69
+    assert driver.decisions[deleted].record.delete_at == named[2]
