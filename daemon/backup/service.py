@@ -217,11 +217,12 @@ class BackupService:
                     links[entry.name] = url
         return links
 
-    def client_download_link(self, account_id: str) -> str | None:
-        """Return a link to the site files of the account's newest verified backup, for a
-        client notice; None when there is none or the store cannot sign one (the notice
-        then goes out without it: the link matters less than the notice)."""
-        latest = self.latest_verified(account_id)
+    def client_download_link(self, account_id: str, since: datetime | None = None) -> str | None:
+        """Return a link to the site files of the account's newest verified backup (made
+        at or after `since`), for a client notice; None when there is none or the store
+        cannot sign one (the notice then goes out without it: the link matters less than
+        the notice)."""
+        latest = self.latest_verified(account_id, since=since)
         if latest is None:
             return None
         try:

@@ -17,7 +17,16 @@ from typing import NamedTuple
 
 from daemon.billing import fields as f
 from daemon.billing.fields import FieldError
-from daemon.billing.snapshot import AccountSnapshot, Contact, Database, Invoice, LineItem, Service
+from daemon.billing.minor_units import whole_minor_units
+from daemon.billing.snapshot import (
+    AccountSnapshot,
+    Contact,
+    Credit,
+    Database,
+    Invoice,
+    LineItem,
+    Service,
+)
 
 # The flat columns, in the order flat.py cuts them out of a row.
 ACCOUNT_COLUMNS = (
@@ -35,6 +44,13 @@ ACCOUNT_COLUMNS = (
     "domains",
     "databases",
 )
+# Optional account-level columns: money the client has that no open invoice shows (an
+# account credit, payments received but not yet applied). Blank or absent means none.
+CREDIT_COLUMNS = ("credit", "unapplied_payments")
+_CREDIT_TEXT = {
+    "credit": ("Account credit", "credit"),
+    "unapplied_payments": ("Payments received, not yet applied", "payment"),
+}
 INVOICE_COLUMNS = ("invoice_id", "invoice_due_at", "invoice_total", "invoice_amount_due")
 ITEM_COLUMNS = ("item_description", "item_amount")
 
@@ -86,8 +102,11 @@ _NO_ITEM = LineItem(description="", amount=Decimal(0))  # cache marker for blank
 class AccountReader:
     """Reads accounts from their grouped flat rows, sharing caches across one sync."""
 
-    def __init__(self, unit: str) -> None:
+    def __init__(self, unit: str, credit_columns: tuple[str, ...] = ()) -> None:
         self.unit = unit
+        # The optional CREDIT_COLUMNS the table has, cut out after the account columns.
+        self.credit_columns = credit_columns
+        self.account_names = ACCOUNT_COLUMNS + credit_columns
         # LineItems are immutable, so identical lines ("Hosting, 9.99") share one object.
         self.items: dict[Row, LineItem] = {}
         # Values most accounts repeat (plan, time zone, currency, host) as one string
@@ -101,18 +120,21 @@ class AccountReader:
         """
         number, head, _invoice, _item = group[0]
         try:
-            account = _head(head, self.words)
+            width = len(ACCOUNT_COLUMNS)
+            account = _head(head[:width], self.words)
+            credits = _credits(self.credit_columns, head[width:], account.currency)
             opened: dict[Row, _Open] = {}
             for number, cells, invoice_cells, item_cells in group:  # error location
                 if cells != head:
-                    raise _disagreement(ACCOUNT_COLUMNS, head, cells, self._where(group[0][0]))
+                    raise _disagreement(self.account_names, head, cells, self._where(group[0][0]))
                 entry = opened.get(invoice_cells)
                 if entry is None:
                     entry = opened[invoice_cells] = self._open(number, invoice_cells, opened)
                 self._add_item(entry, item_cells)
+                _whole_units(entry, account.currency)
         except FieldError as error:
             raise BadRowError(number, error) from None
-        return _snapshot(account, opened)
+        return _snapshot(account, opened, credits)
 
     def _where(self, number: int) -> str:
         return f"{self.unit} {number}"
@@ -155,6 +177,15 @@ class AccountReader:
         entry.items.append(item)
 
 
+def _whole_units(entry: _Open, currency: str) -> None:
+    """Refuse the row just read when an amount of its invoice or item is finer than the
+    currency's minor unit. Raises FieldError naming the column."""
+    whole_minor_units(entry.total, currency, "invoice_total")
+    whole_minor_units(entry.amount_due, currency, "invoice_amount_due")
+    if entry.items:
+        whole_minor_units(entry.items[-1].amount, currency, "item_amount")
+
+
 def _item(cells: Row) -> LineItem:
     """Return the line item of a row's (description, amount), or _NO_ITEM when both are blank.
 
@@ -180,8 +211,28 @@ def _disagreement(names: tuple[str, ...], first: Row, other: Row, where: str) ->
     raise AssertionError("the cells differ but no single cell does")  # pragma: no cover
 
 
-def _snapshot(account: _Head, opened: dict[Row, _Open]) -> AccountSnapshot:
-    """Return the finished snapshot: the head's values plus the assembled invoices."""
+def _credits(names: tuple[str, ...], cells: Row, currency: str) -> tuple[Credit, ...]:
+    """Return the credits the optional credit cells state (blank or 0: none).
+
+    Raises FieldError for an amount that is not one, negative or finer than the
+    currency's minor unit.
+    """
+    credits = []
+    for name, cell in zip(names, cells, strict=True):
+        if f.is_blank(cell):
+            continue
+        amount = whole_minor_units(f.money(cell, name), currency, name)
+        if amount:
+            description, kind = _CREDIT_TEXT[name]
+            credits.append(Credit(description, amount, kind))
+    return tuple(credits)
+
+
+def _snapshot(
+    account: _Head, opened: dict[Row, _Open], credits: tuple[Credit, ...]
+) -> AccountSnapshot:
+    """Return the finished snapshot: the head's values plus the assembled invoices, the
+    balance being what they still owe less the credits (never below 0)."""
     invoices = tuple(
         Invoice(
             id=entry.id,
@@ -198,13 +249,22 @@ def _snapshot(account: _Head, opened: dict[Row, _Open]) -> AccountSnapshot:
         account_id=account.account_id,
         plan=account.plan,
         contact=account.contact,
-        balance=sum((invoice.amount_due for invoice in invoices), _ZERO) if invoices else _ZERO,
+        balance=_balance(invoices, credits),
         currency=account.currency,
         invoices=invoices,
         services=account.services,
         created_at=account.created_at,
         exempt=account.exempt,
+        credits=credits,
     )
+
+
+def _balance(invoices: tuple[Invoice, ...], credits: tuple[Credit, ...]) -> Decimal:
+    """Return what the invoices still owe less the credits, never below 0."""
+    owed = sum((invoice.amount_due for invoice in invoices), _ZERO) if invoices else _ZERO
+    if not credits:
+        return owed
+    return max(owed - sum((credit.amount for credit in credits), _ZERO), _ZERO)
 
 
 def _head(cells: Row, words: dict[str, str]) -> _Head:

@@ -16,9 +16,11 @@ from daemon.billing import fields as f
 from daemon.billing.base import BillingError
 from daemon.billing.fields import FieldError
 from daemon.billing.flat import paused_gc
+from daemon.billing.minor_units import check_snapshot
 from daemon.billing.snapshot import (
     AccountSnapshot,
     Contact,
+    Credit,
     Database,
     Instalment,
     Invoice,
@@ -40,6 +42,7 @@ _ACCOUNT_KEYS = frozenset(
         "invoices",
         "services",
         "instalments",
+        "credits",
     }
 )
 _CONTACT_KEYS = frozenset({"name", "email", "timezone"})
@@ -48,6 +51,8 @@ _ITEM_KEYS = frozenset({"description", "amount"})
 _SERVICE_KEYS = frozenset({"host", "system_user", "docroot", "domains", "databases"})
 _DATABASE_KEYS = frozenset({"engine", "name", "user"})
 _INSTALMENT_KEYS = frozenset({"due_at", "amount", "paid"})
+_CREDIT_KEYS = frozenset({"description", "amount", "kind"})
+_CREDIT_KINDS = ("credit", "payment")
 
 
 def parse_document(document: object, source: str) -> SyncResult:
@@ -180,11 +185,15 @@ def _account(raw: object) -> AccountSnapshot:
         _invoice(item, f"invoices[{i}]", currency)
         for i, item in enumerate(_list(record.get("invoices"), "invoices"))
     )
-    return AccountSnapshot(
+    credits = tuple(
+        _credit(item, f"credits[{i}]")
+        for i, item in enumerate(_list(record.get("credits"), "credits"))
+    )
+    snapshot = AccountSnapshot(
         account_id=account_id,
         plan=plan,
         contact=contact,
-        balance=_balance(record.get("balance"), invoices),
+        balance=_balance(record.get("balance"), invoices, credits),
         currency=currency,
         invoices=invoices,
         services=tuple(
@@ -197,14 +206,31 @@ def _account(raw: object) -> AccountSnapshot:
             _instalment(item, f"instalments[{i}]")
             for i, item in enumerate(_list(record.get("instalments"), "instalments"))
         ),
+        credits=credits,
     )
+    return check_snapshot(snapshot)
 
 
-def _balance(value: object, invoices: tuple[Invoice, ...]) -> Decimal:
-    """Return the stated balance, or the sum of what the open invoices still owe."""
+def _balance(value: object, invoices: tuple[Invoice, ...], credits: tuple[Credit, ...]) -> Decimal:
+    """Return the stated balance, or what the open invoices still owe less the credits and
+    unapplied payments (never below 0)."""
     if value is None:
-        return sum((invoice.amount_due for invoice in invoices), Decimal(0))
+        owed = sum((invoice.amount_due for invoice in invoices), Decimal(0))
+        return max(owed - sum((credit.amount for credit in credits), Decimal(0)), Decimal(0))
     return f.money(value, "balance")
+
+
+def _credit(raw: object, field: str) -> Credit:
+    """Return one credit or unapplied payment (a positive amount). Raises FieldError."""
+    item = _object(raw, field, _CREDIT_KEYS)
+    kind = "credit" if item.get("kind") is None else f.text(item.get("kind"), f"{field}.kind")
+    if kind not in _CREDIT_KINDS:
+        raise FieldError(f"{field}.kind", f"expected 'credit' or 'payment', got {f.shown(kind)}")
+    return Credit(
+        description=f.text(item.get("description"), f"{field}.description"),
+        amount=f.money(item.get("amount"), f"{field}.amount"),
+        kind=kind,
+    )
 
 
 def _contact(raw: object) -> Contact:

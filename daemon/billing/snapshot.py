@@ -74,13 +74,28 @@ class Instalment:
 
 
 @dataclass(frozen=True, slots=True)
+class Credit:
+    """Money the client has with us that no open invoice shows.
+
+    `kind` is "credit" (a credit note, account credit) or "payment" (a payment
+    received but not yet applied to an invoice). `amount` is positive; it lowers
+    the total due, and the final notice lists it so the page adds up.
+    """
+
+    description: str
+    amount: Decimal
+    kind: str = "credit"
+
+
+@dataclass(frozen=True, slots=True)
 class AccountSnapshot:
     """Everything one sync knows about one account.
 
     `balance` is the total still owed across open invoices (never negative for
     the engine's purposes). `exempt` is the billing system's "never suspend"
     flag. `instalments` is a payment plan agreed in the billing system, empty
-    when there is none.
+    when there is none. `credits` are credits and unapplied payments, which
+    `balance` already takes into account.
     """
 
     account_id: str
@@ -93,6 +108,7 @@ class AccountSnapshot:
     created_at: datetime | None = None
     exempt: bool = False
     instalments: tuple[Instalment, ...] = field(default=())
+    credits: tuple[Credit, ...] = ()
 
     def oldest_due_at(self) -> datetime | None:
         """Return the due date of the oldest open invoice, or None when none is open."""

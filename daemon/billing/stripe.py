@@ -105,10 +105,24 @@ class StripeSource(BillingSource):
             account["created_at"] = _time(customer["created"])
         if currency is not None:  # several currencies: left out, so the row error names it
             account["currency"] = currency.upper()
-            account["balance"] = str(
-                sum((amount(i.get("amount_remaining"), currency) for i in invoices), Decimal(0))
-            )
+            owed = sum((amount(i.get("amount_remaining"), currency) for i in invoices), Decimal(0))
+            credit = _credit_balance(customer, currency)
+            if credit:
+                account["credits"] = [{"description": "Account credit", "amount": str(credit)}]
+            account["balance"] = str(max(owed - credit, Decimal(0)))
         return account
+
+
+def _credit_balance(customer: dict[str, Any], currency: str) -> Decimal:
+    """Return the credit the customer holds (Stripe's negative customer `balance`, which
+    Stripe applies only to invoices finalized later, not to the open ones), in
+    `currency`; 0 when there is none or it is kept in another currency."""
+    balance = customer.get("balance")
+    if str(customer.get("currency") or currency).lower() != currency.lower():
+        return Decimal(0)
+    if not isinstance(balance, int) or isinstance(balance, bool) or balance >= 0:
+        return Decimal(0)
+    return amount(-balance, currency)
 
 
 def amount(minor_units: object, currency: str) -> Decimal:

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import click
 
 from daemon.app import open_state
 from daemon.billing.dispatch import create_source
+from daemon.billing.snapshot import AccountSnapshot
 from daemon.cli.common import config_option, read_config
 from daemon.clock import system_clock
+from daemon.config.schema import PolicyConfig
 from daemon.lifecycle.engine import UnknownAccountError, record_of, stored_snapshot
 from daemon.notify.compose import compose
 from daemon.notify.request import NoticeRequest
 from daemon.notify.templates import create_environment
 from daemon.policy import LifecycleRecord, NoticeKind
+from daemon.policy.instants import removal_instant, suspension_instant
 from daemon.store.migrate import migrate
 from daemon.store.models import Account, Correspondence
 
@@ -72,10 +76,7 @@ def preview(account: str, kind: str, number: int, as_html: bool, config_path: Pa
         raise UnknownAccountError(f"no account {account!r} in the state database or billing")
     now = system_clock()
     policy = config.policy_for(snapshot.plan)
-    record = record.evolve(
-        suspend_at=record.suspend_at or now + policy.notice_period,
-        delete_at=record.delete_at or now + policy.removal_period,
-    )
+    record = with_deadlines(record, snapshot, policy, now)
     notice = NoticeKind(kind)
     numbered = notice in (NoticeKind.REMINDER, NoticeKind.REMOVAL_WARNING)
     request = NoticeRequest(notice, number if numbered else 0, snapshot, record, policy, now)
@@ -87,6 +88,20 @@ def preview(account: str, kind: str, number: int, as_html: bool, config_path: Pa
     part = message.get_body(preferencelist=("html",) if as_html else ("plain",))
     assert part is not None  # compose always writes both parts
     click.echo(part.get_content())
+
+
+def with_deadlines(
+    record: LifecycleRecord, snapshot: AccountSnapshot, policy: PolicyConfig, now: datetime
+) -> LifecycleRecord:
+    """Return `record` with the deadlines it lacks filled in as a final notice composed at
+    `now` would set them: by the functions the policy uses (invariant 3), so a preview
+    prints the instants the real notice would."""
+    zone = snapshot.contact.timezone
+    suspend_at = record.suspend_at or suspension_instant(now, policy, zone)
+    return record.evolve(
+        suspend_at=suspend_at,
+        delete_at=record.delete_at or removal_instant(suspend_at, policy, zone),
+    )
 
 
 COMMANDS = (notices,)

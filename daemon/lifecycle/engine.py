@@ -23,14 +23,15 @@ from daemon.billing.snapshot import AccountSnapshot, RowError
 from daemon.clock import Clock, system_clock
 from daemon.config.schema import Config, PolicyConfig
 from daemon.lifecycle.actions import queue_playbook
+from daemon.lifecycle.after_acts import notice_after
 from daemon.lifecycle.brake import SafetyBrake
 from daemon.lifecycle.notices import NoticeDesk
 from daemon.lifecycle.records import record_from_row, write_record
 from daemon.lifecycle.snapshots import snapshot_digest, snapshot_from_json, snapshot_to_json
 from daemon.notify.money import minor_unit
-from daemon.policy import Decision, LifecycleRecord, State, decide
+from daemon.policy import Action, Decision, LifecycleRecord, State, decide
 from daemon.policy.rules import owes
-from daemon.store.models import Account, Event
+from daemon.store.models import Account, Event, ScheduledAction
 
 log = structlog.get_logger("lapse.lifecycle")
 
@@ -87,6 +88,7 @@ class LifecycleEngine:
         self._policies: dict[str, PolicyConfig] = {}
         self._digests: dict[str, tuple[AccountSnapshot, str]] = {}
         self.brake = SafetyBrake(sessions, config.daemon, clock, notices.alerts)
+        notices.policy_for = self.policy_for
 
     def policy_for(self, plan: str) -> PolicyConfig:
         """Return the effective policy for `plan` (cached: plans are few, accounts many)."""
@@ -228,6 +230,30 @@ class LifecycleEngine:
                 record=record.evolve(state=state), from_state=record.state, reason=reason
             )
             self._record(session, row, decision, now, actor, None)
+
+    def phase_done(self, action_id: int) -> None:
+        """Record the queued phase `action_id` done and, in the same transaction, queue
+        the client notice its success makes true (see daemon.lifecycle.after_acts), then
+        deliver it. The suspension notice offers the backup that phase took."""
+        now = self.clock()
+        with self.sessions.begin() as session:
+            action = session.get(ScheduledAction, action_id)
+            assert action is not None
+            action.status, action.error, action.updated_at = "done", None, now
+            row = session.get(Account, action.account_id)
+            snapshot = stored_snapshot(row) if row is not None else None
+            kind = notice_after(action.name, State(row.state)) if row is not None else None
+            if row is not None and snapshot is not None and kind is not None:
+                self.notices.queue(
+                    session,
+                    snapshot,
+                    record_from_row(row),
+                    self.policy_for(row.plan),
+                    Action.send(kind),
+                    now,
+                    backup_since=action.created_at,
+                )
+        self.notices.deliver_pending()
 
     def note(self, account_id: str, reason: str, details: dict[str, Any], actor: str) -> None:
         """Append an event that records something done without a change of state (e.g. the

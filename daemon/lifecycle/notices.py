@@ -29,6 +29,7 @@ from daemon.notify.errors import NoticeError
 from daemon.notify.request import NoticeRequest
 from daemon.policy import accept_final_notice
 from daemon.policy.model import Action, LifecycleRecord, NoticeKind, State
+from daemon.policy.rules import late_final_notice
 from daemon.store.models import Account, Correspondence, Event
 
 log = structlog.get_logger("lapse.notices")
@@ -55,14 +56,20 @@ class NoticeDesk:
         self.delivery = delivery
         self.clock = clock
         self.alerts = alerts
-        # Set by the app once backups exist: account id -> a client download link or None.
-        self.download_link: Callable[[str], str | None] | None = None
+        # Set by the lifecycle engine: plan -> its policy (for a late final notice).
+        self.policy_for: Callable[[str], PolicyConfig] | None = None
+        # Set by the app once backups exist: (account id, made since) -> a client download
+        # link to the newest verified backup made since then, or None.
+        self.download_link: Callable[[str, datetime | None], str | None] | None = None
 
-    def _download_url(self, account_id: str, kind: NoticeKind) -> str | None:
-        """Return the backup link a suspension or removal warning offers, if there is one."""
+    def _download_url(
+        self, account_id: str, kind: NoticeKind, since: datetime | None
+    ) -> str | None:
+        """Return the backup link a suspension or removal warning offers, if there is one:
+        to the newest verified backup made at or after `since` (any when None)."""
         if self.download_link is None or kind not in _NOTICES_WITH_DOWNLOAD:
             return None
-        return self.download_link(account_id)
+        return self.download_link(account_id, since)
 
     def queue(
         self,
@@ -72,8 +79,12 @@ class NoticeDesk:
         policy: PolicyConfig,
         action: Action,
         now: datetime,
+        backup_since: datetime | None = None,
     ) -> Correspondence:
         """Render the notice `action` asks for and insert it as pending in `session`.
+
+        A download link offered goes to the newest verified backup made at or after
+        `backup_since` (the suspension notice: the backup its phase just took).
 
         A notice that cannot be written at all (an unusable address, a broken
         operator template) is recorded as failed and ops are alerted; the
@@ -88,7 +99,7 @@ class NoticeDesk:
             record=record,
             policy=policy,
             now=now,
-            download_url=self._download_url(snapshot.account_id, action.notice),
+            download_url=self._download_url(snapshot.account_id, action.notice, backup_since),
         )
         try:
             message = self.compose(request)
@@ -192,10 +203,51 @@ class NoticeDesk:
             return
         record = record_from_row(row)
         accepted = accept_final_notice(record, at)
-        if accepted is not record:
-            write_record(row, accepted)
-            # Evaluate it again at the next sync, which re-arms its wake-up from the record.
-            row.next_wake_at = at
+        if accepted is record:
+            return
+        moved = self._late(row, accepted, at)
+        write_record(row, moved or accepted)
+        # Evaluate it again at the next sync, which re-arms its wake-up from the record.
+        row.next_wake_at = at
+
+    def _late(self, row: Account, record: LifecycleRecord, at: datetime) -> LifecycleRecord | None:
+        """Return the record with later instants when the final notice was accepted too
+        late for the one it names (see late_final_notice), recording why and alerting ops;
+        None when the named instant holds."""
+        snapshot = row.snapshot or {}
+        zone = str((snapshot.get("contact") or {}).get("timezone") or "UTC")
+        if self.policy_for is None:
+            return None
+        moved = late_final_notice(record, at, self.policy_for(row.plan), zone)
+        if moved is None:
+            return None
+        what = (
+            f"final notice accepted by the mail server only at {at:%Y-%m-%d %H:%M} UTC: "
+            f"the notice names suspension at {record.suspend_at:%Y-%m-%d %H:%M} UTC, which "
+            f"would cut the notice period short; suspension moves to "
+            f"{moved.suspend_at:%Y-%m-%d %H:%M} UTC"
+        )
+        self._add_event(row, what, at)
+        if self.alerts is not None:
+            self.alerts.alert("final-notice-late", row.id, what, at)
+        return moved
+
+    @staticmethod
+    def _add_event(row: Account, reason: str, at: datetime) -> None:
+        """Append an event to `row`'s account in the session `row` belongs to."""
+        session = Session.object_session(row)
+        assert session is not None
+        session.add(
+            Event(
+                account_id=row.id,
+                at=at,
+                from_state=row.state,
+                to_state=row.state,
+                reason=reason,
+                actor="notices",
+                details={"label": row.state, "actions": []},
+            )
+        )
 
     def _refused(self, session: Session, letter: Correspondence, error: str) -> None:
         """Record a notice the mail server refused for good and alert ops.

@@ -11,6 +11,7 @@ from typing import Any
 from daemon.billing.snapshot import (
     AccountSnapshot,
     Contact,
+    Credit,
     Database,
     Instalment,
     Invoice,
@@ -20,8 +21,12 @@ from daemon.billing.snapshot import (
 
 
 def snapshot_to_json(snapshot: AccountSnapshot) -> dict[str, Any]:
-    """Return a JSON-ready dict of `snapshot` (money as strings, times as ISO 8601)."""
-    return {
+    """Return a JSON-ready dict of `snapshot` (money as strings, times as ISO 8601).
+
+    `credits` appears only when there are some, so the digest of a snapshot without
+    them is what it was before credits were read (no needless re-evaluation).
+    """
+    data = {
         "account_id": snapshot.account_id,
         "plan": snapshot.plan,
         "contact": {
@@ -40,6 +45,12 @@ def snapshot_to_json(snapshot: AccountSnapshot) -> dict[str, Any]:
             for i in snapshot.instalments
         ],
     }
+    if snapshot.credits:
+        data["credits"] = [
+            {"description": c.description, "amount": str(c.amount), "kind": c.kind}
+            for c in snapshot.credits
+        ]
+    return data
 
 
 def snapshot_from_json(data: dict[str, Any]) -> AccountSnapshot:
@@ -57,6 +68,10 @@ def snapshot_from_json(data: dict[str, Any]) -> AccountSnapshot:
         instalments=tuple(
             Instalment(due_at=_required(i["due_at"]), amount=Decimal(i["amount"]), paid=i["paid"])
             for i in data["instalments"]
+        ),
+        credits=tuple(
+            Credit(c["description"], Decimal(c["amount"]), c["kind"])
+            for c in data.get("credits", ())
         ),
     )
 

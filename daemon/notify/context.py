@@ -45,6 +45,8 @@ def build_context(request: NoticeRequest, brand: BrandConfig) -> dict[str, Any]:
         "currency": snapshot.currency,
         "amount_due": snapshot.balance,
         "invoices": open_invoices(snapshot),
+        "credits": snapshot.credits,
+        "adjustment": adjustment(snapshot),
         "payment_url": brand.payment_url,
         "record": request.record,
         "policy": request.policy,
@@ -65,6 +67,15 @@ def open_invoices(snapshot: AccountSnapshot) -> list[Invoice]:
         (invoice for invoice in snapshot.invoices if invoice.amount_due > 0),
         key=lambda invoice: (invoice.due_at, invoice.id),
     )
+
+
+def adjustment(snapshot: AccountSnapshot) -> Decimal:
+    """Return what the balance differs by from the open invoices less the credits: 0 when
+    the page adds up on its own, else the amount a notice shows as "other adjustments"
+    so that the items, credits and total due it prints always add up."""
+    owed = sum((invoice.amount_due for invoice in open_invoices(snapshot)), Decimal(0))
+    credited = sum((credit.amount for credit in snapshot.credits), Decimal(0))
+    return snapshot.balance - (owed - credited)
 
 
 def removal_at(request: NoticeRequest) -> datetime | None:

@@ -318,7 +318,8 @@ class PlaybookRunner:
         except _STEP_ERRORS as error:
             self._fail(action_id, account_id, phase, str(error))
             return "failed"
-        self._finish_action(action_id, "done", None)
+        # Done, with the client notice the success makes true, in one transaction.
+        self.lifecycle.phase_done(action_id)
         if phase == "delete":
             self._record_deletion(account_id, action_id, suspended_at)
         log.info("playbook phase done", account=account_id, phase=phase, action=action_id)

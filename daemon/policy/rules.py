@@ -11,6 +11,12 @@ from datetime import datetime, timedelta
 from daemon.billing.snapshot import AccountSnapshot, Invoice
 from daemon.config.schema import PolicyConfig
 from daemon.policy.clock import pause, resume
+from daemon.policy.instants import (
+    removal_after_late_warning,
+    removal_instant,
+    suspension_instant,
+    warning_due,
+)
 from daemon.policy.model import (
     DUNNING_STATES,
     SIDE_STATES,
@@ -23,6 +29,12 @@ from daemon.policy.model import (
     State,
 )
 from daemon.policy.window import next_contact_time
+
+# A suspension this much after its announced instant gets a fresh removal period.
+_LATE = timedelta(hours=1)
+# A final notice accepted this much after it was composed still keeps its instant: the
+# suspension then follows within the minute the notice names.
+_ACCEPT_SLACK = timedelta(minutes=1)
 
 
 def owes(snapshot: AccountSnapshot, policy: PolicyConfig) -> bool:
@@ -177,10 +189,13 @@ def _start_clock(
 def _dun(record: LifecycleRecord, policy: PolicyConfig, now: datetime, zone: str) -> Decision:
     start = record.clock_start or now
     final_due = start + policy.final_notice_offset
-    due = [i for i, off in enumerate(policy.reminder_offsets) if start + off <= now]
-    reminder = due[-1] if due and due[-1] >= record.reminders_sent else None
-    if now < final_due and reminder is None:
-        upcoming = [start + off for off in policy.reminder_offsets[record.reminders_sent :]]
+    # An account first seen past the final-notice day still gets one reminder, and the
+    # minimum gap after it, before its final notice: no final notice out of the blue.
+    reminder_owed = bool(policy.reminder_offsets) and record.reminders_sent == 0
+    upcoming = _reminders_left(start, record, policy)
+    final = now >= final_due and not reminder_owed
+    reminder = (bool(upcoming) and upcoming[0] <= now) or (now >= final_due and reminder_owed)
+    if not final and not reminder:
         return stay(
             record,
             "waiting for the next contact",
@@ -189,23 +204,43 @@ def _dun(record: LifecycleRecord, policy: PolicyConfig, now: datetime, zone: str
     ready = _ready(now, record, policy, zone)
     if now < ready:
         return stay(record, _waiting_reason(record, policy, now), ready)
-    if now >= final_due:
-        suspend_at = _ceil_minute(now + policy.notice_period)
+    if final:
+        # The instants the notice names are computed here, once, and kept (invariant 3).
+        suspend_at = suspension_instant(now, policy, zone)
+        delete_at = removal_instant(suspend_at, policy, zone)
         # final_notice_at stays empty until the mail server accepts the notice (see
-        # accept_final_notice): the notice period runs from then, never from queueing.
+        # accept_final_notice): no suspension on a notice the client never got.
         after = record.evolve(
             state=State.FINAL_NOTICE,
             final_notice_at=None,
             suspend_at=suspend_at,
+            delete_at=delete_at,
             last_contact_at=now,
         )
-        reason = f"final notice due; suspension set for {_iso(suspend_at)}"
+        reason = (
+            f"final notice due; suspension set for {_iso(suspend_at)}, "
+            f"deletion for {_iso(delete_at)}"
+        )
         return move(record, after, reason, Action.send(NoticeKind.FINAL))
-    assert reminder is not None
-    number = reminder + 1
+    # Numbered by the reminders actually sent, so no reminder claims an earlier one.
+    number = record.reminders_sent + 1
     after = record.evolve(state=State.REMINDED, reminders_sent=number, last_contact_at=now)
-    reason = f"reminder {number} of {len(policy.reminder_offsets)} due"
+    reason = f"reminder {number} of at most {len(policy.reminder_offsets)} due"
     return move(record, after, reason, Action.send(NoticeKind.REMINDER, number))
+
+
+def _reminders_left(
+    start: datetime, record: LifecycleRecord, policy: PolicyConfig
+) -> list[datetime]:
+    """Return when the reminders still to send are due, in order: the offsets past the
+    ones already used, and only those after the last contact (older ones are skipped,
+    not sent late)."""
+    last = record.last_contact_at
+    return [
+        start + offset
+        for offset in policy.reminder_offsets[record.reminders_sent :]
+        if last is None or start + offset > last
+    ]
 
 
 def _suspend_when_due(
@@ -224,7 +259,11 @@ def _suspend_when_due(
     )
     if now < earliest:
         return stay(record, f"notice period runs until {_iso(earliest)}", earliest)
-    delete_at = now + policy.removal_period
+    delete_at = record.delete_at
+    if delete_at is None or now - record.suspend_at > _LATE:
+        # Suspended long after the announced instant (downtime, a late-accepted notice):
+        # the client keeps the whole removal period from now.
+        delete_at = removal_instant(now, policy, zone)
     after = record.evolve(
         state=State.SUSPENDED,
         suspended_at=now,
@@ -236,9 +275,8 @@ def _suspend_when_due(
         f"notice period since the final notice of {_iso(record.final_notice_at)} ended; "
         f"deletion set for {_iso(delete_at)}"
     )
-    return move(
-        record, after, reason, Action.run(Phase.SUSPEND), Action.send(NoticeKind.SUSPENSION)
-    )
+    # The suspension notice goes out once the suspend phase succeeded (invariant 10).
+    return move(record, after, reason, Action.run(Phase.SUSPEND))
 
 
 def _remove_when_due(
@@ -246,32 +284,40 @@ def _remove_when_due(
 ) -> Decision:
     delete_at = record.delete_at or now
     warnings = policy.removal_warnings
-    due = [i for i, before in enumerate(warnings) if delete_at - before <= now]
+    dues = [warning_due(delete_at, lead, policy, zone) for lead in warnings]
+    due = [i for i, at in enumerate(dues) if at <= now]
     warning = due[-1] if due and due[-1] >= record.warnings_sent else None
     if warning is not None:
         ready = _ready(now, record, policy, zone)
         if now < ready:
             return stay(record, _waiting_reason(record, policy, now), ready)
         number = warning + 1
+        lead = warnings[warning]
+        if now + lead > delete_at:
+            # Sent too late for its full lead (downtime, the gap): the warning names a
+            # later deletion, and that is the one kept.
+            delete_at = removal_after_late_warning(now, lead, policy, zone)
         after = record.evolve(
             state=State.REMOVAL_WARNED,
             warnings_sent=number,
+            delete_at=delete_at,
             last_contact_at=now,
             last_warning_at=now,
         )
         reason = f"removal warning {number} of {len(warnings)}: deletion on {_iso(delete_at)}"
         return move(record, after, reason, Action.send(NoticeKind.REMOVAL_WARNING, number))
-    # The last warning always gets its full lead time, even if it went out late.
+    # The last warning always gets its full lead time (a late one moved delete_at above).
     earliest = delete_at
     if warnings and record.last_warning_at is not None:
         earliest = max(earliest, record.last_warning_at + warnings[-1])
     earliest = _ready(earliest, record, policy, zone)
     if now < earliest:
-        upcoming = [delete_at - before for before in warnings[record.warnings_sent :]]
+        upcoming = dues[record.warnings_sent :]
         return stay(record, f"deletion set for {_iso(earliest)}", min([*upcoming, earliest]))
     after = record.evolve(state=State.DELETED, last_contact_at=now)
     reason = f"removal period since suspension on {_iso(record.suspended_at)} ended"
-    return move(record, after, reason, Action.run(Phase.DELETE), Action.send(NoticeKind.DELETION))
+    # The deletion notice goes out once the delete phase succeeded (invariant 10).
+    return move(record, after, reason, Action.run(Phase.DELETE))
 
 
 def _reactivation_actions(state: State | None) -> tuple[Action, ...]:
@@ -325,9 +371,22 @@ def accept_final_notice(record: LifecycleRecord, accepted_at: datetime) -> Lifec
     return record.evolve(final_notice_at=accepted_at)
 
 
-def _ceil_minute(moment: datetime) -> datetime:
-    floored = moment.replace(second=0, microsecond=0)
-    return floored if floored == moment else floored + timedelta(minutes=1)
+def late_final_notice(
+    record: LifecycleRecord, accepted_at: datetime, policy: PolicyConfig, zone: str
+) -> LifecycleRecord | None:
+    """Return the record with its suspension and removal instants moved when the final
+    notice was accepted too late for the notice period to end by the instant it names
+    (more than a minute late: the mail server deferred it); None when it holds.
+
+    Invariant 3 wins over the printed instant: no suspension without the full notice
+    period. The caller tells ops, since the client's notice names the earlier instant.
+    """
+    if record.suspend_at is None or accepted_at + policy.notice_period <= (
+        record.suspend_at + _ACCEPT_SLACK
+    ):
+        return None
+    suspend_at = suspension_instant(accepted_at, policy, zone)
+    return record.evolve(suspend_at=suspend_at, delete_at=removal_instant(suspend_at, policy, zone))
 
 
 def _iso(moment: datetime | None) -> str:

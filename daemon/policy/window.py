@@ -66,3 +66,32 @@ def _at(day: date, at: time, zone: tzinfo | None) -> datetime:
 @lru_cache(maxsize=512)
 def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
+
+
+def previous_contact_time(moment: datetime, zone: str, policy: PolicyConfig) -> datetime:
+    """Return the last whole minute at or before `moment` when the policy allows a contact.
+
+    Takes an aware UTC `moment`, the client's IANA time zone and the policy. Returns
+    `moment` floored to the minute when that minute is allowed, else the last minute
+    before the quiet hours (or before the contact day ended) in the client's zone, as
+    UTC. Used to send a warning early rather than late, so the deadline it names holds.
+    """
+    tz = _zone(zone)
+    current = moment.replace(second=0, microsecond=0)
+    for _ in range(20):  # a week of days and their quiet hours at most
+        local = current.astimezone(tz)
+        if ALL_WEEKDAYS[local.weekday()] not in policy.contact_days:
+            current = _at(local.date(), time(0, 0), tz).astimezone(UTC) - _MINUTE
+            continue
+        quiet = _quiet(policy)
+        wall = local.timetz().replace(tzinfo=None)
+        if quiet is None or not _inside(wall, *quiet):
+            return current
+        start, _end = quiet
+        day = local.date() if wall >= start else local.date() - timedelta(days=1)
+        # min(): a quiet start inside a DST gap must still move the search back.
+        current = min(_at(day, start, tz).astimezone(UTC) - _MINUTE, current - _MINUTE)
+    return current
+
+
+_MINUTE = timedelta(minutes=1)

@@ -26,6 +26,7 @@ def app(tmp_path: Path, state_url: str) -> App:
     made = make_app(tmp_path, state_url, clock, anytime=True)
     made.lifecycle.sync()
     run_days(made, clock, 40)
+    made.runner.run_pending()  # the suspend phase (no services): its notice follows it
     return made
 
 

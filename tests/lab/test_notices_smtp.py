@@ -116,10 +116,10 @@ def test_every_notice_arrives_with_subject_recipient_amounts_and_local_dates(
         "reminder#2",
         "reminder#3",
         "final",
-        "suspension",
+        # The suspension and deletion notices follow their phases, which no runner runs
+        # here (tests/lab/test_notices_after_acts.py sends them).
         "removal-warning#1",
         "removal-warning#2",
-        "deletion",
     ]
     assert {m["To"].addresses[0].addr_spec for m in messages} == {"echo@example.jp"}
     assert all(m["Message-ID"] and m["Date"] for m in messages)
@@ -166,14 +166,15 @@ def test_a_refused_final_notice_holds_the_account_and_alerts_ops(
     clock = VirtualClock(T0 + 28 * DAY)
     write_billing(tmp_path / "billing.json", [tokyo_account("echo", T0)])
     app = smtp_app(tmp_path, state_url, smtp_inbox, clock, ops_webhook)
+    app.lifecycle.sync()  # first seen late: a reminder first
     smtp_inbox.fail_next(550, "no such mailbox", stage="rcpt")
-
-    app.lifecycle.sync()  # final notice queued (catch-up), refused for good
-    run_days(app, clock, 30)
+    run_days(app, clock, 30)  # the final notice after the gap, refused for good
 
     with app.sessions() as session:
         account = session.scalars(select(Account)).one()
-        letter = session.scalars(select(Correspondence)).one()
+        letter = session.scalars(
+            select(Correspondence).where(Correspondence.notice == "final")
+        ).one()
         reasons = session.scalars(select(Event.reason).order_by(Event.id)).all()
     assert letter.notice == "final" and letter.status == "failed"
     assert "550" in (letter.receipt or "")
@@ -256,4 +257,44 @@ def test_a_notice_that_cannot_be_written_is_recorded_failed_and_the_sync_goes_on
     assert "no_such_variable" in (failed[0].receipt or "")
     assert [alert["account"] for alert in ops_webhook.alerts] == ["echo"]
     assert states["fresh"] == "reminded"  # its reminders went out as usual
-    assert {m["X-Lapse-Account"] for m in client_messages(smtp_inbox)} == {"fresh"}
+    # First seen past its final-notice day, echo got its reminder before the final notice.
+    sent = [(m["X-Lapse-Account"], m["X-Lapse-Notice"]) for m in client_messages(smtp_inbox)]
+    assert [notice for who, notice in sent if who == "echo"] == ["reminder#1"]
+
+
+def test_a_final_notice_accepted_late_moves_the_suspension_and_tells_ops(
+    tmp_path: Path, state_url: str, smtp_inbox: SMTPServer, ops_webhook: Any
+) -> None:
+    """The mail server defers the final notice for six hours: the full notice period
+    would end after the instant the notice names, so the suspension moves later (never
+    earlier than the period allows), the event says why and ops are alerted. A notice
+    accepted within the minute keeps its instant (the earlier tests)."""
+    clock = VirtualClock(T0 + 28 * DAY)
+    write_billing(tmp_path / "billing.json", [tokyo_account("echo", T0)])
+    app = smtp_app(tmp_path, state_url, smtp_inbox, clock, ops_webhook)
+    app.lifecycle.sync()  # reminder 1 (first seen late)
+    clock.advance(3 * DAY)
+    smtp_inbox.fail_next(451, "try again later")
+    app.lifecycle.wake("echo")  # the final notice, deferred
+    with app.sessions() as session:
+        named = session.scalar(select(Account.suspend_at))
+        assert session.scalar(select(Account.state)) == "final-notice"
+    assert named is not None
+
+    clock.advance(timedelta(hours=6))
+    app.notices.deliver_pending()
+
+    with app.sessions() as session:
+        account = session.scalars(select(Account)).one()
+        reasons = session.scalars(select(Event.reason).order_by(Event.id)).all()
+    assert account.final_notice_at == clock.now
+    assert account.suspend_at is not None and account.suspend_at >= clock.now + 7 * DAY
+    assert account.suspend_at > named
+    assert "final notice accepted by the mail server only at" in reasons[-1]
+    (alert,) = ops_webhook.alerts
+    assert alert["alert"] == "final-notice-late" and alert["account"] == "echo"
+
+    run_days(app, clock, 8)
+    with app.sessions() as session:
+        account = session.scalars(select(Account)).one()
+    assert account.state == "suspended" and account.suspended_at == account.suspend_at

@@ -29,10 +29,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from daemon.app import App
 from daemon.clock import VirtualClock
 from daemon.policy.commands import hold
 from daemon.reports.figures import Report, build_report
+from daemon.store.models import ScheduledAction
 from tests.lab.engine_helpers import account, make_app, run_days, write_billing
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -87,8 +90,19 @@ class _Billing:
 
 
 def _advance_to(app: App, clock: VirtualClock, day: int) -> None:
-    """Run the scheduler's wake-ups up to `day` after T0."""
-    run_days(app, clock, day - round((clock.now - T0) / DAY))
+    """Run the scheduler's wake-ups up to `day` after T0, a day at a time; each queued
+    suspend phase succeeds at the end of its day (there are no hosts here), which sends
+    the suspension notice as the runner does."""
+    for _ in range(day - round((clock.now - T0) / DAY)):
+        run_days(app, clock, 1)
+        with app.sessions() as session:
+            suspends = session.scalars(
+                select(ScheduledAction.id).where(
+                    ScheduledAction.name == "suspend", ScheduledAction.status == "pending"
+                )
+            ).all()
+        for action_id in suspends:
+            app.lifecycle.phase_done(action_id)
 
 
 def _history(tmp_path: Path, state_url: str) -> VirtualClock:

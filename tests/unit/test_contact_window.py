@@ -78,20 +78,16 @@ def test_default_policy_contacts_only_in_contact_hours_and_never_within_the_gap(
     driver = Driver(PolicyConfig(), start=due)
     driver.run_until(account, due + 120 * DAY)
 
-    contacts = [
-        (T0 + step.day * DAY, step.actions)
-        for step in driver.steps
-        if any(action.startswith("notice:") for action in step.actions)
-    ]
+    contacts = [(T0 + step.day * DAY, step.actions) for step in driver.steps if step.actions]
     assert [actions[-1] for _at, actions in contacts] == [
         "notice:reminder#1",
         "notice:reminder#2",
         "notice:reminder#3",
         "notice:final",
-        "notice:suspension",
+        "playbook:suspend",  # the suspension notice follows the phase
         "notice:removal-warning#1",
         "notice:removal-warning#2",
-        "notice:deletion",
+        "playbook:delete",  # the deletion notice follows the phase
     ]
     for at, actions in contacts:
         wall = at.astimezone(tz)

@@ -26,10 +26,11 @@ def test_default_policy_follows_the_documented_timeline() -> None:
         Step(10, "reminded(2)", ("notice:reminder#2",)),
         Step(17, "reminded(3)", ("notice:reminder#3",)),
         Step(28, "final-notice", ("notice:final",)),
-        Step(35, "suspended", ("playbook:suspend", "notice:suspension")),
+        # The suspension and deletion notices follow their phases (see the runner).
+        Step(35, "suspended", ("playbook:suspend",)),
         Step(51, "removal-warned(1)", ("notice:removal-warning#1",)),
         Step(62, "removal-warned(2)", ("notice:removal-warning#2",)),
-        Step(65, "deleted", ("playbook:delete", "notice:deletion")),
+        Step(65, "deleted", ("playbook:delete",)),
     ]
     assert driver.record.suspend_at == T0 + 35 * DAY
     assert driver.record.delete_at == T0 + 65 * DAY
@@ -187,18 +188,37 @@ def test_no_two_contacts_closer_than_the_minimum_gap(offsets: list[str], gap: st
     assert all(later - earlier >= minimum - 1e-9 for earlier, later in itertools.pairwise(days))
 
 
-def test_catch_up_after_a_long_absence_sends_the_final_notice_not_old_reminders() -> None:
-    """An account first seen 30 days overdue gets the final notice, not three reminders."""
+def test_an_account_first_seen_past_the_final_notice_day_is_reminded_first() -> None:
+    """First seen 30 days overdue: one reminder (numbered 1, as it is the first), then
+    the final notice only after the minimum gap, not out of the blue."""
     driver = Driver(start=T0 + 30 * DAY)
+    driver.run_until(snapshot(), T0 + 34 * DAY)
+    assert driver.steps[:3] == [
+        Step(30, "overdue", ()),
+        Step(30, "reminded(1)", ("notice:reminder#1",)),
+        Step(33, "final-notice", ("notice:final",)),
+    ]
+    assert driver.record.reminders_sent == 1
+    assert driver.record.suspend_at == T0 + 40 * DAY
+
+
+def test_no_final_notice_without_a_reminder_even_when_the_gap_is_zero() -> None:
+    """The reminder comes first whatever the gap; with no gap the final follows at once."""
+    driver = Driver(anytime_policy(min_contact_gap="0s"), start=T0 + 30 * DAY)
     driver.settle(snapshot())
-    assert [s.label for s in driver.steps] == ["overdue", "final-notice"]
-    assert driver.record.reminders_sent == 0
+    assert [s.label for s in driver.steps] == ["overdue", "reminded(1)", "final-notice"]
 
 
-def test_catch_up_sends_only_the_latest_due_reminder() -> None:
+def test_catch_up_skips_old_reminders_and_numbers_by_what_was_sent() -> None:
+    """First seen on day 12: the reminder sent is number 1 (reminder 2 would claim a
+    first one that never went out); the next offset still due (day 17) sends number 2."""
     driver = Driver(start=T0 + 12 * DAY)
-    driver.settle(snapshot())
-    assert driver.steps[-1] == Step(12, "reminded(2)", ("notice:reminder#2",))
+    driver.run_until(snapshot(), T0 + 30 * DAY)
+    assert [step for step in driver.steps if step.actions][:3] == [
+        Step(12, "reminded(1)", ("notice:reminder#1",)),
+        Step(17, "reminded(2)", ("notice:reminder#2",)),
+        Step(28, "final-notice", ("notice:final",)),
+    ]
 
 
 def test_balance_below_minimum_is_not_overdue() -> None:
@@ -268,3 +288,20 @@ def test_account_missing_from_billing_is_left_alone() -> None:
     decision = decide(None, record, anytime_policy(), T0 + 30 * DAY)
     assert not decision.changed
     assert decision.wake_at is None
+
+
+def test_a_warning_that_cannot_go_out_in_time_names_the_later_deletion_it_causes() -> None:
+    """Warnings 5, 2 and 1 days before deletion with a 3-day gap: the last one cannot go
+    out a day before; sent when the gap allows, it names a deletion a full gap later, and
+    the deletion happens exactly then."""
+    policy = anytime_policy(removal_warnings=["5d", "2d", "1d"], min_contact_gap="3d")
+    driver = Driver(policy)
+    driver.run_until(snapshot(), T0 + 120 * DAY)
+    warnings = [d for d in driver.decisions if d.to_state is State.REMOVAL_WARNED]
+    deleted = next(i for i, d in enumerate(driver.decisions) if d.to_state is State.DELETED)
+    planned = T0 + 65 * DAY
+    named = [d.record.delete_at for d in warnings]
+    assert named[:2] == [planned, planned]  # sent on time: the planned deletion holds
+    assert named[2] == planned + 4 * DAY  # the third went out at planned + 1d, gap 3d
+    assert driver.steps[deleted].day == 69
+    assert driver.decisions[deleted].record.delete_at == named[2]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -87,3 +88,31 @@ def test_a_refused_key_is_a_clear_error_without_the_key(tmp_path: Path) -> None:
     message = str(caught.value)
     assert "GET /v1/customers answered 401 Unauthorized: Invalid API Key provided" in message
     assert "sk_test_wrong" not in message
+
+
+def test_a_customer_credit_balance_is_a_credit_that_lowers_the_balance(tmp_path: Path) -> None:
+    """Stripe keeps a customer's credit as a negative `balance` (minor units) and applies
+    it only to invoices finalized later: it is shown as a credit against the open ones."""
+    answers = copy.deepcopy(ANSWERS)
+    for customer in answers["customers"][0]["data"] + answers["customers"][1]["data"]:
+        if customer["id"] == "cus_Q3tokyo":
+            customer["balance"] = -500
+        if customer["id"] == "cus_Q1bakery":
+            customer["balance"] = 250  # a debit Stripe adds to the next invoice: no credit
+
+    def api(method: str, path: str, query: dict[str, str], headers: dict[str, str]) -> Any:
+        status, body = stripe_api(method, path, query, headers)
+        if path == "/v1/customers" and status == 200:
+            body = answers["customers"][1 if query.get("starting_after") else 0]
+        return status, body
+
+    with replay(api) as (url, _seen):
+        result = _source(tmp_path, url).fetch_all()
+    accounts = {s.account_id: s for s in result.snapshots}
+    tokyo = accounts["cus_Q3tokyo"]
+    assert [(c.description, c.amount, c.kind) for c in tokyo.credits] == [
+        ("Account credit", Decimal("500"), "credit")
+    ]
+    assert tokyo.balance == Decimal("1000")
+    assert accounts["cus_Q1bakery"].credits == ()
+    assert accounts["cus_Q1bakery"].balance == Decimal("13.56")
