@@ -20,10 +20,12 @@ if TYPE_CHECKING:
 # The longest CSV cell Lapse reads (docs/billing.md, "Limits"). A row with a longer
 # cell is reported and its account skipped; the rest of the file is read.
 CELL_LIMIT = 64 * 1024
-# The csv module's own limit (128 KiB by default) raises mid-row, and the reader
-# cannot find the end of a quoted cell it gave up on, so every later row would be
-# suspect: it is set far above CELL_LIMIT, and only a cell this long (a broken or
-# hostile file, not a billing value) refuses the whole file.
+# The csv module raises mid-row at its field limit, and a reader that gave up inside
+# a quoted cell cannot find where the cell ends: every later row would be suspect.
+# So the file is read with the limit at CELL_LIMIT (checked by the reader at no cost)
+# and, from the first longer cell on, read again with the limit at this ceiling. Only
+# a cell over the ceiling (a broken or hostile file, not a billing value) refuses the
+# whole file.
 CSV_FIELD_CEILING = 64 * 1024 * 1024
 
 
@@ -109,7 +111,7 @@ def _parse_csv(handle: TextIO, source: str) -> SyncResult:
     in a second pass). Raises BillingError when the file is empty, lacks a flat
     column or is not CSV.
     """
-    reader = _csv_reader(handle)
+    reader = _csv_reader(handle, CELL_LIMIT)
     try:
         header = next(reader)
     except StopIteration:
@@ -119,26 +121,31 @@ def _parse_csv(handle: TextIO, source: str) -> SyncResult:
 
     def reread() -> Iterator[tuple[int, Sequence[object]]]:
         handle.seek(0)
-        again = _csv_reader(handle)
+        again = _csv_reader(handle, CELL_LIMIT)
         next(again)  # the header, read fine the first time
-        return _numbered(again, source)
+        return _numbered(again, handle, source)
 
-    return parse_flat(header, _numbered(reader, source), source, "line", reread=reread)
+    return parse_flat(header, _numbered(reader, handle, source), source, "line", reread=reread)
 
 
-def _csv_reader(handle: TextIO) -> Reader:
-    """Return a CSV reader over `handle`."""
+def _csv_reader(handle: TextIO, limit: int) -> Reader:
+    """Return a CSV reader over `handle` that refuses cells over `limit` characters."""
+    # The limit is process-wide, hence set with every reader; Lapse reads one file at a time.
+    csv.field_size_limit(limit)
     # strict: a stray or unclosed quote is an error, not a cell that silently swallows
     # the rest of the file (and every account in it).
-    csv.field_size_limit(CSV_FIELD_CEILING)  # process-wide; set before every read
     return csv.reader(handle, strict=True)
 
 
-def _numbered(reader: Reader, source: str) -> Iterator[tuple[int, Sequence[object]]]:
+def _numbered(
+    reader: Reader, handle: TextIO, source: str
+) -> Iterator[tuple[int, Sequence[object]]]:
     """Yield (line number, cells) for every non-blank row after the header.
 
     The number is the row's first line, where an editor shows it; a quoted cell
-    may carry the row over several lines. Raises BillingError on broken CSV.
+    may carry the row over several lines. The reader checks cell lengths itself (at
+    no cost); at the first cell over CELL_LIMIT the rest is read by _past_long_cell.
+    Raises BillingError on broken CSV.
     """
     while True:
         first = reader.line_num + 1
@@ -147,14 +154,40 @@ def _numbered(reader: Reader, source: str) -> Iterator[tuple[int, Sequence[objec
         except StopIteration:
             return
         except csv.Error as error:
+            if str(error).startswith("field larger than field limit"):
+                yield from _past_long_cell(handle, first, source)
+                return
             # A broken quote desynchronises every later row, so the file as a whole is refused.
             raise BillingError(f"{source}: line {first}: not valid CSV: {error}") from error
         if any(cell.strip() for cell in cells):
-            # One C-level pass per row; only a row that holds a long cell is looked at again.
-            if max(map(len, cells)) > CELL_LIMIT:
-                yield first, _with_oversized(cells)
-            else:
-                yield first, cells
+            yield first, cells
+
+
+def _past_long_cell(handle: TextIO, first: int, source: str) -> Iterator[tuple[int, list[object]]]:
+    """Yield the rows from line `first` on, where a cell over CELL_LIMIT stopped the reader.
+
+    A reader that gave up inside a quoted cell cannot find where that cell ends, so
+    the file is read again from its start with the CSV_FIELD_CEILING limit, and from
+    line `first` on each row's cells are measured here (the slow way, which the rows
+    before it were spared). Raises BillingError on broken CSV or a cell over the ceiling.
+    """
+    handle.seek(0)
+    reader = _csv_reader(handle, CSV_FIELD_CEILING)
+    next(reader)  # the header, read fine the first time
+    while True:
+        start = reader.line_num + 1
+        try:
+            cells: list[str] = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise BillingError(f"{source}: line {start}: not valid CSV: {error}") from error
+        if start < first or not any(cell.strip() for cell in cells):
+            continue  # already yielded, or blank
+        if max(map(len, cells)) > CELL_LIMIT:
+            yield start, _with_oversized(cells)
+        else:
+            yield start, list(cells)
 
 
 def _with_oversized(cells: list[str]) -> list[object]:

@@ -43,8 +43,46 @@ _MAX_BODY = 1024 * 1024
 # or a connection open longer than CONNECTION_TIMEOUT, is a client holding a thread.
 READ_TIMEOUT = 5.0
 CONNECTION_TIMEOUT = 15.0
+# Connections served at once; webhooks come one at a time, scrapes every few seconds.
+MAX_CONNECTIONS = 32
+_BUSY = b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 # The state database keeps an event's key ("<source>:<id>") in 200 characters.
 _MAX_EVENT_KEY = 200
+
+
+class BoundedHTTPServer(ThreadingHTTPServer):
+    """A threading server that serves at most MAX_CONNECTIONS at once.
+
+    Each connection is bounded in time (the handler's deadlines); this bounds them in
+    number, so a flood of connections cannot start a thread each. One over the limit
+    is answered 503 at once and closed.
+    """
+
+    # socketserver's default backlog of 5 drops further SYNs (the client retries a second
+    # later): room for a burst of connections to reach the limit check at once.
+    request_queue_size = 64
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            with contextlib.suppress(OSError):
+                request.sendall(_BUSY)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()  # no thread was started to release it
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 class BadEventError(Exception):
@@ -60,7 +98,7 @@ class LapseHTTP:
         self.scheduler = scheduler
         self.registry = make_registry(LapseCollector(app.sessions, lambda: scheduler.last_sync))
         handler = type("Handler", (_Handler,), {"lapse": self})
-        self.server = ThreadingHTTPServer((host or "127.0.0.1", int(port)), handler)
+        self.server = BoundedHTTPServer((host or "127.0.0.1", int(port)), handler)
         self.server.daemon_threads = True
         self._thread = threading.Thread(target=self.server.serve_forever, name="http", daemon=True)
 

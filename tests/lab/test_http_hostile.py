@@ -191,3 +191,38 @@ def test_a_signed_event_naming_an_impossible_account_gets_400(
     )
     assert answer.status_code == 400
     assert answer.text.startswith("account_id: expected ")
+
+
+def test_a_flood_of_idle_connections_is_refused_past_the_limit(
+    listener: LapseHTTP, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Connections past MAX_CONNECTIONS get 503 at once instead of a thread each; once the
+    idle ones are cut at their deadline, the listener serves again."""
+    # Long enough deadlines for every idle connection to be accepted and held.
+    monkeypatch.setattr(http_server._Handler, "timeout", 4.0)
+    monkeypatch.setattr(http_server, "CONNECTION_TIMEOUT", 4.0)
+    idle = []
+    try:
+        for _ in range(http_server.MAX_CONNECTIONS):
+            sock = socket.create_connection(("127.0.0.1", listener.port), timeout=10)
+            sock.sendall(b"POST /webhooks/generic HTTP/1.1\r\nContent-Length: 10\r\n\r\n")
+            idle.append(sock)
+        time.sleep(1.0)  # let the server accept them all
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", listener.port), timeout=10) as extra:
+            extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = extra.recv(65536)
+        assert _status(answer) == 503
+        assert time.monotonic() - started < 0.5
+        wait_until = time.monotonic() + 10
+        while time.monotonic() < wait_until:
+            try:
+                if _health(listener) == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        assert _health(listener) == 200
+    finally:
+        for sock in idle:
+            sock.close()

@@ -3,7 +3,6 @@ and every other account is still read."""
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,8 @@ from typing import Any
 import pytest
 
 from daemon.billing import fields
+from daemon.billing import file as file_source
+from daemon.billing.base import BillingError
 from daemon.billing.dispatch import create_source
 from daemon.billing.file import CELL_LIMIT
 from daemon.billing.snapshot import SyncResult
@@ -176,9 +177,35 @@ def test_text_over_its_limit_is_refused_in_json(tmp_path: Path, column: str) -> 
     assert error.field == json_field and "bravo" in error.row
 
 
-def test_the_csv_module_limit_is_raised_for_the_read(tmp_path: Path) -> None:
-    """The process-wide csv limit Lapse sets is far above its own cell limit."""
+def test_a_cell_over_the_ceiling_refuses_the_file_naming_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(file_source, "CSV_FIELD_CEILING", 4 * CELL_LIMIT)
     path = tmp_path / "billing.csv"
-    write_csv(path, [flat_row("alpha")])
-    _read(path)
-    assert csv.field_size_limit() > 100 * CELL_LIMIT
+    write_csv(path, [flat_row("alpha"), flat_row("bravo", item_description="x" * 5 * CELL_LIMIT)])
+    with pytest.raises(BillingError, match=r"billing.csv: line 3: not valid CSV: field larger"):
+        _read(path)
+
+
+def test_long_cells_in_scattered_accounts_are_reported_once_each(tmp_path: Path) -> None:
+    """Rows of one account apart from each other are read in a second pass, which meets
+    the long cell again: still one error per row, and every other account read."""
+    long_text = "z" * (CELL_LIMIT + 5)
+    rows = [
+        flat_row("alpha"),
+        flat_row("bravo"),
+        flat_row("alpha", item_description="Domain", item_amount="4.00"),
+        flat_row("charlie", item_description=long_text),
+        flat_row("bravo", item_description=long_text),
+        flat_row("omega"),
+    ]
+    path = tmp_path / "billing.csv"
+    write_csv(path, rows)
+
+    result = _read(path)
+
+    assert _ids(result) == ["alpha", "omega"]
+    assert [(error.row, error.field) for error in result.errors] == [
+        ("line 5", "item_description"),
+        ("line 6", "item_description"),
+    ]
