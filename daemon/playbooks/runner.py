@@ -7,7 +7,9 @@ the run, alerts ops and marks the account suspend-failed or delete-failed; later
 steps never run. Right before the first step that disables or deletes anything,
 the balance is read afresh from billing: a paid account is not touched, and a
 payment recorded while a run goes on stops it at the next step boundary; the
-reactivation that follows undoes what was done.
+reactivation that follows undoes what was done. Before the first step of a suspend
+or delete phase, each docroot is checked on its host by the tree rule
+(daemon.backup.tree): a failure fails the phase before it touched anything.
 """
 
 from __future__ import annotations
