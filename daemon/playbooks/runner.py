@@ -10,7 +10,10 @@ payment recorded while a suspend or delete run goes on (a webhook, or a sync tha
 reactivated the account) stops it at the next step boundary, or within seconds
 inside a long step (a backup); the reactivation that follows undoes what was done
 (invariant 2, see daemon.playbooks.payment_guard). Right before the first step that
-deletes, the backup the deletion relies on is proven (daemon.backup.gate).
+deletes, the backup the deletion relies on is proven (daemon.backup.gate). Before
+the first step of a suspend or delete phase, each docroot is checked on its host by
+the tree rule (daemon.backup.tree): a failure fails the phase before it touched
+anything.
 """
 
 from __future__ import annotations

@@ -316,31 +316,34 @@ def _tune(connection: paramiko.Transport, known: dict[str, paramiko.PKey]) -> No
         options.key_types = usable
 
 
-# Runs the script ($1) in a process group of its own beside a watchdog that kills the
-# whole group once the sshd process serving this session is gone. Without a pty, sshd
-# sends no SIGHUP when the client dies: the command would run on, orphaned, beside the
-# one a restarted daemon starts (invariant 4). The script keeps the session's stdin,
-# stdout and stderr; the watchdog holds none of them, so the channel ends when the
-# script does. Without setsid (not util-linux) the script runs as before.
+# Runs the script ($1) in a subshell with a process group of its own (job control on
+# for that one fork: cheaper than starting another bash) beside a watchdog that kills
+# the whole group once the sshd process serving this session is gone. Without a pty,
+# sshd sends no SIGHUP when the client dies: the command would run on, orphaned, beside
+# the one a restarted daemon starts (invariant 4). The script keeps the session's
+# stdin, stdout and stderr; the watchdog holds none of them, so the channel ends when
+# the script does. Names are prefixed so the script's own variables cannot meet them.
 _WATCHED = r"""
-command -v setsid >/dev/null 2>&1 || exec bash -o pipefail -c "$1" lapse
-session=$PPID
-gone() {
-  if [ -d /proc/self ]; then [ ! -e "/proc/$session" ]; else ! kill -0 "$session" 2>/dev/null; fi
+lapse_session=$PPID
+lapse_gone() {
+  if [ -d /proc/self ]; then [ ! -e "/proc/$lapse_session" ]
+  else ! kill -0 "$lapse_session" 2>/dev/null; fi
 }
-setsid bash -o pipefail -c "$1" lapse <&0 &
-script=$!
+set -m
+(set +m -o pipefail; eval "$1") <&0 &
+lapse_script=$!
+set +m
 {
-  while kill -0 "$script" 2>/dev/null; do
-    if gone; then kill -KILL -- "-$script"; exit; fi
+  while kill -0 "$lapse_script" 2>/dev/null; do
+    if lapse_gone; then kill -KILL -- "-$lapse_script"; exit; fi
     sleep 1
   done
 } </dev/null >/dev/null 2>&1 &
-watchdog=$!
-wait "$script"
-status=$?
-kill "$watchdog" 2>/dev/null
-exit "$status"
+lapse_watchdog=$!
+wait "$lapse_script"
+lapse_status=$?
+kill "$lapse_watchdog" 2>/dev/null
+exit "$lapse_status"
 """
 
 

@@ -17,6 +17,7 @@ from structlog.testing import capture_logs
 
 from daemon.backup.errors import BackupError
 from daemon.backup.restore import RestoreRequest, restore_backup
+from daemon.backup.service import BackupService
 from daemon.backup.tree import TreeError, check_account_tree
 from daemon.clock import VirtualClock
 from daemon.config.schema import HostConfig
@@ -220,4 +221,34 @@ def test_a_restore_into_a_symlinked_path_writes_nothing(
     with pytest.raises(BackupError, match="staging is a symbolic link"):
         restore_backup(app.backups, RestoreRequest(backup.id, path=str(home / "staging" / "x")))
     assert sorted(path.name for path in victim.iterdir()) == before
+    app.transports.close()
+
+
+def test_a_link_swapped_in_between_measuring_and_tar_is_not_followed(
+    tmp_path: Path, sqlite_url: str, sshd: SSHServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tar runs in the same command as a fresh tree check, in the directory it checked."""
+    home = tmp_path / "home"
+    victim = client_site(home, "victim", OTHER)
+    attacker = client_site(home, "attacker")
+    app = backup_app(
+        tmp_path,
+        sqlite_url,
+        VirtualClock(NOW),
+        hosts={"web1": ssh_host(sshd, [home])},
+        store={"type": "local", "path": str(tmp_path / "backups")},
+        accounts=[client_account("acct-evil", attacker)],
+    )
+    measured = BackupService._measured
+
+    def measured_then_swap(self: BackupService, *args: Any) -> tuple[str, int]:
+        result = measured(self, *args)
+        shutil.rmtree(attacker)
+        os.symlink(victim, attacker)
+        return result
+
+    monkeypatch.setattr(BackupService, "_measured", measured_then_swap)
+    with pytest.raises(BackupError, match="public_html is a symbolic link"):
+        app.backups.create("acct-evil")
+    assert not [p for p in (tmp_path / "backups").rglob("*") if p.is_file()]
     app.transports.close()
