@@ -5,6 +5,7 @@ this machine, backups in the lab S3). A failed, cancelled or refused phase sends
 from __future__ import annotations
 
 import json
+import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -214,3 +215,33 @@ def test_a_crash_after_the_phase_is_recorded_done_loses_and_repeats_no_notice(
     app.notices.deliver_pending()
     app.notices.deliver_pending()
     assert client_notices(smtp_inbox) == ["reminder#1", "final", "suspension"]
+
+
+def test_a_crash_before_the_phase_is_recorded_done_sends_the_notice_once_on_resume(
+    app_clock: tuple[App, VirtualClock], smtp_inbox: SMTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon dies inside the transaction that records the phase done: neither the
+    'done' nor the notice is written. The next daemon resumes the phase past its finished
+    steps (no second backup) and sends the notice once."""
+    app, clock = app_clock
+    to_suspension(app, clock)
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(app.notices, "queue", crash)
+    with pytest.raises(SystemExit):
+        app.runner.run_pending()
+    monkeypatch.undo()
+    with app.sessions.begin() as session:
+        action = session.scalars(select(ScheduledAction)).one()
+        assert action.status == "running"
+        assert session.scalars(select(Correspondence.notice)).all() == ["reminder", "final"]
+        action.claimed_by = f"{socket.gethostname()}:999999999:0"  # its process is gone
+    assert client_notices(smtp_inbox) == ["reminder#1", "final"]
+
+    assert app.runner.run_pending() == 1
+    assert client_notices(smtp_inbox) == ["reminder#1", "final", "suspension"]
+    assert len(app.backups.list("acct-1")) == 1
+    app.runner.run_pending()
+    assert client_notices(smtp_inbox).count("suspension") == 1
