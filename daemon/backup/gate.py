@@ -15,13 +15,14 @@ backup the store cannot lock is no ground for a deletion.
 from __future__ import annotations
 
 import structlog
+from sqlalchemy import select
 
 from daemon.alerts import OpsAlerts
 from daemon.backup.errors import BackupError
 from daemon.backup.proof import PROVABLE, Proof, ProofError, ProtectionError, prove_backup
 from daemon.backup.service import BackupService
 from daemon.config.schema import S3Store
-from daemon.store.models import Account
+from daemon.store.models import Account, PlaybookRun, StepRecord
 
 log = structlog.get_logger("lapse.backup")
 
@@ -37,14 +38,15 @@ class DeletionGate:
         self.backups = backups
         self.alerts = alerts
 
-    def secure(self, account_id: str, action_id: int, *, no_fresh: str | None) -> Proof:
-        """Return a proof, made now, of a backup of the account taken since its suspension.
+    def secure(self, account_id: str, action_id: int, *, site_in_place: bool) -> Proof:
+        """Return a proof, made now, of a backup of the account taken since its suspension,
+        for the delete phase `action_id`.
 
-        `no_fresh` says why a fresh backup would not hold the site (the deletion has
-        begun; the playbook moved the site aside when it suspended it), or None when
-        one may stand in for a backup that failed its proof. Raises
-        DeletionRefusedError naming every reason when no backup can be proven.
+        `site_in_place` says whether the site stays at its docroot while suspended (the
+        playbook's `suspended_site_in_place`). Raises DeletionRefusedError naming every
+        reason when no backup can be proven.
         """
+        no_fresh = self._why_no_fresh(action_id, site_in_place)
         reasons: list[str] = []
         relied = self._relied_on(account_id)
         if relied is None:
@@ -97,6 +99,28 @@ class DeletionGate:
                 since is None or backup.created_at >= since
             ):
                 return backup.id
+        return None
+
+    def _why_no_fresh(self, action_id: int, site_in_place: bool) -> str | None:
+        """Why a backup taken now would not hold the site, or None when it would: only
+        before any step of the deletion ran, and with the site at its docroot."""
+        with self.backups.sessions() as session:
+            began = session.scalar(
+                select(StepRecord.id)
+                .join(PlaybookRun, StepRecord.run_id == PlaybookRun.id)
+                .where(
+                    PlaybookRun.action_id == action_id,
+                    StepRecord.status.in_(("running", "done", "failed")),
+                )
+                .limit(1)
+            )
+        if began is not None:
+            return "the deletion had already begun, and a half-deleted site is no backup"
+        if not site_in_place:
+            return (
+                "the playbook moves the site out of its docroot while suspended "
+                "(suspended_site_in_place = false), so a backup now would not hold it"
+            )
         return None
 
     @staticmethod

@@ -619,34 +619,12 @@ class PlaybookRunner:
         recorded as failed)."""
         if action_id in self._proven:
             return
-        with self.sessions() as session:
-            began = session.scalar(
-                select(StepRecord.id)
-                .join(PlaybookRun, StepRecord.run_id == PlaybookRun.id)
-                .where(
-                    PlaybookRun.action_id == action_id,
-                    StepRecord.status.in_(("running", "done", "failed")),
-                )
-                .limit(1)
-            )
         try:
-            self.gate.secure(account_id, action_id, no_fresh=self._no_fresh(began, playbook))
+            self.gate.secure(account_id, action_id, site_in_place=playbook.suspended_site_in_place)
         except BackupError as error:
             self._finish_run(run_id, "failed", str(error))
             raise
         self._proven.add(action_id)
-
-    @staticmethod
-    def _no_fresh(began: int | None, playbook: Playbook) -> str | None:
-        """Why a backup taken now would not hold the site, or None."""
-        if began is not None:
-            return "the deletion had already begun, and a half-deleted site is no backup"
-        if not playbook.suspended_site_in_place:
-            return (
-                "the playbook moves the site out of its docroot while suspended "
-                "(suspended_site_in_place = false), so a backup now would not hold it"
-            )
-        return None
 
     # -- recording ---------------------------------------------------------------------
 
