@@ -210,9 +210,12 @@ def test_interrupted_backups_are_marked_failed(setup: dict[str, Any]) -> None:
     assert row.status == "failed" and row.error is not None and "interrupted" in row.error
 
 
-def test_the_suspension_notice_carries_a_download_link(
+def test_the_removal_warning_carries_a_download_link(
     tmp_path: Path, sqlite_url: str, s3_credentials: S3Server
 ) -> None:
+    """A removal warning offers a presigned link to the verified backup that works.
+    (The suspension notice's link, which follows the suspend phase, is covered in
+    test_notices_after_acts.py.)"""
     www = tmp_path / "www"
     (www / "site").mkdir(parents=True)
     (www / "site" / "index.html").write_text("<p>shop</p>")
@@ -238,13 +241,14 @@ def test_the_suspension_notice_carries_a_download_link(
 
     with app.sessions() as session:
         letter = session.scalars(
-            select(Correspondence).where(Correspondence.notice == "suspension")
-        ).one()
+            select(Correspondence).where(Correspondence.notice == "removal-warning")
+        ).first()
+    assert letter is not None
     text = email.message_from_bytes(letter.raw, policy=email.policy.default)
     body = text.get_body(preferencelist=("plain",))
     assert body is not None
     content = body.get_content()
-    link = next(line for line in content.splitlines() if line.startswith("http"))
+    link = next(word for word in content.split() if word.startswith("http://127.0.0.1"))
     assert f"/{bucket}/acct-9/{backup.id}/files-1.tar.zst?" in link
     assert httpx.get(link, timeout=30).status_code == 200
 
