@@ -146,8 +146,9 @@ def test_when_the_fresh_backup_fails_too_nothing_is_deleted_and_ops_hear_why(
         shutil.rmtree(folder)
         folder.write_text("not a directory\n")
     else:
-        # The host cannot be reached: its SSH port now leads nowhere.
-        unreachable(scene)
+        # The link to the host is lost after the tree check passed: the backup's SSH
+        # port now leads nowhere.
+        unreachable_for_backups(scene)
 
     scene.app.runner.run_pending()
 
@@ -169,16 +170,14 @@ def test_when_the_fresh_backup_fails_too_nothing_is_deleted_and_ops_hear_why(
     assert scene.deletion_records() == []
 
 
-def unreachable(scene: ProofScene) -> None:
-    """Point the host at a loopback port nothing listens on."""
+def unreachable_for_backups(scene: ProofScene) -> None:
+    """Point the backups' host at a loopback port nothing listens on; the runner's
+    own link (its tree check) still reaches it."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     host = scene.app.config.hosts["web1"].model_copy(update={"port": port})
-    scene.app.transports.close()
-    broken = Transports({"web1": host})
-    scene.app.backups.transports = broken
-    scene.app.runner.transports = broken
+    scene.app.backups.transports = Transports({"web1": host})
 
 
 def test_a_deletion_resumed_after_a_crash_proves_again_and_never_backs_up_a_half_deleted_site(
