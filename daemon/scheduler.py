@@ -109,7 +109,8 @@ class LapseScheduler:
         )
         self.reconcile()
         # Payments recorded before a crash or a stop are acted on first thing.
-        self._schedule_payments()
+        if payments.pending_by_account(self.lifecycle.sessions):
+            self._schedule_payments()
         self.scheduler.resume()
 
     def shutdown(self) -> None:
