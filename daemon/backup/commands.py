@@ -164,6 +164,16 @@ def postgres_dump_script(database: str, admin: DatabaseAdmin) -> str:
     )
 
 
+def decompress_command(compressor: str) -> str:
+    """Return the host command decompressing stdin to stdout for `compressor`.
+
+    Raises UnsafeValueError for a compression Lapse does not know.
+    """
+    if compressor not in _DECOMPRESS:
+        raise UnsafeValueError(f"unknown compression {compressor!r}")
+    return _DECOMPRESS[compressor]
+
+
 def files_restore_script(target: str, compressor: str) -> str:
     """Return a script extracting a compressed tar from stdin into the directory `target`.
 
