@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.lab.state_db",
     "tests.lab.backup_scene",
     "tests.lab.playbook_scene",
+    "tests.lab.restore_scene",
 ]
 
 _TESTS = Path(__file__).resolve().parent

@@ -34,7 +34,8 @@ class Gate:
     """Reads `stream` ahead and passes what the checker has read on to `process`.
 
     Use as a context manager; read with `read`, then `finish` to send the rest.
-    `sent` is told the size of each chunk written to the host. After `finish`,
+    `sent` is told the size of each chunk handed on to the sender (in the reading
+    thread, so an exception it raises stops the stream like an interrupt). After `finish`,
     `size` and `sha256` cover every byte of the object.
     """
 
@@ -91,6 +92,7 @@ class Gate:
                 return b""
             if self._chunk:
                 self._put(self._outgoing, self._chunk)  # read to its end: the host may have it
+                self._sent(len(self._chunk))
             self._chunk, self._offset = self._take(), 0
             if not self._chunk:
                 self._ended = True
@@ -147,7 +149,7 @@ class Gate:
                         continue
                 if not chunk:
                     return
-        except Exception as error:  # noqa: BLE001 - handed to the reading thread
+        except BaseException as error:  # noqa: BLE001 - handed to the reading thread
             self._errors.append(error)
 
     def _send(self) -> None:
@@ -161,6 +163,5 @@ class Gate:
                     self._process.close_stdin()
                     return
                 self._process.write(chunk)
-                self._sent(len(chunk))
-        except Exception as error:  # noqa: BLE001 - handed to the reading thread
+        except BaseException as error:  # noqa: BLE001 - handed to the reading thread
             self._errors.append(error)

@@ -109,6 +109,9 @@ class _Staged:
     target: StagedTarget
     restored: RestoredObject
     swapped: bool = False
+    # The swap script was started and its end not seen (link lost, interrupted): it
+    # finishes on its own, so its staging directory must not be touched.
+    in_doubt: bool = False
 
 
 def restore_backup(
@@ -155,7 +158,7 @@ def restore_backup(
     try:
         _restore_all(service, request, prefix, plans, databases, report, progress)
     except BaseException as error:
-        _discard(service, [item for item in plans if not item.swapped])
+        _discard(service, [item for item in plans if not (item.swapped or item.in_doubt)])
         _record(service, request, backup.account_id, plans, databases, error)
         raise
     _record(service, request, backup.account_id, plans, databases, None)
@@ -275,8 +278,13 @@ def _stage(service: BackupService, key: str, item: _Staged, progress: Progress |
     except (commands.UnsafeValueError, StoreError) as error:
         raise BackupError(f"{label} on {item.host} failed: {error}") from error
     try:
-        with transport.start(script, label) as process:
-            expected, size, digest = _stream(process, stream, entry, sent, label)
+        with transport.start_bulk(script, label) as process:
+            try:
+                expected, size, digest = _stream(process, stream, entry, sent, label)
+            except TransportError as error:
+                # The host may have stopped reading because its script refused the target.
+                _raise_refusal(process, item.host, label, error)
+                raise
             output = process.read_all()
             result = process.wait()
     except (TransportError, StoreError) as error:
@@ -292,6 +300,17 @@ def _stage(service: BackupService, key: str, item: _Staged, progress: Progress |
             "records (changed in the store?); nothing swapped"
         )
     _compare(expected, output, item)
+
+
+def _raise_refusal(process: RemoteProcess, host: str, label: str, error: TransportError) -> None:
+    """Raise BackupError with the host's own reason when its script exited with an error."""
+    try:
+        result = process.wait()
+    except TransportError:
+        return
+    if result.status > 0 and result.stderr.strip():
+        failed = CommandError(host, label, result.status, result.stderr)
+        raise BackupError(f"{failed}; the live tree is untouched") from error
 
 
 def _stream(
@@ -350,6 +369,7 @@ def _swap(service: BackupService, item: _Staged) -> None:
     """Put the staging directory in place of the target. Raises BackupError."""
     transport = service.transports.get(item.host)
     label = f"swap of {item.target.path}"
+    item.in_doubt = True
     try:
         result = transport.run(staging.swap_script(item.target), label, check=False)
     except TransportError as error:
@@ -358,6 +378,7 @@ def _swap(service: BackupService, item: _Staged) -> None:
             f"{label} on {item.host}: the link was lost ({error}); the host holds either the "
             f"previous or the fully restored tree at {item.target.path}"
         ) from error
+    item.in_doubt = False
     if staging.SWAPPED not in result.stdout.split():
         failed = CommandError(item.host, label, result.status, result.stderr)
         raise BackupError(str(failed))

@@ -81,7 +81,10 @@ def _entry(archive: tarfile.TarFile, member: tarfile.TarInfo, tree: Tree) -> Tre
     mode = member.mode & 0o7777
     if member.islnk():
         # A hard link is the same inode as its target: same content, mode and owner.
-        return tree[_name(member.linkname)]
+        linked = tree.get(_name(member.linkname))
+        if linked is None or linked.kind != _FILE:
+            raise UnsafeArchiveError(f"{member.name!r}: hard link to no earlier file")
+        return linked
     if member.isdir():
         return TreeEntry(_DIRECTORY, mode, member.uid, member.gid, None)
     if member.issym():
@@ -172,20 +175,21 @@ def differences(expected: Tree, found: Tree, owners: bool) -> list[str]:
 def _differs(want: TreeEntry, have: TreeEntry, owners: bool) -> str | None:
     if want.kind != have.kind:
         return f"is a {_kind(have.kind)}, the backup has a {_kind(want.kind)}"
+    # What the content is first, then how it is kept: the first difference is the one named.
     checks: list[tuple[str, object, object]] = [
+        ("size", want.size, have.size),
+        ("content", want.sha256, have.sha256),
+        ("link target", want.target, have.target),
         # A symlink's own mode means nothing on Linux (find shows 777 whatever tar had).
         (
             "mode",
             want.mode if want.kind != _SYMLINK else 0,
             have.mode if want.kind != _SYMLINK else 0,
         ),
-        ("mtime", want.mtime, have.mtime),
-        ("size", want.size, have.size),
-        ("content", want.sha256, have.sha256),
-        ("link target", want.target, have.target),
     ]
     if owners:
         checks += [("uid", want.uid, have.uid), ("gid", want.gid, have.gid)]
+    checks.append(("mtime", want.mtime, have.mtime))
     for what, wanted, had in checks:
         if wanted != had:
             if what == "mode":
