@@ -11,7 +11,6 @@ entry: a missing, extra, changed or relinked path fails it.
 from __future__ import annotations
 
 import hashlib
-import stat
 import tarfile
 from dataclasses import dataclass, replace
 from typing import BinaryIO
@@ -193,8 +192,7 @@ def _differs(want: TreeEntry, have: TreeEntry, owners: bool) -> str | None:
     for what, wanted, had in checks:
         if wanted != had:
             if what == "mode":
-                shown, wanted_mode = stat.filemode(have.mode), stat.filemode(want.mode)
-                return f"mode differs ({shown} instead of {wanted_mode})"
+                return f"mode differs ({have.mode:04o} instead of {want.mode:04o})"
             return f"{what} differs"
     return None
 
