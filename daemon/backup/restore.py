@@ -52,7 +52,7 @@ _CHUNK = 1 << 20
 # How many differing paths an error quotes from the comparison.
 _SHOWN_DIFFERENCES = 10
 _ARCHIVE_ERRORS = (tarfile.TarError, zstandard.ZstdError, EOFError, OSError, ValueError)
-CHECKED = "every member matches the archive (type, mode, owner, time, size, SHA-256, link)"
+CHECKED = "every member matches the archive (type, mode, owner, time, size, digest, link)"
 
 # Told (object name, bytes just moved) as objects stream into the host.
 Progress = Callable[[str, int], None]

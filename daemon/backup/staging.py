@@ -115,7 +115,7 @@ def extract_script(target: StagedTarget, compression: str) -> str:
     The listing is NUL-separated: UID_MARK and the uid the script runs as; then
     per entry its type, octal mode, uid, gid, mtime, size, path and link target
     (GNU find's %y %m %U %G %T@ %s %p %l); then LISTING_DIGESTS_MARK and
-    `sha256sum -z` lines of every regular file. The script refuses (exit 3) a
+    `b2sum -z` lines (BLAKE2b-512) of every regular file. The script refuses (exit 3) a
     target that is a symlink or not a directory; on a failed extraction it
     removes the staging directory and exits 4. GNU tar's own guards (no
     absolute names, no '..', symlinks created last) stay on as a second line.
@@ -142,7 +142,7 @@ fi
 printf '%s %s\\0' {UID_MARK.decode()} "$(id -u)"
 find . -printf '%y\\0%m\\0%U\\0%G\\0%T@\\0%s\\0%p\\0%l\\0'
 printf '%s\\0' {LISTING_DIGESTS_MARK.decode()}
-find . -type f -print0 | xargs -0 -r sha256sum -z --
+find . -type f -print0 | xargs -0 -r b2sum -z --
 """
     )
 

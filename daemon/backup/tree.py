@@ -2,10 +2,15 @@
 
 The daemon reads the archive once, as it streams to the host: every member is
 checked against the restore rules (daemon.backup.archive.unsafe_reason) and
-described (type, mode, owner, mtime, size, SHA-256 of its content, link
-target). The host lists the staging tree it extracted the same way (GNU find
-and sha256sum). The restore goes on only when the two are equal, entry for
+described (type, mode, owner, mtime, size, BLAKE2b digest of its content,
+link target). The host lists the staging tree it extracted the same way (GNU
+find and b2sum). The restore goes on only when the two are equal, entry for
 entry: a missing, extra, changed or relinked path fails it.
+
+BLAKE2b, not SHA-256: coreutils' sha256sum on the host reads at about a third
+of b2sum's speed (it uses no SHA instructions), and the host digests the whole
+tree after extraction, on the restore's critical path. The object as a whole is
+still checked against the manifest's SHA-256 as it streams.
 """
 
 from __future__ import annotations
@@ -19,9 +24,15 @@ from daemon.backup.archive import UnsafeArchiveError, clean_name, unsafe_reason
 from daemon.backup.staging import LISTING_DIGESTS_MARK, UID_MARK
 
 _CHUNK = 1 << 20
+# tarfile's stream buffer: every small read copies what is left of it, so a buffer
+# of 1 MiB cost more in copies than it saved in calls (measured: 64 KiB parses a
+# site archive in about half the time).
+_TAR_BUFFER = 64 * 1024
 # find's %y letters for the kinds a site archive may hold.
 _FILE, _DIRECTORY, _SYMLINK = "f", "d", "l"
 _LISTING_FIELDS = 8
+# b2sum's default: BLAKE2b-512, 128 hex digits, then two spaces and the name.
+_DIGEST_HEX = 128
 
 
 class ListingError(ValueError):
@@ -32,7 +43,7 @@ class ListingError(ValueError):
 class TreeEntry:
     """One path of a tree: kind ('f', 'd', 'l'), permission bits, owner, whole-second
     mtime (None for a directory, whose time tar sets last), and a file's size and
-    SHA-256 or a symlink's target."""
+    content digest (hex BLAKE2b-512) or a symlink's target."""
 
     kind: str
     mode: int
@@ -40,7 +51,7 @@ class TreeEntry:
     gid: int
     mtime: int | None
     size: int = 0
-    sha256: str = ""
+    digest: str = ""
     target: bytes = b""
 
 
@@ -62,7 +73,7 @@ def archive_tree(stream: BinaryIO) -> Tree:
     tree: Tree = {}
     symlinks: set[str] = set()
     regular: set[str] = set()
-    with tarfile.open(fileobj=stream, mode="r|", bufsize=_CHUNK) as archive:
+    with tarfile.open(fileobj=stream, mode="r|", bufsize=_TAR_BUFFER) as archive:
         for member in archive:
             problem = unsafe_reason(member, symlinks, regular)
             if problem:
@@ -89,7 +100,7 @@ def _entry(archive: tarfile.TarFile, member: tarfile.TarInfo, tree: Tree) -> Tre
     if member.issym():
         target = member.linkname.encode("utf-8", "surrogateescape")
         return TreeEntry(_SYMLINK, mode, member.uid, member.gid, int(member.mtime), target=target)
-    digest = hashlib.sha256()
+    digest = hashlib.blake2b()
     content = archive.extractfile(member)
     assert content is not None  # a regular file always has content
     while chunk := content.read(_CHUNK):
@@ -121,8 +132,8 @@ def parse_listing(output: bytes) -> tuple[int, Tree]:
         tree[_host_name(path)] = _host_entry(kind, mode, owner, group, mtime, size, target)
     for line in fields[mark + 1 :]:
         if line:
-            digest, path = line[:64].decode(), line[66:]
-            tree[_host_name(path)] = replace(tree[_host_name(path)], sha256=digest)
+            digest, path = line[:_DIGEST_HEX].decode(), line[_DIGEST_HEX + 2 :]
+            tree[_host_name(path)] = replace(tree[_host_name(path)], digest=digest)
     return int(uid), tree
 
 
@@ -177,7 +188,7 @@ def _differs(want: TreeEntry, have: TreeEntry, owners: bool) -> str | None:
     # What the content is first, then how it is kept: the first difference is the one named.
     checks: list[tuple[str, object, object]] = [
         ("size", want.size, have.size),
-        ("content", want.sha256, have.sha256),
+        ("content", want.digest, have.digest),
         ("link target", want.target, have.target),
         # A symlink's own mode means nothing on Linux (find shows 777 whatever tar had).
         (

@@ -50,7 +50,7 @@ def _listing(*entries: tuple[bytes, ...], digests: tuple[bytes, ...] = (), uid: 
 
 
 def test_a_listing_with_odd_names_reads_back() -> None:
-    digest = b"a" * 64
+    digest = b"a" * 128
     output = _listing(
         (b"d", b"755", b"0", b"0", b"1.5", b"4096", b".", b""),
         (b"f", b"644", b"12", b"13", b"1700000000.9", b"3", b"./line\nbreak \xff", b""),
@@ -61,7 +61,7 @@ def test_a_listing_with_odd_names_reads_back() -> None:
     assert uid == 0
     assert tree == {
         b".": TreeEntry("d", 0o755, 0, 0, None),
-        b"line\nbreak \xff": TreeEntry("f", 0o644, 12, 13, 1700000000, 3, "a" * 64),
+        b"line\nbreak \xff": TreeEntry("f", 0o644, 12, 13, 1700000000, 3, "a" * 128),
         b"link": TreeEntry("l", 0o777, 12, 13, 1700000001, target=b"/etc/x"),
     }
 
@@ -69,14 +69,14 @@ def test_a_listing_with_odd_names_reads_back() -> None:
 def test_differences_name_each_path_once() -> None:
     expected = {
         b".": TreeEntry("d", 0o755, 0, 0, None),
-        b"a": TreeEntry("f", 0o644, 1, 1, 10, 3, "x" * 64),
-        b"gone": TreeEntry("f", 0o644, 1, 1, 10, 3, "y" * 64),
+        b"a": TreeEntry("f", 0o644, 1, 1, 10, 3, "x" * 128),
+        b"gone": TreeEntry("f", 0o644, 1, 1, 10, 3, "y" * 128),
         b"l": TreeEntry("l", 0o777, 1, 1, 10, target=b"t"),
     }
     found = {
         b".": TreeEntry("d", 0o700, 0, 0, None),
-        b"a": TreeEntry("f", 0o644, 2, 1, 10, 3, "x" * 64),
-        b"new": TreeEntry("f", 0o644, 1, 1, 10, 1, "z" * 64),
+        b"a": TreeEntry("f", 0o644, 2, 1, 10, 3, "x" * 128),
+        b"new": TreeEntry("f", 0o644, 1, 1, 10, 1, "z" * 128),
         b"l": TreeEntry("l", 0o777, 1, 1, 10, target=b"elsewhere"),
     }
     assert differences(expected, found, owners=True) == [
