@@ -177,7 +177,7 @@ def _restore_all(
     """Stage and compare every site archive, import the databases, then swap each tree in."""
     for item in plans:
         started = time.monotonic()
-        _stage(service, prefix + item.entry.name, item, progress)
+        _stage(service, request, prefix + item.entry.name, item, progress)
         item.restored.seconds = time.monotonic() - started
     for entry in databases:
         restored = _database_item(request, entry)
@@ -257,7 +257,13 @@ def _check_before_restore(service: BackupService, key: str, entry: BackupObject)
         raise BackupError(f"{entry.name} failed its check, nothing restored: {check.problem}")
 
 
-def _stage(service: BackupService, key: str, item: _Staged, progress: Progress | None) -> None:
+def _stage(
+    service: BackupService,
+    request: RestoreRequest,
+    key: str,
+    item: _Staged,
+    progress: Progress | None,
+) -> None:
     """Extract site archive `key` into a staging directory on the host and compare it.
 
     Raises UnsafeArchiveError, or BackupError when the host fails, the object
@@ -273,7 +279,10 @@ def _stage(service: BackupService, key: str, item: _Staged, progress: Progress |
             progress(entry.name, size)
 
     try:
-        script = staging.extract_script(target, entry.compression)
+        # A live docroot was allowed above (deleted account, or --force); another
+        # path replaces a directory with something in it only with --force.
+        replace = request.force or request.path is None
+        script = staging.extract_script(target, entry.compression, replace)
         stream = service.store.open(key)
     except (commands.UnsafeValueError, StoreError) as error:
         raise BackupError(f"{label} on {item.host} failed: {error}") from error

@@ -108,7 +108,7 @@ staging={quote(target.staging)}
 """
 
 
-def extract_script(target: StagedTarget, compression: str) -> str:
+def extract_script(target: StagedTarget, compression: str, replace: bool = True) -> str:
     """Return a script extracting a compressed tar from stdin into a new staging
     directory beside `target`, then printing the staging tree's listing.
 
@@ -116,10 +116,19 @@ def extract_script(target: StagedTarget, compression: str) -> str:
     per entry its type, octal mode, uid, gid, mtime, size, path and link target
     (GNU find's %y %m %U %G %T@ %s %p %l); then LISTING_DIGESTS_MARK and
     `b2sum -z` lines (BLAKE2b-512) of every regular file. The script refuses (exit 3) a
-    target that is a symlink or not a directory; on a failed extraction it
+    target that is a symlink or not a directory, and without `replace` one that
+    is a directory with anything in it; on a failed extraction it
     removes the staging directory and exits 4. GNU tar's own guards (no
     absolute names, no '..', symlinks created last) stay on as a second line.
     """
+    refuse_full = (
+        ""
+        if replace
+        else """if [ -d "$name" ] && [ -n "$(ls -A -- "$name")" ]; then
+  fail "restore target $expected/$name exists and is not empty; pass --force to replace it"
+fi
+"""
+    )
     return (
         _walk(target, create=True)
         + f"""
@@ -127,6 +136,7 @@ if [ -L "$name" ]; then fail "restore target $expected/$name is a symlink; refus
 if [ -e "$name" ] && [ ! -d "$name" ]; then
   fail "restore target $expected/$name is not a directory"
 fi
+{refuse_full}
 mkdir -m 0700 -- "$staging" || fail "cannot create the staging directory $expected/$staging"
 cd -- "$staging" || fail "cannot enter $expected/$staging"
 if [ "$(pwd -P)" != "$expected/$staging" ] || [ "$(stat -c %u:%a .)" != "$(id -u):700" ]; then

@@ -124,6 +124,19 @@ def test_to_host_obeys_that_hosts_roots(scene: RestoreScene, tmp_path: Path) -> 
     )
 
 
+def test_a_path_onto_a_directory_with_files_needs_force(scene: RestoreScene) -> None:
+    """`--path` at the neighbour's docroot must not silently replace it."""
+    before = scene.untouched()
+
+    with pytest.raises(
+        BackupError, match=f"restore target {scene.neighbour} exists and is not empty; pass --force"
+    ):
+        _restore(scene, path=str(scene.neighbour))
+
+    assert scene.untouched() == before
+    assert scene.leftovers() == []
+
+
 def test_a_new_path_is_created_without_touching_the_live_site(scene: RestoreScene) -> None:
     live = tree_fingerprint(scene.docroot)
     target = scene.www / "staging" / "acct-1"
