@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -313,3 +314,29 @@ def test_every_restore_is_recorded_with_operator_backup_and_target(
     ]
     assert audit[-1].data["actor"] == "ops:day-shift"
     assert audit[-1].data["details"]["backup"] == scene.backup.id
+
+
+def test_a_changed_host_key_stops_the_stream_before_anything_is_sent(
+    ssh_scene: RestoreScene, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The archive streams through the OpenSSH client: it checks the host key against the
+    configured known_hosts only, as the paramiko transport does."""
+    scene = ssh_scene
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")],
+        check=True,
+    )
+    shared = Path(scene.app.config.hosts["web1"].known_hosts or "")
+    host_part = shared.read_text().split()[0]
+    other_key = " ".join((tmp_path / "other.pub").read_text().split()[:2])
+    changed = tmp_path / "known_hosts"
+    changed.write_text(f"{host_part} {other_key}\n")
+    transport = scene.app.transports.get("web1")
+    monkeypatch.setattr(transport, "_known_hosts", changed)  # as if the host key changed
+    live = tree_fingerprint(scene.docroot)
+
+    with pytest.raises(BackupError, match="Host key verification failed"):
+        _restore(scene, force=True)
+
+    assert tree_fingerprint(scene.docroot) == live
+    assert scene.leftovers() == []
