@@ -11,7 +11,6 @@ pytest_plugins = [
     "tests.lab.state_db",
     "tests.lab.backup_scene",
     "tests.lab.playbook_scene",
-    "tests.lab.restore_scene",
 ]
 
 _TESTS = Path(__file__).resolve().parent

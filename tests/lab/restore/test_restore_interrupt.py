@@ -97,14 +97,15 @@ def test_ctrl_c_at_any_moment_leaves_the_site_untouched_or_fully_restored(
             time.sleep(0.02)
         time.sleep(delay)
         process.send_signal(signal.SIGINT)
-        process.communicate(timeout=60)
-        # A swap under way finishes on the host on its own; give it a moment.
-        deadline = time.monotonic() + 10
+        _out, errors = process.communicate(timeout=60)
+        # A swap under way finishes on the host on its own, and the host's script removes
+        # its staging directory once tar's input ends; give them time on a busy machine.
+        deadline = time.monotonic() + 30
         while scene.leftovers() and time.monotonic() < deadline:
             time.sleep(0.1)
         now = tree_fingerprint(scene.docroot)
         assert now in (defaced, original), f"a half-restored tree after {delay} s"
-        assert scene.leftovers() == []
+        assert scene.leftovers() == [], errors.decode()[-3000:]
         outcomes.append("restored" if now == original else "untouched")
     print("outcomes by delay:", outcomes)
     # The earliest interrupt lands mid-stream: the live tree was never touched then.

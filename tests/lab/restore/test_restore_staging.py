@@ -215,8 +215,8 @@ def test_a_tree_differing_from_the_archive_is_not_swapped_in(
     """The comparison can fail: a file appears in staging after tar, one changes."""
     extract = staging.extract_script
 
-    def tampered(target: staging.StagedTarget, compression: str) -> str:
-        return extract(target, compression).replace(
+    def tampered(target: staging.StagedTarget, compression: str, replace: bool = True) -> str:
+        return extract(target, compression, replace).replace(
             "printf '%s %s\\0' lapse-uid",
             "echo extra > added.txt; echo more >> index.html\nprintf '%s %s\\0' lapse-uid",
         )
