@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import stat
 import tarfile
 from dataclasses import dataclass, field
 from posixpath import normpath
@@ -105,9 +106,10 @@ def list_archive(stream: BinaryIO) -> ArchiveListing:
     """
     listing = ArchiveListing()
     symlinks: set[str] = set()
+    regular: set[str] = set()
     with tarfile.open(fileobj=stream, mode="r|") as archive:
         for member in archive:
-            problem = unsafe_reason(member, symlinks)
+            problem = unsafe_reason(member, symlinks, regular)
             if problem:
                 listing.unsafe.append(problem)
             if member.issym():
@@ -118,21 +120,34 @@ def list_archive(stream: BinaryIO) -> ArchiveListing:
             elif member.isfile():
                 listing.files += 1
                 listing.bytes += member.size
+                if member.isreg():
+                    regular.add(_clean(member.name))
             else:
                 listing.other += 1
     return listing
+
+
+def clean_name(name: str) -> str:
+    """Return a member name as a path relative to the archive's top ('.' for the top)."""
+    return _clean(name)
 
 
 def _clean(name: str) -> str:
     return normpath(name.removeprefix("./")) if name not in (".", "./") else "."
 
 
-def unsafe_reason(member: tarfile.TarInfo, symlinks: set[str]) -> str | None:
+def unsafe_reason(
+    member: tarfile.TarInfo, symlinks: set[str], regular: set[str] | None = None
+) -> str | None:
     """Return why `member` must not be restored, or None when it is safe.
 
-    Unsafe: an absolute name, a '..' component, a device file, a hard link whose
-    target is absolute or climbs out, or a path through a symlink earlier in the
-    archive (which could point anywhere).
+    `symlinks` holds the cleaned names of the archive's symlinks seen so far;
+    `regular`, when given, those of its regular files (the only members a hard
+    link may point to). Unsafe: an absolute name, a '..' component, a device
+    file or fifo, a file with the setuid or setgid bit, a hard link whose target
+    is absolute, climbs out, lies under a symlink or is not an earlier regular
+    file, or a path through a symlink earlier in the archive (which could point
+    anywhere).
     """
     name = member.name
     if name.startswith("/"):
@@ -141,13 +156,40 @@ def unsafe_reason(member: tarfile.TarInfo, symlinks: set[str]) -> str | None:
         return f"{name!r}: contains '..'"
     if member.ischr() or member.isblk():
         return f"{name!r}: device file"
+    if member.isfifo():
+        return f"{name!r}: fifo"
+    if not (member.isdir() or member.issym()) and member.mode & (stat.S_ISUID | stat.S_ISGID):
+        # Restored as root with its recorded owner, such a file could hand root to anyone.
+        return f"{name!r}: setuid or setgid file"
+    under = _under_symlink(_clean(name), symlinks)
+    if under:
+        return f"{name!r}: lies under the symlink {under!r}"
     if member.islnk():
-        target = member.linkname
-        if target.startswith("/") or ".." in target.split("/"):
-            return f"{name!r}: hard link to {target!r} outside the archive"
-    cleaned = _clean(name)
+        return _unsafe_hard_link(member, symlinks, regular)
+    return None
+
+
+def _unsafe_hard_link(
+    member: tarfile.TarInfo, symlinks: set[str], regular: set[str] | None
+) -> str | None:
+    name, target = member.name, member.linkname
+    if target.startswith("/") or ".." in target.split("/"):
+        return f"{name!r}: hard link to {target!r} outside the archive"
+    cleaned = _clean(target)
+    if cleaned in symlinks:
+        return f"{name!r}: hard link to the symlink {target!r}"
+    under = _under_symlink(cleaned, symlinks)
+    if under:
+        return f"{name!r}: hard link through the symlink {under!r}"
+    if regular is not None and cleaned not in regular:
+        return f"{name!r}: hard link to {target!r}, which is no earlier file of the archive"
+    return None
+
+
+def _under_symlink(cleaned: str, symlinks: set[str]) -> str | None:
     parts = cleaned.split("/")
     for depth in range(1, len(parts)):
-        if "/".join(parts[:depth]) in symlinks:
-            return f"{name!r}: lies under the symlink {'/'.join(parts[:depth])!r}"
+        prefix = "/".join(parts[:depth])
+        if prefix in symlinks:
+            return prefix
     return None

@@ -164,38 +164,14 @@ def postgres_dump_script(database: str, admin: DatabaseAdmin) -> str:
     )
 
 
-def files_restore_script(target: str, compressor: str) -> str:
-    """Return a script extracting a compressed tar from stdin into the directory `target`.
+def decompress_command(compressor: str) -> str:
+    """Return the host command decompressing stdin to stdout for `compressor`.
 
-    The archive has been checked for unsafe members before this runs; GNU tar's own
-    guards against absolute names and '..' stay on as a second line.
+    Raises UnsafeValueError for a compression Lapse does not know.
     """
-    return f"""
-mkdir -p -- {quote(target)} || exit 2
-cd -- {quote(target)} || exit 2
-{_DECOMPRESS[compressor]} | tar --extract --file=- --preserve-permissions --numeric-owner
-"""
-
-
-def files_compare_script(target: str, compressor: str) -> str:
-    """Return a script comparing a compressed tar from stdin with what is in `target`.
-
-    GNU tar's --compare checks every member against the file system: type, size,
-    mode, owner, modification time, link target and every file's content. The
-    script prints one line per difference (a missing file included) and exits 1
-    when there is any. Run as a user other than root, tar could not give files
-    their recorded owners, so owner differences are not counted then.
-    """
-    return f"""
-cd -- {quote(target)} || exit 2
-out=$({_DECOMPRESS[compressor]} | tar --compare --file=- --numeric-owner 2>&1); status=$?
-if [ "$(id -u)" != 0 ]; then
-  out=$(printf '%s\n' "$out" | grep -v -e ': Uid differs$' -e ': Gid differs$')
-  [ -n "$out" ] || status=0
-fi
-[ -z "$out" ] || printf '%s\n' "$out"
-exit "$status"
-"""
+    if compressor not in _DECOMPRESS:
+        raise UnsafeValueError(f"unknown compression {compressor!r}")
+    return _DECOMPRESS[compressor]
 
 
 def mariadb_restore_script(database: str, admin: DatabaseAdmin, compressor: str) -> str:

@@ -1,39 +1,65 @@
-"""Restoring a backup onto a host: site files into a directory, databases re-imported.
+"""Restoring a backup onto a host: site files swapped in from staging, databases re-imported.
 
-Each object is checked before anything is written: its size and SHA-256 must
-match the manifest, and a site archive must not hold a member with an absolute
-path, a '..' component, a device file, or a path through one of its own symlinks.
-Only then is it streamed from the store into the host's `tar` or database client.
-Restored site files are then compared with the archive on the host (GNU tar
---compare: content, mode, owner, time and link target of every member).
+Site files never go straight into the live tree (invariant 5). For each site
+archive the host extracts into a fresh staging directory beside the target
+(daemon.backup.staging), while the daemon reads the same stream once
+(daemon.backup.relay): it counts and hashes every byte against the manifest,
+checks every member against the restore rules before the host receives it, and
+describes what the extraction must hold (daemon.backup.restore_listing). The host then
+lists the staging tree, and only when that listing equals the archive's, entry
+for entry, is the staging directory swapped in with renames; the previous tree
+is removed after the swap. Any failure or interrupt before the swap removes the
+staging directory and leaves the live tree untouched.
+
+Targets obey the tree rule: the target must lie strictly inside one of its
+host's allowed roots, and no component from that root to the target may be a
+symlink. A database object is checked in full (size, SHA-256) before its import
+starts. Every restore that reached a host is recorded in the account's history
+(and so in the audit log) with the operator, the backup, the targets and the
+outcome.
 """
 
 from __future__ import annotations
 
 import hashlib
-import threading
+import tarfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import cast
 
 import structlog
+import zstandard
 
-from daemon.backup import commands
-from daemon.backup.archive import UnsafeArchiveError
+from daemon.backup import commands, staging
+from daemon.backup.archive import HashingReader, UnsafeArchiveError, decompressed
 from daemon.backup.errors import BackupError
 from daemon.backup.manifest import BackupObject
+from daemon.backup.relay import Gate, GateClosedError
+from daemon.backup.restore_listing import (
+    ListingError,
+    Tree,
+    archive_tree,
+    differences,
+    parse_listing,
+)
 from daemon.backup.service import BackupService, object_key
-from daemon.backup.stores.base import StoreError
+from daemon.backup.staging import StagedTarget
+from daemon.backup.stores.base import Readable, StoreError
 from daemon.backup.tree import check_account_tree
 from daemon.backup.verify import check_object
-from daemon.transport import CommandError, TransportError
+from daemon.policy.model import State
+from daemon.store.models import Account, Event
+from daemon.transport import CommandError, RemoteProcess, TransportError
 
 log = structlog.get_logger("lapse.backup")
 
 _CHUNK = 1 << 20
-# How many differing paths an error quotes from tar --compare.
+# How many differing paths an error quotes from the comparison.
 _SHOWN_DIFFERENCES = 10
+_ARCHIVE_ERRORS = (tarfile.TarError, zstandard.ZstdError, EOFError, OSError, ValueError)
+CHECKED = "every member matches the archive (type, mode, owner, time, size, digest, link)"
 
 # Told (object name, bytes just moved) as objects stream into the host.
 Progress = Callable[[str, int], None]
@@ -64,10 +90,11 @@ class RestoreReport:
 
 @dataclass(frozen=True)
 class RestoreRequest:
-    """What to restore and where.
+    """What to restore, where, and who asked.
 
     `host` overrides the host each object came from; `path` puts site files into
-    that directory instead of their original docroot (a staging path).
+    that directory instead of their original docroot. `force` allows replacing
+    the live docroot of an account that is not deleted. `actor` is recorded.
     """
 
     backup_id: str
@@ -76,7 +103,22 @@ class RestoreRequest:
     files: bool = True
     databases: bool = True
     dry_run: bool = False
-    compare_files: bool = True
+    force: bool = False
+    actor: str = "lapse"
+
+
+@dataclass
+class _Staged:
+    """A site archive extracted and compared in its staging directory, not yet swapped."""
+
+    entry: BackupObject
+    host: str
+    target: StagedTarget
+    restored: RestoredObject
+    swapped: bool = False
+    # The swap script was started and its end not seen (link lost, interrupted): it
+    # finishes on its own, so its staging directory must not be touched.
+    in_doubt: bool = False
 
 
 def restore_backup(
@@ -84,11 +126,12 @@ def restore_backup(
 ) -> RestoreReport:
     """Restore the backup `request` names and return what was restored.
 
-    `progress`, when given, is told of the bytes of each object as they move (the
-    check pass, then the restore). Raises UnknownBackupError, UnsafeArchiveError
-    for an archive with an unsafe member, and BackupError when the backup is
-    unusable, a host command fails, or restored files differ from the archive;
-    nothing is written to a host before every chosen object passed its check.
+    `progress`, when given, is told of the bytes of each object as they move into
+    the host. Raises UnknownBackupError; UnsafeArchiveError for an archive with a
+    member the restore rules refuse; BackupError when the backup is unusable, a
+    target breaks the tree rule or is live without `force`, a host command fails,
+    or the extracted files differ from the archive. Whatever fails before the
+    swap leaves every live tree as it was.
     """
     backup = service.get(request.backup_id)
     if backup.manifest is None or backup.status not in ("verified", "completed"):
@@ -105,93 +148,348 @@ def restore_backup(
     if not chosen:
         raise BackupError(f"backup {backup.id} holds nothing of what was asked to restore")
     if request.path is not None:
-        _check_target(request.path)
+        _check_path(request.path)
     prefix = object_key(backup.account_id, backup.id)
     report = RestoreReport(backup.id, backup.account_id, request.dry_run)
     file_objects = [entry for entry in chosen if entry.kind == "files"]
-    _check_trees(service, request, file_objects)
-    for entry in chosen:
+    plans = [_plan(service, request, entry, len(file_objects)) for entry in file_objects]
+    _check_trees(service, plans)
+    if plans and request.path is None and not request.dry_run and not request.force:
+        _refuse_live(service, backup.account_id, plans)
+    databases = [entry for entry in chosen if entry.kind == "database"]
+    for entry in databases:
         _check_before_restore(service, prefix + entry.name, entry)
-    for entry in chosen:
-        host = request.host or entry.host
-        if host is None:
-            raise BackupError(f"{entry.name} records no host; name one to restore onto")
-        target = _target(entry, request.path, len(file_objects))
-        restored = RestoredObject(entry.name, entry.kind, host, target, entry.size)
-        if not request.dry_run:
-            started = time.monotonic()
-            _restore_object(service, prefix + entry.name, entry, host, target, progress)
-            restored.check = "imported, client exited 0"
-            if entry.kind == "files" and request.compare_files:
-                _compare_files(service, prefix + entry.name, entry, host, target)
-                restored.check = "every member matches the archive (tar --compare)"
-            restored.seconds = time.monotonic() - started
-        report.restored.append(restored)
+    if request.dry_run:
+        report.restored = [item.restored for item in plans]
+        report.restored += [_database_item(request, entry) for entry in databases]
+        return report
+    try:
+        _restore_all(service, request, prefix, plans, databases, report, progress)
+    except BaseException as error:
+        _discard(service, [item for item in plans if not (item.swapped or item.in_doubt)])
+        _record(service, request, backup.account_id, plans, databases, error)
+        raise
+    _record(service, request, backup.account_id, plans, databases, None)
     return report
 
 
-def _check_target(path: str) -> None:
+def _restore_all(
+    service: BackupService,
+    request: RestoreRequest,
+    prefix: str,
+    plans: list[_Staged],
+    databases: list[BackupObject],
+    report: RestoreReport,
+    progress: Progress | None,
+) -> None:
+    """Stage and compare every site archive, import the databases, then swap each tree in."""
+    for item in plans:
+        started = time.monotonic()
+        _stage(service, request, prefix + item.entry.name, item, progress)
+        item.restored.seconds = time.monotonic() - started
+    for entry in databases:
+        restored = _database_item(request, entry)
+        started = time.monotonic()
+        _restore_database(service, prefix + entry.name, entry, restored, progress)
+        restored.check = "imported, client exited 0"
+        restored.seconds = time.monotonic() - started
+        report.restored.append(restored)
+    for item in plans:
+        started = time.monotonic()
+        _swap(service, item)
+        item.restored.seconds += time.monotonic() - started
+        item.restored.check = CHECKED + "; swapped in"
+        report.restored.insert(plans.index(item), item.restored)
+
+
+def _check_path(path: str) -> None:
     candidate = PurePosixPath(path)
     if not candidate.is_absolute() or ".." in candidate.parts or candidate == PurePosixPath("/"):
         raise BackupError(f"restore path {path!r} must be an absolute directory below /")
 
 
-def _check_trees(
-    service: BackupService, request: RestoreRequest, file_objects: list[BackupObject]
-) -> None:
+def _check_trees(service: BackupService, plans: list[_Staged]) -> None:
     """Check each site-files target on its host by the tree rule (invariant 5) before
-    anything is written; a target that does not exist yet passes when every existing
-    component above it does. Raises TreeError, or BackupError when the check cannot run."""
-    for entry in file_objects:
-        host_name = request.host or entry.host
-        host = service.config.hosts.get(host_name) if host_name else None
-        if host_name is None or host is None:
-            continue  # named as such when the object is restored
-        target = _target(entry, request.path, len(file_objects))
+    anything is downloaded or written; a target that does not exist yet passes when
+    every existing component above it does. Raises TreeError, or BackupError when the
+    check cannot run."""
+    for item in plans:
+        host = service.config.hosts[item.host]
         try:
             check_account_tree(
-                service.transports.get(host_name), host, target, None, allow_missing=True
+                service.transports.get(item.host),
+                host,
+                item.target.path,
+                None,
+                allow_missing=True,
             )
         except (CommandError, TransportError) as error:
-            raise BackupError(f"tree check of {host_name}:{target} failed: {error}") from error
+            raise BackupError(
+                f"tree check of {item.host}:{item.target.path} failed: {error}"
+            ) from error
 
 
-def _target(entry: BackupObject, path: str | None, file_objects: int) -> str:
-    if entry.kind != "files":
-        return entry.source  # a database is restored under its own name
-    if path is None:
-        return entry.source
-    # Several docroots restored to one staging path each get their own sub-directory.
-    return path if file_objects == 1 else f"{path.rstrip('/')}/{entry.name.split('.')[0]}"
+def _host_of(request: RestoreRequest, entry: BackupObject) -> str:
+    host = request.host or entry.host
+    if host is None:
+        raise BackupError(f"{entry.name} records no host; name one to restore onto")
+    return host
+
+
+def _plan(
+    service: BackupService, request: RestoreRequest, entry: BackupObject, file_objects: int
+) -> _Staged:
+    """Return where site archive `entry` goes. Raises BackupError for an unknown host or a
+    target outside the host's allowed roots."""
+    host_name = _host_of(request, entry)
+    host = service.config.hosts.get(host_name)
+    if host is None:
+        raise BackupError(f"host {host_name!r} is not in the config's [hosts] table")
+    path = entry.source
+    if request.path is not None:
+        # Several docroots restored to one path each get their own sub-directory.
+        path = request.path.rstrip("/")
+        if file_objects > 1:
+            path = f"{path}/{entry.name.split('.')[0]}"
+    try:
+        target = staging.staged_target(path, [str(root) for root in host.allowed_roots])
+    except staging.TargetError as error:
+        raise BackupError(f"{entry.name} onto {host_name}: {error}") from error
+    restored = RestoredObject(entry.name, entry.kind, host_name, target.path, entry.size)
+    return _Staged(entry, host_name, target, restored)
+
+
+def _database_item(request: RestoreRequest, entry: BackupObject) -> RestoredObject:
+    return RestoredObject(
+        entry.name, entry.kind, _host_of(request, entry), entry.source, entry.size
+    )
+
+
+def _refuse_live(service: BackupService, account_id: str, plans: list[_Staged]) -> None:
+    """Raise BackupError unless the account is deleted: its docroot is the live site."""
+    with service.sessions() as session:
+        row = session.get(Account, account_id)
+        state = row.state if row is not None else None
+    if state in (None, State.DELETED):
+        return
+    where = ", ".join(f"{item.host}:{item.target.path}" for item in plans)
+    raise BackupError(
+        f"{account_id} is {state}: restoring over its live docroot ({where}) replaces the "
+        "site's current files; pass --force (or --reactivate) to do that, or --path to "
+        "restore elsewhere; nothing was restored"
+    )
 
 
 def _check_before_restore(service: BackupService, key: str, entry: BackupObject) -> None:
     check = check_object(service.store, key, entry)
     if not check.ok:
         raise BackupError(f"{entry.name} failed its check, nothing restored: {check.problem}")
-    unsafe = (check.listing or {}).get("unsafe") or []
-    if unsafe:
-        raise UnsafeArchiveError(
-            f"{entry.name} holds members that could write outside the target, nothing "
-            "restored: " + "; ".join(str(item) for item in unsafe)
+
+
+def _stage(
+    service: BackupService,
+    request: RestoreRequest,
+    key: str,
+    item: _Staged,
+    progress: Progress | None,
+) -> None:
+    """Extract site archive `key` into a staging directory on the host and compare it.
+
+    Raises UnsafeArchiveError, or BackupError when the host fails, the object
+    does not match the manifest, or the staging tree differs from the archive.
+    """
+    entry, target = item.entry, item.target
+    transport = service.transports.get(item.host)
+    label = f"restore of {entry.name} into {target.staging_path}"
+    log.info("restore started", object=entry.name, host=item.host, target=target.path)
+
+    def sent(size: int) -> None:
+        if progress is not None:
+            progress(entry.name, size)
+
+    try:
+        # A live docroot was allowed above (deleted account, or --force); another
+        # path replaces a directory with something in it only with --force.
+        replace = request.force or request.path is None
+        script = staging.extract_script(target, entry.compression, replace)
+        stream = service.store.open(key)
+    except (commands.UnsafeValueError, StoreError) as error:
+        raise BackupError(f"{label} on {item.host} failed: {error}") from error
+    try:
+        with transport.start_bulk(script, label) as process:
+            try:
+                expected, size, digest = _stream(process, stream, entry, sent, label)
+            except TransportError as error:
+                # The host may have stopped reading because its script refused the target.
+                _raise_refusal(process, item.host, label, error)
+                raise
+            output = process.read_all()
+            result = process.wait()
+    except (TransportError, StoreError) as error:
+        raise BackupError(f"{label} on {item.host} failed: {error}") from error
+    finally:
+        stream.close()
+    if result.status != 0:
+        failed = CommandError(item.host, label, result.status, result.stderr)
+        raise BackupError(f"{failed}; the live tree is untouched")
+    if (size, digest) != (entry.size, entry.sha256):
+        raise BackupError(
+            f"{entry.name} read back {size} bytes with another SHA-256 than its manifest "
+            "records (changed in the store?); nothing swapped"
+        )
+    _compare(expected, output, item)
+
+
+def _raise_refusal(process: RemoteProcess, host: str, label: str, error: TransportError) -> None:
+    """Raise BackupError with the host's own reason when its script exited with an error."""
+    try:
+        result = process.wait()
+    except TransportError:
+        return
+    if result.status > 0 and result.stderr.strip():
+        failed = CommandError(host, label, result.status, result.stderr)
+        raise BackupError(f"{failed}; the live tree is untouched") from error
+
+
+def _stream(
+    process: RemoteProcess,
+    stream: Readable,
+    entry: BackupObject,
+    sent: Callable[[int], None],
+    label: str,
+) -> tuple[Tree, int, str]:
+    """Send the object to `process` through a gate while checking and describing it.
+
+    Returns (the tree the archive describes, bytes read, their SHA-256). Raises
+    UnsafeArchiveError, BackupError for an unreadable archive, and TransportError
+    or StoreError when a stage failed.
+    """
+    with Gate(stream, process, sent) as gate:
+        try:
+            expected = archive_tree(decompressed(cast(HashingReader, gate), entry.compression))
+            gate.finish()
+        except GateClosedError as error:
+            cause = error.__cause__
+            if isinstance(cause, TransportError | StoreError):
+                raise cause from None
+            raise BackupError(f"{label} failed: {error}") from error
+        except UnsafeArchiveError as error:
+            raise UnsafeArchiveError(
+                f"{entry.name} holds a member that could write outside the target, "
+                f"refused before the host received it; the live tree is untouched: {error}"
+            ) from error
+        except _ARCHIVE_ERRORS as error:
+            raise BackupError(f"{entry.name} is not a readable archive: {error}") from error
+    return expected, gate.size, gate.sha256
+
+
+def _compare(expected: Tree, output: bytes, item: _Staged) -> None:
+    try:
+        uid, found = parse_listing(output)
+    except ListingError as error:
+        raise BackupError(f"{item.host}:{item.target.staging_path}: {error}") from error
+    # Run as a user other than root, tar cannot give files their recorded owners.
+    lines = differences(expected, found, owners=uid == 0)
+    if not lines:
+        log.info("restored files match the archive", object=item.entry.name)
+        return
+    shown = "; ".join(lines[:_SHOWN_DIFFERENCES])
+    more = (
+        f" (and {len(lines) - _SHOWN_DIFFERENCES} more)" if len(lines) > _SHOWN_DIFFERENCES else ""
+    )
+    raise BackupError(
+        f"files extracted on {item.host} differ from {item.entry.name}: {shown}{more}; "
+        "nothing swapped"
+    )
+
+
+def _swap(service: BackupService, item: _Staged) -> None:
+    """Put the staging directory in place of the target. Raises BackupError."""
+    transport = service.transports.get(item.host)
+    label = f"swap of {item.target.path}"
+    item.in_doubt = True
+    try:
+        result = transport.run(staging.swap_script(item.target), label, check=False)
+    except TransportError as error:
+        # The script ignores hang-ups: it finishes both renames or neither on its own.
+        raise BackupError(
+            f"{label} on {item.host}: the link was lost ({error}); the host holds either the "
+            f"previous or the fully restored tree at {item.target.path}"
+        ) from error
+    item.in_doubt = False
+    if staging.SWAPPED not in result.stdout.split():
+        failed = CommandError(item.host, label, result.status, result.stderr)
+        raise BackupError(str(failed))
+    item.swapped = True
+    if result.stderr.strip():
+        log.warning("restore swap", host=item.host, target=item.target.path, output=result.stderr)
+    log.info("restore finished", object=item.entry.name, host=item.host, target=item.target.path)
+
+
+def _discard(service: BackupService, plans: list[_Staged]) -> None:
+    """Remove the staging directories of a failed restore, as far as the hosts answer."""
+    for item in plans:
+        try:
+            service.transports.get(item.host).run(
+                staging.discard_script(item.target), f"discard {item.target.staging_path}"
+            )
+        except (TransportError, CommandError) as error:
+            log.warning(
+                "staging directory left behind",
+                host=item.host,
+                path=item.target.staging_path,
+                error=str(error),
+            )
+
+
+def _record(
+    service: BackupService,
+    request: RestoreRequest,
+    account_id: str,
+    plans: list[_Staged],
+    databases: list[BackupObject],
+    error: BaseException | None,
+) -> None:
+    """Append the restore to the account's history (and so to the audit log)."""
+    targets = [f"{item.host}:{item.target.path}" for item in plans]
+    targets += [f"{_host_of(request, entry)}:database {entry.source}" for entry in databases]
+    outcome = "restored" if error is None else "failed"
+    details = {
+        "backup": request.backup_id,
+        "targets": targets,
+        "outcome": outcome,
+        "error": None if error is None else (str(error) or type(error).__name__),
+        "force": request.force,
+    }
+    with service.sessions.begin() as session:
+        row = session.get(Account, account_id)
+        if row is None:
+            return
+        session.add(
+            Event(
+                account_id=account_id,
+                at=service.clock(),
+                from_state=row.state,
+                to_state=row.state,
+                reason=f"restore of backup {request.backup_id} {outcome}: {', '.join(targets)}",
+                actor=request.actor,
+                details=details,
+            )
         )
 
 
-def _restore_object(
+def _restore_database(
     service: BackupService,
     key: str,
     entry: BackupObject,
-    host_name: str,
-    target: str,
+    restored: RestoredObject,
     progress: Progress | None,
 ) -> None:
-    host = service.config.hosts.get(host_name)
+    host = service.config.hosts.get(restored.host)
     if host is None:
-        raise BackupError(f"host {host_name!r} is not in the config's [hosts] table")
+        raise BackupError(f"host {restored.host!r} is not in the config's [hosts] table")
     try:
-        if entry.kind == "files":
-            script, stdin = commands.files_restore_script(target, entry.compression), b""
-        elif entry.engine == "mariadb":
+        if entry.engine == "mariadb":
             script = commands.mariadb_restore_script(entry.source, host.mariadb, entry.compression)
             stdin = commands.password_line(host.mariadb)
         elif entry.engine == "postgresql":
@@ -201,9 +499,8 @@ def _restore_object(
             raise BackupError(f"{entry.name}: cannot restore a {entry.engine} database")
     except commands.UnsafeValueError as error:
         raise BackupError(str(error)) from error
-    transport = service.transports.get(host_name)
-    label = f"restore of {entry.name} into {target}"
-    log.info("restore started", object=entry.name, host=host_name, target=target)
+    transport = service.transports.get(restored.host)
+    label = f"restore of {entry.name} into {entry.source}"
     digest = hashlib.sha256()
     try:
         stream = service.store.open(key)
@@ -222,47 +519,6 @@ def _restore_object(
         finally:
             stream.close()
     except (CommandError, TransportError, StoreError) as error:
-        raise BackupError(f"{label} on {host_name} failed: {error}") from error
+        raise BackupError(f"{label} on {restored.host} failed: {error}") from error
     if digest.hexdigest() != entry.sha256:
         raise BackupError(f"{entry.name} changed in the store while it was restored")
-    log.info("restore finished", object=entry.name, host=host_name, target=target)
-
-
-def _compare_files(
-    service: BackupService, key: str, entry: BackupObject, host_name: str, target: str
-) -> None:
-    """Stream the archive again into `tar --compare` in `target` on the host.
-
-    Raises BackupError naming the first differing paths when anything differs.
-    """
-    script = commands.files_compare_script(target, entry.compression)
-    label = f"comparison of {target} with {entry.name}"
-    transport = service.transports.get(host_name)
-    try:
-        stream = service.store.open(key)
-        try:
-            with transport.start(script, label) as process:
-                # tar reports differences on stdout as it goes; drain it alongside.
-                report: list[bytes] = []
-                reader = threading.Thread(target=lambda: report.append(process.read_all()))
-                reader.start()
-                while chunk := stream.read(_CHUNK):
-                    process.write(chunk)
-                process.close_stdin()
-                reader.join()
-                result = process.wait()
-        finally:
-            stream.close()
-    except (TransportError, StoreError) as error:
-        raise BackupError(f"{label} on {host_name} failed: {error}") from error
-    if result.status == 0:
-        log.info("restored files match the archive", object=entry.name, target=target)
-        return
-    lines = b"".join(report).decode("utf-8", "replace").splitlines()
-    shown = "; ".join(lines[:_SHOWN_DIFFERENCES]) or result.stderr.strip()
-    more = (
-        f" (and {len(lines) - _SHOWN_DIFFERENCES} more)" if len(lines) > _SHOWN_DIFFERENCES else ""
-    )
-    raise BackupError(
-        f"restored files in {host_name}:{target} differ from {entry.name}: {shown}{more}"
-    )

@@ -121,6 +121,11 @@ def verify(backup_id: str, as_json: bool, config_path: Path | None) -> None:
 @click.option("--databases-only", is_flag=True, help="Restore databases only.")
 @click.option("--dry-run", is_flag=True, help="Check the backup and show what would be restored.")
 @click.option(
+    "--force",
+    is_flag=True,
+    help="Replace the live docroot of an account that is not deleted (active or suspended).",
+)
+@click.option(
     "--reactivate",
     is_flag=True,
     help="Then return the account to active (a deleted or suspended account; recorded).",
@@ -134,15 +139,20 @@ def restore(
     files_only: bool,
     databases_only: bool,
     dry_run: bool,
+    force: bool,
     reactivate: bool,
     config_path: Path | None,
 ) -> None:
     """Restore ACCOUNT's site files and databases from a backup.
 
-    Every object is checked first (size, SHA-256, no unsafe archive member);
-    restored files are then compared with the archive on the host (content,
-    mode, owner, time, link target). With --reactivate, a deleted account comes
-    back as active and a suspended one is unsuspended.
+    Site files are extracted into a fresh staging directory beside the target,
+    checked in the same pass (size, SHA-256, no unsafe archive member) and
+    compared with the archive (content, mode, owner, time, link target); only
+    then is the staging directory swapped in. The live docroot of an account
+    that is not deleted is replaced only with --force or --reactivate. Every
+    restore is recorded in the account's history with the operator. With
+    --reactivate, a deleted account comes back as active and a suspended one is
+    unsuspended.
     """
     if files_only and databases_only:
         raise click.UsageError("--files-only and --databases-only exclude each other")
@@ -163,8 +173,10 @@ def restore(
         files=not databases_only,
         databases=not files_only,
         dry_run=dry_run,
+        force=force or reactivate,
+        actor=operator(),
     )
-    who = operator()
+    who = request.actor
     try:
         with RestoreProgress(app.backups.get(backup_id), request) as progress:
             report = restore_backup(app.backups, request, progress.advance)

@@ -27,9 +27,9 @@ from daemon.backup.views import BackupView
 class RestoreProgress:
     """Context manager whose `advance(name, size)` moves the bar of object `name`.
 
-    Each chosen object gets one bar sized to the object: the restore streams it
-    once into the host (the check before it and the comparison after it are not
-    counted, so the bar and its time left match what the engineer waits for).
+    Each chosen object gets one bar sized to the object: a site archive is read
+    once, checked as it streams into the host (the host's listing and the swap
+    that follow are not counted); a database is checked first, then streamed.
     """
 
     def __init__(self, backup: BackupView, request: RestoreRequest) -> None:

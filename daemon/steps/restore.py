@@ -21,7 +21,15 @@ class RestoreStep:
         latest = context.backups.latest_verified(context.account_id)
         if latest is None:
             raise StepFailedError(f"{spec.name}: {context.account_id} has no verified backup")
-        request = RestoreRequest(latest.id, host=context.host_name, dry_run=context.dry_run)
+        # The restore phase is asked for by ops to bring the site back: it may replace
+        # what is in the docroot, and is recorded as done by this playbook phase.
+        request = RestoreRequest(
+            latest.id,
+            host=context.host_name,
+            dry_run=context.dry_run,
+            force=True,
+            actor=f"playbook:{context.phase}",
+        )
         try:
             report = restore_backup(context.backups, request)
         except BackupError as error:

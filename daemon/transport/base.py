@@ -160,6 +160,15 @@ class Transport(ABC):
         finally:
             self._release()
 
+    @contextmanager
+    def start_bulk(self, script: str, label: str) -> Iterator[RemoteProcess]:
+        """Like `start`, for a command that takes a large stream on stdin (a restore).
+
+        A transport may run it over a faster path; the default is `start`.
+        """
+        with self.start(script, label) as process:
+            yield process
+
     def run(self, script: str, label: str, stdin: bytes = b"", check: bool = True) -> CommandResult:
         """Run `script` to its end, feeding it `stdin`, and return its output.
 

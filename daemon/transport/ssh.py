@@ -16,13 +16,18 @@ in paramiko's byte array, which cost two page faults for every 4 KiB streamed.
 
 from __future__ import annotations
 
+import contextlib
 import shlex
+import shutil
 import socket
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import paramiko
 
+from daemon.transport import openssh
 from daemon.transport.base import (
     CommandResult,
     HostKeyError,
@@ -111,6 +116,39 @@ class SSHTransport(Transport):
 
     def _release(self) -> None:
         self._slots.release()
+
+    @contextmanager
+    def start_bulk(self, script: str, label: str) -> Iterator[RemoteProcess]:
+        """Run `script` through the OpenSSH client when one is installed (see
+        daemon.transport.openssh), else over the paramiko connection.
+
+        Raises TransportError when the client cannot be started. A connection or
+        host key failure shows as the command's exit status 255 and ssh's stderr.
+        """
+        if shutil.which("ssh") is None:
+            with self.start(script, label) as process:
+                yield process
+            return
+        argv = openssh.openssh_argv(
+            script,
+            address=self._address,
+            port=self._port,
+            user=self._user,
+            known_hosts=self._known_hosts,
+            key_file=self._key_file,
+            connect_timeout=self._connect_timeout,
+            keepalive=self._keepalive,
+        )
+        self._slots.acquire()
+        try:
+            process = openssh.spawn(self.name, label, argv, self._command_timeout)
+            try:
+                yield process
+            except BaseException:
+                process.kill()
+                raise
+        finally:
+            self._slots.release()
 
     def connection(self) -> paramiko.Transport:
         """Return the live connection, opening it first if needed.
@@ -253,8 +291,9 @@ class SSHProcess(RemoteProcess):
     def write(self, data: bytes) -> None:
         try:
             self._channel.sendall(data)
-        except (OSError, paramiko.SSHException) as error:
-            if not self._connection.is_active():
+        except (OSError, EOFError, paramiko.SSHException) as error:
+            # EOFError: paramiko's word for a link that went down under it.
+            if isinstance(error, EOFError) or not self._connection.is_active():
                 raise self._lost() from error
             raise TransportError(
                 f"{self.label} on {self.host} stopped reading its input: {error}"
@@ -280,7 +319,9 @@ class SSHProcess(RemoteProcess):
 
     def kill(self) -> None:
         # Closing the channel makes sshd hang up on the command (SIGHUP to its session).
-        self._channel.close()
+        # On a link already down there is nobody to tell: the close itself fails then.
+        with contextlib.suppress(EOFError, OSError, paramiko.SSHException):
+            self._channel.close()
         self._drainer.join(timeout=5)
 
     def _drain(self) -> None:

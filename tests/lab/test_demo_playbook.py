@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from daemon.app import build_app, prepare_embedded_data
+from daemon.backup.errors import BackupError
 from daemon.backup.restore import RestoreRequest, restore_backup
 from daemon.clock import VirtualClock
 from daemon.config import load_embedded_config
@@ -40,5 +43,9 @@ def test_the_demo_suspends_a_site_within_a_minute_and_restore_brings_it_back(
     assert backup is not None
     assert backup.location.startswith(str(tmp_path / "data" / "backups"))
 
-    restore_backup(app.backups, RestoreRequest(backup.id))
+    # The maintenance page is the live site of a suspended account: replacing it takes force.
+    with pytest.raises(BackupError, match=r"india is suspended: .* pass --force"):
+        restore_backup(app.backups, RestoreRequest(backup.id))
+    assert "lapse-maintenance-page" in (site / "index.html").read_text()
+    restore_backup(app.backups, RestoreRequest(backup.id, force=True))
     assert (site / "index.html").read_text() == original

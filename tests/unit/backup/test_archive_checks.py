@@ -56,6 +56,8 @@ def test_a_plain_site_is_safe_and_counted() -> None:
         (_member("./dev/tty", tarfile.CHRTYPE), "device file"),
         (_member("./shadow", tarfile.LNKTYPE, link="/etc/shadow"), "hard link"),
         (_member("./up", tarfile.LNKTYPE, link="../secret"), "hard link"),
+        (_member("./pipe", tarfile.FIFOTYPE), "fifo"),
+        (_member("./orphan", tarfile.LNKTYPE, link="./missing"), "no earlier file"),
     ],
 )
 def test_unsafe_members_are_named(member: tarfile.TarInfo, reason: str) -> None:
@@ -79,3 +81,32 @@ def test_a_truncated_archive_is_an_error() -> None:
     whole = _tar(_member("./big.bin", size=100_000)).getvalue()
     with pytest.raises(tarfile.ReadError):
         list_archive(io.BytesIO(whole[:50_000]))
+
+
+def test_setuid_and_setgid_files_are_unsafe_but_a_setgid_directory_is_not() -> None:
+    setuid = _member("./su", size=1)
+    setuid.mode = 0o4755
+    setgid = _member("./sg", size=1)
+    setgid.mode = 0o2755
+    shared = _member("./shared", tarfile.DIRTYPE)
+    shared.mode = 0o2775
+    listing = list_archive(_tar(setuid, setgid, shared))
+    assert listing.unsafe == [
+        "'./su': setuid or setgid file",
+        "'./sg': setuid or setgid file",
+    ]
+
+
+def test_hard_links_to_or_through_a_symlink_are_unsafe() -> None:
+    """linkat() follows the target's parents: a link through a symlink reaches out."""
+    listing = list_archive(
+        _tar(
+            _member("./etc", tarfile.SYMTYPE, link="/etc"),
+            _member("./to-link", tarfile.LNKTYPE, link="./etc"),
+            _member("./through", tarfile.LNKTYPE, link="./etc/shadow"),
+        )
+    )
+    assert listing.unsafe == [
+        "'./to-link': hard link to the symlink './etc'",
+        "'./through': hard link through the symlink 'etc'",
+    ]

@@ -1,0 +1,342 @@
+"""Restore extracts into staging beside the target, compares, and swaps: the tree rule,
+--force, interrupts and lost links, and the record of every restore."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+import daemon.backup.restore as restore_module
+from daemon.backup import staging
+from daemon.backup.errors import BackupError
+from daemon.backup.restore import RestoreRequest, restore_backup
+from daemon.store.models import AuditEntry, Event
+from tests.lab.backup_helpers import tree_fingerprint
+from tests.lab.restore_scene import RestoreScene
+
+
+def _restore(scene: RestoreScene, **options: Any) -> restore_module.RestoreReport:
+    return restore_backup(scene.app.backups, RestoreRequest(scene.backup.id, **options))
+
+
+def _deface(docroot: Path) -> None:
+    """What a site looks like some days after its backup: changed, removed, planted."""
+    (docroot / "index.html").write_text("<h1>defaced</h1>\n")
+    (docroot / "with space.txt").unlink()
+    (docroot / "planted.php").write_text("<?php system($_GET['c']);\n")
+    (docroot / "uploads" / "shell.php").write_text("<?php eval($_POST['x']);\n")
+    os.symlink("/etc", docroot / "planted-link")
+
+
+def test_restore_replaces_the_live_tree_with_exactly_the_backup(scene: RestoreScene) -> None:
+    """Files planted after the backup do not survive; nothing is left beside the docroot."""
+    original = tree_fingerprint(scene.docroot)
+    before = scene.untouched()
+    _deface(scene.docroot)
+
+    report = _restore(scene, force=True)
+
+    assert tree_fingerprint(scene.docroot) == original
+    assert not (scene.docroot / "planted.php").exists()
+    assert not (scene.docroot / "uploads" / "shell.php").exists()
+    assert scene.untouched() == before
+    assert scene.leftovers() == []
+    assert [item.target for item in report.restored] == [str(scene.docroot)]
+    assert report.restored[0].check.endswith("swapped in")
+
+
+def test_the_live_docroot_of_an_active_account_needs_force(scene: RestoreScene) -> None:
+    _deface(scene.docroot)
+    defaced = tree_fingerprint(scene.docroot)
+
+    with pytest.raises(BackupError) as refused:
+        _restore(scene)
+
+    assert str(refused.value) == (
+        f"acct-1 is active: restoring over its live docroot (web1:{scene.docroot}) replaces "
+        "the site's current files; pass --force (or --reactivate) to do that, or --path to "
+        "restore elsewhere; nothing was restored"
+    )
+    assert tree_fingerprint(scene.docroot) == defaced
+    assert scene.leftovers() == []
+
+
+def test_a_symlinked_docroot_is_refused_and_its_target_untouched(scene: RestoreScene) -> None:
+    """The client swapped its docroot for a link to the neighbour's: nothing is written
+    through it, and nothing of the neighbour's changes hands."""
+    shutil.rmtree(scene.docroot)
+    os.symlink(scene.neighbour, scene.docroot)
+    before = scene.untouched()
+
+    with pytest.raises(BackupError, match=f"restore target {scene.docroot} is a symlink"):
+        _restore(scene, force=True)
+
+    assert scene.untouched() == before
+    assert os.readlink(scene.docroot) == str(scene.neighbour)
+    assert scene.leftovers() == []
+
+
+def test_a_path_through_a_symlink_is_refused(scene: RestoreScene) -> None:
+    """`--path` below a link the client planted inside the allowed root, pointing out."""
+    os.symlink(scene.outside, scene.www / "exit")
+    before = scene.untouched()
+
+    with pytest.raises(BackupError, match=f"{scene.www}/exit is a symlink; refusing to follow"):
+        _restore(scene, path=str(scene.www / "exit" / "restored"))
+    with pytest.raises(BackupError, match=f"restore target {scene.www}/exit is a symlink"):
+        _restore(scene, path=str(scene.www / "exit"))
+
+    assert scene.untouched() == before
+    assert sorted(os.listdir(scene.outside)) == ["passwd"]
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["{outside}/restored", "{www}", "{www}/../outside", "relative/path", "/"],
+)
+def test_a_path_outside_the_allowed_roots_is_refused(scene: RestoreScene, where: str) -> None:
+    before = scene.untouched()
+    path = where.format(outside=scene.outside, www=scene.www)
+
+    with pytest.raises(BackupError, match=r"allowed_roots|clean absolute path|absolute directory"):
+        _restore(scene, path=path)
+
+    assert scene.untouched() == before
+
+
+def test_to_host_obeys_that_hosts_roots(scene: RestoreScene, tmp_path: Path) -> None:
+    """web2's only allowed root is tmp/web2: the old docroot's path is outside it there."""
+    (tmp_path / "web2").mkdir()
+
+    with pytest.raises(BackupError, match="lies outside the host's allowed_roots"):
+        _restore(scene, host="web2", force=True)
+    _restore(scene, host="web2", path=str(tmp_path / "web2" / "acct-1" / "site"))
+
+    assert tree_fingerprint(tmp_path / "web2" / "acct-1" / "site") == tree_fingerprint(
+        scene.docroot
+    )
+
+
+def test_a_path_onto_a_directory_with_files_needs_force(scene: RestoreScene) -> None:
+    """`--path` at the neighbour's docroot must not silently replace it."""
+    before = scene.untouched()
+
+    with pytest.raises(
+        BackupError, match=f"restore target {scene.neighbour} exists and is not empty; pass --force"
+    ):
+        _restore(scene, path=str(scene.neighbour))
+
+    assert scene.untouched() == before
+    assert scene.leftovers() == []
+
+
+def test_a_new_path_is_created_without_touching_the_live_site(scene: RestoreScene) -> None:
+    live = tree_fingerprint(scene.docroot)
+    target = scene.www / "staging" / "acct-1"
+
+    _restore(scene, path=str(target))
+
+    assert tree_fingerprint(target) == live
+    assert tree_fingerprint(scene.docroot) == live
+    assert scene.leftovers() == []
+
+
+def test_an_interrupt_mid_stream_leaves_the_live_tree_untouched(scene: RestoreScene) -> None:
+    """Ctrl-C while the archive streams: the staging directory goes, the site stays."""
+    _deface(scene.docroot)
+    defaced = tree_fingerprint(scene.docroot)
+    seen: list[str] = []
+    sent = [0]
+
+    def interrupt(name: str, size: int) -> None:
+        sent[0] += size
+        if sent[0] < 3 * 1024 * 1024:
+            return
+        deadline = time.monotonic() + 10  # the host is extracting into its staging directory
+        while not seen and time.monotonic() < deadline:
+            seen.extend(scene.leftovers())
+            time.sleep(0.05)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        restore_backup(
+            scene.app.backups, RestoreRequest(scene.backup.id, force=True), progress=interrupt
+        )
+
+    assert tree_fingerprint(scene.docroot) == defaced
+    assert seen and all(staging.STAGING_PREFIX in path for path in seen)
+    assert scene.leftovers() == []
+    last = _events(scene)[-1]
+    assert last.details["outcome"] == "failed"
+    assert last.details["error"] == "KeyboardInterrupt"
+
+
+def test_a_lost_link_mid_stream_leaves_the_live_tree_untouched(ssh_scene: RestoreScene) -> None:
+    scene = ssh_scene
+    _deface(scene.docroot)
+    defaced = tree_fingerprint(scene.docroot)
+    sent = [0]
+
+    def drop(name: str, size: int) -> None:
+        sent[0] += size
+        if sent[0] > 1024 * 1024:
+            # The archive streams through the OpenSSH client: its end of the link dies.
+            for pid in _ssh_children():
+                os.kill(pid, signal.SIGKILL)
+            scene.app.transports.get("web1").connection().sock.close()
+
+    with pytest.raises(BackupError, match=r"web1"):
+        restore_backup(
+            scene.app.backups, RestoreRequest(scene.backup.id, force=True), progress=drop
+        )
+
+    assert tree_fingerprint(scene.docroot) == defaced
+    # The host's script removes its staging directory once tar sees its input end.
+    deadline = time.monotonic() + 10
+    while scene.leftovers() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert scene.leftovers() == []
+    # The next restore, over a new connection, completes.
+    _restore(scene, force=True)
+    assert not (scene.docroot / "planted.php").exists()
+
+
+def test_a_tree_differing_from_the_archive_is_not_swapped_in(
+    scene: RestoreScene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The comparison can fail: a file appears in staging after tar, one changes."""
+    extract = staging.extract_script
+
+    def tampered(target: staging.StagedTarget, compression: str, replace: bool = True) -> str:
+        return extract(target, compression, replace).replace(
+            "printf '%s %s\\0' lapse-uid",
+            "echo extra > added.txt; echo more >> index.html\nprintf '%s %s\\0' lapse-uid",
+        )
+
+    monkeypatch.setattr(staging, "extract_script", tampered)
+    live = tree_fingerprint(scene.docroot)
+
+    with pytest.raises(BackupError) as caught:
+        _restore(scene, force=True)
+
+    message = str(caught.value)
+    assert "added.txt: not in the backup (file)" in message
+    assert "index.html: size differs" in message
+    assert message.endswith("nothing swapped")
+    assert tree_fingerprint(scene.docroot) == live
+    assert scene.leftovers() == []
+
+
+def test_an_object_not_matching_its_manifest_is_not_swapped_in(scene: RestoreScene) -> None:
+    """A readable archive put in the store in place of the backed-up one."""
+    from tests.lab.restore_scene import crafted_archive, member, store_as_backup
+
+    store_as_backup(
+        scene, crafted_archive([member("./", b"5"), member("./x", data=b"x")]), manifest=False
+    )
+    live = tree_fingerprint(scene.docroot)
+
+    with pytest.raises(BackupError, match="another SHA-256 than its manifest records"):
+        _restore(scene, force=True)
+
+    assert tree_fingerprint(scene.docroot) == live
+    assert scene.leftovers() == []
+
+
+def _ssh_children() -> list[int]:
+    """The `ssh` client processes this test process started."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid() and command == "ssh":
+            found.append(int(entry.name))
+    return found
+
+
+def _events(scene: RestoreScene) -> list[Event]:
+    with scene.app.sessions() as session:
+        return list(
+            session.scalars(select(Event).where(Event.account_id == "acct-1").order_by(Event.id))
+        )
+
+
+def test_every_restore_is_recorded_with_operator_backup_and_target(
+    state_scene: RestoreScene,
+) -> None:
+    scene = state_scene
+    _restore(scene, force=True, actor="ops:night-shift")
+    with pytest.raises(BackupError):
+        _restore(scene, path=str(scene.outside), actor="ops:night-shift")  # refused: not recorded
+    os.symlink(scene.outside, scene.www / "exit")
+    target = scene.www / "exit"
+    with pytest.raises(BackupError):
+        _restore(scene, path=str(target / "x"), actor="ops:day-shift")
+
+    events = _events(scene)
+    restored, failed = events[-2], events[-1]
+    assert restored.actor == "ops:night-shift"
+    assert restored.reason == (
+        f"restore of backup {scene.backup.id} restored: web1:{scene.docroot}"
+    )
+    assert restored.details == {
+        "backup": scene.backup.id,
+        "targets": [f"web1:{scene.docroot}"],
+        "outcome": "restored",
+        "error": None,
+        "force": True,
+    }
+    assert failed.actor == "ops:day-shift"
+    assert failed.details["outcome"] == "failed"
+    assert f"{target} is a symlink" in failed.details["error"]
+    with scene.app.sessions() as session:
+        audit = list(
+            session.scalars(
+                select(AuditEntry).where(AuditEntry.kind == "event").order_by(AuditEntry.seq)
+            )
+        )
+    assert [entry.summary for entry in audit[-2:]] == [
+        f"active -> active: {restored.reason}",
+        f"active -> active: {failed.reason}",
+    ]
+    assert audit[-1].data["actor"] == "ops:day-shift"
+    assert audit[-1].data["details"]["backup"] == scene.backup.id
+
+
+def test_a_changed_host_key_stops_the_stream_before_anything_is_sent(
+    ssh_scene: RestoreScene, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The archive streams through the OpenSSH client: it checks the host key against the
+    configured known_hosts only, as the paramiko transport does."""
+    scene = ssh_scene
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")],
+        check=True,
+    )
+    shared = Path(scene.app.config.hosts["web1"].known_hosts or "")
+    host_part = shared.read_text().split()[0]
+    other_key = " ".join((tmp_path / "other.pub").read_text().split()[:2])
+    changed = tmp_path / "known_hosts"
+    changed.write_text(f"{host_part} {other_key}\n")
+    transport = scene.app.transports.get("web1")
+    monkeypatch.setattr(transport, "_known_hosts", changed)  # as if the host key changed
+    live = tree_fingerprint(scene.docroot)
+
+    with pytest.raises(BackupError, match="Host key verification failed"):
+        _restore(scene, force=True)
+
+    assert tree_fingerprint(scene.docroot) == live
+    assert scene.leftovers() == []
