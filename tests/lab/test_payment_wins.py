@@ -298,7 +298,8 @@ def test_a_payment_at_a_step_boundary_of_the_suspend_phase_wins(
     live = live_factory(playbook)
     runner = live.scene.app.runner
     guard = runner.payments
-    real_settle, real_finish = guard.settle, runner._finish_action
+    lifecycle = live.scene.app.lifecycle
+    real_settle, real_done = guard.settle, lifecycle.phase_done
     answers: list[int] = []
     boundaries_seen = 0
 
@@ -312,13 +313,13 @@ def test_a_payment_at_a_step_boundary_of_the_suspend_phase_wins(
         boundaries_seen += 1
         return real_settle(account_id)
 
-    def finish_action(action_id: int, status: str, error: str | None) -> None:
-        real_finish(action_id, status, error)
-        if boundaries_seen == boundary and not answers and status == "done":
+    def phase_done(action_id: int) -> None:
+        real_done(action_id)
+        if boundaries_seen == boundary and not answers:
             pay_once()  # the phase is done; the job that ran it is not
 
     guard.settle = settle  # type: ignore[method-assign]
-    runner._finish_action = finish_action  # type: ignore[method-assign]
+    lifecycle.phase_done = phase_done  # type: ignore[method-assign]
     _start(live)
 
     _wait_until_settled(live, 120)
