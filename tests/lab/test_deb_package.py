@@ -27,6 +27,8 @@ VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["versi
 # The system's own PATH: no venv or pyenv shim may stand in for what the package installs.
 ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
 APT_ENV = {**ENV, "DEBIAN_FRONTEND": "noninteractive"}
+# Another apt-get on the shared machine (the lab's own installs) holds the lock a while.
+APT = ("apt-get", "-o", "DPkg::Lock::Timeout=120")
 CONFIG = "/etc/lapse/config.toml"
 STATE_DIR = Path("/var/lib/lapse")
 # What the package installs, each gone after a purge.
@@ -75,7 +77,7 @@ def _status() -> str:
 
 def _purge() -> subprocess.CompletedProcess[str]:
     """apt-get purge the package; return the finished process."""
-    return _run("apt-get", "purge", "-y", "lapse", env=APT_ENV)
+    return _run(*APT, "purge", "-y", "lapse", env=APT_ENV)
 
 
 def _as_lapse(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -122,9 +124,7 @@ def installed(deb_file: Path) -> Iterator[Install]:
     state_existed = STATE_DIR.exists()
     try:
         # As the README says: apt-get takes a local file given as a path, ./ included.
-        result = _run(
-            "apt-get", "install", "-y", f"./{deb_file.name}", env=APT_ENV, cwd=deb_file.parent
-        )
+        result = _run(*APT, "install", "-y", f"./{deb_file.name}", env=APT_ENV, cwd=deb_file.parent)
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
         assert _status() == "install ok installed"
         yield Install(deb=deb_file, output=result.stdout + result.stderr)
