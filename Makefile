@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test venv lab-deps bench-deps lint typecheck check clean
+.PHONY: run test venv lab-deps bench-deps lint typecheck check clean deb
 
 $(BIN)/lapse: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ run: venv
 
 lab-deps:
 	bash scripts/install-lab-deps.sh
+
+# lapse_<version>_<arch>.deb here: a venv under /opt/lapse, the unit, the config as a conffile.
+deb:
+	bash scripts/build-deb.sh
 
 # The AWS CLI, the baseline of bench/backup.py, in its own venv: it pins botocore.
 bench-deps: venv lab-deps
@@ -39,4 +43,4 @@ test: venv lab-deps check
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) .venv-bench .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-bench .pytest_cache .mypy_cache .ruff_cache lapse_*.deb
