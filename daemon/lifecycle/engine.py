@@ -23,7 +23,7 @@ from daemon.billing.snapshot import AccountSnapshot, RowError
 from daemon.clock import Clock, system_clock
 from daemon.config.schema import Config, PolicyConfig
 from daemon.lifecycle.actions import queue_playbook
-from daemon.lifecycle.after_acts import notice_after
+from daemon.lifecycle.after_acts import deferred_to, notice_after
 from daemon.lifecycle.brake import SafetyBrake
 from daemon.lifecycle.notices import NoticeDesk
 from daemon.lifecycle.records import record_from_row, write_record
@@ -242,7 +242,9 @@ class LifecycleEngine:
             action.status, action.error, action.updated_at = "done", None, now
             row = session.get(Account, action.account_id)
             snapshot = stored_snapshot(row) if row is not None else None
-            kind = notice_after(action.name, State(row.state)) if row is not None else None
+            queued_by = session.get(Event, action.event_id) if action.event_id else None
+            promised = (queued_by.details or {}).get("actions", []) if queued_by else []
+            kind = notice_after(action.name, State(row.state), promised) if row else None
             if row is not None and snapshot is not None and kind is not None:
                 self.notices.queue(
                     session,
@@ -373,10 +375,15 @@ class LifecycleEngine:
         )
         session.add(event)
         session.flush()  # gives the event its id for the rows that refer to it
+        # A notice that states what a phase of this decision does waits for that phase
+        # (phase_done sends it once the phase succeeded, invariant 10).
+        waiting = deferred_to(decision.actions)
         for action in decision.actions:
             if action.kind == "playbook" and action.phase is not None:
                 queue_playbook(session, row.id, action.phase, event.id, now)
             elif action.notice is not None and snapshot is not None:
+                if action.notice in waiting:
+                    continue
                 policy = self.policy_for(row.plan)
                 self.notices.queue(session, snapshot, decision.record, policy, action, now)
         log.info(

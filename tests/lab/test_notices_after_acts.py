@@ -5,6 +5,7 @@ this machine, backups in the lab S3). A failed, cancelled or refused phase sends
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -245,3 +246,53 @@ def test_a_crash_before_the_phase_is_recorded_done_sends_the_notice_once_on_resu
     assert len(app.backups.list("acct-1")) == 1
     app.runner.run_pending()
     assert client_notices(smtp_inbox).count("suspension") == 1
+
+
+def pay(tmp_path: Path) -> None:
+    """Settle the account in billing."""
+    paid = json.loads((tmp_path / "billing.json").read_text())
+    paid["accounts"][0] |= {"invoices": [], "balance": "0"}
+    (tmp_path / "billing.json").write_text(json.dumps(paid))
+
+
+def test_the_reactivation_notice_follows_the_unsuspend_phase(
+    tmp_path: Path, app_clock: tuple[App, VirtualClock], smtp_inbox: SMTPServer
+) -> None:
+    """Paid while suspended: the notice saying the site is online again is held back at
+    the transition and sent once the unsuspend phase put the site back."""
+    app, clock = app_clock
+    to_suspension(app, clock)
+    app.runner.run_pending()
+    pay(tmp_path)
+    app.lifecycle.wake("acct-1")
+    with app.sessions() as session:
+        assert session.scalar(select(Account.state)) == "active"
+        letters = session.scalars(select(Correspondence.notice)).all()
+    assert "reactivation" not in letters  # not even queued before the host work
+    assert (tmp_path / "www" / "site" / "index.html").read_text() != "<h1>Shop</h1>\n"
+
+    app.runner.run_pending()
+    assert (tmp_path / "www" / "site" / "index.html").read_text() == "<h1>Shop</h1>\n"
+    assert client_notices(smtp_inbox) == ["reminder#1", "final", "suspension", "reactivation"]
+    app.runner.run_pending()  # nothing left to run: nothing sent twice
+    assert client_notices(smtp_inbox).count("reactivation") == 1
+
+
+def test_an_unsuspend_that_fails_tells_ops_not_the_client(
+    tmp_path: Path, app_clock: tuple[App, VirtualClock], smtp_inbox: SMTPServer
+) -> None:
+    """The site set aside by the suspension is gone, so the unsuspend phase cannot bring
+    it back and its check fails: the client is not told the site is online."""
+    app, clock = app_clock
+    to_suspension(app, clock)
+    app.runner.run_pending()
+    shutil.rmtree(tmp_path / "www" / "site.lapse-suspended")
+    pay(tmp_path)
+    app.lifecycle.wake("acct-1")
+    app.runner.run_pending()
+    with app.sessions() as session:
+        rows = session.execute(select(ScheduledAction.name, ScheduledAction.status)).all()
+    statuses = {name: status for name, status in rows}
+    assert statuses["unsuspend"] == "failed"
+    assert "reactivation" not in client_notices(smtp_inbox)
+    assert any("unsuspend-failed" in subject for subject in ops_subjects(smtp_inbox))
