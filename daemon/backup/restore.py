@@ -47,7 +47,6 @@ from daemon.backup.restore_listing import (
 from daemon.backup.service import BackupService, object_key
 from daemon.backup.staging import StagedTarget
 from daemon.backup.stores.base import Readable, StoreError
-from daemon.backup.tree import check_account_tree
 from daemon.backup.verify import check_object
 from daemon.policy.model import State
 from daemon.store.models import Account, Event
@@ -153,7 +152,6 @@ def restore_backup(
     report = RestoreReport(backup.id, backup.account_id, request.dry_run)
     file_objects = [entry for entry in chosen if entry.kind == "files"]
     plans = [_plan(service, request, entry, len(file_objects)) for entry in file_objects]
-    _check_trees(service, plans)
     if plans and request.path is None and not request.dry_run and not request.force:
         _refuse_live(service, backup.account_id, plans)
     databases = [entry for entry in chosen if entry.kind == "database"]
@@ -206,27 +204,6 @@ def _check_path(path: str) -> None:
     candidate = PurePosixPath(path)
     if not candidate.is_absolute() or ".." in candidate.parts or candidate == PurePosixPath("/"):
         raise BackupError(f"restore path {path!r} must be an absolute directory below /")
-
-
-def _check_trees(service: BackupService, plans: list[_Staged]) -> None:
-    """Check each site-files target on its host by the tree rule (invariant 5) before
-    anything is downloaded or written; a target that does not exist yet passes when
-    every existing component above it does. Raises TreeError, or BackupError when the
-    check cannot run."""
-    for item in plans:
-        host = service.config.hosts[item.host]
-        try:
-            check_account_tree(
-                service.transports.get(item.host),
-                host,
-                item.target.path,
-                None,
-                allow_missing=True,
-            )
-        except (CommandError, TransportError) as error:
-            raise BackupError(
-                f"tree check of {item.host}:{item.target.path} failed: {error}"
-            ) from error
 
 
 def _host_of(request: RestoreRequest, entry: BackupObject) -> str:
