@@ -38,6 +38,7 @@ from tests.lab.test_apache_playbook import PLAYBOOK as APACHE_PLAYBOOK
 from tests.lab.test_apache_playbook import Apache, _bash, _swap_step
 from tests.lab.test_apache_playbook import apache as apache
 from tests.lab.test_panel_cpanel import CPANEL
+from tests.lab.test_panel_hestiacp import HESTIA
 
 START = datetime(2026, 11, 23, 10, 0, 5, tzinfo=UTC)
 
@@ -199,6 +200,11 @@ def test_apache_verify_passes_when_suspended_and_fails_once_unlocked(
 # own record of a live account, and the site it serves, fail their verify phase.
 PANEL_VERIFY = {
     "cpanel": (CPANEL, "Check WHM still reports the account suspended", "is not suspended in WHM"),
+    "hestiacp": (
+        HESTIA,
+        "Check Hestia still reports the user suspended",
+        "is not suspended in Hestia",
+    ),
 }
 
 
