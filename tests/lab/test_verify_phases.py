@@ -39,6 +39,7 @@ from tests.lab.test_apache_playbook import Apache, _bash, _swap_step
 from tests.lab.test_apache_playbook import apache as apache
 from tests.lab.test_panel_cpanel import CPANEL
 from tests.lab.test_panel_hestiacp import HESTIA
+from tests.lab.test_panel_plesk import PLESK
 
 START = datetime(2026, 11, 23, 10, 0, 5, tzinfo=UTC)
 
@@ -205,6 +206,11 @@ PANEL_VERIFY = {
         "Check Hestia still reports the user suspended",
         "is not suspended in Hestia",
     ),
+    "plesk": (
+        PLESK,
+        "Check Plesk still reports the subscription suspended",
+        "is not suspended in Plesk",
+    ),
 }
 
 
@@ -221,4 +227,5 @@ def test_panel_verify_fails_on_a_live_account(
 
         name, error = scene.failed_step("verify")
         assert name == step
-        assert error is not None and f"{scene.user} {message}" in error
+        named = scene.domain if playbook == "plesk" else scene.user
+        assert error is not None and f"{named} {message}" in error
