@@ -178,7 +178,7 @@ def build_panel_scene(
     base = tmp_path / "panel"
     bin_dir, state = base / "bin", base / "state"
     bin_dir.mkdir(parents=True)
-    state.mkdir()
+    state.mkdir(exist_ok=True)
     for command in panel.commands:
         (bin_dir / command).symlink_to(STANDINS / panel.module)
     panel.seed(state, user, home, domain)

@@ -31,6 +31,7 @@ from daemon.store.models import PlaybookRun, StepRecord
 from daemon.transport import Transports
 from tests.lab.engine_helpers import run_days
 from tests.lab.panel_scene import build_panel_scene
+from tests.lab.panels.directadmin import DirectAdmin, serve
 from tests.lab.playbook_scene import ORIGINAL_PAGE, Scene
 from tests.lab.services.nginx import NginxServer
 from tests.lab.services.sshd import SSHServer
@@ -38,6 +39,7 @@ from tests.lab.test_apache_playbook import PLAYBOOK as APACHE_PLAYBOOK
 from tests.lab.test_apache_playbook import Apache, _bash, _swap_step
 from tests.lab.test_apache_playbook import apache as apache
 from tests.lab.test_panel_cpanel import CPANEL
+from tests.lab.test_panel_directadmin import directadmin_panel
 from tests.lab.test_panel_hestiacp import HESTIA
 from tests.lab.test_panel_plesk import PLESK
 
@@ -212,6 +214,24 @@ PANEL_VERIFY = {
         "is not suspended in Plesk",
     ),
 }
+
+
+def test_directadmin_verify_fails_on_a_live_account(
+    tmp_path: Path, sshd: SSHServer, nginx: NginxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAPSE_DIRECTADMIN_PASSWORD", "da-verify")
+    panel = DirectAdmin(tmp_path / "panel" / "state", "da-verify")
+    with (
+        serve(panel) as url,
+        build_panel_scene(tmp_path, sshd, nginx, directadmin_panel(url), "directadmin") as scene,
+    ):
+        scene.app.lifecycle.sync()
+
+        assert scene.app.runner.run_phase(scene.account_id, "verify") == "failed"
+
+        name, error = scene.failed_step("verify")
+        assert name == "Check DirectAdmin still reports the user suspended"
+        assert error is not None and "without 'suspended=yes'" in error
 
 
 @pytest.mark.parametrize("playbook", list(PANEL_VERIFY))
