@@ -138,7 +138,8 @@ def test_deletion_removes_the_account_through_whm_and_restore_brings_it_back(
 
     assert (scene.docroot / "index.html").read_text() == ORIGINAL_PAGE
     assert whm_account(scene) == whm_account(scene) | {"suspended": False}
-    assert scene.called()[-1].startswith("restorepkg ")
+    assert scene.called()[-2].startswith("restorepkg ")
+    assert scene.called()[-1] == f"whmapi1 --output=json accountsummary user={scene.user}"
 
 
 def _alerts(logs: list[dict[str, object]], kind: str) -> list[dict[str, object]]:

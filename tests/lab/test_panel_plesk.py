@@ -86,8 +86,9 @@ def test_removal_through_plesk_and_restore_from_its_archive(scene: PanelScene) -
 
     assert scene.app.runner.run_phase(scene.account_id, "restore") == "done"
 
-    assert scene.called()[-1].startswith("plesk bin pleskrestore --restore ")
-    assert scene.called()[-1].endswith(f" -level domains -filter list:{scene.domain}")
+    assert scene.called()[-2].startswith("plesk bin pleskrestore --restore ")
+    assert scene.called()[-2].endswith(f" -level domains -filter list:{scene.domain}")
+    assert scene.called()[-1] == f"plesk bin subscription --info {scene.domain}"
     assert (subscription(scene) or {})["status"] == "OK"
     assert (scene.docroot / "index.html").read_text() == ORIGINAL_PAGE
 
