@@ -5,6 +5,7 @@ reactivation, removal and restore, and the panel failing cleanly."""
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -179,3 +180,25 @@ def test_an_unknown_user_fails_the_suspension_with_ops_alerted(scene: PanelScene
     assert error is not None and f"Unable to find the user “{scene.user}”" in error
     assert len(_alerts(logs, "suspend-failed")) == 1
     assert scene.home.exists() and scene.get().text == ORIGINAL_PAGE
+
+
+def test_removal_is_refused_when_the_home_lies_outside_the_allowed_roots(
+    scene: PanelScene, tmp_path: Path
+) -> None:
+    """removeacct takes the whole home: a home moved outside the allowed roots (here by
+    hand, as a panel migration might) keeps the account, and ops hear of it."""
+    scene.suspend()
+    elsewhere = tmp_path / "elsewhere" / scene.user
+    elsewhere.mkdir(parents=True)
+    subprocess.run(["usermod", "--home", str(elsewhere), scene.user], check=True)
+
+    with capture_logs() as logs:
+        scene.reach_deletion()
+
+    assert scene.state_of_account() == "delete-failed"
+    _name, error = scene.failed_step("delete")
+    assert error is not None and f"its home {elsewhere} is outside the allowed roots" in error
+    assert len(_alerts(logs, "delete-failed")) == 1
+    assert not any("removeacct" in call for call in scene.called())
+    assert whm_account(scene) is not None and elsewhere.exists()
+    assert (scene.docroot / "index.html").read_text() == ORIGINAL_PAGE

@@ -145,3 +145,23 @@ def test_an_unknown_user_fails_the_suspension_and_nothing_is_removed(
     assert error is not None and f"User {scene.user} does not exist" in error
     assert len(_alerts(logs, "suspend-failed")) == 1
     assert (scene.docroot / "index.html").read_text() == ORIGINAL_PAGE
+
+
+def test_a_user_directadmin_lost_fails_the_deletion_and_nothing_is_removed(
+    da_scene: tuple[PanelScene, DirectAdmin],
+) -> None:
+    """DirectAdmin without the user reads as 'deleted already'; the Unix user and its
+    home still being there fail the phase instead of passing it."""
+    scene, panel = da_scene
+    scene.suspend()
+    (panel.state / "users" / f"{scene.user}.json").unlink()
+
+    with capture_logs() as logs:
+        scene.reach_deletion()
+
+    assert scene.state_of_account() == "delete-failed"
+    name, error = scene.failed_step("delete")
+    assert name == "Check the Unix user and its home are gone"
+    assert error is not None and f"DirectAdmin has no user {scene.user}" in error
+    assert len(_alerts(logs, "delete-failed")) == 1
+    assert (scene.docroot / "index.html").read_text() == ORIGINAL_PAGE
