@@ -165,3 +165,19 @@ def test_a_user_directadmin_lost_fails_the_deletion_and_nothing_is_removed(
     assert error is not None and f"DirectAdmin has no user {scene.user}" in error
     assert len(_alerts(logs, "delete-failed")) == 1
     assert (scene.docroot / "index.html").read_text() == ORIGINAL_PAGE
+
+
+def test_a_suspension_the_panel_reports_but_did_not_make_fails_the_phase(
+    da_scene: tuple[PanelScene, DirectAdmin],
+) -> None:
+    """The state is read again after the call: `error=0` alone proves nothing."""
+    scene, panel = da_scene
+    panel.ignores_suspend = True
+
+    with capture_logs() as logs:
+        scene.suspend()
+
+    assert scene.state_of_account() == "suspend-failed"
+    _name, error = scene.failed_step("suspend")
+    assert error is not None and "does not hold 'suspended=yes'" in error
+    assert len(_alerts(logs, "suspend-failed")) == 1

@@ -42,6 +42,9 @@ class DirectAdmin:
     def __init__(self, state: Path, password: str) -> None:
         self.state = state
         self.password = password
+        # When set, dosuspend answers success and changes nothing: a panel whose answer
+        # cannot be taken for its effect.
+        self.ignores_suspend = False
         (state / "users").mkdir(parents=True, exist_ok=True)
 
     def user(self, name: str) -> dict[str, str] | None:
@@ -78,7 +81,8 @@ class DirectAdmin:
         if action == "dosuspend":
             if data["suspended"] == "yes":
                 return _failure("Error with the users", f"User {name} is already suspended")
-            self.save(name, data | {"suspended": "yes"})
+            if not self.ignores_suspend:
+                self.save(name, data | {"suspended": "yes"})
             return {"error": "0", "text": "Success", "details": f"{name} suspended"}
         if action == "dounsuspend":
             if data["suspended"] != "yes":
