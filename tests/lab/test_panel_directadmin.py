@@ -5,6 +5,7 @@ lab sshd: suspension, verify, reactivation, deletion, and the panel failing clea
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,7 +97,7 @@ def test_a_user_suspended_by_hand_is_neither_toggled_nor_lifted(
     assert all(method == "GET" for method, _path, _form in panel.requests())
 
 
-def test_deletion_through_directadmin_removes_the_user(
+def test_deletion_through_directadmin_and_restore_once_the_user_is_back(
     da_scene: tuple[PanelScene, DirectAdmin],
 ) -> None:
     scene, panel = da_scene
@@ -112,6 +113,18 @@ def test_deletion_through_directadmin_removes_the_user(
         {"location": "CMD_SELECT_USERS", "select0": scene.user} | delete,
     ] in panel.requests()
     assert panel.user(scene.user) is None and not scene.home.exists()
+
+    # Restore waits for the user to exist in DirectAdmin again...
+    assert scene.app.runner.run_phase(scene.account_id, "restore") == "failed"
+    assert scene.failed_step("restore")[0] == "Check DirectAdmin has the user again"
+    # ...which the operator creates, with its home; then Lapse's backup fills it.
+    subprocess.run(
+        ["useradd", "--create-home", "--home-dir", str(scene.home), scene.user], check=True
+    )
+    panel.save(scene.user, {"home": str(scene.home), "domain": scene.domain, "suspended": "no"})
+
+    assert scene.app.runner.run_phase(scene.account_id, "restore") == "done"
+    assert (scene.docroot / "index.html").read_text() == ORIGINAL_PAGE
 
 
 def test_a_wrong_password_fails_the_suspension_with_ops_alerted(
