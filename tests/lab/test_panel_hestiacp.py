@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from tests.lab.engine_helpers import run_days
 from tests.lab.panel_scene import ORIGINAL_PAGE, Panel, PanelScene, build_panel_scene
 from tests.lab.services.nginx import NginxServer
 from tests.lab.services.sshd import SSHServer
@@ -139,3 +140,19 @@ def test_a_user_hestia_does_not_know_fails_the_deletion_and_nothing_is_removed(
     assert len(_alerts(logs, "delete-failed")) == 1
     assert (scene.docroot / "index.html").read_text() == ORIGINAL_PAGE
     assert not any(call.startswith("v-delete-user") for call in scene.called())
+
+
+def test_a_payment_before_the_suspension_stops_the_run_before_hestia_is_asked(
+    scene: PanelScene,
+) -> None:
+    """The balance is read again right before the first step that disables: the backups
+    (which disable nothing) are taken, v-suspend-user is never called."""
+    run_days(scene.app, scene.clock, 40)
+    scene.pay()  # paid after the suspension was decided, before the host was touched
+
+    scene.app.runner.run_pending()
+
+    assert [status for _name, status in scene.steps("suspend")] == ["done", "done", "pending"]
+    assert not any(call.startswith("v-suspend-user") for call in scene.called())
+    assert (hestia_user(scene) or {})["SUSPENDED"] == "no"
+    assert scene.state_of_account() == "active"
