@@ -3,7 +3,8 @@
 No panel installs on this machine, so each panel's commands are stand-ins
 (tests/lab/panels/*.py) reached over the lab's real sshd: executables that check their
 arguments against the panel's documented usage and keep the account's state in files
-beside them (BIN/../state). The account is a real Unix user whose home holds the site,
+beside them (BIN/../state); DirectAdmin's is an HTTP server on loopback instead, with
+its state in the same place. The account is a real Unix user whose home holds the site,
 served by the lab nginx; its vhost answers with the panel's suspended page while the
 stand-in's suspension marker file exists, as the panel's own web server would.
 """
@@ -35,7 +36,7 @@ from tests.lab.services.nginx import NginxServer
 from tests.lab.services.sshd import SSHServer
 
 STANDINS = Path(__file__).resolve().parent / "panels"
-__all__ = ["ORIGINAL_PAGE", "PanelScene", "build_panel_scene"]
+__all__ = ["ORIGINAL_PAGE", "STANDINS", "Panel", "PanelScene", "build_panel_scene"]
 
 
 @dataclass
