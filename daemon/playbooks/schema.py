@@ -33,6 +33,15 @@ PHASES = ("suspend", "unsuspend", "delete", "restore", "verify")
 StepType = Literal["backup", "run", "put_file", "http", "check", "notify", "restore"]
 
 
+class BasicAuth(Section):
+    """HTTP Basic credentials for an `http` step: a user name and a secret password."""
+
+    user: str = Field(description="User name (a template).", examples=["admin"])
+    password: SecretRef = Field(
+        description="Where the password is kept.", examples=[{"env": "LAPSE_PANEL_PASSWORD"}]
+    )
+
+
 class StepSpec(Section):
     """One step of a phase. Which keys apply depends on `type` (checked after parsing)."""
 
@@ -64,6 +73,25 @@ class StepSpec(Section):
         default=None, alias="json", description="JSON request body (http)."
     )
     bearer: SecretRef | None = Field(default=None, description="Bearer token (http).")
+    basic: BasicAuth | None = Field(default=None, description="Basic auth (http).")
+    form: dict[str, str] | None = Field(
+        default=None, description="Form-encoded request body, values are templates (http)."
+    )
+    undo_form: dict[str, str] | None = Field(
+        default=None, description="Form-encoded body of the reversing call (http)."
+    )
+    state_url: str | None = Field(
+        default=None,
+        description="URL read (GET) before and after the call (http): when its answer "
+        "already holds `state_text` the call is skipped as unchanged; after the call it "
+        "must hold it.",
+    )
+    state_text: str | None = Field(
+        default=None, description="Text `state_url` answers once the call took effect."
+    )
+    undo_state_text: str | None = Field(
+        default=None, description="Text `state_url` answers once the reversing call took effect."
+    )
     expect_status: int | None = Field(default=None, description="Expected HTTP status.")
     expect_header: dict[str, str] = Field(
         default_factory=dict, description="Headers the response must carry (check)."
@@ -99,6 +127,12 @@ class StepSpec(Section):
             raise ValueError(f"a '{self.type}' step needs {', '.join(repr(k) for k in missing)}")
         if self.type == "put_file" and (self.template is None) == (self.content is None):
             raise ValueError("a 'put_file' step needs exactly one of 'template' or 'content'")
+        if self.json_body is not None and self.form is not None:
+            raise ValueError("an 'http' step sends 'json' or 'form', not both")
+        if (self.state_url is None) != (self.state_text is None):
+            raise ValueError("'state_url' and 'state_text' go together")
+        if self.bearer is not None and self.basic is not None:
+            raise ValueError("an 'http' step uses 'bearer' or 'basic', not both")
         if self.type == "notify" and self.to == "ops" and not self.message:
             raise ValueError("a 'notify' step to ops needs 'message'")
         return self
@@ -112,7 +146,13 @@ class StepSpec(Section):
         """The step that reverses this one: its `undo` command, or its `undo_url` call."""
         if self.undo_url is not None:
             return self.model_copy(
-                update={"url": self.undo_url, "json_body": self.undo_json, "undo_url": None}
+                update={
+                    "url": self.undo_url,
+                    "json_body": self.undo_json,
+                    "form": self.undo_form,
+                    "state_text": self.undo_state_text if self.state_url else None,
+                    "undo_url": None,
+                }
             )
         return self.model_copy(update={"type": "run", "command": self.undo, "when": None})
 

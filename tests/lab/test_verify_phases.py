@@ -30,10 +30,18 @@ from daemon.steps import STEP_TYPES, StepContext, StepFailedError
 from daemon.store.models import PlaybookRun, StepRecord
 from daemon.transport import Transports
 from tests.lab.engine_helpers import run_days
+from tests.lab.panel_scene import build_panel_scene
+from tests.lab.panels.directadmin import DirectAdmin, serve
 from tests.lab.playbook_scene import ORIGINAL_PAGE, Scene
+from tests.lab.services.nginx import NginxServer
+from tests.lab.services.sshd import SSHServer
 from tests.lab.test_apache_playbook import PLAYBOOK as APACHE_PLAYBOOK
 from tests.lab.test_apache_playbook import Apache, _bash, _swap_step
 from tests.lab.test_apache_playbook import apache as apache
+from tests.lab.test_panel_cpanel import CPANEL
+from tests.lab.test_panel_directadmin import directadmin_panel
+from tests.lab.test_panel_hestiacp import HESTIA
+from tests.lab.test_panel_plesk import PLESK
 
 START = datetime(2026, 11, 23, 10, 0, 5, tzinfo=UTC)
 
@@ -189,3 +197,55 @@ def test_apache_verify_passes_when_suspended_and_fails_once_unlocked(
 
     errors = _verify_errors(steps, context)
     assert len(errors) == 1 and f"{unix_user} is not locked" in errors[0]
+
+
+# The control-panel playbooks, against their stand-ins (tests/lab/panels): the panel's
+# own record of a live account, and the site it serves, fail their verify phase.
+PANEL_VERIFY = {
+    "cpanel": (CPANEL, "Check WHM still reports the account suspended", "is not suspended in WHM"),
+    "hestiacp": (
+        HESTIA,
+        "Check Hestia still reports the user suspended",
+        "is not suspended in Hestia",
+    ),
+    "plesk": (
+        PLESK,
+        "Check Plesk still reports the subscription suspended",
+        "is not suspended in Plesk",
+    ),
+}
+
+
+def test_directadmin_verify_fails_on_a_live_account(
+    tmp_path: Path, sshd: SSHServer, nginx: NginxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAPSE_DIRECTADMIN_PASSWORD", "da-verify")
+    panel = DirectAdmin(tmp_path / "panel" / "state", "da-verify")
+    with (
+        serve(panel) as url,
+        build_panel_scene(tmp_path, sshd, nginx, directadmin_panel(url), "directadmin") as scene,
+    ):
+        scene.app.lifecycle.sync()
+
+        assert scene.app.runner.run_phase(scene.account_id, "verify") == "failed"
+
+        name, error = scene.failed_step("verify")
+        assert name == "Check DirectAdmin still reports the user suspended"
+        assert error is not None and "without 'suspended=yes'" in error
+
+
+@pytest.mark.parametrize("playbook", list(PANEL_VERIFY))
+def test_panel_verify_fails_on_a_live_account(
+    playbook: str, tmp_path: Path, sshd: SSHServer, nginx: NginxServer
+) -> None:
+    panel, step, message = PANEL_VERIFY[playbook]
+    with build_panel_scene(tmp_path, sshd, nginx, panel, playbook) as scene:
+        scene.app.lifecycle.sync()
+        assert scene.get().text == ORIGINAL_PAGE
+
+        assert scene.app.runner.run_phase(scene.account_id, "verify") == "failed"
+
+        name, error = scene.failed_step("verify")
+        assert name == step
+        named = scene.domain if playbook == "plesk" else scene.user
+        assert error is not None and f"{named} {message}" in error

@@ -156,7 +156,15 @@ def test_loads_and_validates(path: Path) -> None:
 
 # The playbooks whose verify phase tests/lab/test_verify_phases.py runs against a live,
 # not-suspended site and shows failing. A check that cannot fail proves nothing.
-VERIFY_SHOWN_FAILING = {"demo", "nginx-linux", "apache-linux"}
+VERIFY_SHOWN_FAILING = {
+    "demo",
+    "nginx-linux",
+    "apache-linux",
+    "cpanel",
+    "hestiacp",
+    "plesk",
+    "directadmin",
+}
 
 
 def test_every_shipped_verify_phase_is_shown_failing() -> None:
@@ -223,6 +231,33 @@ def test_hostile_values_stay_one_quoted_word(path: Path, field: str) -> None:
         assert all(value in word for word in split), f"{path.name} {where}: {split}"
     if field == "docroot":
         assert carried, f"{path.name} never passes the docroot to a command"
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=IDS)
+def test_http_urls_encode_every_value_from_billing(path: Path) -> None:
+    """A user name like `a&delete=yes` must stay one query value in a panel API's URL."""
+    playbook = load_playbook(path)
+    for phase in PHASES:
+        for spec in playbook.steps(phase):
+            for url in (spec.url, spec.state_url, spec.undo_url):
+                if spec.type != "http" or url is None or "?" not in url:
+                    continue
+                query = url.split("?", 1)[1]
+                for value in query.split("{{")[1:]:
+                    expression = value.split("}}", 1)[0]
+                    assert "urlencode" in expression, f"{path.name} {spec.name}: {url}"
+
+
+def test_a_hostile_user_name_stays_one_query_value() -> None:
+    path = next(p for p in SHIPPED if p.stem == "directadmin")
+    service = Service("web1", "a&delete=yes&select0=root", DOCROOT, (DOMAIN,))
+    playbook, context = _context(path, service, phase="verify")
+    [spec] = [s for s in playbook.steps("verify") if s.type == "http"]
+    assert (
+        STEP_TYPES["http"]
+        .describe(spec, context)
+        .endswith("/CMD_API_SHOW_USER_CONFIG?user=a%26delete%3Dyes%26select0%3Droot")
+    )
 
 
 def _injection_cases() -> list[Any]:

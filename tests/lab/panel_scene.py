@@ -1,0 +1,240 @@
+"""A hosting account on a control-panel host, for the panel playbooks' lab tests.
+
+No panel installs on this machine, so each panel's commands are stand-ins
+(tests/lab/panels/*.py) reached over the lab's real sshd: executables that check their
+arguments against the panel's documented usage and keep the account's state in files
+beside them (BIN/../state); DirectAdmin's is an HTTP server on loopback instead, with
+its state in the same place. The account is a real Unix user whose home holds the site,
+served by the lab nginx; its vhost answers with the panel's suspended page while the
+stand-in's suspension marker file exists, as the panel's own web server would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import secrets
+import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from daemon.app import App
+from daemon.clock import VirtualClock
+from daemon.config.schema import ALL_WEEKDAYS
+from daemon.store.models import Account, PlaybookRun, StepRecord
+from tests.lab.backup_helpers import backup_app, site_account, ssh_host
+from tests.lab.engine_helpers import run_days
+from tests.lab.playbook_scene import ORIGINAL_PAGE, START
+from tests.lab.services.nginx import NginxServer
+from tests.lab.services.sshd import SSHServer
+
+STANDINS = Path(__file__).resolve().parent / "panels"
+__all__ = ["ORIGINAL_PAGE", "STANDINS", "Panel", "PanelScene", "build_panel_scene"]
+
+
+@dataclass
+class Panel:
+    """How one panel's stand-in is set up.
+
+    `module` is the stand-in under tests/lab/panels, linked under each name of
+    `commands`. `seed(state, user, home, domain)` registers the account with it;
+    `marker(state, user, domain)` is the file that exists while the site is suspended;
+    `page` is what the vhost answers then. `vars` are the host vars for the playbook.
+    """
+
+    module: str
+    commands: tuple[str, ...]
+    seed: Callable[[Path, str, Path, str], None]
+    marker: Callable[[Path, str, str], Path]
+    page: str
+    vars: Callable[[Path], dict[str, str]]
+
+
+@dataclass
+class PanelScene:
+    """The account on the lab host, its panel stand-in, and the app managing it."""
+
+    app: App
+    clock: VirtualClock
+    account_id: str
+    user: str
+    domain: str
+    home: Path
+    docroot: Path
+    bin_dir: Path
+    state: Path
+    nginx: NginxServer
+    billing_path: Path
+    account: dict[str, Any]
+
+    def get(self, path: str = "/") -> httpx.Response:
+        """Fetch `path` of the site through the lab nginx."""
+        return httpx.get(self.nginx.url(path), headers={"Host": self.domain}, timeout=10)
+
+    def pay(self) -> None:
+        """The client pays everything: billing shows nothing owed."""
+        self.account["balance"] = "0"
+        self.account["invoices"] = []
+        self.billing_path.write_text(json.dumps({"accounts": [self.account]}))
+
+    def calls(self) -> list[list[str]]:
+        """Every stand-in command run so far, as [name, *arguments]."""
+        log = self.state / "calls.log"
+        lines = log.read_text().splitlines() if log.exists() else []
+        return [json.loads(line) for line in lines]
+
+    def called(self) -> list[str]:
+        """The stand-in calls as 'name first-argument ...' strings, for order checks."""
+        return [" ".join(call) for call in self.calls()]
+
+    def suspend(self) -> None:
+        """Let the lifecycle reach suspension, then run the queued suspend phase."""
+        run_days(self.app, self.clock, 40)
+        self.app.runner.run_pending()
+
+    def reach_deletion(self) -> None:
+        """Past the removal deadline and its warnings, then run the queued phase."""
+        run_days(self.app, self.clock, 40)
+        self.app.runner.run_pending()
+
+    def reactivate(self) -> None:
+        """The client pays; the next sync reactivates and the runner undoes the suspension."""
+        self.pay()
+        self.app.lifecycle.sync()
+        self.app.runner.run_pending()
+
+    def state_of_account(self) -> str:
+        with self.app.sessions() as session:
+            row = session.get(Account, self.account_id)
+            assert row is not None
+            return row.state
+
+    def steps(self, phase: str) -> list[tuple[str, str]]:
+        """(name, status) of the steps of the account's runs of `phase`, oldest first."""
+        with self.app.sessions() as session:
+            rows = session.execute(
+                select(StepRecord.name, StepRecord.status)
+                .join(PlaybookRun, StepRecord.run_id == PlaybookRun.id)
+                .where(PlaybookRun.phase == phase)
+                .order_by(StepRecord.run_id, StepRecord.position)
+            ).all()
+        return [(name, status) for name, status in rows]
+
+    def failed_step(self, phase: str) -> tuple[str, str | None]:
+        """The failed step of the account's latest run of `phase`: (name, error)."""
+        with self.app.sessions() as session:
+            run = session.scalars(
+                select(PlaybookRun)
+                .where(PlaybookRun.account_id == self.account_id, PlaybookRun.phase == phase)
+                .order_by(PlaybookRun.id.desc())
+            ).first()
+            assert run is not None and run.status == "failed", run and run.status
+            step = session.scalars(
+                select(StepRecord).where(StepRecord.run_id == run.id, StepRecord.status == "failed")
+            ).one()
+            return step.name, step.error
+
+
+def _vhost(nginx: NginxServer, domain: str, docroot: Path, marker: Path, page: str) -> str:
+    return (
+        f"server {{\n    listen {nginx.host}:{nginx.port};\n    server_name {domain};\n"
+        f"    root {docroot};\n    default_type text/html;\n"
+        f'    location / {{\n        if (-f {marker}) {{ return 200 "{page}\\n"; }}\n    }}\n}}\n'
+    )
+
+
+@contextmanager
+def build_panel_scene(
+    tmp_path: Path,
+    sshd: SSHServer,
+    nginx: NginxServer,
+    panel: Panel,
+    playbook: str,
+) -> Iterator[PanelScene]:
+    """Set up the account, its site, the panel stand-in and the app; remove them after."""
+    suffix = secrets.token_hex(3)
+    user = f"lapse-p{suffix}"
+    domain = f"shop-{suffix}.example.test"
+    homes = tmp_path / "home"
+    home = homes / user
+    homes.mkdir()
+    subprocess.run(
+        ["useradd", "--create-home", "--home-dir", str(home), "--shell", "/bin/bash", user],
+        check=True,
+    )
+    docroot = home / "public_html"
+    docroot.mkdir()
+    (docroot / "index.html").write_text(ORIGINAL_PAGE)
+    info = pwd.getpwnam(user)
+    for path in [home, *home.rglob("*")]:
+        os.lchown(path, info.pw_uid, info.pw_gid)
+
+    base = tmp_path / "panel"
+    bin_dir, state = base / "bin", base / "state"
+    bin_dir.mkdir(parents=True)
+    state.mkdir(exist_ok=True)
+    for command in panel.commands:
+        (bin_dir / command).symlink_to(STANDINS / panel.module)
+    panel.seed(state, user, home, domain)
+    marker = panel.marker(state, user, domain)
+    vhost = nginx.sites_dir / f"{domain}.conf"
+    vhost.write_text(_vhost(nginx, domain, docroot, marker, panel.page))
+    nginx.reload()
+
+    host = ssh_host(
+        sshd,
+        [homes],
+        playbook=playbook,
+        vars={
+            "panel_path": str(bin_dir),
+            "state_dir": str(tmp_path / "lapse-state"),
+            "check_base": f"http://{nginx.host}:{nginx.port}",
+            **panel.vars(state),
+        },
+    )
+    account = site_account("acct-shop", "web1", docroot, [])
+    account["services"][0]["domains"] = [domain]
+    account["services"][0]["system_user"] = user
+    account["balance"] = "49.90"
+    account["invoices"] = [
+        {"id": "INV-91", "due_at": START.isoformat(), "total": "49.90", "items": []}
+    ]
+    clock = VirtualClock(START)
+    app = backup_app(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'state.db'}",
+        clock,
+        hosts={"web1": host},
+        store={"type": "local", "path": str(tmp_path / "backups")},
+        accounts=[account],
+        policy={"quiet_hours": "", "contact_days": list(ALL_WEEKDAYS)},
+    )
+    built = PanelScene(
+        app=app,
+        clock=clock,
+        account_id="acct-shop",
+        user=user,
+        domain=domain,
+        home=home,
+        docroot=docroot,
+        bin_dir=bin_dir,
+        state=state,
+        nginx=nginx,
+        billing_path=tmp_path / "billing.json",
+        account=account,
+    )
+    try:
+        yield built
+    finally:
+        app.transports.close()
+        subprocess.run(["pkill", "-KILL", "-u", user], check=False)
+        subprocess.run(["userdel", user], check=False, capture_output=True)
+        vhost.unlink(missing_ok=True)
+        nginx.reload()
