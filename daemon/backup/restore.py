@@ -22,9 +22,12 @@ outcome.
 from __future__ import annotations
 
 import hashlib
+import signal
 import tarfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import cast
@@ -408,22 +411,45 @@ def _swap(service: BackupService, item: _Staged) -> None:
     transport = service.transports.get(item.host)
     label = f"swap of {item.target.path}"
     item.in_doubt = True
-    try:
-        result = transport.run(staging.swap_script(item.target), label, check=False)
-    except TransportError as error:
-        # The script ignores hang-ups: it finishes both renames or neither on its own.
-        raise BackupError(
-            f"{label} on {item.host}: the link was lost ({error}); the host holds either the "
-            f"previous or the fully restored tree at {item.target.path}"
-        ) from error
-    item.in_doubt = False
-    if staging.SWAPPED not in result.stdout.split():
-        failed = CommandError(item.host, label, result.status, result.stderr)
-        raise BackupError(str(failed))
-    item.swapped = True
+    with _interrupt_held():
+        try:
+            result = transport.run(staging.swap_script(item.target), label, check=False)
+        except TransportError as error:
+            # The script ignores hang-ups: it finishes both renames or neither on its own.
+            raise BackupError(
+                f"{label} on {item.host}: the link was lost ({error}); the host holds either "
+                f"the previous or the fully restored tree at {item.target.path}"
+            ) from error
+        item.in_doubt = False
+        if staging.SWAPPED not in result.stdout.split():
+            failed = CommandError(item.host, label, result.status, result.stderr)
+            raise BackupError(str(failed))
+        item.swapped = True
     if result.stderr.strip():
         log.warning("restore swap", host=item.host, target=item.target.path, output=result.stderr)
     log.info("restore finished", object=item.entry.name, host=item.host, target=item.target.path)
+
+
+@contextmanager
+def _interrupt_held() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) until the block ends, then raise KeyboardInterrupt.
+
+    Around the swap: an interrupt between sending the swap script and the host
+    starting it would leave a staging directory that is neither swapped in nor,
+    being in doubt, removed. Only in the main thread (the only one Python lets set
+    a handler); elsewhere the block runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda number, _frame: caught.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def _discard(service: BackupService, plans: list[_Staged]) -> None:
