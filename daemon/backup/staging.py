@@ -164,7 +164,8 @@ def swap_script(target: StagedTarget) -> str:
     second rename fails the first is undone. Hang-ups, interrupts and a closed
     output are ignored from the start, so a lost link or Ctrl-C cannot stop the
     script between the two renames. Prints SWAPPED once the new tree is in
-    place, then removes the previous tree (a failure there is a warning).
+    place, then starts the removal of the previous tree in a session of its own
+    and returns without waiting for it (a removal that cannot start is a warning).
     """
     return (
         "trap '' HUP INT TERM PIPE\nexec </dev/null\n"
@@ -182,7 +183,10 @@ if [ -e "$name" ]; then
     fail "cannot move the restored tree into $expected/$name; the previous tree is back"
   fi
   printf '%s\\n' {SWAPPED.decode()}
-  rm -rf -- "$previous" || echo "lapse-warning: $expected/$previous could not be removed" >&2
+  # Removed in a session of its own, after the script returns: the restored site is
+  # live already, and nobody should wait for the old tree's unlinks.
+  setsid -f rm -rf -- "$previous" </dev/null >/dev/null 2>&1 ||
+    echo "lapse-warning: $expected/$previous could not be removed" >&2
 else
   mv -T -- "$staging" "$name" || fail "cannot move the restored tree into $expected/$name"
   printf '%s\\n' {SWAPPED.decode()}
