@@ -115,7 +115,8 @@ def extract_script(target: StagedTarget, compression: str, replace: bool = True)
     The listing is NUL-separated: UID_MARK and the uid the script runs as; then
     per entry its type, octal mode, uid, gid, mtime, size, path and link target
     (GNU find's %y %m %U %G %T@ %s %p %l); then LISTING_DIGESTS_MARK and
-    `b2sum -z` lines (BLAKE2b-512) of every regular file. The script refuses (exit 3) a
+    `b2sum -z` lines (BLAKE2b-512) of every regular file, in no set order (one b2sum
+    per core, at most 4, digests the files). The script refuses (exit 3) a
     target that is a symlink or not a directory, and without `replace` one that
     is a directory with anything in it; on a failed extraction it
     removes the staging directory and exits 4. GNU tar's own guards (no
@@ -152,7 +153,20 @@ fi
 printf '%s %s\\0' {UID_MARK.decode()} "$(id -u)"
 find . -printf '%y\\0%m\\0%U\\0%G\\0%T@\\0%s\\0%p\\0%l\\0'
 printf '%s\\0' {LISTING_DIGESTS_MARK.decode()}
-find . -type f -print0 | xargs -0 -r b2sum -z --
+# The digests are the last thing the restore waits for: one b2sum per core (at most 4),
+# the files dealt round-robin, each writing into a private temporary directory so
+# their lines cannot interleave.
+digests=$(mktemp -d) || fail "cannot create a temporary directory for the digests"
+parts=$(nproc 2>/dev/null || echo 1)
+if [ "$parts" -gt 4 ]; then parts=4; fi
+find . -type f -print0 | split --number="r/$parts" --separator='\\0' \\
+  --filter='xargs -0 -r b2sum -z -- >"$FILE"' - "$digests/"
+status=$?
+shopt -s nullglob
+set -- "$digests"/*
+if [ $# -gt 0 ]; then cat -- "$@"; fi
+rm -rf -- "$digests"
+exit "$status"
 """
     )
 
