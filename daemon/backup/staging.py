@@ -109,8 +109,9 @@ staging={quote(target.staging)}
 
 
 def extract_script(target: StagedTarget, compression: str, replace: bool = True) -> str:
-    """Return a script extracting a compressed tar from stdin into a new staging
-    directory beside `target`, then printing the staging tree's listing.
+    """Return a script extracting a tar, compressed with `compression` ('none' for a plain
+    tar), from stdin into a new staging directory beside `target`, then printing the
+    staging tree's listing.
 
     The listing is NUL-separated: UID_MARK and the uid the script runs as; then
     per entry its type, octal mode, uid, gid, mtime, size, path and link target
@@ -145,7 +146,7 @@ if [ "$(pwd -P)" != "$expected/$staging" ] || [ "$(stat -c %u:%a .)" != "$(id -u
 fi
 # Directory modes and owners are applied at the end, so the staging tree stays closed
 # (0700, Lapse's user) to everyone else while tar fills it.
-if ! {{ {decompress_command(compression)} | tar --extract --file=- --preserve-permissions \\
+if ! {{ {_decompress(compression)}tar --extract --file=- --preserve-permissions \\
     --numeric-owner --delay-directory-restore; }}; then
   cd .. && rm -rf -- "$staging"
   exit 4
@@ -169,6 +170,11 @@ rm -rf -- "$digests"
 exit "$status"
 """
     )
+
+
+def _decompress(compression: str) -> str:
+    """The pipeline's head decoding stdin for tar: nothing for a plain tar ('none')."""
+    return "" if compression == "none" else f"{decompress_command(compression)} | "
 
 
 def swap_script(target: StagedTarget) -> str:
