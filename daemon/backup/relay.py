@@ -1,8 +1,9 @@
 """One pass over a stored object: read ahead, checked by the daemon, sent to the host.
 
-Three stages run at once: a thread reads the object from the store (counting and
-hashing every byte), the caller's checker reads it through a `Gate`, and a
-thread writes it to the host's command. The gate hands a chunk to the sender
+Three stages run at once: a thread reads the stream (a restore hands it the object
+as it comes from the store, decompressed), counting and hashing every byte, the
+caller's checker reads it through a `Gate`, and a thread writes it to the host's
+command. The gate hands a chunk to the sender
 only once the checker has read all of it and asked for more, so the host never
 receives a byte the checker has not seen: a member the restore rules refuse
 stops the stream before its header reaches the host's tar.
@@ -79,7 +80,7 @@ class Gate:
 
     @property
     def sha256(self) -> str:
-        """The hex SHA-256 of the bytes read from the store so far."""
+        """The hex SHA-256 of the bytes read from the stream so far."""
         return self._digest.hexdigest()
 
     def read(self, size: int = -1) -> bytes:

@@ -4,7 +4,8 @@ Site files never go straight into the live tree (invariant 5). For each site
 archive the host extracts into a fresh staging directory beside the target
 (daemon.backup.staging), while the daemon reads the same stream once
 (daemon.backup.relay): it counts and hashes every byte against the manifest,
-checks every member against the restore rules before the host receives it, and
+decompresses the archive and sends the host the plain tar, checks every member
+against the restore rules before the host receives it, and
 describes what the extraction must hold (daemon.backup.restore_listing). The host then
 lists the staging tree, and only when that listing equals the archive's, entry
 for entry, is the staging directory swapped in with renames; the previous tree
@@ -22,12 +23,15 @@ outcome.
 from __future__ import annotations
 
 import hashlib
+import signal
 import tarfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import cast
+from typing import BinaryIO, cast
 
 import structlog
 import zstandard
@@ -288,7 +292,7 @@ def _stage(
         # A live docroot was allowed above (deleted account, or --force); another
         # path replaces a directory with something in it only with --force.
         replace = request.force or request.path is None
-        script = staging.extract_script(target, entry.compression, replace)
+        script = staging.extract_script(target, "none", replace)
         stream = service.store.open(key)
     except (commands.UnsafeValueError, StoreError) as error:
         raise BackupError(f"{label} on {item.host} failed: {error}") from error
@@ -341,14 +345,28 @@ def _stream(
     UnsafeArchiveError, BackupError for an unreadable archive, and TransportError
     or StoreError when a stage failed.
     """
-    with Gate(stream, process, sent) as gate:
+    # The gate carries the decompressed tar: the daemon decodes it anyway to check it, so
+    # the host does not decode it again, and every header the walk checks is checked
+    # before the host receives a byte of it.
+    compressed = HashingReader(stream)
+    moved = [0]
+
+    def counted(_size: int) -> None:
+        # Progress is told in bytes of the object, as its size is known.
+        done = compressed.size
+        sent(done - moved[0])
+        moved[0] = done
+
+    with Gate(decompressed(compressed, entry.compression), process, counted) as gate:
         try:
-            expected = archive_tree(decompressed(cast(HashingReader, gate), entry.compression))
+            expected = archive_tree(cast(BinaryIO, gate))
             gate.finish()
         except GateClosedError as error:
             cause = error.__cause__
             if isinstance(cause, TransportError | StoreError):
                 raise cause from None
+            if isinstance(cause, _ARCHIVE_ERRORS):
+                raise BackupError(f"{entry.name} is not a readable archive: {cause}") from error
             raise BackupError(f"{label} failed: {error}") from error
         except UnsafeArchiveError as error:
             raise UnsafeArchiveError(
@@ -357,7 +375,7 @@ def _stream(
             ) from error
         except _ARCHIVE_ERRORS as error:
             raise BackupError(f"{entry.name} is not a readable archive: {error}") from error
-    return expected, gate.size, gate.sha256
+    return expected, compressed.size, compressed.sha256
 
 
 def _compare(expected: Tree, output: bytes, item: _Staged) -> None:
@@ -385,22 +403,45 @@ def _swap(service: BackupService, item: _Staged) -> None:
     transport = service.transports.get(item.host)
     label = f"swap of {item.target.path}"
     item.in_doubt = True
-    try:
-        result = transport.run(staging.swap_script(item.target), label, check=False)
-    except TransportError as error:
-        # The script ignores hang-ups: it finishes both renames or neither on its own.
-        raise BackupError(
-            f"{label} on {item.host}: the link was lost ({error}); the host holds either the "
-            f"previous or the fully restored tree at {item.target.path}"
-        ) from error
-    item.in_doubt = False
-    if staging.SWAPPED not in result.stdout.split():
-        failed = CommandError(item.host, label, result.status, result.stderr)
-        raise BackupError(str(failed))
-    item.swapped = True
+    with _interrupt_held():
+        try:
+            result = transport.run(staging.swap_script(item.target), label, check=False)
+        except TransportError as error:
+            # The script ignores hang-ups: it finishes both renames or neither on its own.
+            raise BackupError(
+                f"{label} on {item.host}: the link was lost ({error}); the host holds either "
+                f"the previous or the fully restored tree at {item.target.path}"
+            ) from error
+        item.in_doubt = False
+        if staging.SWAPPED not in result.stdout.split():
+            failed = CommandError(item.host, label, result.status, result.stderr)
+            raise BackupError(str(failed))
+        item.swapped = True
     if result.stderr.strip():
         log.warning("restore swap", host=item.host, target=item.target.path, output=result.stderr)
     log.info("restore finished", object=item.entry.name, host=item.host, target=item.target.path)
+
+
+@contextmanager
+def _interrupt_held() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) until the block ends, then raise KeyboardInterrupt.
+
+    Around the swap: an interrupt between sending the swap script and the host
+    starting it would leave a staging directory that is neither swapped in nor,
+    being in doubt, removed. Only in the main thread (the only one Python lets set
+    a handler); elsewhere the block runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda number, _frame: caught.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def _discard(service: BackupService, plans: list[_Staged]) -> None:

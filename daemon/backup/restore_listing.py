@@ -15,19 +15,15 @@ still checked against the manifest's SHA-256 as it streams.
 
 from __future__ import annotations
 
-import hashlib
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import BinaryIO
 
+from daemon.backup import tar_walk
 from daemon.backup.archive import UnsafeArchiveError, clean_name, unsafe_reason
 from daemon.backup.staging import LISTING_DIGESTS_MARK, UID_MARK
 
-_CHUNK = 1 << 20
-# tarfile's stream buffer: every small read copies what is left of it, so a buffer
-# of 1 MiB cost more in copies than it saved in calls (measured: 64 KiB parses a
-# site archive in about half the time).
-_TAR_BUFFER = 64 * 1024
 # find's %y letters for the kinds a site archive may hold.
 _FILE, _DIRECTORY, _SYMLINK = "f", "d", "l"
 _LISTING_FIELDS = 8
@@ -68,26 +64,29 @@ def archive_tree(stream: BinaryIO) -> Tree:
 
     Raises UnsafeArchiveError at the first member the restore rules refuse (the
     caller stops streaming then), tarfile.TarError or a decompression error for
-    an unreadable archive.
+    an unreadable archive. Walked by daemon.backup.tar_walk: each file's content
+    goes to its digest without tarfile's copies.
     """
     tree: Tree = {}
     symlinks: set[str] = set()
     regular: set[str] = set()
-    with tarfile.open(fileobj=stream, mode="r|", bufsize=_TAR_BUFFER) as archive:
-        for member in archive:
-            problem = unsafe_reason(member, symlinks, regular)
-            if problem:
-                raise UnsafeArchiveError(problem)
-            name = _name(member.name)
-            if member.issym():
-                symlinks.add(clean_name(member.name))
-            elif member.isreg():
-                regular.add(clean_name(member.name))
-            tree[name] = _entry(archive, member, tree)
+
+    def visit(member: tarfile.TarInfo, digest: Callable[[], str]) -> None:
+        problem = unsafe_reason(member, symlinks, regular)
+        if problem:
+            raise UnsafeArchiveError(problem)
+        name = _name(member.name)
+        if member.issym():
+            symlinks.add(clean_name(member.name))
+        elif member.isreg():
+            regular.add(clean_name(member.name))
+        tree[name] = _entry(member, tree, digest)
+
+    tar_walk.walk(stream, visit)
     return tree
 
 
-def _entry(archive: tarfile.TarFile, member: tarfile.TarInfo, tree: Tree) -> TreeEntry:
+def _entry(member: tarfile.TarInfo, tree: Tree, digest: Callable[[], str]) -> TreeEntry:
     mode = member.mode & 0o7777
     if member.islnk():
         # A hard link is the same inode as its target: same content, mode and owner.
@@ -100,14 +99,7 @@ def _entry(archive: tarfile.TarFile, member: tarfile.TarInfo, tree: Tree) -> Tre
     if member.issym():
         target = member.linkname.encode("utf-8", "surrogateescape")
         return TreeEntry(_SYMLINK, mode, member.uid, member.gid, int(member.mtime), target=target)
-    digest = hashlib.blake2b()
-    content = archive.extractfile(member)
-    assert content is not None  # a regular file always has content
-    while chunk := content.read(_CHUNK):
-        digest.update(chunk)
-    return TreeEntry(
-        _FILE, mode, member.uid, member.gid, int(member.mtime), member.size, digest.hexdigest()
-    )
+    return TreeEntry(_FILE, mode, member.uid, member.gid, int(member.mtime), member.size, digest())
 
 
 def parse_listing(output: bytes) -> tuple[int, Tree]:

@@ -109,13 +109,15 @@ staging={quote(target.staging)}
 
 
 def extract_script(target: StagedTarget, compression: str, replace: bool = True) -> str:
-    """Return a script extracting a compressed tar from stdin into a new staging
-    directory beside `target`, then printing the staging tree's listing.
+    """Return a script extracting a tar, compressed with `compression` ('none' for a plain
+    tar), from stdin into a new staging directory beside `target`, then printing the
+    staging tree's listing.
 
     The listing is NUL-separated: UID_MARK and the uid the script runs as; then
     per entry its type, octal mode, uid, gid, mtime, size, path and link target
     (GNU find's %y %m %U %G %T@ %s %p %l); then LISTING_DIGESTS_MARK and
-    `b2sum -z` lines (BLAKE2b-512) of every regular file. The script refuses (exit 3) a
+    `b2sum -z` lines (BLAKE2b-512) of every regular file, in no set order (one b2sum
+    per core, at most 4, digests the files). The script refuses (exit 3) a
     target that is a symlink or not a directory, and without `replace` one that
     is a directory with anything in it; on a failed extraction it
     removes the staging directory and exits 4. GNU tar's own guards (no
@@ -144,7 +146,7 @@ if [ "$(pwd -P)" != "$expected/$staging" ] || [ "$(stat -c %u:%a .)" != "$(id -u
 fi
 # Directory modes and owners are applied at the end, so the staging tree stays closed
 # (0700, Lapse's user) to everyone else while tar fills it.
-if ! {{ {decompress_command(compression)} | tar --extract --file=- --preserve-permissions \\
+if ! {{ {_decompress(compression)}tar --extract --file=- --preserve-permissions \\
     --numeric-owner --delay-directory-restore; }}; then
   cd .. && rm -rf -- "$staging"
   exit 4
@@ -152,9 +154,27 @@ fi
 printf '%s %s\\0' {UID_MARK.decode()} "$(id -u)"
 find . -printf '%y\\0%m\\0%U\\0%G\\0%T@\\0%s\\0%p\\0%l\\0'
 printf '%s\\0' {LISTING_DIGESTS_MARK.decode()}
-find . -type f -print0 | xargs -0 -r b2sum -z --
+# The digests are the last thing the restore waits for: one b2sum per core (at most 4),
+# the files dealt round-robin, each writing into a private temporary directory so
+# their lines cannot interleave.
+digests=$(mktemp -d) || fail "cannot create a temporary directory for the digests"
+parts=$(nproc 2>/dev/null || echo 1)
+if [ "$parts" -gt 4 ]; then parts=4; fi
+find . -type f -print0 | split --number="r/$parts" --separator='\\0' \\
+  --filter='xargs -0 -r b2sum -z -- >"$FILE"' - "$digests/"
+status=$?
+shopt -s nullglob
+set -- "$digests"/*
+if [ $# -gt 0 ]; then cat -- "$@"; fi
+rm -rf -- "$digests"
+exit "$status"
 """
     )
+
+
+def _decompress(compression: str) -> str:
+    """The pipeline's head decoding stdin for tar: nothing for a plain tar ('none')."""
+    return "" if compression == "none" else f"{decompress_command(compression)} | "
 
 
 def swap_script(target: StagedTarget) -> str:
@@ -164,7 +184,8 @@ def swap_script(target: StagedTarget) -> str:
     second rename fails the first is undone. Hang-ups, interrupts and a closed
     output are ignored from the start, so a lost link or Ctrl-C cannot stop the
     script between the two renames. Prints SWAPPED once the new tree is in
-    place, then removes the previous tree (a failure there is a warning).
+    place, then starts the removal of the previous tree in a session of its own
+    and returns without waiting for it (a removal that cannot start is a warning).
     """
     return (
         "trap '' HUP INT TERM PIPE\nexec </dev/null\n"
@@ -182,7 +203,10 @@ if [ -e "$name" ]; then
     fail "cannot move the restored tree into $expected/$name; the previous tree is back"
   fi
   printf '%s\\n' {SWAPPED.decode()}
-  rm -rf -- "$previous" || echo "lapse-warning: $expected/$previous could not be removed" >&2
+  # Removed in a session of its own, after the script returns: the restored site is
+  # live already, and nobody should wait for the old tree's unlinks.
+  setsid -f rm -rf -- "$previous" </dev/null >/dev/null 2>&1 ||
+    echo "lapse-warning: $expected/$previous could not be removed" >&2
 else
   mv -T -- "$staging" "$name" || fail "cannot move the restored tree into $expected/$name"
   printf '%s\\n' {SWAPPED.decode()}

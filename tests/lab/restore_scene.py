@@ -8,6 +8,7 @@ import io
 import json
 import os
 import tarfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,8 +56,14 @@ class RestoreScene:
         }
 
     def leftovers(self) -> list[str]:
-        """Staging or previous trees of a restore left anywhere under the scene."""
+        """Staging or previous trees of a restore left anywhere under the scene.
+
+        A previous tree is removed in the background after the swap: it is waited for
+        (at most 30 s) before it counts as left behind."""
         root = self.www.parent
+        deadline = time.monotonic() + 30
+        while any(root.rglob(".lapse-previous-*")) and time.monotonic() < deadline:
+            time.sleep(0.05)
         return sorted(str(path) for path in root.rglob(".lapse-*"))
 
 

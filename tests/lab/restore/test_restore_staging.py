@@ -340,3 +340,28 @@ def test_a_changed_host_key_stops_the_stream_before_anything_is_sent(
 
     assert tree_fingerprint(scene.docroot) == live
     assert scene.leftovers() == []
+
+
+def test_a_ctrl_c_as_the_swap_is_sent_waits_for_the_swap(
+    scene: RestoreScene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C arrives the moment the swap script is handed to the host, before the host
+    could start it: the swap still runs, then the interrupt stops the command, and no
+    staging directory is left neither swapped in nor removed."""
+    original = tree_fingerprint(scene.docroot)
+    _deface(scene.docroot)
+    transport = scene.app.transports.get("web1")
+    run = transport.run
+
+    def interrupted(script: str, label: str, **options: Any) -> Any:
+        if label.startswith("swap of"):
+            os.kill(os.getpid(), signal.SIGINT)
+        return run(script, label, **options)
+
+    monkeypatch.setattr(transport, "run", interrupted)
+
+    with pytest.raises(KeyboardInterrupt):
+        _restore(scene, force=True)
+
+    assert tree_fingerprint(scene.docroot) == original
+    assert scene.leftovers() == []
