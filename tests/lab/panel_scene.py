@@ -36,7 +36,14 @@ from tests.lab.services.nginx import NginxServer
 from tests.lab.services.sshd import SSHServer
 
 STANDINS = Path(__file__).resolve().parent / "panels"
-__all__ = ["ORIGINAL_PAGE", "STANDINS", "Panel", "PanelScene", "build_panel_scene"]
+__all__ = [
+    "ORIGINAL_PAGE",
+    "STANDINS",
+    "Panel",
+    "PanelScene",
+    "build_panel_scene",
+    "ops_alerts",
+]
 
 
 @dataclass
@@ -140,6 +147,11 @@ class PanelScene:
                 select(StepRecord).where(StepRecord.run_id == run.id, StepRecord.status == "failed")
             ).one()
             return step.name, step.error
+
+
+def ops_alerts(logs: list[dict[str, object]], kind: str) -> list[dict[str, object]]:
+    """The `kind` ops alerts among captured log entries."""
+    return [entry for entry in logs if entry["event"] == "ops alert" and entry["alert"] == kind]
 
 
 def _vhost(nginx: NginxServer, domain: str, docroot: Path, marker: Path, page: str) -> str:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from structlog.testing import capture_logs
 
 from daemon.store.models import Event
-from tests.lab.panel_scene import ORIGINAL_PAGE, Panel, PanelScene, build_panel_scene
+from tests.lab.panel_scene import ORIGINAL_PAGE, Panel, PanelScene, build_panel_scene, ops_alerts
 from tests.lab.services.nginx import NginxServer
 from tests.lab.services.sshd import SSHServer
 
@@ -143,10 +143,6 @@ def test_deletion_removes_the_account_through_whm_and_restore_brings_it_back(
     assert scene.called()[-1] == f"whmapi1 --output=json accountsummary user={scene.user}"
 
 
-def _alerts(logs: list[dict[str, object]], kind: str) -> list[dict[str, object]]:
-    return [entry for entry in logs if entry["event"] == "ops alert" and entry["alert"] == kind]
-
-
 def test_a_full_disk_fails_the_suspension_before_anything_is_suspended(
     scene: PanelScene,
 ) -> None:
@@ -160,7 +156,7 @@ def test_a_full_disk_fails_the_suspension_before_anything_is_suspended(
     assert statuses == ["done", "failed", "pending", "pending"]
     _name, error = scene.failed_step("suspend")
     assert error is not None and "No space left on device" in error
-    [alert] = _alerts(logs, "suspend-failed")
+    [alert] = ops_alerts(logs, "suspend-failed")
     assert "No space left on device" in str(alert["detail"])
     assert whm_account(scene) == whm_account(scene) | {"suspended": False}
     assert not any("suspendacct" in call for call in scene.called())
@@ -178,7 +174,7 @@ def test_an_unknown_user_fails_the_suspension_with_ops_alerted(scene: PanelScene
     assert scene.state_of_account() == "suspend-failed"
     _name, error = scene.failed_step("suspend")
     assert error is not None and f"Unable to find the user “{scene.user}”" in error
-    assert len(_alerts(logs, "suspend-failed")) == 1
+    assert len(ops_alerts(logs, "suspend-failed")) == 1
     assert scene.home.exists() and scene.get().text == ORIGINAL_PAGE
 
 
@@ -198,7 +194,7 @@ def test_removal_is_refused_when_the_home_lies_outside_the_allowed_roots(
     assert scene.state_of_account() == "delete-failed"
     _name, error = scene.failed_step("delete")
     assert error is not None and f"its home {elsewhere} is outside the allowed roots" in error
-    assert len(_alerts(logs, "delete-failed")) == 1
+    assert len(ops_alerts(logs, "delete-failed")) == 1
     assert not any("removeacct" in call for call in scene.called())
     assert whm_account(scene) is not None and elsewhere.exists()
     assert (scene.docroot / "index.html").read_text() == ORIGINAL_PAGE

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from tests.lab.panel_scene import ORIGINAL_PAGE, Panel, PanelScene, build_panel_scene
+from tests.lab.panel_scene import ORIGINAL_PAGE, Panel, PanelScene, build_panel_scene, ops_alerts
 from tests.lab.panels.directadmin import DirectAdmin, serve
 from tests.lab.services.nginx import NginxServer
 from tests.lab.services.sshd import SSHServer
@@ -48,10 +48,6 @@ def da_scene(
         build_panel_scene(tmp_path, sshd, nginx, directadmin_panel(url), "directadmin") as built,
     ):
         yield built, panel
-
-
-def _alerts(logs: list[dict[str, object]], kind: str) -> list[dict[str, object]]:
-    return [entry for entry in logs if entry["event"] == "ops alert" and entry["alert"] == kind]
 
 
 def test_suspend_verify_then_payment_unsuspends(da_scene: tuple[PanelScene, DirectAdmin]) -> None:
@@ -140,7 +136,7 @@ def test_a_wrong_password_fails_the_suspension_with_ops_alerted(
     _name, error = scene.failed_step("suspend")
     assert error is not None and "answered 401" in error
     assert "wrong" not in error
-    assert len(_alerts(logs, "suspend-failed")) == 1
+    assert len(ops_alerts(logs, "suspend-failed")) == 1
     assert (panel.user(scene.user) or {})["suspended"] == "no"
 
 
@@ -156,7 +152,7 @@ def test_an_unknown_user_fails_the_suspension_and_nothing_is_removed(
     assert scene.state_of_account() == "suspend-failed"
     _name, error = scene.failed_step("suspend")
     assert error is not None and f"User {scene.user} does not exist" in error
-    assert len(_alerts(logs, "suspend-failed")) == 1
+    assert len(ops_alerts(logs, "suspend-failed")) == 1
     assert (scene.docroot / "index.html").read_text() == ORIGINAL_PAGE
 
 
@@ -176,7 +172,7 @@ def test_a_user_directadmin_lost_fails_the_deletion_and_nothing_is_removed(
     name, error = scene.failed_step("delete")
     assert name == "Check the Unix user and its home are gone"
     assert error is not None and f"DirectAdmin has no user {scene.user}" in error
-    assert len(_alerts(logs, "delete-failed")) == 1
+    assert len(ops_alerts(logs, "delete-failed")) == 1
     assert (scene.docroot / "index.html").read_text() == ORIGINAL_PAGE
 
 
@@ -193,4 +189,4 @@ def test_a_suspension_the_panel_reports_but_did_not_make_fails_the_phase(
     assert scene.state_of_account() == "suspend-failed"
     _name, error = scene.failed_step("suspend")
     assert error is not None and "does not hold 'suspended=yes'" in error
-    assert len(_alerts(logs, "suspend-failed")) == 1
+    assert len(ops_alerts(logs, "suspend-failed")) == 1

@@ -12,7 +12,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests.lab.engine_helpers import run_days
-from tests.lab.panel_scene import ORIGINAL_PAGE, Panel, PanelScene, build_panel_scene
+from tests.lab.panel_scene import ORIGINAL_PAGE, Panel, PanelScene, build_panel_scene, ops_alerts
 from tests.lab.services.nginx import NginxServer
 from tests.lab.services.sshd import SSHServer
 
@@ -55,10 +55,6 @@ def hestia_user(scene: PanelScene) -> dict[str, str] | None:
     if not conf.exists():
         return None
     return dict(re.findall(r"^(\w+)='(.*)'$", conf.read_text(), re.MULTILINE))
-
-
-def _alerts(logs: list[dict[str, object]], kind: str) -> list[dict[str, object]]:
-    return [entry for entry in logs if entry["event"] == "ops alert" and entry["alert"] == kind]
 
 
 def test_backup_before_suspension_verify_then_payment_unsuspends(scene: PanelScene) -> None:
@@ -118,7 +114,7 @@ def test_a_full_disk_fails_the_suspension_before_anything_is_suspended(
     assert [status for _name, status in scene.steps("suspend")] == ["done", "failed", "pending"]
     _name, error = scene.failed_step("suspend")
     assert error is not None and "not enough diskspace available" in error
-    [alert] = _alerts(logs, "suspend-failed")
+    [alert] = ops_alerts(logs, "suspend-failed")
     assert "not enough diskspace" in str(alert["detail"])
     assert (hestia_user(scene) or {})["SUSPENDED"] == "no"
     assert (scene.docroot / "index.html").read_text() == ORIGINAL_PAGE
@@ -137,7 +133,7 @@ def test_a_user_hestia_does_not_know_fails_the_deletion_and_nothing_is_removed(
     assert scene.state_of_account() == "delete-failed"
     _name, error = scene.failed_step("delete")
     assert error is not None and f"Hestia has no user {scene.user}" in error
-    assert len(_alerts(logs, "delete-failed")) == 1
+    assert len(ops_alerts(logs, "delete-failed")) == 1
     assert (scene.docroot / "index.html").read_text() == ORIGINAL_PAGE
     assert not any(call.startswith("v-delete-user") for call in scene.called())
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from tests.lab.panel_scene import ORIGINAL_PAGE, Panel, PanelScene, build_panel_scene
+from tests.lab.panel_scene import ORIGINAL_PAGE, Panel, PanelScene, build_panel_scene, ops_alerts
 from tests.lab.services.nginx import NginxServer
 from tests.lab.services.sshd import SSHServer
 
@@ -42,10 +42,6 @@ def subscription(scene: PanelScene) -> dict[str, str] | None:
     """The stand-in's record of the subscription, or None once Plesk has none."""
     path = scene.state / "subscriptions" / f"{scene.domain}.json"
     return json.loads(path.read_text()) if path.exists() else None
-
-
-def _alerts(logs: list[dict[str, object]], kind: str) -> list[dict[str, object]]:
-    return [entry for entry in logs if entry["event"] == "ops alert" and entry["alert"] == kind]
 
 
 def test_suspend_verify_then_payment_reactivates(scene: PanelScene) -> None:
@@ -105,7 +101,7 @@ def test_a_full_disk_fails_the_suspension_before_anything_is_suspended(
     assert [status for _name, status in scene.steps("suspend")] == ["done", "failed", "pending"]
     _name, error = scene.failed_step("suspend")
     assert error is not None and "Not enough free disk space" in error
-    assert len(_alerts(logs, "suspend-failed")) == 1
+    assert len(ops_alerts(logs, "suspend-failed")) == 1
     assert (subscription(scene) or {})["status"] == "OK"
     keep = Path(scene.app.config.hosts["web1"].vars["state_dir"]) / "plesk" / "acct-shop"
     assert list(keep.iterdir()) == []  # no partial archive
@@ -122,5 +118,5 @@ def test_an_unknown_subscription_fails_the_suspension_with_ops_alerted(
     assert scene.state_of_account() == "suspend-failed"
     _name, error = scene.failed_step("suspend")
     assert error is not None and f"Unable to find domain {scene.domain}" in error
-    assert len(_alerts(logs, "suspend-failed")) == 1
+    assert len(ops_alerts(logs, "suspend-failed")) == 1
     assert (scene.docroot / "index.html").read_text() == ORIGINAL_PAGE
