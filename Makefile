@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test venv lab-deps bench-deps lint typecheck check clean deb
+.PHONY: run test venv lab-deps bench-deps lint typecheck imports check clean deb
 
 $(BIN)/lapse: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +37,11 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-check: lint typecheck
+# The layer contracts of pyproject.toml ([tool.importlinter]), drawn in docs/architecture.md.
+imports: venv
+	$(BIN)/lint-imports
+
+check: lint typecheck imports
 
 test: venv lab-deps check
 	$(BIN)/pytest

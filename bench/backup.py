@@ -47,8 +47,8 @@ from typing import TYPE_CHECKING
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from daemon.backup.pump import CHUNK as READ_SIZE  # as backups read
-from daemon.clock import VirtualClock
-from daemon.logs import configure_logging
+from daemon.domain.clock import VirtualClock
+from daemon.runtime.logs import configure_logging
 from daemon.transport.base import CommandError, TransportError
 from daemon.transport.ssh import SSHTransport
 from tests.lab.backup_helpers import backup_app, s3_store, site_account, ssh_host

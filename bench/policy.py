@@ -41,14 +41,14 @@ from sqlalchemy import Column, MetaData, String, Table, create_engine, insert, t
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from daemon.app import build_app
 from daemon.billing.flat import FLAT_COLUMNS
 from daemon.billing.sql import SqlSource
-from daemon.clock import VirtualClock
 from daemon.config.load import validate_config
 from daemon.config.schema import SqlBilling
-from daemon.logs import configure_logging
+from daemon.domain.clock import VirtualClock
 from daemon.policy import LifecycleRecord, decide
+from daemon.runtime.app import build_app
+from daemon.runtime.logs import configure_logging
 from tests.lab.services.postgres import start_postgres
 
 T = TypeVar("T")

@@ -37,11 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from daemon.config.schema import WebhooksConfig
 from daemon.config.secrets import SecretRef
-from daemon.http.server import LapseHTTP
-from daemon.http.signatures import sign_hmac
-from daemon.logs import configure_logging
 from daemon.policy import State
-from daemon.scheduler import LapseScheduler
+from daemon.runtime.http.server import LapseHTTP
+from daemon.runtime.http.signatures import sign_hmac
+from daemon.runtime.logs import configure_logging
+from daemon.runtime.scheduler import LapseScheduler
 from daemon.store.models import ScheduledAction
 from tests.lab.playbook_scene import (
     ORIGINAL_PAGE,

@@ -18,11 +18,12 @@ from typing import BinaryIO, cast
 import zstandard
 
 from daemon.backup.stores.base import Readable
+from daemon.domain.errors import LapseError
 
 _CHUNK = 1 << 20
 
 
-class UnsafeArchiveError(Exception):
+class UnsafeArchiveError(LapseError):
     """An archive member could escape the target directory or create a device file."""
 
 

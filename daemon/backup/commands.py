@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from shlex import quote
 
 from daemon.config.schema import DatabaseAdmin
+from daemon.domain.errors import LapseError
 
 # Preferred compressor first: zstd -1 is about ten times faster than gzip -6 here, and
 # compression, not SSH, is what limits a backup's speed.
@@ -33,7 +34,7 @@ _DECOMPRESS = {
 _DATABASE_NAME = re.compile(r"^[A-Za-z0-9_$][A-Za-z0-9_$-]{0,62}$")
 
 
-class UnsafeValueError(ValueError):
+class UnsafeValueError(LapseError, ValueError):
     """A value from billing data cannot be used safely in a host command."""
 
 

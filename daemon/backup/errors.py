@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from daemon.domain.errors import LapseError
 
-class BackupError(Exception):
+
+class BackupError(LapseError):
     """A backup, verification or restore could not be done; the message says why."""
 
 

@@ -17,11 +17,11 @@ from __future__ import annotations
 import structlog
 from sqlalchemy import select
 
-from daemon.alerts import OpsAlerts
 from daemon.backup.errors import BackupError
 from daemon.backup.proof import PROVABLE, Proof, ProofError, ProtectionError, prove_backup
 from daemon.backup.service import BackupService
 from daemon.config.schema import S3Store
+from daemon.notices.alerts import OpsAlerts
 from daemon.store.models import Account, PlaybookRun, StepRecord
 
 log = structlog.get_logger("lapse.backup")

@@ -31,7 +31,7 @@ from sqlalchemy import select
 
 from daemon.backup.errors import BackupError
 from daemon.backup.manifest import MANIFEST_NAME, Manifest
-from daemon.backup.stores.base import StoreError
+from daemon.backup.stores.base import BackupStoreError
 from daemon.backup.verify import check_object, check_stored_manifest
 from daemon.store.models import Backup
 
@@ -163,7 +163,7 @@ def _check_objects(
     for name in (MANIFEST_NAME, *(entry.name for entry in manifest.objects)):
         try:
             versions[name] = service.store.pin(prefix + name)
-        except StoreError as error:
+        except BackupStoreError as error:
             problems.append(f"{name}: {error}")
     for entry in manifest.objects:
         if entry.name not in versions:
@@ -191,7 +191,7 @@ def _protect(
         # A list, not a generator: every object is protected even after one the
         # store could not protect.
         done = [service.store.protect(prefix + name, ver, until) for name, ver in versions.items()]
-    except StoreError as error:
+    except BackupStoreError as error:
         raise ProtectionError(f"the proven backup could not be protected: {error}") from error
     return all(done)
 

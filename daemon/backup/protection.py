@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from daemon.backup.stores.base import StoreError
+from daemon.backup.stores.base import BackupStoreError
 from daemon.config.schema import Config, S3Store
 from daemon.config.secrets import SecretError
 
@@ -39,7 +39,7 @@ def check_store_protection(config: Config) -> ProtectionReport:
     where = f"s3://{store.bucket}"
     try:
         mode = S3BackupStore(store, quick=True).object_lock_mode()
-    except (StoreError, SecretError) as error:
+    except (BackupStoreError, SecretError) as error:
         problem = f"backup.store: cannot tell whether {where} has Object Lock: {error}"
     else:
         if mode is not None:

@@ -17,7 +17,7 @@ CHUNK = 1 << 20
 def pump(process: RemoteProcess, upload: Upload) -> tuple[int, str]:
     """Copy `process`'s stdout into `upload` until its end.
 
-    Returns (bytes copied, their hex SHA-256). Raises TransportError or StoreError
+    Returns (bytes copied, their hex SHA-256). Raises TransportError or BackupStoreError
     from either side; the caller aborts the upload and kills the process.
     """
     digest = hashlib.sha256()

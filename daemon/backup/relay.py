@@ -18,6 +18,7 @@ from collections.abc import Callable
 from types import TracebackType
 
 from daemon.backup.stores.base import Readable
+from daemon.domain.errors import LapseError
 from daemon.transport import RemoteProcess
 
 CHUNK = 1 << 20
@@ -27,7 +28,7 @@ _POLL = 0.2
 _END = b""
 
 
-class GateClosedError(Exception):
+class GateClosedError(LapseError):
     """The gate was closed (a stage failed, or the caller gave up): carries the cause."""
 
 

@@ -50,7 +50,7 @@ from daemon.backup.restore_listing import (
 )
 from daemon.backup.service import BackupService, object_key
 from daemon.backup.staging import StagedTarget
-from daemon.backup.stores.base import Readable, StoreError
+from daemon.backup.stores.base import BackupStoreError, Readable
 from daemon.backup.verify import check_object
 from daemon.policy.model import State
 from daemon.store.models import Account, Event
@@ -294,7 +294,7 @@ def _stage(
         replace = request.force or request.path is None
         script = staging.extract_script(target, "none", replace)
         stream = service.store.open(key)
-    except (commands.UnsafeValueError, StoreError) as error:
+    except (commands.UnsafeValueError, BackupStoreError) as error:
         raise BackupError(f"{label} on {item.host} failed: {error}") from error
     try:
         with transport.start_bulk(script, label) as process:
@@ -306,7 +306,7 @@ def _stage(
                 raise
             output = process.read_all()
             result = process.wait()
-    except (TransportError, StoreError) as error:
+    except (TransportError, BackupStoreError) as error:
         raise BackupError(f"{label} on {item.host} failed: {error}") from error
     finally:
         stream.close()
@@ -343,7 +343,7 @@ def _stream(
 
     Returns (the tree the archive describes, bytes read, their SHA-256). Raises
     UnsafeArchiveError, BackupError for an unreadable archive, and TransportError
-    or StoreError when a stage failed.
+    or BackupStoreError when a stage failed.
     """
     # The gate carries the decompressed tar: the daemon decodes it anyway to check it, so
     # the host does not decode it again, and every header the walk checks is checked
@@ -363,7 +363,7 @@ def _stream(
             gate.finish()
         except GateClosedError as error:
             cause = error.__cause__
-            if isinstance(cause, TransportError | StoreError):
+            if isinstance(cause, TransportError | BackupStoreError):
                 raise cause from None
             if isinstance(cause, _ARCHIVE_ERRORS):
                 raise BackupError(f"{entry.name} is not a readable archive: {cause}") from error
@@ -536,7 +536,7 @@ def _restore_database(
                 process.check()
         finally:
             stream.close()
-    except (CommandError, TransportError, StoreError) as error:
+    except (CommandError, TransportError, BackupStoreError) as error:
         raise BackupError(f"{label} on {restored.host} failed: {error}") from error
     if digest.hexdigest() != entry.sha256:
         raise BackupError(f"{entry.name} changed in the store while it was restored")

@@ -23,6 +23,7 @@ from typing import BinaryIO
 from daemon.backup import tar_walk
 from daemon.backup.archive import UnsafeArchiveError, clean_name, unsafe_reason
 from daemon.backup.staging import LISTING_DIGESTS_MARK, UID_MARK
+from daemon.domain.errors import LapseError
 
 # find's %y letters for the kinds a site archive may hold.
 _FILE, _DIRECTORY, _SYMLINK = "f", "d", "l"
@@ -31,7 +32,7 @@ _LISTING_FIELDS = 8
 _DIGEST_HEX = 128
 
 
-class ListingError(ValueError):
+class ListingError(LapseError, ValueError):
     """The host's listing of a staging tree could not be read."""
 
 

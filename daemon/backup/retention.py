@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from daemon.backup.service import BackupService, object_key
-from daemon.backup.stores.base import StoreError
+from daemon.backup.stores.base import BackupStoreError
 from daemon.policy.model import FAILED_STATES, SUSPENDED_STATES, State
 from daemon.store.models import Account, Backup, Event, ScheduledAction
 
@@ -58,7 +58,7 @@ def expire_backups(service: BackupService, now: datetime) -> list[str]:
                 continue
             try:
                 service.store.delete_prefix(object_key(row.account_id, row.id))
-            except StoreError as error:
+            except BackupStoreError as error:
                 log.warning("backup not expired yet", backup=row.id, error=str(error))
                 continue
             row.status = "expired"

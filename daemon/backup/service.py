@@ -23,7 +23,6 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from daemon.alerts import OpsAlerts
 from daemon.backup import commands
 from daemon.backup.errors import BackupCancelledError, BackupError, UnknownBackupError
 from daemon.backup.history import export_history
@@ -31,13 +30,16 @@ from daemon.backup.manifest import MANIFEST_NAME, BackupObject, Manifest
 from daemon.backup.pump import pump
 from daemon.backup.sizing import DATABASE_PART_SIZE, part_size_for
 from daemon.backup.stop_watch import StopCheck, stop_watch
-from daemon.backup.stores.base import BackupStore, StoreError
+from daemon.backup.stores.base import BackupStore, BackupStoreError
 from daemon.backup.tree import enter_script, tree_error
+from daemon.backup.verify import verify_backup
 from daemon.backup.views import BackupView
-from daemon.billing.snapshot import Database, Service
 from daemon.config.schema import Config, HostConfig
-from daemon.lifecycle.engine import UnknownAccountError, stored_snapshot
+from daemon.domain.errors import UnknownAccountError
+from daemon.domain.snapshot import Database, Service
+from daemon.notices.alerts import OpsAlerts
 from daemon.store.models import Account, Backup
+from daemon.store.records import stored_snapshot
 from daemon.transport import CommandError, Transport, TransportError, Transports
 
 log = structlog.get_logger("lapse.backup")
@@ -168,8 +170,6 @@ class BackupService:
         # skipped when the phase that wanted it must stop.
         run.check_stop()
         if verify:
-            from daemon.backup.verify import verify_backup  # here: verify imports this module
-
             verify_backup(self, backup_id)
         return self.get(backup_id)
 
@@ -227,7 +227,7 @@ class BackupService:
             return None
         try:
             links = self.download_links(latest.id)
-        except StoreError as error:
+        except BackupStoreError as error:
             log.warning("no download link for the notice", account=account_id, error=str(error))
             return None
         files = [url for name, url in links.items() if name.startswith("files-")]
@@ -243,7 +243,7 @@ class BackupService:
                 try:
                     self.store.abort_incomplete(prefix)
                     self.store.delete_prefix(prefix)
-                except StoreError as error:
+                except BackupStoreError as error:
                     log.warning(
                         "cannot clean up interrupted backup", backup=row.id, error=str(error)
                     )
@@ -484,7 +484,7 @@ class BackupService:
         prefix = object_key(run.manifest.account_id, run.backup_id)
         try:
             self.store.delete_prefix(prefix)
-        except StoreError as cleanup:
+        except BackupStoreError as cleanup:
             message += f" (its partial objects could not be removed: {cleanup})"
         with self.sessions() as session:
             row = session.get(Backup, run.backup_id)
@@ -508,6 +508,6 @@ class BackupService:
     def _wrapped(run: _Run, error: BaseException) -> BackupError:
         if isinstance(error, BackupCancelledError):
             return error
-        known = (BackupError, CommandError, TransportError, StoreError)
+        known = (BackupError, CommandError, TransportError, BackupStoreError)
         cause = str(error) if isinstance(error, known) else f"{type(error).__name__}: {error}"
         return BackupError(f"backup {run.backup_id} of {run.manifest.account_id} failed: {cause}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 from daemon.backup.stores.limits import MAX_PART_SIZE, MAX_PARTS
+from daemon.domain.errors import LapseError
 
 MIB = 1024 * 1024
 # Small enough to keep memory low (concurrency x part, see S3Upload), large enough for
@@ -21,7 +22,7 @@ DATABASE_PART_SIZE = 16 * MIB
 _HEADROOM = 1.25
 
 
-class TooLargeError(ValueError):
+class TooLargeError(LapseError, ValueError):
     """A source is larger than the largest object a multipart upload can hold."""
 
 

@@ -22,6 +22,7 @@ from pathlib import PurePosixPath
 from shlex import quote
 
 from daemon.backup.commands import decompress_command
+from daemon.domain.errors import LapseError
 
 # Between the fields of one entry of the host's listing, and at its end: no name holds it.
 LISTING_DIGESTS_MARK = b"--lapse-digests--"
@@ -31,7 +32,7 @@ STAGING_PREFIX = ".lapse-restore-"
 PREVIOUS_PREFIX = ".lapse-previous-"
 
 
-class TargetError(ValueError):
+class TargetError(LapseError, ValueError):
     """A restore target is not a clean absolute path strictly inside an allowed root."""
 
 

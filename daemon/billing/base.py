@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from daemon.billing.snapshot import AccountSnapshot, SyncResult
+from daemon.domain.errors import LapseError
+from daemon.domain.snapshot import AccountSnapshot, SyncResult
 
 
-class BillingError(Exception):
+class BillingError(LapseError):
     """The billing source as a whole could not be read (unreachable, bad credentials, ...).
 
     A single malformed row is not a BillingError: it becomes a RowError in the SyncResult.

@@ -15,7 +15,8 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from daemon.billing.snapshot import Database
+from daemon.domain.errors import LapseError
+from daemon.domain.snapshot import Database
 
 DB_ENGINES = ("mariadb", "postgresql")
 
@@ -43,7 +44,7 @@ _TRUE = frozenset({"true", "yes", "1"})
 _FALSE = frozenset({"false", "no", "0", ""})
 
 
-class FieldError(Exception):
+class FieldError(LapseError):
     """One value could not be read; `field` names it, `message` says what was wrong."""
 
     def __init__(self, field: str, message: str) -> None:

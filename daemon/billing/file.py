@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from daemon.billing.base import BillingError, BillingSource
 from daemon.billing.parse import parse_document, parse_flat
-from daemon.billing.snapshot import SyncResult
 from daemon.config.schema import FileBilling
+from daemon.domain.snapshot import SyncResult
 
 if TYPE_CHECKING:
     from _csv import Reader

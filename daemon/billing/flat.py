@@ -29,7 +29,7 @@ from daemon.billing.flat_account import (
     Line,
     Row,
 )
-from daemon.billing.snapshot import AccountSnapshot, RowError, SyncResult
+from daemon.domain.snapshot import AccountSnapshot, RowError, SyncResult
 
 FLAT_COLUMNS = ACCOUNT_COLUMNS + INVOICE_COLUMNS + ITEM_COLUMNS
 

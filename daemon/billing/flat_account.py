@@ -18,7 +18,8 @@ from typing import NamedTuple
 from daemon.billing import fields as f
 from daemon.billing.fields import FieldError
 from daemon.billing.minor_units import whole_minor_units
-from daemon.billing.snapshot import (
+from daemon.domain.errors import LapseError
+from daemon.domain.snapshot import (
     AccountSnapshot,
     Contact,
     Credit,
@@ -59,7 +60,7 @@ Row = tuple[object, ...]
 Line = tuple[int, Row, Row, Row]
 
 
-class BadRowError(Exception):
+class BadRowError(LapseError):
     """A FieldError tied to the number of the row it was found in."""
 
     def __init__(self, number: int, error: FieldError) -> None:

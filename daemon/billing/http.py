@@ -10,9 +10,9 @@ import httpx
 
 from daemon.billing.base import BillingError, BillingSource
 from daemon.billing.parse import parse_document
-from daemon.billing.snapshot import SyncResult
 from daemon.config.schema import HttpAuth, HttpBilling
 from daemon.config.secrets import SecretError
+from daemon.domain.snapshot import SyncResult
 
 
 class HttpSource(BillingSource):

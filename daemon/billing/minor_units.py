@@ -11,7 +11,7 @@ from decimal import Decimal
 from babel.numbers import get_currency_precision
 
 from daemon.billing.fields import FieldError
-from daemon.billing.snapshot import AccountSnapshot
+from daemon.domain.snapshot import AccountSnapshot
 
 
 def whole_minor_units(amount: Decimal, currency: str, field: str) -> Decimal:

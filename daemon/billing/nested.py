@@ -17,7 +17,7 @@ from daemon.billing.base import BillingError
 from daemon.billing.fields import FieldError
 from daemon.billing.flat import paused_gc
 from daemon.billing.minor_units import check_snapshot
-from daemon.billing.snapshot import (
+from daemon.domain.snapshot import (
     AccountSnapshot,
     Contact,
     Credit,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import PurePosixPath
 
-from daemon.billing.snapshot import AccountSnapshot, RowError
+from daemon.domain.snapshot import AccountSnapshot, RowError
 
 # (host, docroot parts, account id) for every service with a docroot.
 _Tree = tuple[str, tuple[str, ...], str]

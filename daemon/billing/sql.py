@@ -10,8 +10,8 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from daemon.billing.base import BillingError, BillingSource
 from daemon.billing.flat import ReadCache
 from daemon.billing.parse import parse_flat
-from daemon.billing.snapshot import SyncResult
 from daemon.config.schema import SqlBilling
+from daemon.domain.snapshot import SyncResult
 
 # Rows fetched per round trip: large enough that the driver is not the bottleneck,
 # small enough that a 100k-account result never sits in memory twice.

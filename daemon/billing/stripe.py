@@ -24,9 +24,9 @@ import httpx
 from daemon.billing.api import call_json
 from daemon.billing.base import BillingError, BillingSource
 from daemon.billing.parse import parse_document
-from daemon.billing.snapshot import SyncResult
 from daemon.config.schema import StripeBilling
 from daemon.config.secrets import SecretError
+from daemon.domain.snapshot import SyncResult
 
 # https://docs.stripe.com/currencies#zero-decimal
 ZERO_DECIMAL = frozenset(

@@ -9,10 +9,10 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from daemon.app import build_app
-from daemon.audit.chain import verify_chain
 from daemon.cli.common import config_option, json_option, read_config, show_json, show_table
-from daemon.lifecycle.engine import UnknownAccountError
+from daemon.domain.errors import UnknownAccountError
+from daemon.runtime.app import build_app
+from daemon.store.audit import verify_chain
 from daemon.store.models import Account, AuditEntry
 
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import click
 
-from daemon.app import build_app
 from daemon.backup.errors import BackupError
 from daemon.backup.restore import RestoreRequest, restore_backup
 from daemon.backup.verify import verify_backup
@@ -23,6 +22,7 @@ from daemon.cli.common import (
 )
 from daemon.cli.progress import RestoreProgress
 from daemon.policy import commands
+from daemon.runtime.app import build_app
 
 
 def _summary(backup: BackupView) -> dict[str, Any]:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from daemon.app import build_app
 from daemon.cli.common import config_option, operator, read_config
+from daemon.runtime.app import build_app
 
 
 @click.group()

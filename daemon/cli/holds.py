@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from daemon.app import App, build_app
 from daemon.cli.common import config_option, operator, parse_when, read_config
 from daemon.policy import commands
+from daemon.runtime.app import App, build_app
 
 
 @click.command()

@@ -8,21 +8,21 @@ import sys
 import click
 
 from daemon.backup.errors import BackupError
-from daemon.backup.stores.base import StoreError as BackupStoreError
+from daemon.backup.stores.base import BackupStoreError
 from daemon.billing.base import BillingError
 from daemon.config import ConfigError
 from daemon.config.secrets import SecretError
-from daemon.lifecycle.engine import UnknownAccountError
-from daemon.logs import configure_logging
+from daemon.domain.errors import UnknownAccountError
 from daemon.playbooks.templating import TemplateError
 from daemon.policy.commands import CommandRefusedError
-from daemon.store.db import StoreError
+from daemon.runtime.logs import configure_logging
+from daemon.store.db import StateStoreError
 from daemon.transport import CommandError, TransportError
 
 # Errors meant for people: shown as one clear line, exit status 1.
 _PEOPLE_ERRORS = (
     ConfigError,
-    StoreError,
+    StateStoreError,
     BillingError,
     SecretError,
     UnknownAccountError,

@@ -8,20 +8,21 @@ from pathlib import Path
 
 import click
 
-from daemon.app import open_state
 from daemon.billing.dispatch import create_source
-from daemon.billing.snapshot import AccountSnapshot
 from daemon.cli.common import config_option, read_config
-from daemon.clock import system_clock
 from daemon.config.schema import PolicyConfig
-from daemon.lifecycle.engine import UnknownAccountError, record_of, stored_snapshot
-from daemon.notify.compose import compose
-from daemon.notify.request import NoticeRequest
-from daemon.notify.templates import create_environment
+from daemon.domain.clock import system_clock
+from daemon.domain.errors import UnknownAccountError
+from daemon.domain.snapshot import AccountSnapshot
+from daemon.notices.compose import compose
+from daemon.notices.request import NoticeRequest
+from daemon.notices.templates import create_environment
 from daemon.policy import LifecycleRecord, NoticeKind
 from daemon.policy.instants import removal_instant, suspension_instant
+from daemon.runtime.app import open_state
 from daemon.store.migrate import migrate
 from daemon.store.models import Account, Correspondence
+from daemon.store.records import record_from_row, stored_snapshot
 
 
 @click.group()
@@ -69,7 +70,7 @@ def preview(account: str, kind: str, number: int, as_html: bool, config_path: Pa
     with sessions() as session:
         row = session.get(Account, account)
         snapshot = stored_snapshot(row) if row is not None else None
-        record = record_of(row) if row is not None else LifecycleRecord(account_id=account)
+        record = record_from_row(row) if row is not None else LifecycleRecord(account_id=account)
     if snapshot is None:
         snapshot = create_source(config.billing).fetch_one(account)
     if snapshot is None:

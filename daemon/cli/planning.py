@@ -10,8 +10,8 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
-from daemon.app import open_state
 from daemon.billing.file import FileSource
+from daemon.billing.samples import write_sample_billing
 from daemon.cli.common import (
     config_option,
     json_option,
@@ -20,14 +20,14 @@ from daemon.cli.common import (
     show_json,
     show_table,
 )
-from daemon.clock import system_clock
 from daemon.config.schema import FileBilling
-from daemon.lifecycle.engine import record_of, stored_snapshot
+from daemon.domain.clock import system_clock
 from daemon.policy import LifecycleRecord
-from daemon.projection import ProjectedStep, project_all
-from daemon.samples.billing import write_sample_billing
+from daemon.policy.projection import ProjectedStep, project_all
+from daemon.runtime.app import open_state
 from daemon.store.migrate import migrate
 from daemon.store.models import Account
+from daemon.store.records import record_from_row, stored_snapshot
 
 
 @click.command()
@@ -42,7 +42,7 @@ def plan(days: int, as_json: bool, config_path: Path | None) -> None:
     now = system_clock()
     with sessions() as session:
         accounts = [
-            (snapshot, record_of(row))
+            (snapshot, record_from_row(row))
             for row in session.scalars(select(Account))
             if (snapshot := stored_snapshot(row)) is not None
         ]

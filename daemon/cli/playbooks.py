@@ -8,14 +8,15 @@ from pathlib import Path
 
 import click
 
-from daemon.app import build_app
 from daemon.cli.common import config_option, operator, read_config
 from daemon.config.load import ConfigError
-from daemon.lifecycle.engine import UnknownAccountError, stored_snapshot
+from daemon.domain.errors import UnknownAccountError
 from daemon.playbooks.library import PlaybookLibrary, load_playbook
 from daemon.playbooks.schema import PHASES
-from daemon.steps import STEP_TYPES
+from daemon.playbooks.steps import STEP_TYPES
+from daemon.runtime.app import build_app
 from daemon.store.models import Account
+from daemon.store.records import stored_snapshot
 
 
 @click.group()

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import click
 
-from daemon.app import build_app, open_state, prepare_embedded_data, state_url_of
 from daemon.backup.protection import check_store_protection
 from daemon.cli.common import config_option, read_config
-from daemon.clock import system_clock
 from daemon.config import ConfigError
-from daemon.logs import configure_logging
-from daemon.service import serve
+from daemon.domain.clock import system_clock
+from daemon.runtime.app import build_app, open_state, prepare_embedded_data, state_url_of
+from daemon.runtime.logs import configure_logging
+from daemon.runtime.service import serve
 from daemon.store.migrate import migrate
 from daemon.store.writer_lock import acquire_writer_lock
 

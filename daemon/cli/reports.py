@@ -8,7 +8,6 @@ from typing import Any
 
 import click
 
-from daemon.app import open_state
 from daemon.cli.common import (
     config_option,
     json_option,
@@ -18,6 +17,7 @@ from daemon.cli.common import (
     show_table,
 )
 from daemon.reports.figures import Report, build_report
+from daemon.runtime.app import open_state
 from daemon.store.migrate import migrate
 
 _DEFAULT_WINDOW = timedelta(days=30)

@@ -11,9 +11,9 @@ import click
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from daemon.app import open_state
 from daemon.cli.common import config_option, json_option, read_config, show_json, show_table
-from daemon.lifecycle.engine import UnknownAccountError, record_of
+from daemon.domain.errors import UnknownAccountError
+from daemon.runtime.app import open_state
 from daemon.store.migrate import migrate
 from daemon.store.models import (
     Account,
@@ -23,6 +23,7 @@ from daemon.store.models import (
     ScheduledAction,
     StepRecord,
 )
+from daemon.store.records import record_from_row
 
 
 def _session(config_path: Path | None) -> Session:
@@ -32,7 +33,7 @@ def _session(config_path: Path | None) -> Session:
 
 
 def _account_summary(row: Account) -> dict[str, Any]:
-    record = record_of(row)
+    record = record_from_row(row)
     return {
         "account": row.id,
         "plan": row.plan,
@@ -63,7 +64,7 @@ def status(account: str | None, as_json: bool, config_path: Path | None) -> None
                 show_table(f"account {account}", ["field", "value"], list(detail.items()))
             return
         rows = session.scalars(select(Account)).all()
-        counts = Counter(record_of(row).state.value for row in rows)
+        counts = Counter(record_from_row(row).state.value for row in rows)
         pending = session.scalar(
             select(func.count())
             .select_from(ScheduledAction)

@@ -13,6 +13,7 @@ from pydantic_core import ErrorDetails
 
 from daemon.config.plaintext import is_secret_path, mask, url_secret_problems
 from daemon.config.schema import ALL_WEEKDAYS, Config
+from daemon.domain.errors import LapseError
 
 # Keys whose value is a table picked by its 'type': pydantic puts the tag in the
 # error location ('billing', 'file', 'path'); operators wrote 'billing.path'.
@@ -33,7 +34,7 @@ _FRIENDLY = {
 }
 
 
-class ConfigError(Exception):
+class ConfigError(LapseError):
     """The configuration cannot be used. `problems` lists one sentence per problem."""
 
     def __init__(self, problems: list[str]) -> None:

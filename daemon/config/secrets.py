@@ -7,8 +7,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from daemon.domain.errors import LapseError
 
-class SecretError(Exception):
+
+class SecretError(LapseError):
     """A secret the config names could not be read."""
 
 

@@ -14,9 +14,9 @@ from typing import Any
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
-from daemon.alerts import OpsAlerts
-from daemon.clock import Clock
 from daemon.config.schema import DaemonConfig
+from daemon.domain.clock import Clock
+from daemon.notices.alerts import OpsAlerts
 from daemon.store.models import DaemonFlag
 
 log = structlog.get_logger("lapse.brake")

@@ -19,19 +19,20 @@ from sqlalchemy.orm import Session, defer, sessionmaker
 
 from daemon.billing.base import BillingSource
 from daemon.billing.overlap import refuse_overlapping_trees
-from daemon.billing.snapshot import AccountSnapshot, RowError
-from daemon.clock import Clock, system_clock
 from daemon.config.schema import Config, PolicyConfig
+from daemon.domain.clock import Clock, system_clock
+from daemon.domain.errors import UnknownAccountError
+from daemon.domain.snapshot import AccountSnapshot, RowError
+from daemon.domain.stored_snapshot import snapshot_digest, snapshot_to_json
 from daemon.lifecycle.actions import queue_playbook
 from daemon.lifecycle.after_acts import deferred_to, notice_after
 from daemon.lifecycle.brake import SafetyBrake
-from daemon.lifecycle.notices import NoticeDesk
-from daemon.lifecycle.records import record_from_row, write_record
-from daemon.lifecycle.snapshots import snapshot_digest, snapshot_from_json, snapshot_to_json
-from daemon.notify.money import minor_unit
+from daemon.notices.desk import NoticeDesk
+from daemon.notices.money import minor_unit
 from daemon.policy import Action, Decision, LifecycleRecord, State, decide
 from daemon.policy.rules import owes
 from daemon.store.models import Account, Event, ScheduledAction
+from daemon.store.records import record_from_row, stored_snapshot, write_record
 
 log = structlog.get_logger("lapse.lifecycle")
 
@@ -42,10 +43,6 @@ _MAX_STEPS = 8
 _BATCH = 2000
 
 T = TypeVar("T")
-
-
-class UnknownAccountError(Exception):
-    """An operator named an account the state database does not know."""
 
 
 @dataclass
@@ -440,13 +437,3 @@ def _batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     """Yield consecutive slices of `items` of at most `size`."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def stored_snapshot(row: Account) -> AccountSnapshot | None:
-    """Return the snapshot last stored with `row`, or None before the first sync."""
-    return snapshot_from_json(row.snapshot) if row.snapshot else None
-
-
-def record_of(row: Account) -> LifecycleRecord:
-    """Public alias used by the CLI's read-only views."""
-    return record_from_row(row)

@@ -15,16 +15,16 @@ from collections.abc import Callable, Collection
 from sqlalchemy import select
 
 from daemon.billing.base import BillingError
-from daemon.lifecycle import payments
-from daemon.lifecycle.engine import LifecycleEngine
-from daemon.steps import StepFailedError
+from daemon.playbooks.ports import Lifecycle
+from daemon.playbooks.steps import StepFailedError
+from daemon.store import payment_events as payments
 from daemon.store.models import Account
 
 
 class PaymentGuard:
     """Looks for, and acts on, payment events recorded while a phase runs."""
 
-    def __init__(self, lifecycle: LifecycleEngine) -> None:
+    def __init__(self, lifecycle: Lifecycle) -> None:
         self.lifecycle = lifecycle
         self.sessions = lifecycle.sessions
 

@@ -28,34 +28,36 @@ from typing import Any
 import structlog
 from sqlalchemy import select, update
 
-from daemon.alerts import OpsAlerts
 from daemon.backup.errors import BackupError
 from daemon.backup.gate import DeletionGate
 from daemon.backup.proof import proof_for_action
 from daemon.backup.service import BackupService
-from daemon.backup.stores.base import StoreError
+from daemon.backup.stores.base import BackupStoreError
 from daemon.backup.tree import check_account_tree
 from daemon.billing.base import BillingError, BillingSource
-from daemon.billing.snapshot import Service
 from daemon.config.load import ConfigError
 from daemon.config.schema import BrandConfig, Config, HostConfig
-from daemon.lifecycle.engine import LifecycleEngine, UnknownAccountError, stored_snapshot
+from daemon.domain.errors import LapseError, UnknownAccountError
+from daemon.domain.snapshot import Service
+from daemon.notices.alerts import OpsAlerts
 from daemon.playbooks.claims import claim_is_stale, this_process
 from daemon.playbooks.library import PlaybookLibrary
 from daemon.playbooks.pages import MaintenancePages
 from daemon.playbooks.payment_guard import PaymentGuard
+from daemon.playbooks.ports import Lifecycle
 from daemon.playbooks.schema import Playbook, StepSpec
-from daemon.playbooks.templating import TemplateError, evaluate
-from daemon.policy.model import SUSPENDED_STATES, State
-from daemon.policy.rules import owes
-from daemon.steps import (
+from daemon.playbooks.steps import (
     STEP_TYPES,
     StepCancelledError,
     StepContext,
     StepFailedError,
     StepOutcome,
 )
+from daemon.playbooks.templating import TemplateError, evaluate
+from daemon.policy.model import SUSPENDED_STATES, State
+from daemon.policy.rules import owes
 from daemon.store.models import Account, PlaybookRun, ScheduledAction, StepRecord
+from daemon.store.records import stored_snapshot
 from daemon.transport import CommandError, TransportError, Transports
 
 log = structlog.get_logger("lapse.playbooks")
@@ -66,7 +68,7 @@ _STEP_ERRORS = (
     TransportError,
     CommandError,
     BackupError,
-    StoreError,
+    BackupStoreError,
     ConfigError,
 )
 # The account states in which each phase may go on; anything else means a payment
@@ -80,11 +82,11 @@ _TREE_CHECKED = ("suspend", "delete")
 _FAILED_STATE = {"suspend": State.SUSPEND_FAILED, "delete": State.DELETE_FAILED}
 
 
-class RunInterruptedError(Exception):
+class RunInterruptedError(LapseError):
     """The daemon is stopping: the run ends after its current step and resumes at start."""
 
 
-class RunCancelledError(Exception):
+class RunCancelledError(LapseError):
     """The run must stop without failing: the account was paid or changed course."""
 
 
@@ -102,7 +104,7 @@ class PlaybookRunner:
     def __init__(
         self,
         config: Config,
-        lifecycle: LifecycleEngine,
+        lifecycle: Lifecycle,
         billing: BillingSource,
         backups: BackupService,
         transports: Transports,

@@ -14,6 +14,8 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
+from daemon.domain.errors import LapseError
+
 
 class Raw(str):
     """A string the command renderer passes through unquoted."""
@@ -21,7 +23,7 @@ class Raw(str):
     __slots__ = ()
 
 
-class TemplateError(Exception):
+class TemplateError(LapseError):
     """A step parameter could not be rendered; names the step and the problem."""
 
 

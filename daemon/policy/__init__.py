@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from daemon.billing.snapshot import AccountSnapshot
 from daemon.config.schema import PolicyConfig
+from daemon.domain.snapshot import AccountSnapshot
 from daemon.policy import rules
 from daemon.policy.model import (
     Action,

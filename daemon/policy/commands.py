@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from daemon.domain.errors import LapseError
 from daemon.policy.clock import pause, resume
 from daemon.policy.model import (
     SIDE_STATES,
@@ -18,7 +19,7 @@ from daemon.policy.model import (
 from daemon.policy.rules import move
 
 
-class CommandRefusedError(ValueError):
+class CommandRefusedError(LapseError, ValueError):
     """The command does not fit the account's current state."""
 
 

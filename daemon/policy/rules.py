@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from daemon.billing.snapshot import AccountSnapshot, Invoice
 from daemon.config.schema import PolicyConfig
+from daemon.domain.snapshot import AccountSnapshot, Invoice
 from daemon.policy.clock import pause, resume
 from daemon.policy.instants import (
     removal_after_late_warning,

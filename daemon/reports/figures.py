@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from daemon.notify.money import minor_unit
+from daemon.notices.money import minor_unit
 from daemon.policy.model import SIDE_STATES, State
 from daemon.reports import payments as paying
 from daemon.store.models import Account, Event

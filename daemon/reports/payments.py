@@ -17,7 +17,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from daemon.notify.money import minor_unit
+from daemon.notices.money import minor_unit
 from daemon.policy.model import DUNNING_STATES, NoticeKind, State
 from daemon.store.models import Correspondence, Event
 

@@ -9,8 +9,10 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from daemon.domain.errors import LapseError
 
-class StoreError(Exception):
+
+class StateStoreError(LapseError):
     """The state database cannot be opened or migrated."""
 
 
@@ -29,7 +31,7 @@ def open_engine(url: URL | str, **kwargs: Any) -> Engine:
 
     For SQLite the file's directory is created and every connection uses WAL
     (readers never block the daemon's writer), a busy timeout and foreign keys.
-    Raises StoreError when the SQLite directory cannot be created.
+    Raises StateStoreError when the SQLite directory cannot be created.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
@@ -38,7 +40,9 @@ def open_engine(url: URL | str, **kwargs: Any) -> Engine:
         try:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise StoreError(f"cannot create {Path(parsed.database).parent}: {error}") from error
+            raise StateStoreError(
+                f"cannot create {Path(parsed.database).parent}: {error}"
+            ) from error
     engine = create_engine(parsed, connect_args={"check_same_thread": False}, **kwargs)
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -58,7 +62,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """Return a session factory whose objects stay readable after commit, and whose
     sessions append to the audit log what they record."""
-    from daemon.audit.chain import install_audit  # the audit module imports the models
+    from daemon.store.audit import install_audit  # the audit module imports the models
 
     factory = sessionmaker(engine, expire_on_commit=False)
     install_audit(factory)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from daemon.store.db import StoreError
+from daemon.store.db import StateStoreError
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -31,7 +31,7 @@ def _alembic_config() -> AlembicConfig:
 def migrate(engine: Engine) -> str:
     """Bring the state database to the newest schema.
 
-    Returns the revision now in place. Raises StoreError when the database
+    Returns the revision now in place. Raises StateStoreError when the database
     cannot be reached or a migration fails.
     """
     try:
@@ -45,7 +45,7 @@ def migrate(engine: Engine) -> str:
             command.upgrade(config, "head")
     except SQLAlchemyError as error:
         url = engine.url.render_as_string(hide_password=True)
-        raise StoreError(f"cannot migrate the state database {url}: {error}") from error
+        raise StateStoreError(f"cannot migrate the state database {url}: {error}") from error
     return current_revision(engine) or "base"
 
 

@@ -27,7 +27,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from daemon.store.db import StoreError
+from daemon.store.db import StateStoreError
 
 # pg_try_advisory_lock takes a signed 64-bit key; derived once from a fixed name so
 # every Lapse release agrees on it. Advisory locks are per database, so two state
@@ -37,7 +37,7 @@ ADVISORY_KEY = int.from_bytes(hashlib.sha256(b"lapse").digest()[:8], "big", sign
 _APPLICATION_NAME_LIMIT = 63
 
 
-class WriterLockHeldError(StoreError):
+class WriterLockHeldError(StateStoreError):
     """Another live daemon holds the state database; the message names it."""
 
 
@@ -61,7 +61,7 @@ class WriterLock:
     def check(self) -> None:
         """Make sure the lock is still ours, taking it again if it was lost and is free.
 
-        Raises WriterLockHeldError when another daemon has it now, StoreError when it
+        Raises WriterLockHeldError when another daemon has it now, StateStoreError when it
         cannot be told.
         """
 
@@ -147,7 +147,7 @@ def acquire_writer_lock(url: URL | str) -> WriterLock:
 
     Returns the held lock (a no-op one for an in-memory SQLite database). Raises
     WriterLockHeldError naming the holder when another live daemon has it, and
-    StoreError when the lock itself cannot be set up.
+    StateStoreError when the lock itself cannot be set up.
     """
     parsed = make_url(url)
     backend = parsed.get_backend_name()
@@ -157,7 +157,7 @@ def acquire_writer_lock(url: URL | str) -> WriterLock:
         return _lock_file(Path(parsed.database))
     if backend == "postgresql":
         return _lock_advisory(parsed)
-    raise StoreError(f"no one-daemon lock for {backend} state databases")
+    raise StateStoreError(f"no one-daemon lock for {backend} state databases")
 
 
 def lock_file_path(database: Path) -> Path:
@@ -171,7 +171,7 @@ def _lock_file(database: Path) -> WriterLock:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError as error:
-        raise StoreError(f"cannot open the lock file {path}: {error}") from error
+        raise StateStoreError(f"cannot open the lock file {path}: {error}") from error
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -226,7 +226,7 @@ def _lock_advisory(url: URL) -> WriterLock:
             text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_KEY}
         ).scalar_one()
     except SQLAlchemyError as error:
-        raise StoreError(
+        raise StateStoreError(
             f"cannot take the one-daemon lock on {url.render_as_string(hide_password=True)}: "
             f"{error.__class__.__name__}"
         ) from None

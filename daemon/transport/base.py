@@ -15,12 +15,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from daemon.domain.errors import LapseError
+
 # How much of a command's stderr is kept for error messages: the tail is what explains
 # a failure, and a chatty command must not grow memory without bound.
 STDERR_TAIL_BYTES = 64 * 1024
 
 
-class TransportError(Exception):
+class TransportError(LapseError):
     """A host could not be reached or a connection broke; names the host and the cause."""
 
 
@@ -28,7 +30,7 @@ class HostKeyError(TransportError):
     """The host's key is unknown or differs from the known_hosts file: never connect."""
 
 
-class CommandError(Exception):
+class CommandError(LapseError):
     """A command ran and failed: carries the host, what was run, exit status and stderr."""
 
     def __init__(self, host: str, label: str, status: int, stderr: str) -> None:

@@ -7,9 +7,9 @@ import os
 import shutil
 from pathlib import Path
 
-from daemon.app import build_app
 from daemon.cli.common import read_config
 from daemon.policy import State
+from daemon.runtime.app import build_app
 from tests.e2e.daemon_process import LOCAL_STORES, lapse
 from tests.lab.backup_helpers import tree_fingerprint
 

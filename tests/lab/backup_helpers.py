@@ -9,9 +9,9 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from daemon.app import App, build_app
-from daemon.clock import VirtualClock
 from daemon.config.load import validate_config
+from daemon.domain.clock import VirtualClock
+from daemon.runtime.app import App, build_app
 from tests.lab.services.mariadb import MariaDBServer
 from tests.lab.services.postgres import PostgresServer
 from tests.lab.services.sshd import SSHServer

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from daemon.clock import VirtualClock
+from daemon.domain.clock import VirtualClock
 from tests.lab.backup_helpers import (
     backup_app,
     database_access,

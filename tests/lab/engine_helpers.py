@@ -9,10 +9,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from daemon.app import App, build_app
-from daemon.clock import VirtualClock
 from daemon.config.load import validate_config
 from daemon.config.schema import ALL_WEEKDAYS
+from daemon.domain.clock import VirtualClock
+from daemon.runtime.app import App, build_app
 from daemon.store.models import Account
 
 

@@ -25,9 +25,9 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from daemon.app import App
-from daemon.clock import VirtualClock
 from daemon.config.schema import ALL_WEEKDAYS
+from daemon.domain.clock import VirtualClock
+from daemon.runtime.app import App
 from daemon.store.models import Account, PlaybookRun, StepRecord
 from tests.lab.backup_helpers import backup_app, site_account, ssh_host
 from tests.lab.engine_helpers import run_days

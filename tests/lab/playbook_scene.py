@@ -21,9 +21,9 @@ from typing import Any
 import httpx
 import pytest
 
-from daemon.app import App
-from daemon.clock import VirtualClock
 from daemon.config.schema import ALL_WEEKDAYS
+from daemon.domain.clock import VirtualClock
+from daemon.runtime.app import App
 from tests.lab.backup_helpers import backup_app, database_access, site_account, ssh_host
 from tests.lab.services.mariadb import MariaDBServer
 from tests.lab.services.nginx import NginxServer

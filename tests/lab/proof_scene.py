@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from daemon.app import App, build_app
 from daemon.backup.views import BackupView
-from daemon.clock import VirtualClock
 from daemon.config.load import validate_config
 from daemon.config.schema import ALL_WEEKDAYS
+from daemon.domain.clock import VirtualClock
+from daemon.runtime.app import App, build_app
 from daemon.store.models import Account, Event, ScheduledAction
 from tests.lab.backup_helpers import local_host, s3_store, site_account, ssh_host
 from tests.lab.engine_helpers import run_days

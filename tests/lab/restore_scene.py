@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import zstandard
 
-from daemon.app import App
 from daemon.backup.views import BackupView
-from daemon.clock import VirtualClock
+from daemon.domain.clock import VirtualClock
+from daemon.runtime.app import App
 from daemon.store.models import Backup
 from tests.lab.backup_helpers import (
     backup_app,

@@ -19,8 +19,8 @@ from daemon.backup.errors import BackupError
 from daemon.backup.restore import RestoreRequest, restore_backup
 from daemon.backup.service import BackupService
 from daemon.backup.tree import TreeError, check_account_tree
-from daemon.clock import VirtualClock
 from daemon.config.schema import HostConfig
+from daemon.domain.clock import VirtualClock
 from daemon.transport import Transport
 from daemon.transport.local import LocalTransport
 from tests.lab.backup_helpers import backup_app, local_host, site_account, ssh_host

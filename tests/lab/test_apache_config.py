@@ -20,13 +20,13 @@ from typing import Any, cast
 import httpx
 import pytest
 
-from daemon.billing.snapshot import Service
 from daemon.config.schema import BrandConfig, HostConfig
+from daemon.domain.snapshot import Service
 from daemon.playbooks.library import load_playbook
 from daemon.playbooks.pages import MaintenancePages
 from daemon.playbooks.runner import step_variables
 from daemon.playbooks.schema import Playbook, StepSpec
-from daemon.steps import STEP_TYPES, StepContext, StepFailedError
+from daemon.playbooks.steps import STEP_TYPES, StepContext, StepFailedError
 from daemon.transport.local import LocalTransport
 from tests.lab.services.common import free_port, require_binary
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from daemon.billing.snapshot import Service
 from daemon.config.schema import BrandConfig, HostConfig
+from daemon.domain.snapshot import Service
 from daemon.playbooks.library import load_playbook
 from daemon.playbooks.runner import step_variables
 from daemon.playbooks.templating import render_command

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
-from daemon.app import App
-from daemon.audit.chain import verify_chain
-from daemon.clock import VirtualClock
+from daemon.domain.clock import VirtualClock
+from daemon.runtime.app import App
+from daemon.store.audit import verify_chain
 from daemon.store.models import AuditEntry
 from tests.lab.engine_helpers import account, make_app, run_days, write_billing
 

@@ -14,13 +14,13 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from daemon.app import App
 from daemon.backup.errors import BackupError
 from daemon.backup.restore import RestoreRequest, restore_backup
 from daemon.backup.verify import verify_backup
-from daemon.clock import VirtualClock
 from daemon.config.schema import ALL_WEEKDAYS
+from daemon.domain.clock import VirtualClock
 from daemon.policy.commands import hold
+from daemon.runtime.app import App
 from daemon.store.models import Backup, Correspondence
 from tests.lab.backup_helpers import (
     SITE_GID,

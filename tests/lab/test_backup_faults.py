@@ -20,13 +20,13 @@ import zstandard
 from moto.server import ThreadedMotoServer
 
 import daemon.backup.service as backup_service
-from daemon.app import App
 from daemon.backup.archive import UnsafeArchiveError
 from daemon.backup.errors import BackupError
 from daemon.backup.pump import pump
 from daemon.backup.restore import RestoreRequest, restore_backup
 from daemon.backup.stores.base import Upload
-from daemon.clock import VirtualClock
+from daemon.domain.clock import VirtualClock
+from daemon.runtime.app import App
 from daemon.store.models import Backup
 from daemon.transport.base import RemoteProcess
 from tests.lab.backup_helpers import backup_app, local_host, s3_store, site_account

@@ -25,9 +25,9 @@ from botocore.exceptions import ClientError
 
 from daemon.backup.proof import ProofError, prove_backup
 from daemon.backup.retention import expire_backups
-from daemon.backup.stores.base import StoreError
+from daemon.backup.stores.base import BackupStoreError
 from daemon.backup.stores.local import LocalStore
-from daemon.service import serve
+from daemon.runtime.service import serve
 from daemon.store.models import Backup
 from tests.e2e.daemon_process import lapse
 from tests.lab.proof_scene import ProofScene, build_proof_scene
@@ -172,7 +172,7 @@ def test_the_daemon_says_so_at_start_and_will_not_start_when_object_lock_is_requ
     )
     running = threading.Event()
     threading.Timer(10, running.set).start()  # were it to start, it stops again
-    with pytest.raises(StoreError) as refused:
+    with pytest.raises(BackupStoreError) as refused:
         serve(scene.app, running)
     assert f"bucket s3://{scene.bucket} has no Object Lock" in str(refused.value)
 
@@ -198,7 +198,7 @@ def test_the_local_store_makes_a_relied_on_backup_read_only_and_expiry_still_rem
     assert stat.S_IMODE(folder.stat().st_mode) == 0o500
     assert {stat.S_IMODE(path.stat().st_mode) for path in folder.iterdir()} == {0o400}
 
-    with pytest.raises(StoreError, match="is protected \\(read-only\\)"):
+    with pytest.raises(BackupStoreError, match="is protected \\(read-only\\)"):
         scene.app.backups.store.put(f"acct-1/{backup.id}/manifest.json", b"{}")
 
     scene.clock.advance(timedelta(days=89))
@@ -246,7 +246,7 @@ def test_a_backup_holding_a_member_a_restore_refuses_is_not_proven(
 AS_DAEMON_USER = """
 import sys
 from pathlib import Path
-from daemon.backup.stores.base import StoreError
+from daemon.backup.stores.base import BackupStoreError
 from daemon.backup.stores.local import LocalStore
 from daemon.backup.stores.local import LocalStore
 
@@ -258,7 +258,7 @@ try:
         Path(sys.argv[1], "acct-1/b1/files-1.tar.zst").write_bytes(b"other bytes")
     else:
         print(store.delete_prefix("acct-1/b1/"))
-except (StoreError, OSError) as error:
+except (BackupStoreError, OSError) as error:
     print(f"{type(error).__name__}: {error}")
 """
 
@@ -296,7 +296,7 @@ def test_a_protected_local_backup_resists_the_daemon_user_until_expiry_removes_i
             ).stdout.strip()
 
         assert as_nobody("rewrite") == (
-            f"StoreError: {lab}/backups/acct-1/b1/files-1.tar.zst is protected (read-only): "
+            f"BackupStoreError: {lab}/backups/acct-1/b1/files-1.tar.zst is protected (read-only): "
             "it is never written over"
         )
         assert as_nobody("write-directly").startswith("PermissionError: [Errno 13]")

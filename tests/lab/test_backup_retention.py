@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import update
 
 from daemon.backup.retention import expire_backups
-from daemon.clock import VirtualClock
+from daemon.domain.clock import VirtualClock
 from daemon.policy.commands import hold
 from daemon.store.models import Account, Event
 from tests.lab.backup_helpers import backup_app, local_host, site_account

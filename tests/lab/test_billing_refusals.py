@@ -8,10 +8,10 @@ from pathlib import Path
 from sqlalchemy import select
 from structlog.testing import capture_logs
 
-from daemon.app import build_app
 from daemon.billing import fields
 from daemon.billing.file import CELL_LIMIT
 from daemon.config.load import validate_config
+from daemon.runtime.app import build_app
 from daemon.store.models import Account
 from tests.unit.billing.helpers import flat_row, write_csv
 

@@ -18,10 +18,10 @@ import pytest
 import zstandard
 from sqlalchemy import update
 
-from daemon import steps as steps_module
 from daemon.backup.views import BackupView
+from daemon.playbooks import steps as steps_module
 from daemon.playbooks.schema import StepSpec
-from daemon.steps import StepContext, StepOutcome
+from daemon.playbooks.steps import StepContext, StepOutcome
 from daemon.store.models import ScheduledAction
 from daemon.transport import Transports
 from tests.e2e.daemon_process import lapse

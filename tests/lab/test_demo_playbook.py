@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from daemon.app import build_app, prepare_embedded_data
 from daemon.backup.errors import BackupError
 from daemon.backup.restore import RestoreRequest, restore_backup
-from daemon.clock import VirtualClock
 from daemon.config import load_embedded_config
+from daemon.domain.clock import VirtualClock
+from daemon.runtime.app import build_app, prepare_embedded_data
 from daemon.store.models import Account
 
 START = datetime(2026, 11, 23, 10, 0, 5, tzinfo=UTC)

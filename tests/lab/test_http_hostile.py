@@ -12,12 +12,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from daemon.app import build_app
 from daemon.config.load import validate_config
-from daemon.http import server as http_server
-from daemon.http.server import LapseHTTP
-from daemon.http.signatures import sign_hmac, sign_stripe
-from daemon.scheduler import LapseScheduler
+from daemon.runtime.app import build_app
+from daemon.runtime.http import server as http_server
+from daemon.runtime.http.server import LapseHTTP
+from daemon.runtime.http.signatures import sign_hmac, sign_stripe
+from daemon.runtime.scheduler import LapseScheduler
 
 SECRET = "whsec_hostile_test"
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from daemon.clock import VirtualClock
+from daemon.domain.clock import VirtualClock
 from daemon.policy import commands
 from daemon.store.migrate import current_revision, head_revision
 from daemon.store.models import Account, Correspondence, Event, ScheduledAction

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from daemon.app import App, build_app
-from daemon.clock import VirtualClock
 from daemon.config.load import validate_config
 from daemon.config.schema import ALL_WEEKDAYS
+from daemon.domain.clock import VirtualClock
+from daemon.runtime.app import App, build_app
 from daemon.store.models import Account, Backup, Correspondence, ScheduledAction
 from tests.lab.backup_helpers import s3_store
 from tests.lab.engine_helpers import account, run_days

@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from daemon.app import App, build_app
-from daemon.clock import VirtualClock
 from daemon.config.load import validate_config
-from daemon.notify.delivery.base import Delivery
+from daemon.domain.clock import VirtualClock
+from daemon.notices.delivery.base import Delivery
+from daemon.runtime.app import App, build_app
 from daemon.store.models import Account, Correspondence, Event
 from tests.lab.engine_helpers import run_days, write_billing
 from tests.lab.services.smtp import SMTPServer

@@ -28,11 +28,10 @@ from structlog.testing import capture_logs
 
 from daemon.config.schema import WebhooksConfig
 from daemon.config.secrets import SecretRef
-from daemon.http.server import LapseHTTP
-from daemon.http.signatures import sign_hmac
-from daemon.lifecycle.payments import record_payment
 from daemon.playbooks.library import load_playbook
-from daemon.scheduler import LapseScheduler
+from daemon.runtime.http.server import LapseHTTP
+from daemon.runtime.http.signatures import sign_hmac
+from daemon.runtime.scheduler import LapseScheduler
 from daemon.store.models import (
     Account,
     Backup,
@@ -42,6 +41,7 @@ from daemon.store.models import (
     StepRecord,
     WebhookEvent,
 )
+from daemon.store.payment_events import record_payment
 from tests.lab.engine_helpers import run_days
 from tests.lab.playbook_scene import ORIGINAL_PAGE, PortalCalls, Scene, build_scene, serve_portal
 from tests.lab.services.apache import ApacheServer, start_apache

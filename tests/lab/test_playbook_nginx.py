@@ -149,7 +149,7 @@ def test_a_failing_step_stops_marks_and_keeps_the_site_up(scene: Scene) -> None:
 
 
 def test_a_crashed_run_resumes_at_its_first_unfinished_step(scene: Scene) -> None:
-    import daemon.steps as steps_module
+    import daemon.playbooks.steps as steps_module
 
     real_run = steps_module.STEP_TYPES["run"]
 
@@ -279,7 +279,7 @@ def test_restore_brings_a_deleted_site_back(scene: Scene) -> None:
 
 def test_a_payment_during_the_run_stops_it_and_undoes_what_was_done(scene: Scene) -> None:
     """The payment lands (a webhook, a sync) while the suspension is half done."""
-    import daemon.steps as steps_module
+    import daemon.playbooks.steps as steps_module
 
     real_put = steps_module.STEP_TYPES["put_file"]
 
@@ -348,7 +348,7 @@ def test_ops_suspend_and_unsuspend_a_paying_account_on_the_real_host(scene: Scen
 def test_a_phase_paused_for_a_stop_resumes_in_the_same_process(scene: Scene) -> None:
     """A reload (SIGHUP) stops the runner between steps and starts a new one in the same
     process: the paused phase must be resumed there, not left to a restart."""
-    import daemon.steps as steps_module
+    import daemon.playbooks.steps as steps_module
 
     real_put = steps_module.STEP_TYPES["put_file"]
     runner = scene.app.runner

@@ -31,10 +31,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from daemon.app import App
-from daemon.clock import VirtualClock
+from daemon.domain.clock import VirtualClock
 from daemon.policy.commands import hold
 from daemon.reports.figures import Report, build_report
+from daemon.runtime.app import App
 from daemon.store.models import ScheduledAction
 from tests.lab.engine_helpers import account, make_app, run_days, write_billing
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from daemon.backup.stores.base import StoreError
+from daemon.backup.stores.base import BackupStoreError
 from daemon.backup.stores.limits import MIN_PART_SIZE
 from daemon.backup.stores.s3 import S3BackupStore
 from daemon.config.schema import S3Store
@@ -97,7 +97,7 @@ def test_a_refused_part_fails_the_upload_and_leaves_no_parts(
     upload = store.begin_upload("acct/b1/files.tar", part_size=MIN_PART_SIZE, read_ahead=read_ahead)
     chunk = os.urandom(1024 * 1024)
     with pytest.raises(
-        StoreError, match=re.escape("part 3 of s3://upload-refused/acct/b1/files.tar")
+        BackupStoreError, match=re.escape("part 3 of s3://upload-refused/acct/b1/files.tar")
     ):
         # The failure surfaces when a buffer is next taken or at completion; either way
         # the writer is never left waiting for a buffer that does not come back.

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from daemon.clock import VirtualClock
+from daemon.domain.clock import VirtualClock
 from daemon.store.models import Account, ScheduledAction
 from tests.lab.engine_helpers import account, make_app, run_days, write_billing
 

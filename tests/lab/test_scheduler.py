@@ -8,8 +8,8 @@ from pathlib import Path
 from sqlalchemy import select, update
 from structlog.testing import capture_logs
 
-from daemon.clock import system_clock
-from daemon.scheduler import SYNC_JOB, LapseScheduler
+from daemon.domain.clock import system_clock
+from daemon.runtime.scheduler import SYNC_JOB, LapseScheduler
 from daemon.store.models import Account, Event
 from tests.e2e.daemon_process import wait_for
 from tests.lab.engine_helpers import account, make_app, write_billing

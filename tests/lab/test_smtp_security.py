@@ -14,8 +14,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from daemon.config.schema import SmtpNotifier
-from daemon.notify.delivery.base import PermanentDeliveryError
-from daemon.notify.delivery.smtp import SmtpDelivery
+from daemon.notices.delivery.base import PermanentDeliveryError
+from daemon.notices.delivery.smtp import SmtpDelivery
 from tests.lab.services.common import free_port
 
 PASSWORD = "c0rrect-h0rse"

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from structlog.testing import capture_logs
 
 import daemon.playbooks.runner as runner_module
-from daemon.billing.snapshot import Service
 from daemon.config.schema import BrandConfig, HostConfig
+from daemon.domain.snapshot import Service
 from daemon.playbooks.library import load_playbook
 from daemon.playbooks.runner import step_variables
 from daemon.playbooks.templating import render_command

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from daemon.clock import VirtualClock
+from daemon.domain.clock import VirtualClock
 from daemon.store.models import Account
 from tests.lab.engine_helpers import account, make_app, write_billing
 

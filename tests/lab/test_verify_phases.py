@@ -18,15 +18,15 @@ from typing import Any, cast
 import pytest
 from sqlalchemy import select
 
-from daemon.app import App, build_app, prepare_embedded_data
-from daemon.billing.snapshot import Service
-from daemon.clock import VirtualClock
 from daemon.config import load_embedded_config
 from daemon.config.schema import BrandConfig, HostConfig
+from daemon.domain.clock import VirtualClock
+from daemon.domain.snapshot import Service
 from daemon.playbooks.library import load_playbook
 from daemon.playbooks.runner import step_variables
 from daemon.playbooks.schema import StepSpec
-from daemon.steps import STEP_TYPES, StepContext, StepFailedError
+from daemon.playbooks.steps import STEP_TYPES, StepContext, StepFailedError
+from daemon.runtime.app import App, build_app, prepare_embedded_data
 from daemon.store.models import PlaybookRun, StepRecord
 from daemon.transport import Transports
 from tests.lab.engine_helpers import run_days

@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 
 from daemon.config.schema import WebhooksConfig
 from daemon.config.secrets import SecretRef
-from daemon.http.server import LapseHTTP
-from daemon.http.signatures import sign_hmac, sign_stripe
-from daemon.scheduler import LapseScheduler
+from daemon.runtime.http.server import LapseHTTP
+from daemon.runtime.http.signatures import sign_hmac, sign_stripe
+from daemon.runtime.scheduler import LapseScheduler
 from daemon.store.models import WebhookEvent
 from tests.lab.engine_helpers import run_days
 from tests.lab.playbook_scene import ORIGINAL_PAGE, Scene

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from daemon.billing.snapshot import AccountSnapshot, Contact, Instalment, Invoice, LineItem
 from daemon.config.schema import PolicyConfig
+from daemon.domain.snapshot import AccountSnapshot, Contact, Instalment, Invoice, LineItem
 from daemon.policy import Decision, LifecycleRecord, accept_final_notice, decide
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)  # a Monday, 10:00 in Berlin

@@ -44,7 +44,7 @@ def test_a_backup_command_loads_neither_the_daemon_nor_alembic() -> None:
         "from daemon.cli.main import load_command\n"
         "load_command('backup')\n"
         "print(sorted(m for m in ('apscheduler', 'prometheus_client', 'alembic',"
-        " 'daemon.service') if m in sys.modules))\n"
+        " 'daemon.runtime.service') if m in sys.modules))\n"
     )
     loaded = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
@@ -58,7 +58,7 @@ def test_a_backup_with_file_billing_loads_no_http_client(tmp_path: Path) -> None
     script = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from daemon.app import build_app\n"
+        "from daemon.runtime.app import build_app\n"
         "from daemon.config import load_embedded_config\n"
         "from daemon.cli.main import load_command\n"
         "load_command('backup')\n"

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from daemon.billing.snapshot import Contact
 from daemon.config.schema import PolicyConfig
+from daemon.domain.snapshot import Contact
 from daemon.policy.window import next_contact_time
 from tests.unit.policy_helpers import DAY, T0, Driver, snapshot
 

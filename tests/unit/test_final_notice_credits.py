@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from daemon.billing.parse import parse_document
-from daemon.billing.snapshot import AccountSnapshot
 from daemon.config.schema import BrandConfig, PolicyConfig
-from daemon.notify.compose import compose
-from daemon.notify.request import NoticeRequest
-from daemon.notify.templates import create_environment
+from daemon.domain.snapshot import AccountSnapshot
+from daemon.notices.compose import compose
+from daemon.notices.request import NoticeRequest
+from daemon.notices.templates import create_environment
 from daemon.policy import LifecycleRecord, NoticeKind, State
 from tests.unit.billing.helpers import nested_account
 

@@ -14,13 +14,13 @@ from email.message import EmailMessage
 
 import pytest
 
-from daemon.billing.snapshot import AccountSnapshot, Contact
 from daemon.cli.notices import with_deadlines
 from daemon.config.schema import BrandConfig, PolicyConfig
-from daemon.notify.compose import compose
-from daemon.notify.money import format_when
-from daemon.notify.request import NoticeRequest
-from daemon.notify.templates import create_environment
+from daemon.domain.snapshot import AccountSnapshot, Contact
+from daemon.notices.compose import compose
+from daemon.notices.money import format_when
+from daemon.notices.request import NoticeRequest
+from daemon.notices.templates import create_environment
 from daemon.policy import Decision, LifecycleRecord, NoticeKind, State, decide
 from daemon.policy.instants import removal_instant, suspension_instant, warning_due
 from daemon.policy.rules import late_final_notice

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from daemon.billing.snapshot import AccountSnapshot, Contact, Invoice, LineItem
 from daemon.config.schema import BrandConfig, PolicyConfig
-from daemon.notify.compose import compose
-from daemon.notify.money import format_money
-from daemon.notify.request import NoticeRequest
-from daemon.notify.templates import create_environment
+from daemon.domain.snapshot import AccountSnapshot, Contact, Invoice, LineItem
+from daemon.notices.compose import compose
+from daemon.notices.money import format_money
+from daemon.notices.request import NoticeRequest
+from daemon.notices.templates import create_environment
 from daemon.policy import LifecycleRecord, NoticeKind, State
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from daemon.billing.snapshot import Instalment
 from daemon.config.schema import PolicyConfig
+from daemon.domain.snapshot import Instalment
 from daemon.policy import LifecycleRecord, State, accept_final_notice, decide
 from daemon.policy.commands import CommandRefusedError, hold, release
 from tests.unit.policy_helpers import DAY, T0, Driver, Step, anytime_policy, snapshot

@@ -18,13 +18,13 @@ from typing import Any, cast
 
 import pytest
 
-from daemon.billing.snapshot import Database, Service
 from daemon.config.schema import BrandConfig, HostConfig
+from daemon.domain.snapshot import Database, Service
 from daemon.playbooks.library import load_playbook
 from daemon.playbooks.pages import MaintenancePages
 from daemon.playbooks.runner import step_variables
 from daemon.playbooks.schema import PHASES, Playbook, StepSpec
-from daemon.steps import STEP_TYPES, StepContext
+from daemon.playbooks.steps import STEP_TYPES, StepContext
 from daemon.transport import CommandResult, RemoteProcess, Transport
 
 BASH = shutil.which("bash") or "/bin/bash"

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from daemon.backup.stores.base import BackupStore, Readable, StoreError, Upload
+from daemon.backup.stores.base import BackupStore, BackupStoreError, Readable, Upload
 from daemon.backup.stores.local import LocalStore
 from daemon.config.schema import LocalStore as LocalStoreConfig
 from daemon.config.schema import StoreConfig
 
-__all__ = ["BackupStore", "Readable", "StoreError", "Upload", "create_store"]
+__all__ = ["BackupStore", "BackupStoreError", "Readable", "Upload", "create_store"]
 
 
 def create_store(config: StoreConfig) -> BackupStore:

@@ -6,8 +6,10 @@ from abc import ABC, abstractmethod
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from daemon.domain.errors import LapseError
 
-class StoreError(Exception):
+
+class BackupStoreError(LapseError):
     """A store operation failed; names the store, the object and the cause."""
 
 
@@ -24,11 +26,11 @@ class Upload(ABC):
 
     @abstractmethod
     def write(self, data: bytes) -> None:
-        """Add `data` to the object. Raises StoreError when the store refuses it."""
+        """Add `data` to the object. Raises BackupStoreError when the store refuses it."""
 
     @abstractmethod
     def complete(self) -> None:
-        """Make the object visible under its key. Raises StoreError on failure."""
+        """Make the object visible under its key. Raises BackupStoreError on failure."""
 
     @abstractmethod
     def abort(self) -> None:
@@ -58,11 +60,11 @@ class BackupStore(ABC):
         `retain_until` asks the store to lock the object until then where it can
         (S3 Object Lock). `read_ahead` is how much of the data its source buffers on
         its own (Transport.read_ahead) while the writer waits on the store. Raises
-        StoreError when the upload cannot start.
+        BackupStoreError when the upload cannot start.
         """
 
     def put(self, key: str, data: bytes, retain_until: datetime | None = None) -> None:
-        """Write a small object whole. Raises StoreError."""
+        """Write a small object whole. Raises BackupStoreError."""
         upload = self.begin_upload(key, part_size=max(len(data), 1), retain_until=retain_until)
         try:
             upload.write(data)
@@ -74,11 +76,11 @@ class BackupStore(ABC):
     @abstractmethod
     def open(self, key: str, version: str | None = None) -> Readable:
         """Open the object `key` (its `version` where the store keeps versions, else the
-        current one) for reading. Raises StoreError when it is missing."""
+        current one) for reading. Raises BackupStoreError when it is missing."""
 
     def pin(self, key: str) -> str | None:
         """Return the id of the current version of `key`, so that exactly that version is
-        read and protected; None where the store keeps no versions. Raises StoreError
+        read and protected; None where the store keeps no versions. Raises BackupStoreError
         when the object is missing or the store cannot be asked."""
         return None
 
@@ -86,11 +88,11 @@ class BackupStore(ABC):
     def protect(self, key: str, version: str | None, until: datetime) -> bool:
         """Protect the object `key` (its `version`) against deletion and overwrite until
         `until`, never shortening a protection it has; return whether the store could
-        (False: a bucket without Object Lock). Raises StoreError when the store refuses.
+        (False: a bucket without Object Lock). Raises BackupStoreError when the store refuses.
         """
 
     def read(self, key: str) -> bytes:
-        """Return the whole object `key` (for small objects). Raises StoreError."""
+        """Return the whole object `key` (for small objects). Raises BackupStoreError."""
         stream = self.open(key)
         try:
             chunks = []
@@ -102,13 +104,13 @@ class BackupStore(ABC):
 
     @abstractmethod
     def delete(self, key: str) -> None:
-        """Delete the object `key` (missing is fine). Raises StoreError when refused."""
+        """Delete the object `key` (missing is fine). Raises BackupStoreError when refused."""
 
     @abstractmethod
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object whose key starts with `prefix`; return how many.
 
-        Raises StoreError when the store refuses (e.g. objects under Object Lock).
+        Raises BackupStoreError when the store refuses (e.g. objects under Object Lock).
         """
 
     @abstractmethod

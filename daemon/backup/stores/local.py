@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from daemon.backup.stores.base import BackupStore, StoreError, Upload
+from daemon.backup.stores.base import BackupStore, BackupStoreError, Upload
 
 _PARTIAL = ".partial"
 
@@ -32,19 +32,19 @@ class LocalUpload(Upload):
         self._path = path
         self._partial = path.with_name(path.name + _PARTIAL)
         if _is_protected(path):
-            raise StoreError(f"{path} is protected (read-only): it is never written over")
+            raise BackupStoreError(f"{path} is protected (read-only): it is never written over")
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             descriptor = os.open(self._partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         except OSError as error:
-            raise StoreError(f"cannot write {self._partial}: {error}") from error
+            raise BackupStoreError(f"cannot write {self._partial}: {error}") from error
         self._file: BinaryIO = os.fdopen(descriptor, "wb")
 
     def write(self, data: bytes) -> None:
         try:
             self._file.write(data)
         except OSError as error:
-            raise StoreError(f"cannot write {self._partial}: {error}") from error
+            raise BackupStoreError(f"cannot write {self._partial}: {error}") from error
 
     def complete(self) -> None:
         try:
@@ -53,7 +53,7 @@ class LocalUpload(Upload):
             self._file.close()
             self._partial.replace(self._path)
         except OSError as error:
-            raise StoreError(f"cannot finish {self._path}: {error}") from error
+            raise BackupStoreError(f"cannot finish {self._path}: {error}") from error
 
     def abort(self) -> None:
         self._file.close()
@@ -87,7 +87,7 @@ class LocalStore(BackupStore):
     def _path(self, key: str) -> Path:
         relative = PurePosixPath(key)
         if relative.is_absolute() or ".." in relative.parts or not relative.parts:
-            raise StoreError(f"object key {key!r} would leave the store directory")
+            raise BackupStoreError(f"object key {key!r} would leave the store directory")
         return self._root.joinpath(*relative.parts)
 
     def describe(self, key: str) -> str:
@@ -109,7 +109,7 @@ class LocalStore(BackupStore):
         try:
             return path.open("rb")
         except OSError as error:
-            raise StoreError(f"cannot read backup object {path}: {error.strerror}") from error
+            raise BackupStoreError(f"cannot read backup object {path}: {error.strerror}") from error
 
     def protect(self, key: str, version: str | None, until: datetime) -> bool:
         path = self._path(key)
@@ -117,7 +117,7 @@ class LocalStore(BackupStore):
             path.chmod(0o400)
             path.parent.chmod(0o500)
         except OSError as error:
-            raise StoreError(f"cannot make {path} read-only: {error.strerror}") from error
+            raise BackupStoreError(f"cannot make {path} read-only: {error.strerror}") from error
         return True
 
     def delete(self, key: str) -> None:
@@ -133,7 +133,7 @@ class LocalStore(BackupStore):
         except FileNotFoundError:
             pass
         except OSError as error:
-            raise StoreError(f"cannot delete {path}: {error.strerror}") from error
+            raise BackupStoreError(f"cannot delete {path}: {error.strerror}") from error
 
     def delete_prefix(self, prefix: str) -> int:
         base = self._path(prefix.rstrip("/"))
@@ -147,7 +147,7 @@ class LocalStore(BackupStore):
             if account_dir != self._root and not any(account_dir.iterdir()):
                 account_dir.rmdir()
         except OSError as error:
-            raise StoreError(f"cannot delete {base}: {error}") from error
+            raise BackupStoreError(f"cannot delete {base}: {error}") from error
         return len(files)
 
     def download_url(self, key: str, expires: timedelta) -> str | None:

@@ -19,7 +19,7 @@ import boto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
-from daemon.backup.stores.base import BackupStore, Readable, StoreError, Upload
+from daemon.backup.stores.base import BackupStore, BackupStoreError, Readable, Upload
 from daemon.backup.stores.limits import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE
 from daemon.config.schema import S3Store as S3StoreConfig
 
@@ -88,7 +88,9 @@ class S3Upload(Upload):
             )
         except _S3_ERRORS as error:
             self._pool.shutdown()
-            raise StoreError(f"cannot start upload of {self.where}: {_problem(error)}") from error
+            raise BackupStoreError(
+                f"cannot start upload of {self.where}: {_problem(error)}"
+            ) from error
         self._upload_id = created["UploadId"]
 
     @property
@@ -112,7 +114,7 @@ class S3Upload(Upload):
 
     def _take_buffer(self) -> bytearray:
         """Return a free part buffer, waiting for a part in flight to finish when all
-        are taken. Raises StoreError when a part failed."""
+        are taken. Raises BackupStoreError when a part failed."""
         if self._buffers_left:
             self._buffers_left -= 1
             buffer = bytearray(self._part_size)
@@ -124,7 +126,7 @@ class S3Upload(Upload):
     def _submit(self, body: bytearray) -> None:
         number = len(self._parts) + 1
         if number > MAX_PARTS:
-            raise StoreError(
+            raise BackupStoreError(
                 f"{self.where} outgrew {MAX_PARTS} parts of {self._part_size} bytes: "
                 "the archive is far larger than its source measured"
             )
@@ -160,7 +162,7 @@ class S3Upload(Upload):
     def _raise_failed(self) -> None:
         if self._failed is not None:
             number, error = self._failed
-            raise StoreError(
+            raise BackupStoreError(
                 f"upload of part {number} of {self.where} failed: {_problem(error)}"
             ) from error
 
@@ -176,7 +178,7 @@ class S3Upload(Upload):
             try:
                 parts.append(future.result())
             except _S3_ERRORS as error:
-                raise StoreError(
+                raise BackupStoreError(
                     f"upload of part {number} of {self.where} failed: {_problem(error)}"
                 ) from error
         self._pool.shutdown()
@@ -188,7 +190,7 @@ class S3Upload(Upload):
                 MultipartUpload={"Parts": parts},  # type: ignore[typeddict-item]
             )
         except _S3_ERRORS as error:
-            raise StoreError(f"cannot complete {self.where}: {_problem(error)}") from error
+            raise BackupStoreError(f"cannot complete {self.where}: {_problem(error)}") from error
 
     def abort(self) -> None:
         for _number, future in self._parts:
@@ -265,11 +267,11 @@ class S3BackupStore(BackupStore):
                 ):
                     self._lock_mode = None
                     return None
-                raise StoreError(
+                raise BackupStoreError(
                     f"cannot read the Object Lock setting of s3://{self.bucket}: {_problem(error)}"
                 ) from error
             except BotoCoreError as error:
-                raise StoreError(f"cannot reach s3://{self.bucket}: {error}") from error
+                raise BackupStoreError(f"cannot reach s3://{self.bucket}: {error}") from error
             lock = found.get("ObjectLockConfiguration", {})
             if lock.get("ObjectLockEnabled") != "Enabled":
                 self._lock_mode = None
@@ -320,7 +322,7 @@ class S3BackupStore(BackupStore):
         return extra
 
     def put(self, key: str, data: bytes, retain_until: datetime | None = None) -> None:
-        """Write a small object (manifest, history) in one request. Raises StoreError."""
+        """Write a small object (manifest, history) in one request. Raises BackupStoreError."""
         if len(data) > MIN_PART_SIZE:
             super().put(key, data, retain_until)
             return
@@ -329,7 +331,9 @@ class S3BackupStore(BackupStore):
         try:
             self.client.put_object(Bucket=self.bucket, Key=self.full_key(key), Body=data, **extra)
         except _S3_ERRORS as error:
-            raise StoreError(f"cannot write {self.describe(key)}: {_problem(error)}") from error
+            raise BackupStoreError(
+                f"cannot write {self.describe(key)}: {_problem(error)}"
+            ) from error
 
     def open(self, key: str, version: str | None = None) -> Readable:
         where = self.describe(key) + (f" (version {version})" if version else "")
@@ -337,14 +341,16 @@ class S3BackupStore(BackupStore):
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=self.full_key(key), **extra)
         except _S3_ERRORS as error:
-            raise StoreError(f"cannot read {where}: {_problem(error)}") from error
+            raise BackupStoreError(f"cannot read {where}: {_problem(error)}") from error
         return response["Body"]
 
     def pin(self, key: str) -> str | None:
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=self.full_key(key))
         except _S3_ERRORS as error:
-            raise StoreError(f"cannot find {self.describe(key)}: {_problem(error)}") from error
+            raise BackupStoreError(
+                f"cannot find {self.describe(key)}: {_problem(error)}"
+            ) from error
         version = head.get("VersionId")
         # An unversioned bucket answers no id (or the literal "null").
         return version if version and version != "null" else None
@@ -371,7 +377,7 @@ class S3BackupStore(BackupStore):
                 ChecksumAlgorithm="CRC32",
             )
         except _S3_ERRORS as error:
-            raise StoreError(
+            raise BackupStoreError(
                 f"cannot lock {where} until {until:%Y-%m-%d}: {_problem(error)}"
             ) from error
         return True
@@ -380,7 +386,9 @@ class S3BackupStore(BackupStore):
         try:
             self.client.delete_object(Bucket=self.bucket, Key=self.full_key(key))
         except _S3_ERRORS as error:
-            raise StoreError(f"cannot delete {self.describe(key)}: {_problem(error)}") from error
+            raise BackupStoreError(
+                f"cannot delete {self.describe(key)}: {_problem(error)}"
+            ) from error
 
     def delete_prefix(self, prefix: str) -> int:
         deleted = 0
@@ -398,13 +406,13 @@ class S3BackupStore(BackupStore):
                 errors = response.get("Errors", [])
                 if errors:
                     first = errors[0]
-                    raise StoreError(
+                    raise BackupStoreError(
                         f"cannot delete s3://{self.bucket}/{first.get('Key')}: "
                         f"{first.get('Code')}: {first.get('Message')}"
                     )
                 deleted += len(keys)
         except _S3_ERRORS as error:
-            raise StoreError(
+            raise BackupStoreError(
                 f"cannot delete s3://{self.bucket}/{self.full_key(prefix)}*: {_problem(error)}"
             ) from error
         return deleted
@@ -422,7 +430,9 @@ class S3BackupStore(BackupStore):
                 ExpiresIn=int(expires.total_seconds()),
             )
         except _S3_ERRORS as error:
-            raise StoreError(f"cannot sign a link to {self.describe(key)}: {error}") from error
+            raise BackupStoreError(
+                f"cannot sign a link to {self.describe(key)}: {error}"
+            ) from error
 
     def remember_orphan(self, full_key: str, upload_id: str) -> None:
         """Note an upload whose abort failed, to abort again before the next upload."""
@@ -455,7 +465,7 @@ class S3BackupStore(BackupStore):
                     )
                     aborted += 1
         except _S3_ERRORS as error:
-            raise StoreError(
+            raise BackupStoreError(
                 f"cannot clean up unfinished uploads in s3://{self.bucket}: {_problem(error)}"
             ) from error
         self._orphans.clear()

@@ -10,8 +10,8 @@ from sqlalchemy import create_engine, text
 
 from daemon.billing.flat import FLAT_COLUMNS
 from daemon.billing.parse import parse_document, parse_flat
-from daemon.billing.snapshot import SyncResult
-from daemon.lifecycle.snapshots import snapshot_from_json, snapshot_to_json
+from daemon.domain.snapshot import SyncResult
+from daemon.domain.stored_snapshot import snapshot_from_json, snapshot_to_json
 from tests.unit.billing.helpers import account_rows, nested_account, sql_source
 
 WITH_CREDITS = (*FLAT_COLUMNS, "credit", "unapplied_payments")

@@ -14,8 +14,8 @@ from daemon.billing.base import BillingError
 from daemon.billing.dispatch import create_source
 from daemon.billing.file import FileSource
 from daemon.billing.flat import FLAT_COLUMNS
-from daemon.billing.snapshot import SyncResult
 from daemon.config.schema import FileBilling
+from daemon.domain.snapshot import SyncResult
 from tests.unit.billing.helpers import (
     account_rows,
     flat_row,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from daemon.billing.flat import FLAT_COLUMNS, ReadCache, parse_flat
-from daemon.billing.snapshot import SyncResult
+from daemon.domain.snapshot import SyncResult
 from tests.unit.billing.helpers import account_rows, flat_row, paid_row
 
 Numbered = list[tuple[int, Sequence[object]]]

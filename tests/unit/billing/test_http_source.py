@@ -16,8 +16,8 @@ import pytest
 from daemon.billing.base import BillingError
 from daemon.billing.dispatch import create_source
 from daemon.billing.http import HttpSource
+from daemon.billing.samples import write_sample_billing
 from daemon.config.schema import HttpBilling
-from daemon.samples.billing import write_sample_billing
 from tests.unit.billing.helpers import nested_account
 
 TOKEN = "s3cret-token-4711"

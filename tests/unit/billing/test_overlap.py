@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from daemon.billing.overlap import refuse_overlapping_trees
-from daemon.billing.snapshot import AccountSnapshot, Contact, Service
+from daemon.domain.snapshot import AccountSnapshot, Contact, Service
 
 
 def _account(account_id: str, *services: tuple[str, str]) -> AccountSnapshot:

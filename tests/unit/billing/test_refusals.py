@@ -14,8 +14,8 @@ from daemon.billing import file as file_source
 from daemon.billing.base import BillingError
 from daemon.billing.dispatch import create_source
 from daemon.billing.file import CELL_LIMIT
-from daemon.billing.snapshot import SyncResult
 from daemon.config.schema import FileBilling
+from daemon.domain.snapshot import SyncResult
 from tests.unit.billing.helpers import flat_row, nested_account, write_csv
 
 BAD_IDS = {

@@ -8,8 +8,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from daemon.billing.file import FileSource
+from daemon.billing.samples import ensure_sample_billing, write_sample_billing
 from daemon.config.schema import FileBilling
-from daemon.samples.billing import ensure_sample_billing, write_sample_billing
 
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 

@@ -1,1 +1,0 @@
-"""The hash-chained audit log: every decision and action, tamper-evident."""

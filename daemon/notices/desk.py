@@ -1,0 +1,278 @@
+"""The notice desk: client notices written to the DB first, delivered after commit.
+
+A notice is inserted as `pending` in the same transaction as the transition
+that asked for it, then delivered, then marked `sent` with the server's reply.
+A crash in between leaves it pending and it is delivered at the next start;
+the Message-ID is the idempotency key (the outbox never writes one twice).
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from collections.abc import Callable
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import make_msgid, parseaddr
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from daemon.config.schema import PolicyConfig
+from daemon.domain.clock import Clock
+from daemon.domain.snapshot import AccountSnapshot
+from daemon.notices.alerts import OpsAlerts
+from daemon.notices.delivery.base import Delivery, PermanentDeliveryError, TemporaryDeliveryError
+from daemon.notices.errors import NoticeError
+from daemon.notices.request import NoticeRequest
+from daemon.policy import accept_final_notice
+from daemon.policy.model import Action, LifecycleRecord, NoticeKind, State
+from daemon.policy.rules import late_final_notice
+from daemon.store.models import Account, Correspondence, Event
+from daemon.store.records import record_from_row, write_record
+
+log = structlog.get_logger("lapse.notices")
+
+# Notices sent once the site is backed up, which can offer the client a copy.
+_NOTICES_WITH_DOWNLOAD = frozenset({NoticeKind.SUSPENSION, NoticeKind.REMOVAL_WARNING})
+
+Composer = Callable[[NoticeRequest], EmailMessage]
+
+
+class NoticeDesk:
+    """Queues notices inside lifecycle transactions and delivers them afterwards."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        compose: Composer,
+        delivery: Delivery,
+        clock: Clock,
+        alerts: OpsAlerts | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.compose = compose
+        self.delivery = delivery
+        self.clock = clock
+        self.alerts = alerts
+        # Set by the lifecycle engine: plan -> its policy (for a late final notice).
+        self.policy_for: Callable[[str], PolicyConfig] | None = None
+        # Set by the app once backups exist: (account id, made since) -> a client download
+        # link to the newest verified backup made since then, or None.
+        self.download_link: Callable[[str, datetime | None], str | None] | None = None
+
+    def _download_url(
+        self, account_id: str, kind: NoticeKind, since: datetime | None
+    ) -> str | None:
+        """Return the backup link a suspension or removal warning offers, if there is one:
+        to the newest verified backup made at or after `since` (any when None)."""
+        if self.download_link is None or kind not in _NOTICES_WITH_DOWNLOAD:
+            return None
+        return self.download_link(account_id, since)
+
+    def queue(
+        self,
+        session: Session,
+        snapshot: AccountSnapshot,
+        record: LifecycleRecord,
+        policy: PolicyConfig,
+        action: Action,
+        now: datetime,
+        backup_since: datetime | None = None,
+    ) -> Correspondence:
+        """Render the notice `action` asks for and insert it as pending in `session`.
+
+        A download link offered goes to the newest verified backup made at or after
+        `backup_since` (the suspension notice: the backup its phase just took).
+
+        A notice that cannot be written at all (an unusable address, a broken
+        operator template) is recorded as failed and ops are alerted; the
+        transition is still recorded, and a final notice that was never sent
+        never leads to suspension.
+        """
+        assert action.notice is not None
+        request = NoticeRequest(
+            kind=action.notice,
+            number=action.number,
+            snapshot=snapshot,
+            record=record,
+            policy=policy,
+            now=now,
+            download_url=self._download_url(snapshot.account_id, action.notice, backup_since),
+        )
+        try:
+            message = self.compose(request)
+        except NoticeError as error:
+            return self._unwritable(session, snapshot, action, now, str(error))
+        letter = Correspondence(
+            account_id=snapshot.account_id,
+            notice=action.notice.value,
+            number=action.number,
+            recipient=parseaddr(str(message["To"]))[1],
+            subject=str(message["Subject"]),
+            message_id=str(message["Message-ID"]),
+            status="pending",
+            transport=self.delivery.name,
+            created_at=now,
+            raw=message.as_bytes(),
+        )
+        session.add(letter)
+        return letter
+
+    def _unwritable(
+        self,
+        session: Session,
+        snapshot: AccountSnapshot,
+        action: Action,
+        now: datetime,
+        error: str,
+    ) -> Correspondence:
+        """Record a notice that could not be composed as failed, and alert ops."""
+        assert action.notice is not None
+        letter = Correspondence(
+            account_id=snapshot.account_id,
+            notice=action.notice.value,
+            number=action.number,
+            recipient=snapshot.contact.email,
+            subject="(not written)",
+            # Unique like every Message-ID; no message exists to carry it.
+            message_id=make_msgid(domain="unwritten.invalid"),
+            status="failed",
+            transport=self.delivery.name,
+            created_at=now,
+            receipt=error,
+            raw=b"",
+        )
+        session.add(letter)
+        self._refused(session, letter, error)
+        return letter
+
+    def deliver_pending(self) -> int:
+        """Deliver every pending notice, oldest first.
+
+        Returns how many were delivered. A temporary failure leaves the notice
+        pending for the next round; a permanent one marks it failed.
+        """
+        with self.sessions.begin() as session:
+            pending = session.scalars(
+                select(Correspondence)
+                .where(Correspondence.status == "pending")
+                .order_by(Correspondence.id)
+            ).all()
+            ids = [letter.id for letter in pending]
+        return sum(self._deliver_one(letter_id) for letter_id in ids)
+
+    def _deliver_one(self, letter_id: int) -> bool:
+        with self.sessions.begin() as session:
+            letter = session.get(Correspondence, letter_id)
+            if letter is None or letter.status != "pending":
+                return False
+            message = email.message_from_bytes(letter.raw, policy=email.policy.default)
+            try:
+                receipt = self.delivery.deliver(message)
+            except TemporaryDeliveryError as error:
+                log.warning(
+                    "notice delivery deferred",
+                    account=letter.account_id,
+                    notice=letter.notice,
+                    error=str(error),
+                )
+                return False
+            except PermanentDeliveryError as error:
+                letter.status, letter.receipt = "failed", str(error)
+                self._refused(session, letter, str(error))
+                return False
+            letter.status, letter.receipt, letter.sent_at = "sent", receipt, self.clock()
+            if letter.notice == NoticeKind.FINAL.value:
+                self._final_notice_accepted(session, letter.account_id, letter.sent_at)
+            log.info(
+                "notice sent",
+                account=letter.account_id,
+                notice=letter.notice,
+                number=letter.number,
+                to=letter.recipient,
+                message_id=letter.message_id,
+            )
+            return True
+
+    def _final_notice_accepted(self, session: Session, account_id: str, at: datetime) -> None:
+        """Start the notice period: the account's final notice was accepted at `at`."""
+        row = session.get(Account, account_id)
+        if row is None:
+            return
+        record = record_from_row(row)
+        accepted = accept_final_notice(record, at)
+        if accepted is record:
+            return
+        moved = self._late(row, accepted, at)
+        write_record(row, moved or accepted)
+        # Evaluate it again at the next sync, which re-arms its wake-up from the record.
+        row.next_wake_at = at
+
+    def _late(self, row: Account, record: LifecycleRecord, at: datetime) -> LifecycleRecord | None:
+        """Return the record with later instants when the final notice was accepted too
+        late for the one it names (see late_final_notice), recording why and alerting ops;
+        None when the named instant holds."""
+        snapshot = row.snapshot or {}
+        zone = str((snapshot.get("contact") or {}).get("timezone") or "UTC")
+        if self.policy_for is None:
+            return None
+        moved = late_final_notice(record, at, self.policy_for(row.plan), zone)
+        if moved is None:
+            return None
+        what = (
+            f"final notice accepted by the mail server only at {at:%Y-%m-%d %H:%M} UTC: "
+            f"the notice names suspension at {record.suspend_at:%Y-%m-%d %H:%M} UTC, which "
+            f"would cut the notice period short; suspension moves to "
+            f"{moved.suspend_at:%Y-%m-%d %H:%M} UTC"
+        )
+        self._add_event(row, what, at)
+        if self.alerts is not None:
+            self.alerts.alert("final-notice-late", row.id, what, at)
+        return moved
+
+    @staticmethod
+    def _add_event(row: Account, reason: str, at: datetime) -> None:
+        """Append an event to `row`'s account in the session `row` belongs to."""
+        session = Session.object_session(row)
+        assert session is not None
+        session.add(
+            Event(
+                account_id=row.id,
+                at=at,
+                from_state=row.state,
+                to_state=row.state,
+                reason=reason,
+                actor="notices",
+                details={"label": row.state, "actions": []},
+            )
+        )
+
+    def _refused(self, session: Session, letter: Correspondence, error: str) -> None:
+        """Record a notice the mail server refused for good and alert ops.
+
+        A refused final notice holds the account at final-notice: it is never
+        suspended on a notice the client did not get (the policy waits for
+        acceptance), and the event log says why.
+        """
+        now = self.clock()
+        what = f"{letter.notice} notice to {letter.recipient} not delivered: {error}"
+        account = session.get(Account, letter.account_id)
+        held = account is not None and account.state == State.FINAL_NOTICE.value
+        if letter.notice == NoticeKind.FINAL.value and held:
+            session.add(
+                Event(
+                    account_id=letter.account_id,
+                    at=now,
+                    from_state=State.FINAL_NOTICE.value,
+                    to_state=State.FINAL_NOTICE.value,
+                    reason=f"{what}; suspension withheld until a final notice is delivered",
+                    actor="notices",
+                    details={"label": "final-notice", "actions": []},
+                )
+            )
+        if self.alerts is not None:
+            self.alerts.alert("notice-refused", letter.account_id, what, now)
+        else:
+            log.error("notice delivery failed", account=letter.account_id, detail=what)

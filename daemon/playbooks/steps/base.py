@@ -1,0 +1,74 @@
+"""What every step type shares: its context, its outcome and its one small interface."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from daemon.domain.errors import LapseError
+from daemon.domain.snapshot import Service
+from daemon.playbooks.schema import StepSpec
+from daemon.transport import Transport
+
+if TYPE_CHECKING:
+    from daemon.backup.service import BackupService
+    from daemon.notices.alerts import OpsAlerts
+    from daemon.playbooks.pages import MaintenancePages
+
+
+class StepFailedError(LapseError):
+    """A step did not achieve its effect; the message says what was expected and found."""
+
+
+class StepCancelledError(LapseError):
+    """A long step stopped early because its phase's stop check asked it to (a payment
+    was recorded); the message gives the check's reason. Nothing is half-kept."""
+
+
+@dataclass
+class StepContext:
+    """Everything a step may use: the account's service, its host and Lapse's services.
+
+    `variables` is the template context (account, service, host, vars, brand, now).
+    `since` is when the playbook phase was asked for: a backup taken after it counts
+    as this run's backup. `dry_run` steps describe instead of acting. `stop_check`,
+    when set, returns why the phase must stop now (a payment), or None; a long step
+    calls it every few seconds and raises StepCancelledError when it answers.
+    """
+
+    account_id: str
+    phase: str
+    service: Service
+    host_name: str
+    transport: Transport
+    variables: dict[str, Any]
+    backups: BackupService
+    pages: MaintenancePages
+    clock: Callable[[], datetime]
+    since: datetime
+    alerts: OpsAlerts | None = None
+    dry_run: bool = False
+    stop_check: Callable[[], str | None] | None = None
+
+
+@dataclass
+class StepOutcome:
+    """What a step did: whether it changed anything, and details for the step log."""
+
+    changed: bool
+    output: dict[str, Any] = field(default_factory=dict)
+
+
+class Step(Protocol):
+    """A step type: one module each, all with this interface."""
+
+    def describe(self, spec: StepSpec, context: StepContext) -> str:
+        """Say what the step would do (dry run and logs). Raises TemplateError."""
+
+    def run(self, spec: StepSpec, context: StepContext) -> StepOutcome:
+        """Do the step, idempotently: running it twice has the effect of once.
+
+        Raises StepFailedError (or a transport, store or template error) on failure.
+        """

@@ -1,0 +1,208 @@
+"""The long-running daemon: start, serve until a signal, stop cleanly."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+
+import structlog
+
+from daemon.backup.protection import check_store_protection
+from daemon.backup.retention import expire_backups
+from daemon.backup.stores.base import BackupStoreError
+from daemon.billing.base import BillingError
+from daemon.config.load import ConfigError
+from daemon.config.schema import Config
+from daemon.config.secrets import SecretError
+from daemon.runtime.app import App, build_app
+from daemon.runtime.http.server import LapseHTTP
+from daemon.runtime.scheduler import LapseScheduler
+from daemon.runtime.systemd import Watchdog, notify
+from daemon.store.db import StateStoreError
+
+log = structlog.get_logger("lapse.service")
+
+# Backup retention is measured in days; checking hourly is plenty and costs one query.
+HOUSEKEEPING_INTERVAL = 3600.0
+# The main loop's beat: signals, the watchdog and status lines are handled this often.
+WATCHDOG_TICK = 0.5
+# How often the one-daemon lock is confirmed (a PostgreSQL restart ends it with the
+# connection; a deleted lock file lets another daemon lock a new one).
+LOCK_CHECK_INTERVAL = 5.0
+
+
+def serve(
+    app: App,
+    stop: threading.Event | None = None,
+    reload_config: Callable[[], Config] | None = None,
+    check_lock: Callable[[], None] | None = None,
+) -> int:
+    """Run the daemon until SIGTERM/SIGINT (or `stop` is set).
+
+    Notices left pending and backups interrupted by an earlier stop are dealt with
+    first; then systemd hears READY=1, watchdog pings from this loop and a STATUS
+    line after each sync. SIGHUP re-reads the config through `reload_config`: an
+    invalid one is rejected and the running one kept. SIGTERM lets the running step
+    finish, records progress, says STOPPING=1 and returns 0. `check_lock` (the
+    one-daemon lock's check) runs every LOCK_CHECK_INTERVAL: a lock lost to another
+    daemon stops this one the same way, returning 1. Raises BackupStoreError, before
+    anything starts, when the config requires an Object Lock the bucket lacks.
+    """
+    _check_store_protection(app.config)
+    stop = stop or threading.Event()
+    reload_requested = threading.Event()
+    _install_signal_handlers(stop, reload_requested)
+    watchdog = Watchdog(app.config.daemon.watchdog)
+    scheduler = _start(app)
+    listener = _listen(app, scheduler)
+    notify("READY=1")
+    next_housekeeping = next_lock_check = time.monotonic()
+    status = ""
+    result = 0
+    try:
+        while not stop.wait(timeout=WATCHDOG_TICK):
+            watchdog.tick()
+            if check_lock is not None and time.monotonic() >= next_lock_check:
+                if not _still_the_writer(check_lock):
+                    result = 1
+                    break
+                next_lock_check = time.monotonic() + LOCK_CHECK_INTERVAL
+            if reload_requested.is_set():
+                reload_requested.clear()
+                if listener is not None:
+                    listener.stop()
+                app, scheduler = _reload(app, scheduler, reload_config)
+                listener = _listen(app, scheduler)
+            if time.monotonic() >= next_housekeeping:
+                _expire_backups(app)
+                next_housekeeping = time.monotonic() + HOUSEKEEPING_INTERVAL
+            line = _status_line(app, scheduler)
+            if line != status:
+                notify(f"STATUS={line}")
+                status = line
+    finally:
+        log.info("lapse stopping")
+        notify("STOPPING=1")
+        if listener is not None:
+            listener.stop()
+        app.runner.stop_requested.set()
+        scheduler.shutdown()
+        app.transports.close()
+        app.engine.dispose()
+    return result
+
+
+def _still_the_writer(check_lock: Callable[[], None]) -> bool:
+    """Run the one-daemon lock's check; False (logged) when this daemon must stop."""
+    try:
+        check_lock()
+    except StateStoreError as error:
+        log.error("one-daemon lock lost; stopping", error=str(error))
+        return False
+    return True
+
+
+def _check_store_protection(config: Config) -> None:
+    """Say at start what keeps the store from protecting backups a deletion relied on.
+
+    Raises BackupStoreError when the config requires Object Lock and the bucket lacks it."""
+    protection = check_store_protection(config)
+    for line in protection.warnings:
+        log.warning("backups cannot be protected", problem=line)
+    if protection.errors:
+        raise BackupStoreError("; ".join(protection.errors))
+
+
+def _start(app: App) -> LapseScheduler:
+    """Deal with what the last run left, then start the scheduler for `app`."""
+    delivered = app.notices.deliver_pending()
+    if delivered:
+        log.info("delivered notices left pending by the last run", count=delivered)
+    interrupted = app.backups.recover_interrupted()
+    if interrupted:
+        log.warning("backups interrupted by the last stop were marked failed", count=interrupted)
+    scheduler = LapseScheduler(
+        app.engine, app.lifecycle, app.config.daemon.sync_interval, app.runner
+    )
+    scheduler.start()
+    log.info(
+        "lapse running",
+        state=app.engine.url.render_as_string(hide_password=True),
+        sync_interval=str(app.config.daemon.sync_interval),
+    )
+    return scheduler
+
+
+def _listen(app: App, scheduler: LapseScheduler) -> LapseHTTP | None:
+    """Start the webhook, health and metrics listener if the config asks for one."""
+    if app.config.daemon.listen is None:
+        return None
+    listener = LapseHTTP(app, scheduler, app.config.daemon.listen)
+    listener.start()
+    return listener
+
+
+def _reload(
+    app: App, scheduler: LapseScheduler, reload_config: Callable[[], Config] | None
+) -> tuple[App, LapseScheduler]:
+    """Swap in a freshly read config, or keep the running one if it is invalid."""
+    if reload_config is None:
+        log.warning("SIGHUP ignored: the daemon runs on its embedded defaults")
+        return app, scheduler
+    notify("RELOADING=1")
+    try:
+        config = reload_config()
+        if config.state.url != app.config.state.url:
+            # The one-daemon lock is held on the database this process started with.
+            raise ConfigError(["state.url changed: restart the daemon to move to another database"])
+        fresh = build_app(config, app.clock)
+    except (ConfigError, StateStoreError, SecretError, BillingError) as error:
+        log.error("config reload rejected; the running config stays", error=str(error))
+        notify("READY=1")
+        return app, scheduler
+    app.runner.stop_requested.set()
+    scheduler.shutdown()
+    app.transports.close()
+    app.engine.dispose()
+    log.info("config reloaded")
+    replacement = _start(fresh)
+    notify("READY=1")
+    return fresh, replacement
+
+
+def _status_line(app: App, scheduler: LapseScheduler) -> str:
+    """One line for `systemctl status`: the last sync and whether the brake holds."""
+    report = scheduler.last_report
+    if report is None or scheduler.last_sync is None:
+        return "starting: first billing sync"
+    line = f"last sync {scheduler.last_sync:%Y-%m-%d %H:%M} UTC: {report.summary()}"
+    return line
+
+
+def _expire_backups(app: App) -> None:
+    """Expire backups past their retention; a store failure is logged and retried later."""
+    try:
+        expired = expire_backups(app.backups, app.clock())
+    except (BackupStoreError, StateStoreError) as error:
+        log.error("backup retention could not run; will retry", error=str(error))
+        return
+    if expired:
+        log.info("expired backups past their retention", count=len(expired))
+
+
+def _install_signal_handlers(stop: threading.Event, reload_requested: threading.Event) -> None:
+    def _request_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal received", signal=signal.Signals(signum).name)
+        stop.set()
+
+    def _request_reload(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal received", signal=signal.Signals(signum).name)
+        reload_requested.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _request_stop)
+        signal.signal(signal.SIGINT, _request_stop)
+        signal.signal(signal.SIGHUP, _request_reload)

@@ -1,1 +1,0 @@
-"""Bundled sample data for the embedded defaults and `lapse simulate`."""
