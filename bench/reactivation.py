@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from daemon.config.schema import WebhooksConfig
 from daemon.config.secrets import SecretRef
-from daemon.policy import State
+from daemon.domain.states import State
 from daemon.runtime.http.server import LapseHTTP
 from daemon.runtime.http.signatures import sign_hmac
 from daemon.runtime.logs import configure_logging

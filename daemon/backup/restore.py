@@ -52,7 +52,7 @@ from daemon.backup.service import BackupService, object_key
 from daemon.backup.staging import StagedTarget
 from daemon.backup.stores.base import BackupStoreError, Readable
 from daemon.backup.verify import check_object
-from daemon.policy.model import State
+from daemon.domain.states import State
 from daemon.store.models import Account, Event
 from daemon.transport import CommandError, RemoteProcess, TransportError
 

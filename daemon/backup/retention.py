@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from daemon.backup.service import BackupService, object_key
 from daemon.backup.stores.base import BackupStoreError
-from daemon.policy.model import FAILED_STATES, SUSPENDED_STATES, State
+from daemon.domain.states import FAILED_STATES, SUSPENDED_STATES, State
 from daemon.store.models import Account, Backup, Event, ScheduledAction
 
 log = structlog.get_logger("lapse.backup")

@@ -13,11 +13,12 @@ from daemon.cli.common import config_option, read_config
 from daemon.config.schema import PolicyConfig
 from daemon.domain.clock import system_clock
 from daemon.domain.errors import UnknownAccountError
+from daemon.domain.notice_kinds import NoticeKind
 from daemon.domain.snapshot import AccountSnapshot
 from daemon.notices.compose import compose
 from daemon.notices.request import NoticeRequest
 from daemon.notices.templates import create_environment
-from daemon.policy import LifecycleRecord, NoticeKind
+from daemon.policy import LifecycleRecord
 from daemon.policy.instants import removal_instant, suspension_instant
 from daemon.runtime.app import open_state
 from daemon.store.migrate import migrate

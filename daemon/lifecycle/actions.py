@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from daemon.policy.model import Phase
+from daemon.domain.phases import Phase
 from daemon.store.models import ScheduledAction
 
 PENDING = "pending"

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from daemon.policy.model import SUSPENDED_STATES, Action, NoticeKind, Phase, State
+from daemon.domain.notice_kinds import NoticeKind
+from daemon.domain.phases import Phase
+from daemon.domain.states import SUSPENDED_STATES, State
+from daemon.policy.model import Action
 
 # Notices the policy asks for with a phase, which may only go out once it succeeded.
 _AFTER_PHASE = {Phase.UNSUSPEND: NoticeKind.REACTIVATION}

@@ -23,13 +23,14 @@ from daemon.config.schema import Config, PolicyConfig
 from daemon.domain.clock import Clock, system_clock
 from daemon.domain.errors import UnknownAccountError
 from daemon.domain.snapshot import AccountSnapshot, RowError
+from daemon.domain.states import State
 from daemon.domain.stored_snapshot import snapshot_digest, snapshot_to_json
 from daemon.lifecycle.actions import queue_playbook
 from daemon.lifecycle.after_acts import deferred_to, notice_after
 from daemon.lifecycle.brake import SafetyBrake
 from daemon.notices.desk import NoticeDesk
 from daemon.notices.money import minor_unit
-from daemon.policy import Action, Decision, LifecycleRecord, State, decide
+from daemon.policy import Action, Decision, LifecycleRecord, decide
 from daemon.policy.rules import owes
 from daemon.store.models import Account, Event, ScheduledAction
 from daemon.store.records import record_from_row, stored_snapshot, write_record

@@ -21,13 +21,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.config.schema import PolicyConfig
 from daemon.domain.clock import Clock
+from daemon.domain.notice_kinds import NoticeKind
 from daemon.domain.snapshot import AccountSnapshot
+from daemon.domain.states import State
 from daemon.notices.alerts import OpsAlerts
 from daemon.notices.delivery.base import Delivery, PermanentDeliveryError, TemporaryDeliveryError
 from daemon.notices.errors import NoticeError
 from daemon.notices.request import NoticeRequest
 from daemon.policy import accept_final_notice
-from daemon.policy.model import Action, LifecycleRecord, NoticeKind, State
+from daemon.policy.model import Action, LifecycleRecord
 from daemon.policy.rules import late_final_notice
 from daemon.store.models import Account, Correspondence, Event
 from daemon.store.records import record_from_row, write_record

@@ -8,8 +8,8 @@ from typing import Any
 
 from jinja2 import Environment, Template, TemplateError, TemplateNotFound
 
+from daemon.domain.notice_kinds import NoticeKind
 from daemon.notices.errors import RenderError
-from daemon.policy.model import NoticeKind
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from daemon.config.schema import PolicyConfig
+from daemon.domain.notice_kinds import NoticeKind
 from daemon.domain.snapshot import AccountSnapshot
-from daemon.policy.model import LifecycleRecord, NoticeKind
+from daemon.policy.model import LifecycleRecord
 
 # The record deadline each kind of notice names; rendering without it would
 # promise the client a date we do not know.

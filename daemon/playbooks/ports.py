@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.domain.clock import Clock
-from daemon.policy.model import State
+from daemon.domain.states import State
 
 
 class BrakeStatus(Protocol):

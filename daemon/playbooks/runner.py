@@ -39,6 +39,7 @@ from daemon.config.load import ConfigError
 from daemon.config.schema import BrandConfig, Config, HostConfig
 from daemon.domain.errors import LapseError, UnknownAccountError
 from daemon.domain.snapshot import Service
+from daemon.domain.states import SUSPENDED_STATES, State
 from daemon.notices.alerts import OpsAlerts
 from daemon.playbooks.claims import claim_is_stale, this_process
 from daemon.playbooks.library import PlaybookLibrary
@@ -54,7 +55,6 @@ from daemon.playbooks.steps import (
     StepOutcome,
 )
 from daemon.playbooks.templating import TemplateError, evaluate
-from daemon.policy.model import SUSPENDED_STATES, State
 from daemon.policy.rules import owes
 from daemon.store.models import Account, PlaybookRun, ScheduledAction, StepRecord
 from daemon.store.records import stored_snapshot

@@ -6,24 +6,15 @@ from datetime import datetime
 
 from daemon.config.schema import PolicyConfig
 from daemon.domain.snapshot import AccountSnapshot
+from daemon.domain.states import State
 from daemon.policy import rules
-from daemon.policy.model import (
-    Action,
-    Decision,
-    LifecycleRecord,
-    NoticeKind,
-    Phase,
-    State,
-)
+from daemon.policy.model import Action, Decision, LifecycleRecord
 from daemon.policy.rules import accept_final_notice
 
 __all__ = [
     "Action",
     "Decision",
     "LifecycleRecord",
-    "NoticeKind",
-    "Phase",
-    "State",
     "accept_final_notice",
     "decide",
 ]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from daemon.policy.model import SIDE_STATES, LifecycleRecord, State
+from daemon.domain.states import SIDE_STATES, State
+from daemon.policy.model import LifecycleRecord
 
 
 def pause(

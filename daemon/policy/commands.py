@@ -6,16 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from daemon.domain.errors import LapseError
+from daemon.domain.phases import Phase
+from daemon.domain.states import SIDE_STATES, SUSPENDED_STATES, State
 from daemon.policy.clock import pause, resume
-from daemon.policy.model import (
-    SIDE_STATES,
-    SUSPENDED_STATES,
-    Action,
-    Decision,
-    LifecycleRecord,
-    Phase,
-    State,
-)
+from daemon.policy.model import Action, Decision, LifecycleRecord
 from daemon.policy.rules import move
 
 

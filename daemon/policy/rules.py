@@ -9,7 +9,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from daemon.config.schema import PolicyConfig
+from daemon.domain.notice_kinds import NoticeKind
+from daemon.domain.phases import Phase
 from daemon.domain.snapshot import AccountSnapshot, Invoice
+from daemon.domain.states import DUNNING_STATES, SIDE_STATES, SUSPENDED_STATES, State
 from daemon.policy.clock import pause, resume
 from daemon.policy.instants import (
     removal_after_late_warning,
@@ -17,17 +20,7 @@ from daemon.policy.instants import (
     suspension_instant,
     warning_due,
 )
-from daemon.policy.model import (
-    DUNNING_STATES,
-    SIDE_STATES,
-    SUSPENDED_STATES,
-    Action,
-    Decision,
-    LifecycleRecord,
-    NoticeKind,
-    Phase,
-    State,
-)
+from daemon.policy.model import Action, Decision, LifecycleRecord
 from daemon.policy.window import next_contact_time
 
 # A suspension this much after its announced instant gets a fresh removal period.

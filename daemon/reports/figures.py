@@ -30,8 +30,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from daemon.domain.states import SIDE_STATES, State
 from daemon.notices.money import minor_unit
-from daemon.policy.model import SIDE_STATES, State
 from daemon.reports import payments as paying
 from daemon.store.models import Account, Event
 

@@ -17,8 +17,9 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from daemon.domain.notice_kinds import NoticeKind
+from daemon.domain.states import DUNNING_STATES, State
 from daemon.notices.money import minor_unit
-from daemon.policy.model import DUNNING_STATES, NoticeKind, State
 from daemon.store.models import Correspondence, Event
 
 PAID_REASON = "paid in full"

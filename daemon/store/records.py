@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from daemon.domain.snapshot import AccountSnapshot
+from daemon.domain.states import State
 from daemon.domain.stored_snapshot import snapshot_from_json
-from daemon.policy.model import LifecycleRecord, State
+from daemon.policy.model import LifecycleRecord
 from daemon.store.models import Account
 
 # The record fields that live in same-named columns of the accounts table.

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from daemon.cli.common import read_config
-from daemon.policy import State
+from daemon.domain.states import State
 from daemon.runtime.app import build_app
 from tests.e2e.daemon_process import LOCAL_STORES, lapse
 from tests.lab.backup_helpers import tree_fingerprint

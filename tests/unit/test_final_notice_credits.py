@@ -9,11 +9,13 @@ from decimal import Decimal
 
 from daemon.billing.parse import parse_document
 from daemon.config.schema import BrandConfig, PolicyConfig
+from daemon.domain.notice_kinds import NoticeKind
 from daemon.domain.snapshot import AccountSnapshot
+from daemon.domain.states import State
 from daemon.notices.compose import compose
 from daemon.notices.request import NoticeRequest
 from daemon.notices.templates import create_environment
-from daemon.policy import LifecycleRecord, NoticeKind, State
+from daemon.policy import LifecycleRecord
 from tests.unit.billing.helpers import nested_account
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

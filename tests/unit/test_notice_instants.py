@@ -16,12 +16,14 @@ import pytest
 
 from daemon.cli.notices import with_deadlines
 from daemon.config.schema import BrandConfig, PolicyConfig
+from daemon.domain.notice_kinds import NoticeKind
 from daemon.domain.snapshot import AccountSnapshot, Contact
+from daemon.domain.states import State
 from daemon.notices.compose import compose
 from daemon.notices.money import format_when
 from daemon.notices.request import NoticeRequest
 from daemon.notices.templates import create_environment
-from daemon.policy import Decision, LifecycleRecord, NoticeKind, State, decide
+from daemon.policy import Decision, LifecycleRecord, decide
 from daemon.policy.instants import removal_instant, suspension_instant, warning_due
 from daemon.policy.rules import late_final_notice
 from daemon.policy.window import next_contact_time, previous_contact_time

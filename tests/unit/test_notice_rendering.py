@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 
 from daemon.config.schema import BrandConfig, PolicyConfig
+from daemon.domain.notice_kinds import NoticeKind
 from daemon.domain.snapshot import AccountSnapshot, Contact, Invoice, LineItem
+from daemon.domain.states import State
 from daemon.notices.compose import compose
 from daemon.notices.money import format_money
 from daemon.notices.request import NoticeRequest
 from daemon.notices.templates import create_environment
-from daemon.policy import LifecycleRecord, NoticeKind, State
+from daemon.policy import LifecycleRecord
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SUSPEND_AT = datetime(2026, 3, 9, 8, 0, tzinfo=UTC)  # 17:00 in Tokyo

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.policy import LifecycleRecord, State, decide
+from daemon.domain.states import State
+from daemon.policy import LifecycleRecord, decide
 from daemon.policy.commands import CommandRefusedError, reactivate, suspend, unsuspend
 from tests.unit.policy_helpers import DAY, T0, Driver, snapshot
 

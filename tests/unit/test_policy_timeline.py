@@ -10,7 +10,8 @@ import pytest
 
 from daemon.config.schema import PolicyConfig
 from daemon.domain.snapshot import Instalment
-from daemon.policy import LifecycleRecord, State, accept_final_notice, decide
+from daemon.domain.states import State
+from daemon.policy import LifecycleRecord, accept_final_notice, decide
 from daemon.policy.commands import CommandRefusedError, hold, release
 from tests.unit.policy_helpers import DAY, T0, Driver, Step, anytime_policy, snapshot
 
