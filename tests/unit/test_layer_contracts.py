@@ -59,6 +59,10 @@ def test_the_tree_keeps_every_contract(tree_copy: Path) -> None:
         ("daemon/policy/rules.py", "import sqlalchemy", "The policy and the vocabulary"),
         # The vocabulary running a host command.
         ("daemon/domain/clock.py", "import subprocess", "The policy and the vocabulary"),
+        # Two files of one room importing each other (a cycle the layers cannot see).
+        ("daemon/backup/verify.py", "import daemon.backup.service", "No import cycles"),
+        # A cycle between two sub-packages of one room.
+        ("daemon/backup/stores/base.py", "import daemon.backup.archive", "No import cycles"),
         # A step type used outside playbooks.
         ("daemon/notices/compose.py", "import daemon.playbooks.steps.run", "Step types"),
     ],
@@ -72,4 +76,4 @@ def test_an_offending_import_breaks_its_contract(
     assert run.returncode != 0, run.stdout
     broken = run.stdout.split("Broken contracts", 1)[1]
     assert contract in broken, run.stdout
-    assert module.removesuffix(".py").replace("/", ".") in broken
+    assert Path(module).stem in broken
