@@ -5,7 +5,7 @@ A notice kind is one member of `NoticeKind`. Its value names it everywhere: the
 log, the `X-Lapse-Notice` header, the keys of `lapse report --json`, and the base
 name of its two templates. Its `NoticeFacts` say how the rest of Lapse treats it.
 No other module keeps a table of kinds or branches on one kind: each asks a kind
-for its facts (tests/unit/test_notice_kinds.py fails a module that does not).
+for its facts (tests/unit/test_notice_kinds.py fails on a module that keeps one).
 
 How to add a notice kind
 ------------------------
@@ -21,10 +21,12 @@ How to add a notice kind
    succeeded goes out by its facts alone (`after`). Any other notice is sent by
    the policy rule that decides when in the lifecycle it is due
    (daemon/policy/rules.py, `Action.send(NoticeKind.NAME)`): that is lifecycle
-   behaviour, not vocabulary, and a kind only renamed or re-described needs none.
+   behaviour, not vocabulary.
 
 Then `.venv/bin/pytest tests/unit/test_notice_kinds.py tests/unit/test_notice_rendering.py`
-checks that its templates exist and that it renders.
+checks that its templates exist, that it renders, and that no other module
+keeps a fact about a kind. A kind that asks for money adds its column to
+`lapse report`, whose exact output tests/lab/test_reports.py states.
 
 This module imports nothing of Lapse outside the domain vocabulary and does no I/O.
 """

@@ -15,11 +15,14 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from daemon.domain.notice_kinds import NoticeKind
+from daemon.domain.notice_kinds import NoticeFacts, NoticeKind
+from daemon.domain.phases import Phase
+from daemon.domain.states import State
 from daemon.notices.templates import create_environment
 from daemon.store.models import Correspondence
 
@@ -284,7 +287,19 @@ def test_a_new_kind_needs_only_its_entry_and_its_two_templates(tmp_path: Path) -
     assert seen["header"] == "backup-copy"
     assert seen["without_deadline"] == "a backup-copy notice needs record.delete_at"
     assert "backup-copy" in seen["preview_choices"]
-    assert seen["reported"] == ["reminder", "final", "suspension", "removal-warning", "backup-copy"]
-    assert seen["after_suspend"] == ["suspension", "backup-copy"]
+    # After the kinds already there, whichever they are: a kind added later keeps this test.
+    assert seen["reported"] == [*_values(lambda facts: facts.asks_for_money), "backup-copy"]
+    assert seen["after_suspend"] == [*_values(_states_the_suspension), "backup-copy"]
     assert seen["deferred"] == ["backup-copy"]
     assert scan(tmp_path) == []
+
+
+def _values(holds: Callable[[NoticeFacts], bool]) -> list[str]:
+    """Return the values of the kinds whose facts `holds`, in lifecycle order."""
+    return [kind.value for kind in NoticeKind if holds(kind.facts)]
+
+
+def _states_the_suspension(facts: NoticeFacts) -> bool:
+    """Whether a notice goes out once the suspend phase finished with the account suspended."""
+    after = facts.after
+    return after is not None and after.phase is Phase.SUSPEND and State.SUSPENDED in after.states
