@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from sqlalchemy import String
 
 from daemon.domain.notice_kinds import NoticeFacts, NoticeKind
 from daemon.domain.phases import Phase
@@ -168,7 +169,9 @@ def test_every_kind_has_its_two_templates_and_a_subject(kind: NoticeKind) -> Non
 
 @pytest.mark.parametrize("kind", list(NoticeKind))
 def test_every_kind_fits_the_correspondence_log(kind: NoticeKind) -> None:
-    assert len(kind.value) <= Correspondence.__table__.c.notice.type.length
+    column = Correspondence.__table__.c.notice.type
+    assert isinstance(column, String) and column.length is not None
+    assert len(kind.value) <= column.length
 
 
 def test_a_kind_defined_without_its_facts_is_refused(
