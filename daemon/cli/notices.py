@@ -80,8 +80,9 @@ def preview(account: str, kind: str, number: int, as_html: bool, config_path: Pa
     policy = config.policy_for(snapshot.plan)
     record = with_deadlines(record, snapshot, policy, now)
     notice = NoticeKind(kind)
-    numbered = notice in (NoticeKind.REMINDER, NoticeKind.REMOVAL_WARNING)
-    request = NoticeRequest(notice, number if numbered else 0, snapshot, record, policy, now)
+    request = NoticeRequest(
+        notice, number if notice.facts.numbered else 0, snapshot, record, policy, now
+    )
     environment = create_environment(config.notices.templates_dir)
     message = compose(request, config.notices.brand, environment)
     for header in ("From", "To", "Subject", "Date"):

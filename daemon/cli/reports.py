@@ -67,8 +67,9 @@ def report(
       became_overdue, paid_since  accounts that fell into dunning in the window;
                                   of them, those that paid since
       recovery_rate               paid_since / became_overdue (null if none)
-      median_days_to_pay_after    reminder, final, suspension, removal-warning ->
-                                  median days (null when no payment followed one)
+      median_days_to_pay_after    each notice type that asks for money (reminder,
+                                  final, ...) -> median days (null when no payment
+                                  followed one)
       payments_after              the same notice types -> payments counted
       suspensions, reactivations, deletions   counts in the window
     Definitions: docs/reports.md.

@@ -26,7 +26,7 @@ from daemon.domain.snapshot import AccountSnapshot, RowError
 from daemon.domain.states import State
 from daemon.domain.stored_snapshot import snapshot_digest, snapshot_to_json
 from daemon.lifecycle.actions import queue_playbook
-from daemon.lifecycle.after_acts import deferred_to, notice_after
+from daemon.lifecycle.after_acts import deferred_to, notices_after
 from daemon.lifecycle.brake import SafetyBrake
 from daemon.notices.desk import NoticeDesk
 from daemon.notices.money import minor_unit
@@ -231,8 +231,8 @@ class LifecycleEngine:
 
     def phase_done(self, action_id: int) -> None:
         """Record the queued phase `action_id` done and, in the same transaction, queue
-        the client notice its success makes true (see daemon.lifecycle.after_acts), then
-        deliver it. The suspension notice offers the backup that phase took."""
+        the client notices its success makes true (see daemon.lifecycle.after_acts), then
+        deliver them. A notice that offers a download offers the backup that phase took."""
         now = self.clock()
         with self.sessions.begin() as session:
             action = session.get(ScheduledAction, action_id)
@@ -242,17 +242,17 @@ class LifecycleEngine:
             snapshot = stored_snapshot(row) if row is not None else None
             queued_by = session.get(Event, action.event_id) if action.event_id else None
             promised = (queued_by.details or {}).get("actions", []) if queued_by else []
-            kind = notice_after(action.name, State(row.state), promised) if row else None
-            if row is not None and snapshot is not None and kind is not None:
-                self.notices.queue(
-                    session,
-                    snapshot,
-                    record_from_row(row),
-                    self.policy_for(row.plan),
-                    Action.send(kind),
-                    now,
-                    backup_since=action.created_at,
-                )
+            if row is not None and snapshot is not None:
+                for kind in notices_after(action.name, State(row.state), promised):
+                    self.notices.queue(
+                        session,
+                        snapshot,
+                        record_from_row(row),
+                        self.policy_for(row.plan),
+                        Action.send(kind),
+                        now,
+                        backup_since=action.created_at,
+                    )
         self.notices.deliver_pending()
 
     def note(self, account_id: str, reason: str, details: dict[str, Any], actor: str) -> None:

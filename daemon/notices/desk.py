@@ -36,9 +36,6 @@ from daemon.store.records import record_from_row, write_record
 
 log = structlog.get_logger("lapse.notices")
 
-# Notices sent once the site is backed up, which can offer the client a copy.
-_NOTICES_WITH_DOWNLOAD = frozenset({NoticeKind.SUSPENSION, NoticeKind.REMOVAL_WARNING})
-
 Composer = Callable[[NoticeRequest], EmailMessage]
 
 
@@ -67,9 +64,10 @@ class NoticeDesk:
     def _download_url(
         self, account_id: str, kind: NoticeKind, since: datetime | None
     ) -> str | None:
-        """Return the backup link a suspension or removal warning offers, if there is one:
-        to the newest verified backup made at or after `since` (any when None)."""
-        if self.download_link is None or kind not in _NOTICES_WITH_DOWNLOAD:
+        """Return the backup link a notice that offers one (a suspension or removal warning)
+        carries, if there is one: to the newest verified backup made at or after `since`
+        (any when None)."""
+        if self.download_link is None or not kind.facts.offers_download:
             return None
         return self.download_link(account_id, since)
 
@@ -186,7 +184,7 @@ class NoticeDesk:
                 self._refused(session, letter, str(error))
                 return False
             letter.status, letter.receipt, letter.sent_at = "sent", receipt, self.clock()
-            if letter.notice == NoticeKind.FINAL.value:
+            if _starts_notice_period(letter.notice):
                 self._final_notice_accepted(session, letter.account_id, letter.sent_at)
             log.info(
                 "notice sent",
@@ -262,7 +260,7 @@ class NoticeDesk:
         what = f"{letter.notice} notice to {letter.recipient} not delivered: {error}"
         account = session.get(Account, letter.account_id)
         held = account is not None and account.state == State.FINAL_NOTICE.value
-        if letter.notice == NoticeKind.FINAL.value and held:
+        if _starts_notice_period(letter.notice) and held:
             session.add(
                 Event(
                     account_id=letter.account_id,
@@ -278,3 +276,10 @@ class NoticeDesk:
             self.alerts.alert("notice-refused", letter.account_id, what, now)
         else:
             log.error("notice delivery failed", account=letter.account_id, detail=what)
+
+
+def _starts_notice_period(notice: str) -> bool:
+    """Return whether a notice of the kind named `notice` (as the correspondence log
+    stores it) starts the notice period before suspension: the final notice."""
+    kind = NoticeKind.named(notice)
+    return kind is not None and kind.facts.starts_notice_period

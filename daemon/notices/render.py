@@ -22,14 +22,15 @@ class RenderedNotice:
 
 
 def render_notice(env: Environment, kind: NoticeKind, context: Mapping[str, Any]) -> RenderedNotice:
-    """Render `<kind>.txt` (with its `subject` block) and `<kind>.html` with `context`.
+    """Render the kind's text template (with its `subject` block) and its HTML template
+    (`<kind>.txt`, `<kind>.html`) with `context`.
 
     The subject is rendered first and passed to both bodies as `subject`.
     Raises RenderError naming the template when one is missing, broken or
     uses an undefined variable.
     """
-    text_template = _load(env, f"{kind}.txt")
-    html_template = _load(env, f"{kind}.html")
+    text_template = _load(env, kind.text_template)
+    html_template = _load(env, kind.html_template)
     subject = _render_subject(text_template, context)
     full = {**context, "subject": subject}
     return RenderedNotice(

@@ -10,14 +10,6 @@ from daemon.domain.notice_kinds import NoticeKind
 from daemon.domain.snapshot import AccountSnapshot
 from daemon.policy.model import LifecycleRecord
 
-# The record deadline each kind of notice names; rendering without it would
-# promise the client a date we do not know.
-_REQUIRED_DEADLINES = {
-    NoticeKind.FINAL: "suspend_at",
-    NoticeKind.SUSPENSION: "delete_at",
-    NoticeKind.REMOVAL_WARNING: "delete_at",
-}
-
 
 @dataclass(frozen=True)
 class NoticeRequest:
@@ -44,7 +36,8 @@ class NoticeRequest:
     def __post_init__(self) -> None:
         if self.now.tzinfo is None:
             raise ValueError("NoticeRequest.now must be timezone-aware")
-        deadline = _REQUIRED_DEADLINES.get(self.kind)
+        # Rendering without the deadline the kind names would promise a date nobody knows.
+        deadline = self.kind.facts.deadline
         if deadline is not None and getattr(self.record, deadline) is None:
             raise ValueError(f"a {self.kind} notice needs record.{deadline}")
 

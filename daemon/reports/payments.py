@@ -24,12 +24,7 @@ from daemon.store.models import Correspondence, Event
 
 PAID_REASON = "paid in full"
 # The notices that ask for money, in the order the lifecycle sends them.
-DUNNING_NOTICES = (
-    NoticeKind.REMINDER,
-    NoticeKind.FINAL,
-    NoticeKind.SUSPENSION,
-    NoticeKind.REMOVAL_WARNING,
-)
+DUNNING_NOTICES = tuple(kind for kind in NoticeKind if kind.facts.asks_for_money)
 _ENTERING = frozenset(s.value for s in DUNNING_STATES)
 _DAY_SECONDS = 86400
 

@@ -59,7 +59,7 @@ def render(kind: NoticeKind, snapshot: AccountSnapshot, **extra: object) -> tupl
         delete_at=SUSPEND_AT + timedelta(days=30),
         reminders_sent=1,
     )
-    number = 1 if kind in (NoticeKind.REMINDER, NoticeKind.REMOVAL_WARNING) else 0
+    number = 1 if kind.facts.numbered else 0
     templates_dir = extra.pop("templates_dir", None)
     request = NoticeRequest(kind, number, snapshot, record, PolicyConfig(), NOW, **extra)  # type: ignore[arg-type]
     message = compose(request, BRAND, create_environment(templates_dir))  # type: ignore[arg-type]
@@ -74,7 +74,7 @@ def test_every_notice_kind_renders_text_and_html_with_headers(kind: NoticeKind) 
     snapshot = account()
     request = NoticeRequest(
         kind,
-        1 if kind in (NoticeKind.REMINDER, NoticeKind.REMOVAL_WARNING) else 0,
+        1 if kind.facts.numbered else 0,
         snapshot,
         LifecycleRecord(account_id="acme", suspend_at=SUSPEND_AT, delete_at=SUSPEND_AT),
         PolicyConfig(),
