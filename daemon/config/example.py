@@ -10,8 +10,9 @@ option by name. How the schema becomes TOML:
 - A required option is written with its first example. An optional one is commented
   out (`# key = value`) with its default, or with its first example where the default
   is unset or empty; uncommented alone, it lands in the table that owns it. A table
-  field's example, when it names an option, gives that option's example there (the
-  PostgreSQL port of a host is not the MariaDB one, though both use one model).
+  field's example, when it names an option, takes the place of that option's first
+  example there (the PostgreSQL port of a host is not the MariaDB one, though both
+  tables use one model).
 - A table that may be left out and cannot be empty (`auth: HttpAuth | None`) has its
   header commented out too; one with defaults for every option is written, empty.
 - A table picked by its `type` (billing, backup.store, notices.notifier) is written
@@ -197,7 +198,9 @@ def _option_lines(
     hints: Mapping[str, Any],
 ) -> list[str]:
     """The description and the `key = value` line of one option, commented out if optional."""
-    examples = [hints[name]] if name in hints else list(info.examples or ())
+    examples = list(info.examples or ())
+    if name in hints:
+        examples[:1] = [hints[name]]  # the table's own example comes first, in its place
     if name in given:
         value, written, examples = given[name], active, []
     elif info.is_required():
