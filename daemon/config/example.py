@@ -87,6 +87,8 @@ class _Table:
 
 
 def _table_lines(table: _Table) -> list[str]:
+    """The lines of `table`: a blank line, its comment, its header, its options, then its
+    sub-tables, each the same way."""
     header = "[" + ".".join(tomlkit.key(part).as_string() for part in table.path) + "]"
     lines = ["", *table.comment, header if table.active else f"# {header}", *table.body]
     for sub in table.tables:
@@ -265,12 +267,14 @@ def _shape(annotation: Any) -> _Value | _SubTable | _Kinds | _Named:
 
 
 def _without_none(annotation: Any) -> list[Any]:
+    """The members of a union other than None; the annotation alone when not a union."""
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         return [arg for arg in typing.get_args(annotation) if arg is not type(None)]
     return [annotation]
 
 
 def _literal_choices(annotation: Any) -> list[str]:
+    """The values a Literal annotation (or an optional one) allows; [] for other types."""
     for member in _without_none(annotation):
         if typing.get_origin(member) is Literal:
             return [str(arg) for arg in typing.get_args(member)]
@@ -319,6 +323,7 @@ def _reads_as_toml(text: str) -> bool:
 
 
 def _choices(values: list[str]) -> str:
+    """`"a", "b" or "c"`."""
     quoted = [_toml(value) for value in values]
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
 
@@ -327,6 +332,7 @@ def _choices(values: list[str]) -> str:
 
 
 def _first_example(info: FieldInfo) -> Any:
+    """The field's first example, or None."""
     return info.examples[0] if info.examples else None
 
 
@@ -344,6 +350,7 @@ def _toml(value: object) -> str:
 
 
 def _item(value: object) -> tomlkit.items.Item:
+    """A tomlkit item for a plain value; tables become inline tables."""
     if isinstance(value, dict):
         table = tomlkit.inline_table()
         for key, inner in value.items():
