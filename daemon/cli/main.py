@@ -40,6 +40,7 @@ _PEOPLE_ERRORS = (
 _COMMAND_MODULES = {
     "run": "process",
     "check-config": "process",
+    "config": "configuration",
     "migrate": "process",
     "status": "views",
     "accounts": "views",

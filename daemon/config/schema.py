@@ -2,6 +2,10 @@
 
 Every option has a description and an example; unknown keys are refused.
 Relative paths are resolved against the config file's directory by the loader.
+The descriptions, examples and defaults here are also the operator's documentation:
+daemon.config.example writes config.example.toml from them (`lapse config example`),
+using each table's field description, each kind's class docstring, and the docstring
+of `Config` as the file's opening comment.
 """
 
 from __future__ import annotations
@@ -45,12 +49,16 @@ class StateConfig(Section):
     """Where Lapse keeps its state."""
 
     url: str = Field(
-        description="SQLAlchemy URL of the state database: SQLite (a file) or PostgreSQL.",
-        examples=["sqlite:////var/lib/lapse/state.db", "postgresql+psycopg://lapse@db/lapse"],
+        description="SQLAlchemy URL of the state database: SQLite (a file, in WAL mode) or "
+        "PostgreSQL.",
+        examples=[
+            "sqlite:////var/lib/lapse/state.db",
+            "postgresql+psycopg://lapse@db.internal/lapse",
+        ],
     )
     password: SecretRef | None = Field(
         default=None,
-        description="Password for the state database, kept out of the URL.",
+        description="Password of the state database (PostgreSQL), kept out of the URL.",
         examples=[{"env": "LAPSE_DB_PASSWORD"}],
     )
 
@@ -60,7 +68,8 @@ class DaemonConfig(Section):
 
     sync_interval: Duration = Field(
         default=timedelta(minutes=15),
-        description="How often the billing source is read in full.",
+        description="How often the billing source is read in full. Deadlines in between are "
+        "met by wake-ups scheduled at each account's next deadline.",
         examples=["15m"],
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
@@ -68,16 +77,19 @@ class DaemonConfig(Section):
     )
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto",
-        description="'json' lines (journald), 'console' (readable), or 'auto': console on a "
-        "terminal, json otherwise.",
+        description="'json' lines (for journald), 'console' (readable), or 'auto': console on "
+        "a terminal, json otherwise.",
         examples=["auto"],
     )
     brake_share: float = Field(
         default=0.25,
         gt=0,
         le=1,
-        description="Share of known accounts turning overdue in one sync that trips the "
-        "safety brake (a billing outage or a bad query, not a bad month).",
+        description="The safety brake: when one sync would turn more than this share of the "
+        "known accounts overdue at once (and at least brake_min_accounts), Lapse suspects the "
+        "billing data (an outage, a bad query, not a bad month), takes no lifecycle step for "
+        "owing accounts, alerts ops and waits for `lapse brake release`. Payments still "
+        "reactivate.",
         examples=[0.25],
     )
     brake_min_accounts: int = Field(
@@ -94,13 +106,13 @@ class DaemonConfig(Section):
     )
     watchdog: bool = Field(
         default=True,
-        description="Ping systemd's watchdog (when the unit sets WatchdogSec).",
+        description="Ping systemd's watchdog from the main loop (when the unit sets WatchdogSec).",
         examples=[True],
     )
 
 
 class FileBilling(Section):
-    """Billing data from a JSON or CSV file (the embedded default)."""
+    """A JSON or CSV file with the accounts (the embedded default)."""
 
     type: Literal["file"] = Field(description="Billing source kind.", examples=["file"])
     path: Path = Field(
@@ -109,18 +121,18 @@ class FileBilling(Section):
     )
     format: Literal["auto", "json", "csv"] = Field(
         default="auto",
-        description="File format; 'auto' picks from the file name's extension.",
+        description="File format; 'auto' picks json or csv from the file name's extension.",
         examples=["auto"],
     )
 
 
 class SqlBilling(Section):
-    """Billing data from any database SQLAlchemy can reach, by a configured query."""
+    """Any database SQLAlchemy can reach, read by a configured query."""
 
     type: Literal["sql"] = Field(description="Billing source kind.", examples=["sql"])
     url: str = Field(
         description="SQLAlchemy URL of the billing database (no password in it).",
-        examples=["mysql+pymysql://lapse@billing/whmcs"],
+        examples=["mysql+pymysql://lapse@billing.internal/whmcs"],
     )
     password: SecretRef | None = Field(
         default=None,
@@ -128,7 +140,7 @@ class SqlBilling(Section):
         examples=[{"env": "BILLING_DB_PASSWORD"}],
     )
     query: str = Field(
-        description="SELECT returning one row per open invoice line with the columns "
+        description="SELECT returning one row per open invoice line, with the columns "
         "documented in docs/billing.md.",
         examples=["SELECT * FROM lapse_billing_view"],
     )
@@ -146,7 +158,9 @@ class HttpAuth(Section):
     )
     username: str | None = Field(default=None, description="Basic auth user.", examples=["lapse"])
     password: SecretRef | None = Field(
-        default=None, description="Basic auth password.", examples=[{"file": "/etc/lapse/pw"}]
+        default=None,
+        description="Basic auth password.",
+        examples=[{"file": "/etc/lapse/billing-password"}],
     )
 
     @model_validator(mode="after")
@@ -159,7 +173,7 @@ class HttpAuth(Section):
 
 
 class HttpBilling(Section):
-    """Billing data from a JSON endpoint."""
+    """A JSON endpoint answering GET."""
 
     type: Literal["http"] = Field(description="Billing source kind.", examples=["http"])
     url: str = Field(
@@ -168,7 +182,7 @@ class HttpBilling(Section):
     )
     auth: HttpAuth | None = Field(
         default=None,
-        description="How to authenticate.",
+        description="How Lapse authenticates to the endpoint; unset: no authentication.",
         examples=[{"type": "bearer", "token": {"env": "BILLING_TOKEN"}}],
     )
     timeout: Duration = Field(
@@ -177,7 +191,7 @@ class HttpBilling(Section):
 
 
 class WhmcsBilling(Section):
-    """Billing data from WHMCS, read through its API (one Lapse account per WHMCS client)."""
+    """WHMCS, read through its API: one Lapse account per WHMCS client (whmcs-<id>)."""
 
     type: Literal["whmcs"] = Field(description="Billing source kind.", examples=["whmcs"])
     url: str = Field(
@@ -185,14 +199,16 @@ class WhmcsBilling(Section):
         examples=["https://billing.example.com"],
     )
     identifier: SecretRef = Field(
-        description="API credential identifier.", examples=[{"env": "WHMCS_IDENTIFIER"}]
+        description="API credential identifier (give the credential a read-only role).",
+        examples=[{"env": "WHMCS_IDENTIFIER"}],
     )
     secret: SecretRef = Field(
         description="API credential secret.", examples=[{"file": "/etc/lapse/whmcs-secret"}]
     )
     servers: dict[str, Name] = Field(
         default_factory=dict,
-        description="WHMCS server name -> Lapse host name; unlisted servers keep their name.",
+        description="WHMCS server name -> Lapse host name (a [hosts] table); unlisted "
+        "servers keep their name.",
         examples=[{"cpanel-01": "web1"}],
     )
     docroot: str = Field(
@@ -214,11 +230,12 @@ class WhmcsBilling(Section):
 
 
 class StripeBilling(Section):
-    """Billing data from Stripe: open invoices and customers (one account per customer)."""
+    """Stripe's customers and open invoices: one Lapse account per customer (cus_...)."""
 
     type: Literal["stripe"] = Field(description="Billing source kind.", examples=["stripe"])
     api_key: SecretRef = Field(
-        description="Secret or restricted API key with read access to customers and invoices.",
+        description="Secret or restricted API key with read access to customers and "
+        "invoices (a restricted key is enough).",
         examples=[{"env": "STRIPE_API_KEY"}],
     )
     url: str = Field(
@@ -249,7 +266,12 @@ BillingConfig = Annotated[
 
 
 class PolicyConfig(Section):
-    """The lifecycle timeline for one plan. Plans other than 'default' override it key by key."""
+    """The lifecycle timeline for one plan. Plans other than 'default' override it key by key.
+
+    The defaults follow common practice: reminders over 2-3 weeks, a final notice around
+    day 28 naming the suspension date, suspension 7 days later, deletion 30 days after
+    suspension with warnings 14 and 3 days before.
+    """
 
     reminder_offsets: list[Duration] = Field(
         default=[timedelta(days=3), timedelta(days=10), timedelta(days=17)],
@@ -263,7 +285,8 @@ class PolicyConfig(Section):
     )
     notice_period: Duration = Field(
         default=timedelta(days=7),
-        description="Time between the final notice and suspension; the notice names the date.",
+        description="Time between the final notice and suspension; the notice names the "
+        "exact date.",
         examples=["7d"],
     )
     removal_period: Duration = Field(
@@ -278,7 +301,8 @@ class PolicyConfig(Section):
     )
     min_contact_gap: Duration = Field(
         default=timedelta(days=3),
-        description="Least time between two optional contacts (reminders, warnings).",
+        description="Least time between two contacts with a client (reminders, warnings); "
+        "a later contact waits.",
         examples=["3d"],
     )
     min_balance: Decimal = Field(
@@ -307,15 +331,16 @@ class PolicyConfig(Section):
     quiet_hours: str | None = Field(
         default="20:00-08:00",
         pattern=r"^(([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d)?$",
-        description="No client contact in these hours of the client's local time "
-        "('HH:MM-HH:MM', may wrap midnight; a contact due then waits for the end; "
-        "'' for none).",
+        description="No client contact in these hours of the client's local time (the "
+        "contact's time zone in billing): 'HH:MM-HH:MM', may wrap midnight; a contact due "
+        "then waits for the end; '' for none.",
         examples=["20:00-08:00"],
     )
     contact_days: list[Weekday] = Field(
         default=["mon", "tue", "wed", "thu", "fri"],
         min_length=1,
-        description="Days of the client's local week on which notices may go out.",
+        description="Days of the client's local week on which notices may go out. "
+        "Suspension and deletion also wait for a contact day, since each comes with a notice.",
         examples=[["mon", "tue", "wed", "thu", "fri"]],
     )
 
@@ -336,12 +361,12 @@ class DatabaseAdmin(Section):
     """How Lapse reaches a host's database server to dump and restore account databases.
 
     The password goes to the dump tools through their environment on the host
-    (MYSQL_PWD, PGPASSWORD), never on a command line.
+    (MYSQL_PWD, PGPASSWORD), never on a command line. Unset keys use the tools' defaults.
     """
 
     host: str | None = Field(
         default=None,
-        description="Database server address as seen from the host; unset uses the local socket.",
+        description="Database server address as seen from the host; unset: the local socket.",
         examples=["127.0.0.1"],
     )
     port: int | None = Field(
@@ -363,7 +388,8 @@ class HostConfig(Section):
     """A hosting server Lapse acts on."""
 
     transport: Literal["local", "ssh"] = Field(
-        description="'local' runs commands on this machine; 'ssh' on a remote host.",
+        description="'ssh' runs commands on a remote host; 'local' on this machine, when "
+        "Lapse runs on the hosting server itself.",
         examples=["ssh"],
     )
     address: str | None = Field(
@@ -373,16 +399,18 @@ class HostConfig(Section):
     user: str = Field(default="root", description="SSH user.", examples=["root"])
     key_file: Path | None = Field(
         default=None,
-        description="Private key for SSH; the agent is used when unset.",
+        description="Private key for SSH; the SSH agent is used when unset.",
         examples=["/etc/lapse/id_ed25519"],
     )
     known_hosts: Path | None = Field(
         default=None,
-        description="known_hosts file the host key is verified against (required for ssh).",
+        description="known_hosts file the host key is verified against (required for ssh); "
+        "an unknown or changed key stops the run.",
         examples=["/etc/lapse/known_hosts"],
     )
     playbook: Name = Field(
-        description="Playbook (file name without .toml) used for this host.",
+        description="Playbook used for this host: a file name without .toml, looked up in "
+        "playbooks_dir and then among the shipped playbooks/<name>.toml.",
         examples=["nginx-linux"],
     )
     allowed_roots: list[Path] = Field(
@@ -408,18 +436,23 @@ class HostConfig(Section):
     )
     vars: dict[str, str] = Field(
         default_factory=dict,
-        description="Values for this host's playbook, overriding the playbook's [vars].",
+        description="Values for this host's playbook, overriding the playbook's own [vars].",
         examples=[{"sites_dir": "/etc/nginx/sites-enabled"}],
     )
     mariadb: DatabaseAdmin = Field(
         default_factory=DatabaseAdmin,
-        description="Access to the host's MariaDB/MySQL server for dumps and restores.",
+        description="How backups reach the host's MariaDB/MySQL server (mysqldump); "
+        "passwords go to the tools through their environment on the host, never on a "
+        "command line.",
         examples=[{"user": "lapse_backup", "password": {"env": "LAPSE_MARIADB_PASSWORD"}}],
     )
     postgresql: DatabaseAdmin = Field(
         default_factory=DatabaseAdmin,
-        description="Access to the host's PostgreSQL server for dumps and restores.",
-        examples=[{"user": "postgres"}],
+        description="How backups reach the host's PostgreSQL server (pg_dump); unset keys "
+        "use the tools' defaults (peer authentication as the SSH user).",
+        examples=[
+            {"port": 5432, "user": "postgres", "password": {"env": "LAPSE_POSTGRES_PASSWORD"}}
+        ],
     )
 
     @model_validator(mode="after")
@@ -430,35 +463,43 @@ class HostConfig(Section):
 
 
 class LocalStore(Section):
-    """Backups kept in a local directory (the embedded default)."""
+    """A directory on this machine (the embedded default)."""
 
     type: Literal["local"] = Field(description="Backup store kind.", examples=["local"])
-    path: Path = Field(description="Directory backups are written to.", examples=["/srv/backups"])
+    path: Path = Field(
+        description="Directory backups are written to.", examples=["/var/lib/lapse/backups"]
+    )
 
 
 class S3Store(Section):
-    """Backups kept in an S3-compatible bucket."""
+    """An S3 bucket, on AWS or any S3-compatible endpoint."""
 
     type: Literal["s3"] = Field(description="Backup store kind.", examples=["s3"])
     bucket: str = Field(description="Bucket name.", examples=["lapse-backups"])
-    prefix: str = Field(default="", description="Key prefix.", examples=["lapse/"])
+    prefix: str = Field(
+        default="", description="Key prefix inside the bucket.", examples=["lapse/"]
+    )
     endpoint_url: str | None = Field(
         default=None,
-        description="Endpoint for non-AWS stores (MinIO, Ceph RGW, Wasabi, B2, R2).",
+        description="Endpoint for non-AWS stores (MinIO, Ceph RGW, Wasabi, B2, R2); unset for AWS.",
         examples=["https://s3.eu-central-1.wasabisys.com"],
     )
     region: str | None = Field(default=None, description="Region.", examples=["eu-central-1"])
     access_key_id: SecretRef | None = Field(
-        default=None, description="Access key id.", examples=[{"env": "LAPSE_S3_KEY_ID"}]
+        default=None,
+        description="Access key id; the standard AWS credential chain is used when unset.",
+        examples=[{"env": "LAPSE_S3_KEY_ID"}],
     )
     secret_access_key: SecretRef | None = Field(
-        default=None, description="Secret access key.", examples=[{"env": "LAPSE_S3_SECRET"}]
+        default=None,
+        description="Secret access key; the standard AWS credential chain is used when unset.",
+        examples=[{"env": "LAPSE_S3_SECRET"}],
     )
     server_side_encryption: Literal["AES256", "aws:kms"] | None = Field(
         default=None, description="Server-side encryption to request.", examples=["AES256"]
     )
     storage_class: str | None = Field(
-        default=None, description="Storage class for backup objects.", examples=["STANDARD_IA"]
+        default=None, description="Storage class of backup objects.", examples=["STANDARD_IA"]
     )
     kms_key_id: str | None = Field(
         default=None,
@@ -476,14 +517,15 @@ class S3Store(Section):
         default=2,
         ge=1,
         le=16,
-        description="Parts uploaded at once; memory is about this x the part size, "
-        "one part more where the source cannot hold a part itself (a local host, whose "
-        "output has no SSH window to wait in, or parts larger than that window).",
+        description="Parts uploaded at once; memory is about this x the part size (8 MiB "
+        "or more), one part more where the source cannot hold a part itself (a local host, "
+        "whose output has no SSH window to wait in, or parts larger than that window).",
         examples=[2],
     )
     download_link_expiry: Duration = Field(
         default=timedelta(days=7),
-        description="How long a client's backup download link stays valid (at most 7 days).",
+        description="How long a client's backup download link (in the suspension notice) "
+        "stays valid; at most 7d.",
         examples=["7d"],
     )
     object_lock: Literal["preferred", "required"] = Field(
@@ -492,7 +534,8 @@ class S3Store(Section):
         "deletion relied on is locked for backup.retention from the deletion. 'preferred': "
         "a bucket without it is reported by check-config and at start, and deletions go "
         "ahead unlocked; 'required': check-config fails, the daemon does not start, and "
-        "no deletion goes ahead without the lock.",
+        "no deletion goes ahead without the lock. Object Lock can only be turned on when a "
+        "bucket is created.",
         examples=["required"],
     )
 
@@ -510,7 +553,8 @@ class BackupConfig(Section):
     """Where backups go and how long they stay."""
 
     store: StoreConfig = Field(
-        description="The backup store.", examples=[{"type": "local", "path": "/srv/backups"}]
+        description="Where backups are written: a local directory or an S3 bucket.",
+        examples=[{"type": "local", "path": "/var/lib/lapse/backups"}],
     )
     retention: Duration = Field(
         default=timedelta(days=90),
@@ -520,22 +564,27 @@ class BackupConfig(Section):
 
 
 class OutboxNotifier(Section):
-    """Notices written as .eml files to a directory (the embedded default)."""
+    """.eml files written to a directory, sent by nobody (the embedded default)."""
 
     type: Literal["outbox"] = Field(description="Notifier kind.", examples=["outbox"])
-    path: Path = Field(description="Directory the .eml files go to.", examples=["/srv/outbox"])
+    path: Path = Field(
+        description="Directory the .eml files go to.", examples=["/var/lib/lapse/outbox"]
+    )
 
 
 class SmtpNotifier(Section):
-    """Notices delivered through an SMTP server."""
+    """An SMTP server."""
 
     type: Literal["smtp"] = Field(description="Notifier kind.", examples=["smtp"])
     host: str = Field(description="SMTP server.", examples=["smtp.example.com"])
     port: int = Field(default=587, ge=1, le=65535, description="SMTP port.", examples=[587])
     security: Literal["plain", "starttls", "tls"] = Field(
-        default="starttls", description="Connection security.", examples=["starttls"]
+        default="starttls",
+        description="Connection security: 'starttls', 'tls' (implicit TLS, usually port 465) "
+        "or 'plain'.",
+        examples=["starttls"],
     )
-    username: str | None = Field(default=None, description="SMTP user.", examples=["lapse"])
+    username: str | None = Field(default=None, description="SMTP login.", examples=["lapse"])
     password: SecretRef | None = Field(
         default=None, description="SMTP password.", examples=[{"env": "LAPSE_SMTP_PASSWORD"}]
     )
@@ -556,7 +605,9 @@ class BrandConfig(Section):
         examples=["Example Hosting Billing <billing@example.com>"],
     )
     support_email: str = Field(
-        default="support@localhost", description="Support contact.", examples=["help@example.com"]
+        default="support@localhost",
+        description="Support contact named in notices and on maintenance pages.",
+        examples=["help@example.com"],
     )
     payment_url: str = Field(
         default="https://billing.example.com/pay",
@@ -564,7 +615,9 @@ class BrandConfig(Section):
         examples=["https://billing.example.com/pay"],
     )
     logo_url: str | None = Field(
-        default=None, description="Logo shown in HTML notices.", examples=["https://x/logo.png"]
+        default=None,
+        description="Logo shown in HTML notices.",
+        examples=["https://example.com/logo.png"],
     )
 
 
@@ -572,14 +625,19 @@ class NoticesConfig(Section):
     """Client notices."""
 
     notifier: NotifierConfig = Field(
-        description="How notices are delivered.", examples=[{"type": "outbox", "path": "outbox"}]
+        description="How notices are delivered: through an SMTP server, or as .eml files "
+        "into a directory.",
+        examples=[{"type": "outbox", "path": "/var/lib/lapse/outbox"}],
     )
     brand: BrandConfig = Field(
-        default_factory=BrandConfig, description="Brand variables.", examples=[{}]
+        default_factory=BrandConfig,
+        description="How notices present the hosting company.",
+        examples=[{"company_name": "Example Hosting"}],
     )
     templates_dir: Path | None = Field(
         default=None,
-        description="Directory whose templates override the shipped ones, file by file.",
+        description="Directory whose notice templates override the shipped ones, file by "
+        "file (daemon/templates/notices/README.md).",
         examples=["/etc/lapse/templates"],
     )
 
@@ -594,7 +652,8 @@ class AlertsConfig(Section):
     )
     webhook: str | None = Field(
         default=None,
-        description="URL that receives each alert as a JSON POST (e.g. a chat or pager hook).",
+        description="URL that receives each alert as a JSON POST (e.g. a chat or pager "
+        'hook): {"alert", "account", "detail", "at"}.',
         examples=["https://hooks.example.com/lapse"],
     )
     timeout: Duration = Field(
@@ -612,46 +671,79 @@ class WebhooksConfig(Section):
     )
     hmac_secret: SecretRef | None = Field(
         default=None,
-        description="Shared secret for POST /webhooks/generic: the body signed with "
-        "HMAC-SHA256 in X-Lapse-Signature: sha256=<hex>.",
+        description="Shared secret for any other billing system, which posts to "
+        '/webhooks/generic a JSON body {"id": "<event id>", "account_id": "<account>", '
+        '"at": "<ISO time>"}, signed with HMAC-SHA256 of the body in the header '
+        "X-Lapse-Signature: sha256=<hex>.",
         examples=[{"file": "/etc/lapse/webhook-secret"}],
     )
     tolerance: Duration = Field(
         default=timedelta(minutes=5),
-        description="How old a signed event's timestamp may be (replays are refused anyway).",
+        description="How old a signed event's timestamp may be; a replayed event is ignored "
+        "in any case.",
         examples=["5m"],
     )
 
 
 class Config(Section):
-    """The whole configuration."""
+    """Lapse configuration: one TOML file, validated against one schema.
 
-    state: StateConfig = Field(description="State database.", examples=[{"url": "sqlite:///s.db"}])
+    Check a file with `lapse check-config -c /etc/lapse/config.toml`; unknown keys are
+    errors. Durations are written like "14d", "36h", "90m" or "1d12h". Relative paths
+    are resolved against the config file's directory. Secrets are never written in the
+    file: name an environment variable, { env = "NAME" }, or a file, { file =
+    "/etc/lapse/secret" }.
+    """
+
+    state: StateConfig = Field(
+        description="The state database: accounts, the event log, notices sent, backups.",
+        examples=[{"url": "sqlite:////var/lib/lapse/state.db"}],
+    )
     daemon: DaemonConfig = Field(
-        default_factory=DaemonConfig, description="Daemon settings.", examples=[{}]
+        default_factory=DaemonConfig,
+        description="Options for the daemon itself.",
+        examples=[{"sync_interval": "15m"}],
     )
     billing: BillingConfig = Field(
-        description="Billing source.", examples=[{"type": "file", "path": "billing.json"}]
+        description="Where Lapse learns who owes what; docs/billing.md describes the data "
+        "each kind of source expects.",
+        examples=[{"type": "file", "path": "/var/lib/lapse/billing.json"}],
     )
     policy: dict[Name, PolicyConfig] = Field(
         default_factory=lambda: {"default": PolicyConfig()},
-        description="Lifecycle policy per plan; 'default' applies to plans not listed.",
-        examples=[{"default": {}}],
+        description="The lifecycle per plan (the plan an account is on comes from billing). "
+        "[policy.default] applies to every plan without a table of its own; a plan's table "
+        "overrides the default key by key: [policy.business] gives one plan a longer "
+        "notice period and keeps everything else from the default.",
+        examples=[{"default": {}, "business": {"notice_period": "14d"}}],
     )
     hosts: dict[Name, HostConfig] = Field(
         default_factory=dict,
-        description="Hosting servers by the name the billing source uses.",
-        examples=[{"web1": {"transport": "ssh", "address": "web1", "playbook": "nginx-linux"}}],
+        description="Hosting servers, named as the billing source names them.",
+        examples=[
+            {
+                "web1": {
+                    "transport": "ssh",
+                    "address": "web1.example.com",
+                    "known_hosts": "/etc/lapse/known_hosts",
+                    "playbook": "nginx-linux",
+                }
+            }
+        ],
     )
     backup: BackupConfig = Field(
-        description="Backup store.", examples=[{"store": {"type": "local", "path": "backups"}}]
+        description="Backups, taken before anything is disabled or deleted.",
+        examples=[{"store": {"type": "local", "path": "/var/lib/lapse/backups"}}],
     )
     notices: NoticesConfig = Field(
-        description="Client notices.", examples=[{"notifier": {"type": "outbox", "path": "out"}}]
+        description="Client notices.",
+        examples=[{"notifier": {"type": "outbox", "path": "/var/lib/lapse/outbox"}}],
     )
     alerts: AlertsConfig = Field(
         default_factory=AlertsConfig,
-        description="Ops alerts for failures and halts (always logged as well).",
+        description="Where failures and halts are reported to ops (they are always logged as "
+        "well): a notice the mail server refuses for good, a suspension withheld for want of "
+        "an accepted final notice, a failed playbook step, the safety brake.",
         examples=[{"email": ["ops@example.com"]}],
     )
     playbooks_dir: Path | None = Field(
@@ -661,7 +753,9 @@ class Config(Section):
     )
     webhooks: WebhooksConfig = Field(
         default_factory=WebhooksConfig,
-        description="Payment webhooks.",
+        description="Payment webhooks, received on the daemon's listener (daemon.listen): a "
+        "valid event re-evaluates the account at once, so a paid suspended site is back "
+        "within seconds.",
         examples=[{"stripe_secret": {"env": "LAPSE_STRIPE_WEBHOOK_SECRET"}}],
     )
     maintenance_pages_dir: Path | None = Field(
