@@ -23,7 +23,7 @@ from daemon.config.schema import PolicyConfig
 from daemon.domain.clock import Clock
 from daemon.domain.notice_kinds import NoticeKind
 from daemon.domain.snapshot import AccountSnapshot
-from daemon.domain.states import State
+from daemon.domain.states import NoticeStatus, State
 from daemon.notices.alerts import OpsAlerts
 from daemon.notices.delivery.base import Delivery, PermanentDeliveryError, TemporaryDeliveryError
 from daemon.notices.errors import NoticeError
@@ -114,7 +114,7 @@ class NoticeDesk:
             recipient=parseaddr(str(message["To"]))[1],
             subject=str(message["Subject"]),
             message_id=str(message["Message-ID"]),
-            status="pending",
+            status=NoticeStatus.PENDING,
             transport=self.delivery.name,
             created_at=now,
             raw=message.as_bytes(),
@@ -140,7 +140,7 @@ class NoticeDesk:
             subject="(not written)",
             # Unique like every Message-ID; no message exists to carry it.
             message_id=make_msgid(domain="unwritten.invalid"),
-            status="failed",
+            status=NoticeStatus.FAILED,
             transport=self.delivery.name,
             created_at=now,
             receipt=error,
@@ -159,7 +159,7 @@ class NoticeDesk:
         with self.sessions.begin() as session:
             pending = session.scalars(
                 select(Correspondence)
-                .where(Correspondence.status == "pending")
+                .where(Correspondence.status == NoticeStatus.PENDING)
                 .order_by(Correspondence.id)
             ).all()
             ids = [letter.id for letter in pending]
@@ -168,7 +168,7 @@ class NoticeDesk:
     def _deliver_one(self, letter_id: int) -> bool:
         with self.sessions.begin() as session:
             letter = session.get(Correspondence, letter_id)
-            if letter is None or letter.status != "pending":
+            if letter is None or letter.status != NoticeStatus.PENDING:
                 return False
             message = email.message_from_bytes(letter.raw, policy=email.policy.default)
             try:
@@ -182,10 +182,10 @@ class NoticeDesk:
                 )
                 return False
             except PermanentDeliveryError as error:
-                letter.status, letter.receipt = "failed", str(error)
+                letter.status, letter.receipt = NoticeStatus.FAILED, str(error)
                 self._refused(session, letter, str(error))
                 return False
-            letter.status, letter.receipt, letter.sent_at = "sent", receipt, self.clock()
+            letter.status, letter.receipt, letter.sent_at = NoticeStatus.SENT, receipt, self.clock()
             if letter.notice == NoticeKind.FINAL.value:
                 self._final_notice_accepted(session, letter.account_id, letter.sent_at)
             log.info(
@@ -271,7 +271,7 @@ class NoticeDesk:
                     to_state=State.FINAL_NOTICE.value,
                     reason=f"{what}; suspension withheld until a final notice is delivered",
                     actor="notices",
-                    details={"label": "final-notice", "actions": []},
+                    details={"label": State.FINAL_NOTICE.value, "actions": []},
                 )
             )
         if self.alerts is not None:
