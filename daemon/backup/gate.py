@@ -18,9 +18,10 @@ import structlog
 from sqlalchemy import select
 
 from daemon.backup.errors import BackupError
-from daemon.backup.proof import PROVABLE, Proof, ProofError, ProtectionError, prove_backup
+from daemon.backup.proof import Proof, ProofError, ProtectionError, prove_backup
 from daemon.backup.service import BackupService
 from daemon.config.schema import S3Store
+from daemon.domain.states import COMPLETE_BACKUPS, StepStatus
 from daemon.notices.alerts import OpsAlerts
 from daemon.store.models import Account, PlaybookRun, StepRecord
 
@@ -95,9 +96,7 @@ class DeletionGate:
             account = session.get(Account, account_id)
             since = account.suspended_at if account else None
         for backup in self.backups.list(account_id):
-            if backup.status in (*PROVABLE, "corrupt") and (
-                since is None or backup.created_at >= since
-            ):
+            if backup.status in COMPLETE_BACKUPS and (since is None or backup.created_at >= since):
                 return backup.id
         return None
 
@@ -110,7 +109,7 @@ class DeletionGate:
                 .join(PlaybookRun, StepRecord.run_id == PlaybookRun.id)
                 .where(
                     PlaybookRun.action_id == action_id,
-                    StepRecord.status.in_(("running", "done", "failed")),
+                    StepRecord.status.in_((StepStatus.RUNNING, StepStatus.DONE, StepStatus.FAILED)),
                 )
                 .limit(1)
             )

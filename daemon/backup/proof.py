@@ -33,16 +33,13 @@ from daemon.backup.errors import BackupError
 from daemon.backup.manifest import MANIFEST_NAME, Manifest
 from daemon.backup.stores.base import BackupStoreError
 from daemon.backup.verify import check_object, check_stored_manifest
+from daemon.domain.states import PROVABLE_BACKUPS, BackupStatus
 from daemon.store.models import Backup
 
 if TYPE_CHECKING:
     from daemon.backup.service import BackupService
 
 log = structlog.get_logger("lapse.backup")
-
-# Backups in these states may be relied on; 'corrupt', 'failed', 'running' and
-# 'expired' never are.
-PROVABLE = ("completed", "verified")
 
 
 class ProofError(BackupError):
@@ -120,7 +117,7 @@ def prove_backup(
     """
     backup = service.get(backup_id)
     now = service.clock()
-    if backup.manifest is None or backup.status not in PROVABLE:
+    if backup.manifest is None or backup.status not in PROVABLE_BACKUPS:
         found = f" ({backup.error})" if backup.error else ""
         raise ProofError(
             f"backup {backup_id} of {backup.account_id} is {backup.status}{found}: "
@@ -204,7 +201,7 @@ def _record(service: BackupService, proof: Proof) -> None:
         manifest = dict(row.manifest or {})
         manifest["proofs"] = [*manifest.get("proofs", []), proof.as_dict()]
         row.manifest = manifest  # a new dict: the JSON column sees the change
-        row.status, row.verified_at, row.error = "verified", proof.proven_at, None
+        row.status, row.verified_at, row.error = BackupStatus.VERIFIED, proof.proven_at, None
         session.commit()
 
 
@@ -214,7 +211,7 @@ def _mark_corrupt(
     with service.sessions() as session:
         row = session.get(Backup, backup_id)
         assert row is not None
-        row.status = "corrupt"
+        row.status = BackupStatus.CORRUPT
         row.error = f"proof at {at.isoformat()} failed: " + "; ".join(problems)
         session.commit()
     log.error("backup failed its proof", backup=backup_id, problems=problems)

@@ -52,7 +52,7 @@ from daemon.backup.service import BackupService, object_key
 from daemon.backup.staging import StagedTarget
 from daemon.backup.stores.base import BackupStoreError, Readable
 from daemon.backup.verify import check_object
-from daemon.domain.states import State
+from daemon.domain.states import PROVABLE_BACKUPS, RestoreOutcome, State
 from daemon.store.models import Account, Event
 from daemon.transport import CommandError, RemoteProcess, TransportError
 
@@ -137,7 +137,7 @@ def restore_backup(
     swap leaves every live tree as it was.
     """
     backup = service.get(request.backup_id)
-    if backup.manifest is None or backup.status not in ("verified", "completed"):
+    if backup.manifest is None or backup.status not in PROVABLE_BACKUPS:
         raise BackupError(
             f"backup {backup.id} is {backup.status}; only a complete, uncorrupted backup "
             "can be restored"
@@ -471,7 +471,7 @@ def _record(
     """Append the restore to the account's history (and so to the audit log)."""
     targets = [f"{item.host}:{item.target.path}" for item in plans]
     targets += [f"{_host_of(request, entry)}:database {entry.source}" for entry in databases]
-    outcome = "restored" if error is None else "failed"
+    outcome = RestoreOutcome.RESTORED if error is None else RestoreOutcome.FAILED
     details = {
         "backup": request.backup_id,
         "targets": targets,

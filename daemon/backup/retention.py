@@ -17,7 +17,14 @@ from sqlalchemy.orm import Session
 
 from daemon.backup.service import BackupService, object_key
 from daemon.backup.stores.base import BackupStoreError
-from daemon.domain.states import FAILED_STATES, SUSPENDED_STATES, State
+from daemon.domain.states import (
+    COMPLETE_BACKUPS,
+    FAILED_STATES,
+    SUSPENDED_STATES,
+    ActionStatus,
+    BackupStatus,
+    State,
+)
 from daemon.store.models import Account, Backup, Event, ScheduledAction
 
 log = structlog.get_logger("lapse.backup")
@@ -26,7 +33,7 @@ _PROTECTING_STATES = frozenset(
     {*SUSPENDED_STATES, *FAILED_STATES, State.LEGAL_HOLD, State.OPS_SUSPENDED}
 )
 _ENDING_STATES = (State.ACTIVE.value, State.DELETED.value)
-_EXPIRABLE = ("completed", "verified", "corrupt", "failed")
+_EXPIRABLE = (*COMPLETE_BACKUPS, BackupStatus.FAILED)
 
 
 def expire_backups(service: BackupService, now: datetime) -> list[str]:
@@ -61,7 +68,7 @@ def expire_backups(service: BackupService, now: datetime) -> list[str]:
             except BackupStoreError as error:
                 log.warning("backup not expired yet", backup=row.id, error=str(error))
                 continue
-            row.status = "expired"
+            row.status = BackupStatus.EXPIRED
             row.error = None
             expired.append(row.id)
             log.info("backup expired", backup=row.id, account=row.account_id)
@@ -79,7 +86,9 @@ def _protected_accounts(session: Session) -> set[str]:
     deleting = session.scalars(
         select(ScheduledAction.account_id).where(
             ScheduledAction.name == "delete",
-            ScheduledAction.status.in_(("pending", "running", "failed")),
+            ScheduledAction.status.in_(
+                (ActionStatus.PENDING, ActionStatus.RUNNING, ActionStatus.FAILED)
+            ),
         )
     ).all()
     return set(held) | set(deleting)

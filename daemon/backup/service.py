@@ -37,6 +37,7 @@ from daemon.backup.views import BackupView
 from daemon.config.schema import Config, HostConfig
 from daemon.domain.errors import UnknownAccountError
 from daemon.domain.snapshot import Database, Service
+from daemon.domain.states import BackupStatus
 from daemon.notices.alerts import OpsAlerts
 from daemon.store.models import Account, Backup
 from daemon.store.records import stored_snapshot
@@ -124,7 +125,7 @@ class BackupService:
                     account_id=account_id,
                     store=self.store.kind,
                     location=self.store.describe(object_key(account_id, backup_id)),
-                    status="running",
+                    status=BackupStatus.RUNNING,
                     reason=reason,
                     created_at=now,
                 )
@@ -237,7 +238,9 @@ class BackupService:
         """Mark backups left 'running' by a stopped process as failed and remove their
         objects and unfinished uploads. Returns how many there were."""
         with self.sessions() as session:
-            rows = session.scalars(select(Backup).where(Backup.status == "running")).all()
+            rows = session.scalars(
+                select(Backup).where(Backup.status == BackupStatus.RUNNING)
+            ).all()
             for row in rows:
                 prefix = object_key(row.account_id, row.id)
                 try:
@@ -247,7 +250,7 @@ class BackupService:
                     log.warning(
                         "cannot clean up interrupted backup", backup=row.id, error=str(error)
                     )
-                row.status = "failed"
+                row.status = BackupStatus.FAILED
                 row.error = "interrupted: Lapse stopped while the backup ran"
                 row.completed_at = self.clock()
             session.commit()
@@ -472,7 +475,7 @@ class BackupService:
         with self.sessions() as session:
             row = session.get(Backup, run.backup_id)
             assert row is not None
-            row.status = "completed"
+            row.status = BackupStatus.COMPLETED
             row.completed_at = self.clock()
             row.size_bytes = run.manifest.size
             row.manifest = run.manifest.as_dict()
@@ -489,7 +492,7 @@ class BackupService:
         with self.sessions() as session:
             row = session.get(Backup, run.backup_id)
             assert row is not None
-            row.status = "failed"
+            row.status = BackupStatus.FAILED
             row.completed_at = self.clock()
             row.error = message
             row.manifest = run.manifest.as_dict()

@@ -23,6 +23,7 @@ from daemon.backup.manifest import MANIFEST_NAME, BackupObject, Manifest
 from daemon.backup.stores.base import BackupStore, BackupStoreError
 from daemon.backup.views import BackupView
 from daemon.domain.clock import Clock
+from daemon.domain.states import COMPLETE_BACKUPS, BackupStatus
 from daemon.store.models import Backup
 
 log = structlog.get_logger("lapse.backup")
@@ -139,7 +140,7 @@ def verify_backup(service: VerifiableBackups, backup_id: str) -> VerifyReport:
     backup that never completed (nothing to verify).
     """
     backup = service.get(backup_id)
-    if backup.manifest is None or backup.status not in ("completed", "verified", "corrupt"):
+    if backup.manifest is None or backup.status not in COMPLETE_BACKUPS:
         raise BackupError(
             f"backup {backup_id} is {backup.status}, not complete: there is nothing to verify"
         )
@@ -177,11 +178,11 @@ def _record(service: VerifiableBackups, backup_id: str, report: VerifyReport) ->
         }
         row.manifest = manifest
         if report.ok:
-            row.status = "verified"
+            row.status = BackupStatus.VERIFIED
             row.verified_at = now
             row.error = None
         else:
-            row.status = "corrupt"
+            row.status = BackupStatus.CORRUPT
             row.error = "verification failed: " + "; ".join(report.problems())
         session.commit()
     if report.ok:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from daemon.backup.manifest import Manifest
+from daemon.domain.states import BackupStatus
 from daemon.store.models import Backup
 
 
@@ -17,7 +18,7 @@ class BackupView:
     account_id: str
     store: str
     location: str
-    status: str
+    status: BackupStatus
     reason: str
     created_at: datetime
     completed_at: datetime | None
@@ -29,7 +30,7 @@ class BackupView:
     @property
     def verified(self) -> bool:
         """Whether every object was re-read and matched its manifest."""
-        return self.status == "verified"
+        return self.status == BackupStatus.VERIFIED
 
     @classmethod
     def of(cls, row: Backup) -> BackupView:

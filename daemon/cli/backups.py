@@ -21,6 +21,7 @@ from daemon.cli.common import (
     show_table,
 )
 from daemon.cli.progress import RestoreProgress
+from daemon.domain.states import BackupStatus
 from daemon.policy import commands
 from daemon.runtime.app import build_app
 
@@ -101,7 +102,8 @@ def verify(backup_id: str, as_json: bool, config_path: Path | None) -> None:
                 f"  {'ok  ' if check.ok else 'FAIL'} {check.name}"
                 + (f": {check.problem}" if check.problem else "")
             )
-        click.echo(f"backup {backup_id}: {'verified' if report.ok else 'CORRUPT'}")
+        verdict = BackupStatus.VERIFIED if report.ok else BackupStatus.CORRUPT.upper()
+        click.echo(f"backup {backup_id}: {verdict}")
     if not report.ok:
         sys.exit(1)
 

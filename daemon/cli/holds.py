@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from daemon.cli.common import config_option, operator, parse_when, read_config
+from daemon.domain.states import ActionStatus
 from daemon.policy import commands
 from daemon.runtime.app import App, build_app
 
@@ -97,7 +98,7 @@ def _run_phases(app: App, account: str, queue_only: bool) -> None:
         app.transports.close()
     for phase, status in outcomes:
         click.echo(f"{account}: {phase} phase {status}")
-    if any(status != "done" for _, status in outcomes):
+    if any(status != ActionStatus.DONE for _, status in outcomes):
         sys.exit(1)
 
 

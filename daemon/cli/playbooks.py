@@ -11,6 +11,7 @@ import click
 from daemon.cli.common import config_option, operator, read_config
 from daemon.config.load import ConfigError
 from daemon.domain.errors import UnknownAccountError
+from daemon.domain.states import ActionStatus
 from daemon.playbooks.library import PlaybookLibrary, load_playbook
 from daemon.playbooks.schema import PHASES
 from daemon.playbooks.steps import STEP_TYPES
@@ -87,7 +88,7 @@ def run(account: str, phase: str, config_path: Path | None) -> None:
     finally:
         app.transports.close()
     click.echo(f"{account}: {phase} {status}")
-    if status != "done":
+    if status != ActionStatus.DONE:
         sys.exit(1)
 
 
@@ -104,7 +105,7 @@ def retry(account: str, config_path: Path | None) -> None:
     finally:
         app.transports.close()
     click.echo(f"{account}: retried, {status}")
-    if status != "done":
+    if status != ActionStatus.DONE:
         sys.exit(1)
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from daemon.cli.common import config_option, json_option, read_config, show_json, show_table
 from daemon.domain.errors import UnknownAccountError
+from daemon.domain.states import ActionStatus, NoticeStatus, StepStatus
 from daemon.runtime.app import open_state
 from daemon.store.migrate import migrate
 from daemon.store.models import (
@@ -68,7 +69,7 @@ def status(account: str | None, as_json: bool, config_path: Path | None) -> None
         pending = session.scalar(
             select(func.count())
             .select_from(ScheduledAction)
-            .where(ScheduledAction.status == "pending")
+            .where(ScheduledAction.status == ActionStatus.PENDING)
         )
     if as_json:
         show_json({"accounts": len(rows), "by_state": dict(counts), "pending_actions": pending})
@@ -136,7 +137,7 @@ def _timeline(session: Session, account: str) -> list[dict[str, Any]]:
                 "what": c.notice + (f" #{c.number}" if c.number else ""),
                 # The id is what `lapse notices show ID` takes.
                 "detail": f"notice {c.id} to {c.recipient}: {c.subject} [{c.message_id}]"
-                + (f" ({c.receipt})" if c.status == "failed" else ""),
+                + (f" ({c.receipt})" if c.status == NoticeStatus.FAILED else ""),
                 "actor": c.transport,
                 "order": (c.created_at, 1, c.id),
             }
@@ -157,7 +158,11 @@ def _step_entries(session: Session, account: str) -> list[dict[str, Any]]:
     ).all()
     entries = []
     for run, step in rows:
-        outcome = step.status if step.status != "done" or step.changed else "done, unchanged"
+        outcome = (
+            step.status
+            if step.status != StepStatus.DONE or step.changed
+            else f"{StepStatus.DONE}, unchanged"
+        )
         entries.append(
             {
                 "at": step.started_at,
@@ -181,7 +186,7 @@ def _order(entry: dict[str, object]) -> tuple[datetime, int, int]:
 def _pending(session: Session, account: str) -> list[str]:
     actions = session.scalars(
         select(ScheduledAction).where(
-            ScheduledAction.account_id == account, ScheduledAction.status == "pending"
+            ScheduledAction.account_id == account, ScheduledAction.status == ActionStatus.PENDING
         )
     ).all()
     return [f"{a.kind}:{a.name} since {a.created_at:%Y-%m-%d %H:%M}" for a in actions]

@@ -8,10 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from daemon.domain.phases import Phase
+from daemon.domain.states import ActionStatus
 from daemon.store.models import ScheduledAction
-
-PENDING = "pending"
-CANCELLED = "cancelled"
 
 
 def queue_playbook(
@@ -29,12 +27,12 @@ def queue_playbook(
                 ScheduledAction.account_id == account_id,
                 ScheduledAction.kind == "playbook",
                 ScheduledAction.name == Phase.SUSPEND.value,
-                ScheduledAction.status == PENDING,
+                ScheduledAction.status == ActionStatus.PENDING,
             )
         ).all()
         if waiting:
             for action in waiting:
-                action.status, action.updated_at = CANCELLED, now
+                action.status, action.updated_at = ActionStatus.CANCELLED, now
                 action.error = "cancelled before it started: the account was paid"
             return None
     action = ScheduledAction(
@@ -42,7 +40,7 @@ def queue_playbook(
         event_id=event_id,
         kind="playbook",
         name=phase.value,
-        status=PENDING,
+        status=ActionStatus.PENDING,
         due_at=now,
         created_at=now,
         updated_at=now,

@@ -23,7 +23,7 @@ from daemon.config.schema import Config, PolicyConfig
 from daemon.domain.clock import Clock, system_clock
 from daemon.domain.errors import UnknownAccountError
 from daemon.domain.snapshot import AccountSnapshot, RowError
-from daemon.domain.states import State
+from daemon.domain.states import ActionStatus, State
 from daemon.domain.stored_snapshot import snapshot_digest, snapshot_to_json
 from daemon.lifecycle.actions import queue_playbook
 from daemon.lifecycle.after_acts import deferred_to, notices_after
@@ -237,7 +237,7 @@ class LifecycleEngine:
         with self.sessions.begin() as session:
             action = session.get(ScheduledAction, action_id)
             assert action is not None
-            action.status, action.error, action.updated_at = "done", None, now
+            action.status, action.error, action.updated_at = ActionStatus.DONE, None, now
             row = session.get(Account, action.account_id)
             snapshot = stored_snapshot(row) if row is not None else None
             queued_by = session.get(Event, action.event_id) if action.event_id else None
@@ -399,7 +399,7 @@ class LifecycleEngine:
         row = Account(
             id=snapshot.account_id,
             plan=snapshot.plan,
-            state="active",
+            state=State.ACTIVE.value,
             reminders_sent=0,
             warnings_sent=0,
             balance=snapshot.balance,

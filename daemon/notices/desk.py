@@ -23,7 +23,7 @@ from daemon.config.schema import PolicyConfig
 from daemon.domain.clock import Clock
 from daemon.domain.notice_kinds import NoticeKind
 from daemon.domain.snapshot import AccountSnapshot
-from daemon.domain.states import State
+from daemon.domain.states import NoticeStatus, State
 from daemon.notices.alerts import OpsAlerts
 from daemon.notices.delivery.base import Delivery, PermanentDeliveryError, TemporaryDeliveryError
 from daemon.notices.errors import NoticeError
@@ -112,7 +112,7 @@ class NoticeDesk:
             recipient=parseaddr(str(message["To"]))[1],
             subject=str(message["Subject"]),
             message_id=str(message["Message-ID"]),
-            status="pending",
+            status=NoticeStatus.PENDING,
             transport=self.delivery.name,
             created_at=now,
             raw=message.as_bytes(),
@@ -138,7 +138,7 @@ class NoticeDesk:
             subject="(not written)",
             # Unique like every Message-ID; no message exists to carry it.
             message_id=make_msgid(domain="unwritten.invalid"),
-            status="failed",
+            status=NoticeStatus.FAILED,
             transport=self.delivery.name,
             created_at=now,
             receipt=error,
@@ -157,7 +157,7 @@ class NoticeDesk:
         with self.sessions.begin() as session:
             pending = session.scalars(
                 select(Correspondence)
-                .where(Correspondence.status == "pending")
+                .where(Correspondence.status == NoticeStatus.PENDING)
                 .order_by(Correspondence.id)
             ).all()
             ids = [letter.id for letter in pending]
@@ -166,7 +166,7 @@ class NoticeDesk:
     def _deliver_one(self, letter_id: int) -> bool:
         with self.sessions.begin() as session:
             letter = session.get(Correspondence, letter_id)
-            if letter is None or letter.status != "pending":
+            if letter is None or letter.status != NoticeStatus.PENDING:
                 return False
             message = email.message_from_bytes(letter.raw, policy=email.policy.default)
             try:
@@ -180,10 +180,10 @@ class NoticeDesk:
                 )
                 return False
             except PermanentDeliveryError as error:
-                letter.status, letter.receipt = "failed", str(error)
+                letter.status, letter.receipt = NoticeStatus.FAILED, str(error)
                 self._refused(session, letter, str(error))
                 return False
-            letter.status, letter.receipt, letter.sent_at = "sent", receipt, self.clock()
+            letter.status, letter.receipt, letter.sent_at = NoticeStatus.SENT, receipt, self.clock()
             if _starts_notice_period(letter.notice):
                 self._final_notice_accepted(session, letter.account_id, letter.sent_at)
             log.info(
@@ -269,7 +269,7 @@ class NoticeDesk:
                     to_state=State.FINAL_NOTICE.value,
                     reason=f"{what}; suspension withheld until a final notice is delivered",
                     actor="notices",
-                    details={"label": "final-notice", "actions": []},
+                    details={"label": State.FINAL_NOTICE.value, "actions": []},
                 )
             )
         if self.alerts is not None:

@@ -39,7 +39,7 @@ from daemon.config.load import ConfigError
 from daemon.config.schema import BrandConfig, Config, HostConfig
 from daemon.domain.errors import LapseError, UnknownAccountError
 from daemon.domain.snapshot import Service
-from daemon.domain.states import SUSPENDED_STATES, State
+from daemon.domain.states import SUSPENDED_STATES, ActionStatus, RunStatus, State, StepStatus
 from daemon.notices.alerts import OpsAlerts
 from daemon.playbooks.claims import claim_is_stale, this_process
 from daemon.playbooks.library import PlaybookLibrary
@@ -138,7 +138,7 @@ class PlaybookRunner:
                     select(ScheduledAction.id)
                     .where(
                         ScheduledAction.kind == "playbook",
-                        ScheduledAction.status.in_(("pending", "running")),
+                        ScheduledAction.status.in_((ActionStatus.PENDING, ActionStatus.RUNNING)),
                         ScheduledAction.due_at <= self.clock(),
                     )
                     .order_by(ScheduledAction.id)
@@ -152,7 +152,7 @@ class PlaybookRunner:
             self.execute(fresh[0], resume=True)
         return len(seen)
 
-    def run_queued(self, account_id: str) -> list[tuple[str, str]]:
+    def run_queued(self, account_id: str) -> list[tuple[str, ActionStatus]]:
         """Run the account's pending playbook actions now, oldest first (an operator's
         command that should not wait for the next sync).
 
@@ -165,7 +165,7 @@ class PlaybookRunner:
                 .where(
                     ScheduledAction.account_id == account_id,
                     ScheduledAction.kind == "playbook",
-                    ScheduledAction.status == "pending",
+                    ScheduledAction.status == ActionStatus.PENDING,
                 )
                 .order_by(ScheduledAction.id)
             ).all()
@@ -186,7 +186,7 @@ class PlaybookRunner:
             log.warning("safety brake holds destructive phases", actions=sorted(held))
         return [action_id for action_id in due if action_id not in held]
 
-    def run_phase(self, account_id: str, phase: str) -> str:
+    def run_phase(self, account_id: str, phase: str) -> ActionStatus:
         """Queue and run `phase` ('verify' or 'restore') for the account now, as ops ask;
         return its final status. Raises UnknownAccountError, or ValueError for a phase
         that only the lifecycle may start (suspend, unsuspend, delete)."""
@@ -203,7 +203,7 @@ class PlaybookRunner:
                 account_id=account_id,
                 kind="playbook",
                 name=phase,
-                status="pending",
+                status=ActionStatus.PENDING,
                 due_at=now,
                 created_at=now,
                 updated_at=now,
@@ -214,7 +214,7 @@ class PlaybookRunner:
             action_id = action.id
         return self.execute(action_id)
 
-    def retry(self, account_id: str, actor: str) -> str:
+    def retry(self, account_id: str, actor: str) -> ActionStatus:
         """Run the account's failed suspend or delete phase again from its failed step,
         putting the account back in the state the phase belongs to; return the status.
 
@@ -229,26 +229,26 @@ class PlaybookRunner:
                 .where(
                     ScheduledAction.account_id == account_id,
                     ScheduledAction.kind == "playbook",
-                    ScheduledAction.status == "failed",
+                    ScheduledAction.status == ActionStatus.FAILED,
                 )
                 .order_by(ScheduledAction.id.desc())
             ).first()
             if action is None:
                 raise ValueError(f"{account_id} has no failed playbook phase to retry")
-            action.status, action.error = "pending", None
+            action.status, action.error = ActionStatus.PENDING, None
             action_id, phase, state = action.id, action.name, account.state
             for run in session.scalars(
                 select(PlaybookRun).where(
-                    PlaybookRun.action_id == action_id, PlaybookRun.status == "failed"
+                    PlaybookRun.action_id == action_id, PlaybookRun.status == RunStatus.FAILED
                 )
             ):
-                run.status = "running"
+                run.status = RunStatus.RUNNING
                 for record in session.scalars(
                     select(StepRecord).where(
-                        StepRecord.run_id == run.id, StepRecord.status == "failed"
+                        StepRecord.run_id == run.id, StepRecord.status == StepStatus.FAILED
                     )
                 ):
-                    record.status = "pending"
+                    record.status = StepStatus.PENDING
         back_to = {
             State.SUSPEND_FAILED.value: State.SUSPENDED,
             State.DELETE_FAILED.value: State.DELETED,
@@ -257,7 +257,7 @@ class PlaybookRunner:
             self.lifecycle.mark(account_id, back_to[state], f"{phase} retried", actor)
         return self.execute(action_id)
 
-    def execute(self, action_id: int, resume: bool = False) -> str:
+    def execute(self, action_id: int, resume: bool = False) -> ActionStatus:
         """Run one queued phase on every host of the account; return its final status
         ('done', 'failed' or 'cancelled'; 'running' when stopped for shutdown or run by
         another process).
@@ -270,8 +270,8 @@ class PlaybookRunner:
             action = session.get(ScheduledAction, action_id)
             assert action is not None
             status, holder = action.status, action.claimed_by
-            resumable = status == "running" and resume and claim_is_stale(holder)
-            if status != "pending" and not resumable:
+            resumable = status == ActionStatus.RUNNING and resume and claim_is_stale(holder)
+            if status != ActionStatus.PENDING and not resumable:
                 return status
             claimed = session.execute(
                 update(ScheduledAction)
@@ -281,14 +281,14 @@ class PlaybookRunner:
                     ScheduledAction.claimed_by.is_not_distinct_from(holder),
                 )
                 .values(
-                    status="running",
+                    status=ActionStatus.RUNNING,
                     claimed_by=this_process(),
                     updated_at=self.clock(),
                     attempts=ScheduledAction.attempts + 1,
                 )
             )
             if claimed.rowcount != 1:  # type: ignore[attr-defined]
-                return "running"  # another process claimed it between the read and now
+                return ActionStatus.RUNNING  # another process claimed it between the read and now
             session.refresh(action)
             account = session.get(Account, action.account_id)
             assert account is not None
@@ -313,22 +313,22 @@ class PlaybookRunner:
                     .values(claimed_by=None)
                 )
             log.info("playbook phase paused for shutdown", account=account_id, phase=phase)
-            return "running"
+            return ActionStatus.RUNNING
         except RunCancelledError as stop:
-            self._finish_action(action_id, "cancelled", str(stop))
+            self._finish_action(action_id, ActionStatus.CANCELLED, str(stop))
             log.info("playbook phase stopped", account=account_id, phase=phase, reason=str(stop))
             # Re-evaluate now: the payment that stopped the run leads to reactivation.
             self.lifecycle.wake(account_id, actor="runner")
-            return "cancelled"
+            return ActionStatus.CANCELLED
         except _STEP_ERRORS as error:
             self._fail(action_id, account_id, phase, str(error))
-            return "failed"
+            return ActionStatus.FAILED
         # Done, with the client notice the success makes true, in one transaction.
         self.lifecycle.phase_done(action_id)
         if phase == "delete":
             self._record_deletion(account_id, action_id, suspended_at)
         log.info("playbook phase done", account=account_id, phase=phase, action=action_id)
-        return "done"
+        return ActionStatus.DONE
 
     def _record_deletion(
         self, account_id: str, action_id: int, suspended_at: datetime | None
@@ -384,7 +384,7 @@ class PlaybookRunner:
         balance_checked = False
         for position, step in enumerate(planned):
             record = records[position]
-            if record.status in ("done", "skipped"):
+            if record.status in (StepStatus.DONE, StepStatus.SKIPPED):
                 continue
             # Again after a step stopped inside for a payment that billing did not confirm.
             while True:
@@ -397,28 +397,28 @@ class PlaybookRunner:
                 self._check_course(account_id, phase)
                 spec = step.spec
                 if spec.when and not evaluate(spec.when, context.variables, spec.name):
-                    self._record_step(record.id, "skipped", None, StepOutcome(False))
+                    self._record_step(record.id, StepStatus.SKIPPED, None, StepOutcome(False))
                     break
                 if step.undo_of is None and spec.is_disabling(phase) and not balance_checked:
                     self._check_balance(account_id)
                     balance_checked = True
                 if phase == "delete" and step.undo_of is None and spec.is_disabling(phase):
                     self._prove_backup(action_id, account_id, run_id, playbook)
-                self._record_step(record.id, "running", None, None)
+                self._record_step(record.id, StepStatus.RUNNING, None, None)
                 try:
                     outcome = self._attempt(step, context)
                 except StepCancelledError as stop:
-                    self._record_step(record.id, "pending", str(stop), None)
+                    self._record_step(record.id, StepStatus.PENDING, str(stop), None)
                     continue
                 except _STEP_ERRORS as error:
-                    self._record_step(record.id, "failed", str(error), None)
-                    self._finish_run(run_id, "failed", str(error))
+                    self._record_step(record.id, StepStatus.FAILED, str(error), None)
+                    self._finish_run(run_id, RunStatus.FAILED, str(error))
                     raise
-                self._record_step(record.id, "done", None, outcome)
+                self._record_step(record.id, StepStatus.DONE, None, outcome)
                 if step.undo_of is not None:
-                    self._record_step(step.undo_of, "undone", None, None)
+                    self._record_step(step.undo_of, StepStatus.UNDONE, None, None)
                 break
-        self._finish_run(run_id, "done", None)
+        self._finish_run(run_id, RunStatus.DONE, None)
 
     def _attempt(self, step: PlannedStep, context: StepContext) -> StepOutcome:
         """Run the step, retrying as its spec allows. Raises the last error."""
@@ -456,7 +456,7 @@ class PlaybookRunner:
                     PlaybookRun.account_id == account_id,
                     PlaybookRun.phase == "suspend",
                     PlaybookRun.host == host,
-                    StepRecord.status == "done",
+                    StepRecord.status == StepStatus.DONE,
                     StepRecord.changed.is_(True),
                 )
                 .order_by(StepRecord.id.desc())
@@ -491,7 +491,7 @@ class PlaybookRunner:
                     playbook=host.playbook,
                     phase=phase,
                     host=service.host,
-                    status="running",
+                    status=RunStatus.RUNNING,
                     started_at=self.clock(),
                 )
                 session.add(run)
@@ -505,10 +505,10 @@ class PlaybookRunner:
                             position=position,
                             name=("undo: " if step.undo_of else "") + step.spec.name[:90],
                             type="run" if step.undo_of else step.spec.type,
-                            status="pending",
+                            status=StepStatus.PENDING,
                         )
                     )
-            run.status = "running"
+            run.status = RunStatus.RUNNING
             session.flush()
             records = session.scalars(
                 select(StepRecord).where(StepRecord.run_id == run.id).order_by(StepRecord.position)
@@ -604,7 +604,7 @@ class PlaybookRunner:
                 allow_missing=phase == "delete",
             )
         except _STEP_ERRORS as error:
-            self._finish_run(run_id, "failed", str(error))
+            self._finish_run(run_id, RunStatus.FAILED, str(error))
             raise
 
     def _check_deletion_allowed(
@@ -624,21 +624,21 @@ class PlaybookRunner:
         try:
             self.gate.secure(account_id, action_id, site_in_place=playbook.suspended_site_in_place)
         except BackupError as error:
-            self._finish_run(run_id, "failed", str(error))
+            self._finish_run(run_id, RunStatus.FAILED, str(error))
             raise
         self._proven.add(action_id)
 
     # -- recording ---------------------------------------------------------------------
 
     def _record_step(
-        self, record_id: int, status: str, error: str | None, outcome: StepOutcome | None
+        self, record_id: int, status: StepStatus, error: str | None, outcome: StepOutcome | None
     ) -> None:
         now = self.clock()
         with self.sessions.begin() as session:
             record = session.get(StepRecord, record_id)
             assert record is not None
             record.status = status
-            if status == "running":
+            if status == StepStatus.RUNNING:
                 record.started_at = now
             else:
                 record.finished_at = now
@@ -648,27 +648,31 @@ class PlaybookRunner:
                 record.changed = outcome.changed
                 record.output = outcome.output
 
-    def _finish_run(self, run_id: int, status: str, error: str | None) -> None:
+    def _finish_run(self, run_id: int, status: RunStatus, error: str | None) -> None:
         with self.sessions.begin() as session:
             run = session.get(PlaybookRun, run_id)
             assert run is not None
             run.status, run.error, run.finished_at = status, error, self.clock()
 
-    def _finish_action(self, action_id: int, status: str, error: str | None) -> None:
+    def _finish_action(self, action_id: int, status: ActionStatus, error: str | None) -> None:
         with self.sessions.begin() as session:
             action = session.get(ScheduledAction, action_id)
             assert action is not None
             action.status, action.error, action.updated_at = status, error, self.clock()
-            if status == "cancelled":
+            if status == ActionStatus.CANCELLED:
                 for run in session.scalars(
                     select(PlaybookRun).where(
-                        PlaybookRun.action_id == action_id, PlaybookRun.status == "running"
+                        PlaybookRun.action_id == action_id, PlaybookRun.status == RunStatus.RUNNING
                     )
                 ):
-                    run.status, run.error, run.finished_at = "cancelled", error, self.clock()
+                    run.status, run.error, run.finished_at = (
+                        RunStatus.CANCELLED,
+                        error,
+                        self.clock(),
+                    )
 
     def _fail(self, action_id: int, account_id: str, phase: str, error: str) -> None:
-        self._finish_action(action_id, "failed", error)
+        self._finish_action(action_id, ActionStatus.FAILED, error)
         log.error("playbook phase failed", account=account_id, phase=phase, error=error)
         failed_state = _FAILED_STATE.get(phase)
         if failed_state is not None:

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import event, inspect, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from daemon.domain.states import ActionStatus, BackupStatus, NoticeStatus, StepStatus
 from daemon.store.models import (
     AuditEntry,
     AuditHead,
@@ -31,10 +34,21 @@ from daemon.store.models import (
 )
 
 GENESIS = "0" * 64
-_NOTICE_OUTCOMES = ("sent", "failed")
-_STEP_OUTCOMES = ("done", "failed", "undone", "skipped")
-_ACTION_OUTCOMES = ("done", "failed", "cancelled")
-_BACKUP_OUTCOMES = ("completed", "verified", "failed", "corrupt", "expired")
+# The statuses whose arrival is audited: the outcomes, not the steps on the way.
+_NOTICE_OUTCOMES = frozenset({NoticeStatus.SENT, NoticeStatus.FAILED})
+_STEP_OUTCOMES = frozenset(
+    {StepStatus.DONE, StepStatus.FAILED, StepStatus.UNDONE, StepStatus.SKIPPED}
+)
+_ACTION_OUTCOMES = frozenset({ActionStatus.DONE, ActionStatus.FAILED, ActionStatus.CANCELLED})
+_BACKUP_OUTCOMES = frozenset(
+    {
+        BackupStatus.COMPLETED,
+        BackupStatus.VERIFIED,
+        BackupStatus.FAILED,
+        BackupStatus.CORRUPT,
+        BackupStatus.EXPIRED,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -78,7 +92,7 @@ def install_audit(sessions: sessionmaker[Session]) -> None:
         event.listen(sessions, "before_flush", _before_flush)
 
 
-def _changed_to(obj: object, outcomes: tuple[str, ...]) -> bool:
+def _changed_to(obj: object, outcomes: Collection[StrEnum]) -> bool:
     state = inspect(obj)
     status = getattr(obj, "status", None)
     if status not in outcomes:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, Numeric, String, Text
+from sqlalchemy import JSON, Enum, ForeignKey, Index, Integer, LargeBinary, Numeric, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from daemon.domain.states import ActionStatus, BackupStatus, NoticeStatus, RunStatus, StepStatus
 from daemon.store.types import UtcDateTime
 
 
@@ -20,6 +22,23 @@ class Base(DeclarativeBase):
     """Declarative base of the state tables."""
 
     type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON(), Decimal: Numeric(18, 4)}
+
+
+def status_column(kind: type[StrEnum]) -> Enum:
+    """The column type of a status: the members of `kind` stored as their values in a
+    VARCHAR(20), as the migrations made it (no database enum type, no CHECK constraint).
+
+    Rows read back hold members; a string that is no value of `kind` is refused on
+    write and on read (LookupError).
+    """
+    return Enum(
+        kind,
+        native_enum=False,
+        create_constraint=False,
+        length=20,
+        values_callable=lambda members: [member.value for member in members],
+        validate_strings=True,
+    )
 
 
 class Account(Base):
@@ -84,7 +103,7 @@ class ScheduledAction(Base):
     event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id"))
     kind: Mapped[str] = mapped_column(String(20))
     name: Mapped[str] = mapped_column(String(40))
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[ActionStatus] = mapped_column(status_column(ActionStatus))
     due_at: Mapped[datetime]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
@@ -107,7 +126,7 @@ class Correspondence(Base):
     recipient: Mapped[str] = mapped_column(String(320))
     subject: Mapped[str] = mapped_column(Text)
     message_id: Mapped[str] = mapped_column(String(255), unique=True)
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[NoticeStatus] = mapped_column(status_column(NoticeStatus))
     transport: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
@@ -126,7 +145,7 @@ class PlaybookRun(Base):
     playbook: Mapped[str] = mapped_column(String(63))
     phase: Mapped[str] = mapped_column(String(20))
     host: Mapped[str] = mapped_column(String(63))
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[RunStatus] = mapped_column(status_column(RunStatus))
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
@@ -142,7 +161,7 @@ class StepRecord(Base):
     position: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(String(100))
     type: Mapped[str] = mapped_column(String(30))
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[StepStatus] = mapped_column(status_column(StepStatus))
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     changed: Mapped[bool] = mapped_column(default=False)
@@ -159,7 +178,7 @@ class Backup(Base):
     account_id: Mapped[str] = mapped_column(String(64), index=True)
     store: Mapped[str] = mapped_column(String(20))
     location: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[BackupStatus] = mapped_column(status_column(BackupStatus))
     reason: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[datetime]
     completed_at: Mapped[datetime | None]

@@ -15,6 +15,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from daemon.domain.states import BackupStatus
 from daemon.store.models import Account, Backup, Correspondence, ScheduledAction, StepRecord
 
 Family = TypeVar("Family", CounterMetricFamily, GaugeMetricFamily)
@@ -76,7 +77,7 @@ class LapseCollector(Collector):
         yield size
         # Durations are computed here rather than in SQL: date arithmetic differs
         # between SQLite and PostgreSQL, and there is one row per backup, not per byte.
-        longest: dict[str, float] = {}
+        longest: dict[BackupStatus, float] = {}
         for status, started, finished in session.execute(
             select(Backup.status, Backup.created_at, Backup.completed_at).where(
                 Backup.completed_at.is_not(None)
