@@ -34,6 +34,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# mypy strict over daemon/, tests/ and bench/ alike: [tool.mypy] files in pyproject.toml.
 typecheck: venv
 	$(BIN)/mypy
 

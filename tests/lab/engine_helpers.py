@@ -68,17 +68,28 @@ def make_app(
     return build_app(config, clock)
 
 
+def _next_wake(app: App) -> tuple[str, datetime] | None:
+    """The account with the earliest recorded wake-up and that wake-up, or None when no
+    account has one."""
+    with app.sessions() as session:
+        due = session.execute(
+            select(Account.id, Account.next_wake_at)
+            .where(Account.next_wake_at.is_not(None))
+            .order_by(Account.next_wake_at)
+        ).first()
+    if due is None:
+        return None
+    account_id, wake_at = due
+    assert wake_at is not None  # the query keeps only accounts that have one
+    return account_id, wake_at
+
+
 def run_days(app: App, clock: VirtualClock, days: int) -> None:
     """Advance the virtual clock, waking each account at its recorded deadline, as the
     scheduler would, until `days` have passed."""
     end = clock.now + timedelta(days=days)
     while True:
-        with app.sessions() as session:
-            due = session.execute(
-                select(Account.id, Account.next_wake_at)
-                .where(Account.next_wake_at.is_not(None))
-                .order_by(Account.next_wake_at)
-            ).first()
+        due = _next_wake(app)
         if due is None or due[1] > end:
             clock.set(max(clock.now, end))
             return

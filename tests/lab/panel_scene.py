@@ -16,7 +16,7 @@ import os
 import pwd
 import secrets
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,7 +149,7 @@ class PanelScene:
             return step.name, step.error
 
 
-def ops_alerts(logs: list[dict[str, object]], kind: str) -> list[dict[str, object]]:
+def ops_alerts(logs: Sequence[Mapping[str, object]], kind: str) -> list[Mapping[str, object]]:
     """The `kind` ops alerts among captured log entries."""
     return [entry for entry in logs if entry["event"] == "ops alert" and entry["alert"] == kind]
 

@@ -168,8 +168,8 @@ def crafted_archive(members: list[Member]) -> bytes:
 def store_as_backup(scene: RestoreScene, archive: bytes, *, manifest: bool = True) -> None:
     """Put `archive` in the store in place of the backup's site archive; with `manifest`,
     record its size and SHA-256 too (a store tampered with by someone who could)."""
-    assert scene.backup.manifest is not None
     app, backup = scene.app, scene.backup
+    assert backup.manifest is not None
     entry = backup.manifest.objects[0]
     app.backups.store.put(f"acct-1/{backup.id}/{entry.name}", archive)
     if not manifest:

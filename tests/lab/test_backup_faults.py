@@ -29,6 +29,7 @@ from daemon.domain.clock import VirtualClock
 from daemon.runtime.app import App
 from daemon.store.models import Backup
 from daemon.transport.base import RemoteProcess
+from daemon.transport.ssh import SSHTransport
 from tests.lab.backup_helpers import backup_app, local_host, s3_store, site_account
 from tests.lab.backup_scene import NOW, assert_no_objects
 from tests.lab.services.s3 import S3Server, start_s3
@@ -41,7 +42,9 @@ def test_ssh_dropped_mid_stream(ssh_setup: dict[str, Any], monkeypatch: pytest.M
 
     def dropping_pump(process: RemoteProcess, upload: Upload) -> tuple[int, str]:
         upload.write(process.read(1 << 16))
-        app.transports.get("web1").connection().sock.close()  # the link goes down
+        transport = app.transports.get("web1")
+        assert isinstance(transport, SSHTransport)
+        transport.connection().sock.close()  # the link goes down
         return pump(process, upload)
 
     monkeypatch.setattr(backup_service, "pump", dropping_pump)

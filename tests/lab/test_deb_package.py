@@ -202,15 +202,15 @@ def test_the_package_installs_the_daemon_configured_but_stopped_and_purges_clean
 
     # Every file is dpkg's and in Lapse's own places: the system Python is untouched,
     # and running the daemon above wrote nothing a purge would leave behind.
-    files = _package_files()
-    strays = {p for p in files if not p.startswith(ALLOWED_ROOTS) and p not in ALLOWED_FILES}
+    dpkg_files = _package_files()
+    strays = {p for p in dpkg_files if not p.startswith(ALLOWED_ROOTS) and p not in ALLOWED_FILES}
     assert not strays, f"files outside Lapse's directories: {sorted(strays)[:10]}"
     on_disk = {
         str(Path(directory) / name)
         for directory, dirs, names in os.walk("/opt/lapse")
         for name in dirs + names
     }
-    assert on_disk <= files, f"not dpkg's: {sorted(on_disk - files)[:10]}"
+    assert on_disk <= dpkg_files, f"not dpkg's: {sorted(on_disk - dpkg_files)[:10]}"
 
     # Installed, not started: the operator edits the config first, and is told so.
     assert not Path("/etc/systemd/system/multi-user.target.wants/lapse.service").exists()

@@ -78,7 +78,9 @@ def ops_subjects(smtp: SMTPServer) -> list[str]:
 
 def body(smtp: SMTPServer, notice: str) -> str:
     (message,) = [m.message for m in smtp.messages if m.message["X-Lapse-Notice"] == notice]
-    return str(message.get_body(preferencelist=("plain",)).get_content())
+    plain = message.get_body(preferencelist=("plain",))
+    assert plain is not None
+    return str(plain.get_content())
 
 
 def to_suspension(app: App, clock: VirtualClock) -> None:

@@ -51,6 +51,13 @@ def whm_account(scene: PanelScene) -> dict[str, object] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def whm_record(scene: PanelScene) -> dict[str, object]:
+    """The stand-in's record of the account, which WHM must have."""
+    record = whm_account(scene)
+    assert record is not None, "WHM has no such account"
+    return record
+
+
 def test_suspend_verify_then_payment_unsuspends(scene: PanelScene) -> None:
     assert scene.get().text == ORIGINAL_PAGE
 
@@ -71,7 +78,7 @@ def test_suspend_verify_then_payment_unsuspends(scene: PanelScene) -> None:
     ]
     archive = Path(scene.app.config.hosts["web1"].vars["state_dir"]) / "cpmove" / "acct-shop"
     assert (archive / f"cpmove-{scene.user}.tar.gz").stat().st_size > 0
-    assert whm_account(scene) == whm_account(scene) | {
+    assert whm_record(scene) == whm_record(scene) | {
         "suspended": True,
         "reason": REASON,
         "disallowun": True,
@@ -82,7 +89,7 @@ def test_suspend_verify_then_payment_unsuspends(scene: PanelScene) -> None:
     scene.reactivate()
 
     assert scene.state_of_account() == "active"
-    assert whm_account(scene) == whm_account(scene) | {"suspended": False}
+    assert whm_record(scene) == whm_record(scene) | {"suspended": False}
     assert scene.get().text == ORIGINAL_PAGE
     assert scene.called()[-3:] == [
         f"whmapi1 --output=json accountsummary user={scene.user}",
@@ -138,7 +145,7 @@ def test_deletion_removes_the_account_through_whm_and_restore_brings_it_back(
     assert scene.app.runner.run_phase(scene.account_id, "restore") == "done"
 
     assert (scene.docroot / "index.html").read_text() == ORIGINAL_PAGE
-    assert whm_account(scene) == whm_account(scene) | {"suspended": False}
+    assert whm_record(scene) == whm_record(scene) | {"suspended": False}
     assert scene.called()[-2].startswith("restorepkg ")
     assert scene.called()[-1] == f"whmapi1 --output=json accountsummary user={scene.user}"
 
@@ -158,7 +165,7 @@ def test_a_full_disk_fails_the_suspension_before_anything_is_suspended(
     assert error is not None and "No space left on device" in error
     [alert] = ops_alerts(logs, "suspend-failed")
     assert "No space left on device" in str(alert["detail"])
-    assert whm_account(scene) == whm_account(scene) | {"suspended": False}
+    assert whm_record(scene) == whm_record(scene) | {"suspended": False}
     assert not any("suspendacct" in call for call in scene.called())
     assert scene.get().text == ORIGINAL_PAGE
     state_dir = Path(scene.app.config.hosts["web1"].vars["state_dir"])

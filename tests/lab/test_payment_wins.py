@@ -116,7 +116,7 @@ def live_factory(
     """Build the live scene for a playbook kind, once per test; the account is suspended
     by the lifecycle with its suspend phase queued, not yet run."""
     monkeypatch.setenv("LAPSE_PORTAL_TOKEN", "portal-token-payment")
-    stack: list[Callable[[], None]] = []
+    stack: list[Callable[[], object]] = []
 
     def make(playbook: str) -> Live:
         # Under the lab directory, not pytest's (mode 700): Apache's workers run as
@@ -170,7 +170,7 @@ def _serve_with_apache(scene: Scene, apache: ApacheServer) -> None:
 
 
 def _go_live(
-    scene: Scene, playbook: str, url: str, base: Path, stack: list[Callable[[], None]]
+    scene: Scene, playbook: str, url: str, base: Path, stack: list[Callable[[], object]]
 ) -> Live:
     """Time-travel the account to its suspension, then hand it to a real-time scheduler
     whose first job is the account's wake-up (which runs the queued suspend phase)."""

@@ -95,10 +95,10 @@ def test_suspend_then_payment_brings_everything_back(scene: Scene) -> None:
     assert page.status_code == 200 and page.text == ORIGINAL_PAGE
     assert not scene.locked()
     assert (home / ".ssh" / "authorized_keys").exists()
-    cron = subprocess.run(
+    restored = subprocess.run(
         ["crontab", "-l", "-u", scene.user], capture_output=True, text=True, check=True
     )
-    assert "*/5 * * * * true" in cron.stdout
+    assert "*/5 * * * * true" in restored.stdout
     assert scene.maria_login_works()
     assert scene.pg_login_allowed()
     assert scene.portal.calls[-1][2] == {"enabled": True, "reason": "reactivated by Lapse"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -49,7 +49,9 @@ def live(scene: Scene, tmp_path: Path) -> Iterator[tuple[Scene, LapseHTTP]]:
     scheduler.shutdown()
 
 
-def _generic(listener: LapseHTTP, event: dict[str, object], secret: str = SECRET) -> httpx.Response:
+def _generic(
+    listener: LapseHTTP, event: Mapping[str, object], secret: str = SECRET
+) -> httpx.Response:
     body = json.dumps(event).encode()
     return httpx.post(
         f"http://127.0.0.1:{listener.port}/webhooks/generic",

@@ -48,8 +48,9 @@ def test_the_lock_is_per_database(state_url: str, postgres: object) -> None:
         first.release()
 
 
-def _cut_lock_connection(postgres: Any, database: str) -> None:
+def _cut_lock_connection(postgres: Any, database: str | None) -> None:
     """Terminate the server backend of the lock's connection, as a server restart would."""
+    assert database is not None  # a PostgreSQL URL names its database
     with postgres.connect() as connection:
         rows = connection.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "

@@ -17,9 +17,13 @@ from tests.unit.policy_helpers import DAY, T0, Driver, snapshot
 BERLIN = ZoneInfo("Europe/Berlin")
 
 
-def local(zone: ZoneInfo, *parts: int) -> datetime:
+# A wall-clock time: year, month, day, hour, minute.
+Wall = tuple[int, int, int, int, int]
+
+
+def local(zone: ZoneInfo, year: int, month: int, day: int, hour: int, minute: int) -> datetime:
     """An aware UTC datetime for a wall-clock time in `zone`."""
-    return datetime(*parts, tzinfo=zone).astimezone(UTC)  # type: ignore[misc]
+    return datetime(year, month, day, hour, minute, tzinfo=zone).astimezone(UTC)
 
 
 @pytest.mark.parametrize(
@@ -33,7 +37,7 @@ def local(zone: ZoneInfo, *parts: int) -> datetime:
         ((2026, 3, 29, 1, 0), (2026, 3, 30, 8, 0)),  # Sunday of the DST change: Monday
     ],
 )
-def test_next_contact_time_in_berlin(wall: tuple[int, ...], allowed: tuple[int, ...]) -> None:
+def test_next_contact_time_in_berlin(wall: Wall, allowed: Wall) -> None:
     policy = PolicyConfig()
 
     assert next_contact_time(local(BERLIN, *wall), "Europe/Berlin", policy) == local(

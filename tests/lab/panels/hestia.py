@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 BIN = Path(sys.argv[0]).parent
@@ -159,7 +160,7 @@ def v_delete_user(user: str, restart: str = "no") -> None:
     (STATE / "web-suspended" / user).unlink(missing_ok=True)
 
 
-COMMANDS = {
+COMMANDS: dict[str, Callable[..., None]] = {
     "v-list-user": v_list_user,
     "v-suspend-user": v_suspend_user,
     "v-unsuspend-user": v_unsuspend_user,

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from daemon.config.schema import S3Store
 from tests.lab.backup_helpers import tree_fingerprint
 from tests.lab.restore_scene import RestoreScene
 
@@ -43,6 +44,7 @@ def _config(scene: RestoreScene, tmp_path: Path) -> Path:
         "allowed_roots": [str(scene.www)],
     }
     store = config.backup.store
+    assert isinstance(store, S3Store)
     path = tmp_path / "lapse.toml"
     path.write_text(
         f"""

@@ -19,6 +19,7 @@ from daemon.backup import staging
 from daemon.backup.errors import BackupError
 from daemon.backup.restore import RestoreRequest, restore_backup
 from daemon.store.models import AuditEntry, Event
+from daemon.transport.ssh import SSHTransport
 from tests.lab.backup_helpers import tree_fingerprint
 from tests.lab.restore_scene import RestoreScene
 
@@ -191,7 +192,9 @@ def test_a_lost_link_mid_stream_leaves_the_live_tree_untouched(ssh_scene: Restor
             # The archive streams through the OpenSSH client: its end of the link dies.
             for pid in _ssh_children():
                 os.kill(pid, signal.SIGKILL)
-            scene.app.transports.get("web1").connection().sock.close()
+            transport = scene.app.transports.get("web1")
+            assert isinstance(transport, SSHTransport)
+            transport.connection().sock.close()
 
     with pytest.raises(BackupError, match=r"web1"):
         restore_backup(

@@ -4,6 +4,7 @@ second pass over the rows, and come out exactly as if the rows had been adjacent
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from decimal import Decimal
 
 from daemon.billing.flat import FLAT_COLUMNS, ReadCache, parse_flat
 from daemon.domain.snapshot import SyncResult
@@ -99,7 +100,10 @@ def test_a_one_shot_iterator_without_reread_is_kept_for_the_second_pass() -> Non
 
     result = parse_flat(FLAT_COLUMNS, iter(rows), "db", "row")
 
-    assert [(s.account_id, s.balance) for s in result.snapshots] == [("acme", 24), ("zen", 0)]
+    assert [(s.account_id, s.balance) for s in result.snapshots] == [
+        ("acme", Decimal(24)),
+        ("zen", Decimal(0)),
+    ]
 
 
 def test_rows_without_an_account_id_are_reported_and_need_no_second_pass() -> None:
