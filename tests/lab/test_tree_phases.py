@@ -133,7 +133,7 @@ def _delete_step(playbook: str, root: Path, docroot: Path) -> str:
     )
     service = Service("web1", "acme", str(docroot))
     variables = step_variables("acct-1", service, host, loaded, BrandConfig(), "delete")
-    step = next(s for s in loaded.steps("delete") if s.command and "remove_tree" in s.command)
+    step = next(s for s in loaded.steps("delete") if s.type == "run" and "remove_tree" in s.command)
     assert step.command is not None
     return render_command(step.command, variables, step.name)
 
