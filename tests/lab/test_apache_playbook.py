@@ -15,8 +15,8 @@ import pytest
 
 from daemon.config.schema import BrandConfig, HostConfig
 from daemon.domain.snapshot import Service
+from daemon.playbooks.contexts import step_variables
 from daemon.playbooks.library import load_playbook
-from daemon.playbooks.runner import step_variables
 from daemon.playbooks.templating import render_command
 from tests.lab.services.common import free_port
 

@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy import select
 from structlog.testing import capture_logs
 
-import daemon.playbooks.runner as runner_module
+import daemon.playbooks.guards as guards_module
 from daemon.config.schema import BrandConfig, HostConfig
 from daemon.domain.snapshot import Service
+from daemon.playbooks.contexts import step_variables
 from daemon.playbooks.library import load_playbook
-from daemon.playbooks.runner import step_variables
 from daemon.playbooks.templating import render_command
 from daemon.store.models import Event
 from tests.lab.engine_helpers import run_days
@@ -96,14 +96,14 @@ def test_a_link_swapped_in_after_the_check_is_set_aside_not_followed(
     suspend(scene)
     run_days(scene.app, scene.clock, 40)
     victim = victim_site(scene)
-    checked = runner_module.check_account_tree
+    checked = guards_module.check_account_tree
 
     def check_then_swap(*args: object, **kwargs: object) -> bool:
         passed = checked(*args, **kwargs)  # type: ignore[arg-type]
         swap_for_link(scene.docroot, victim)
         return passed
 
-    monkeypatch.setattr(runner_module, "check_account_tree", check_then_swap)
+    monkeypatch.setattr(guards_module, "check_account_tree", check_then_swap)
 
     scene.app.runner.run_pending()
 
