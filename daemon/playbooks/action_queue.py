@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.domain.clock import Clock
 from daemon.domain.errors import UnknownAccountError
+from daemon.domain.phases import Phase
 from daemon.domain.snapshot import AccountSnapshot
 from daemon.domain.states import State
 from daemon.playbooks.claims import claim_is_stale, this_process
@@ -73,7 +74,7 @@ class ActionQueue:
                 session.scalars(
                     select(ScheduledAction.id).where(
                         ScheduledAction.id.in_(list(due)),
-                        ScheduledAction.name.in_(("suspend", "delete")),
+                        ScheduledAction.name.in_((Phase.SUSPEND.value, Phase.DELETE.value)),
                     )
                 )
             )

@@ -15,6 +15,7 @@ from daemon.backup.gate import DeletionGate
 from daemon.backup.tree import check_account_tree
 from daemon.billing.base import BillingError, BillingSource
 from daemon.config.schema import HostConfig, PolicyConfig
+from daemon.domain.phases import Phase
 from daemon.domain.snapshot import Service
 from daemon.domain.states import State
 from daemon.playbooks.errors import STEP_ERRORS, RunCancelledError
@@ -94,7 +95,7 @@ class PhaseGuards:
                 host,
                 service.docroot,
                 service.system_user or None,
-                allow_missing=phase == "delete",
+                allow_missing=phase == Phase.DELETE,
             )
         except STEP_ERRORS as error:
             self.log.finish_run(run_id, "failed", str(error))

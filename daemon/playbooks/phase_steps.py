@@ -18,6 +18,7 @@ import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.config.schema import HostConfig
+from daemon.domain.phases import Phase
 from daemon.domain.snapshot import Service
 from daemon.playbooks.contexts import StepContexts
 from daemon.playbooks.errors import STEP_ERRORS, RunInterruptedError
@@ -102,7 +103,7 @@ class PhaseSteps:
                 if step.undo_of is None and spec.is_disabling(phase) and not balance_checked:
                     self.guards.check_balance(account_id)
                     balance_checked = True
-                if phase == "delete" and step.undo_of is None and spec.is_disabling(phase):
+                if phase == Phase.DELETE and step.undo_of is None and spec.is_disabling(phase):
                     self.guards.prove_backup(action_id, account_id, run_id, playbook)
                 self.run_log.record_step(record.id, "running", None, None)
                 try:

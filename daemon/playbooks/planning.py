@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from daemon.domain.phases import Phase
 from daemon.playbooks.schema import Playbook, StepSpec
 from daemon.store.models import PlaybookRun, StepRecord
 
@@ -25,7 +26,7 @@ def plan_steps(
     """The steps of `phase`; unsuspend first undoes the suspend steps that ran, newest
     first."""
     planned = [PlannedStep(spec) for spec in playbook.steps(phase)]
-    if phase != "unsuspend":
+    if phase != Phase.UNSUSPEND:
         return planned
     undo = []
     with sessions() as session:
@@ -34,14 +35,14 @@ def plan_steps(
             .join(PlaybookRun, StepRecord.run_id == PlaybookRun.id)
             .where(
                 PlaybookRun.account_id == account_id,
-                PlaybookRun.phase == "suspend",
+                PlaybookRun.phase == Phase.SUSPEND.value,
                 PlaybookRun.host == host,
                 StepRecord.status == "done",
                 StepRecord.changed.is_(True),
             )
             .order_by(StepRecord.id.desc())
         ).all()
-    suspend_steps = playbook.steps("suspend")
+    suspend_steps = playbook.steps(Phase.SUSPEND)
     for record_id, position in done:
         if position < len(suspend_steps) and suspend_steps[position].undoable:
             undo.append(PlannedStep(suspend_steps[position], undo_of=record_id))
