@@ -50,7 +50,7 @@ def check(files: tuple[Path, ...], config_path: Path | None) -> None:
 
 @playbook.command("show")
 @click.argument("account")
-@click.argument("phase", type=click.Choice(PLAYBOOK_PHASES))
+@click.argument("phase", type=click.Choice([phase.value for phase in PLAYBOOK_PHASES]))
 @config_option
 def show(account: str, phase: str, config_path: Path | None) -> None:
     """Print the steps PHASE would run for ACCOUNT, rendered, without running anything."""
@@ -77,7 +77,7 @@ def show(account: str, phase: str, config_path: Path | None) -> None:
 
 @playbook.command("run")
 @click.argument("account")
-@click.argument("phase", type=click.Choice(list(OperatorPhase)))
+@click.argument("phase", type=click.Choice([phase.value for phase in OperatorPhase]))
 @config_option
 def run(account: str, phase: str, config_path: Path | None) -> None:
     """Run PHASE (verify or restore) of ACCOUNT's playbook now; exit 1 if it fails."""
