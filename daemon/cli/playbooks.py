@@ -11,9 +11,9 @@ import click
 from daemon.cli.common import config_option, operator, read_config
 from daemon.config.load import ConfigError
 from daemon.domain.errors import UnknownAccountError
+from daemon.domain.phases import PLAYBOOK_PHASES, OperatorPhase
 from daemon.domain.states import ActionStatus
 from daemon.playbooks.library import PlaybookLibrary, load_playbook
-from daemon.playbooks.schema import PHASES
 from daemon.playbooks.steps import STEP_TYPES
 from daemon.runtime.app import build_app
 from daemon.store.models import Account
@@ -42,7 +42,7 @@ def check(files: tuple[Path, ...], config_path: Path | None) -> None:
                 click.echo(problem, err=True)
             problems += len(error.problems)
             continue
-        counts = ", ".join(f"{phase} {len(loaded.steps(phase))}" for phase in PHASES)
+        counts = ", ".join(f"{phase} {len(loaded.steps(phase))}" for phase in PLAYBOOK_PHASES)
         click.echo(f"{path}: OK ({counts} steps)")
     if problems:
         click.echo(f"{problems} problem(s) found", err=True)
@@ -51,7 +51,7 @@ def check(files: tuple[Path, ...], config_path: Path | None) -> None:
 
 @playbook.command("show")
 @click.argument("account")
-@click.argument("phase", type=click.Choice(PHASES))
+@click.argument("phase", type=click.Choice([phase.value for phase in PLAYBOOK_PHASES]))
 @config_option
 def show(account: str, phase: str, config_path: Path | None) -> None:
     """Print the steps PHASE would run for ACCOUNT, rendered, without running anything."""
@@ -78,7 +78,7 @@ def show(account: str, phase: str, config_path: Path | None) -> None:
 
 @playbook.command("run")
 @click.argument("account")
-@click.argument("phase", type=click.Choice(["verify", "restore"]))
+@click.argument("phase", type=click.Choice([phase.value for phase in OperatorPhase]))
 @config_option
 def run(account: str, phase: str, config_path: Path | None) -> None:
     """Run PHASE (verify or restore) of ACCOUNT's playbook now; exit 1 if it fails."""

@@ -41,8 +41,8 @@ TypeError) still surfaces as one. The whole family, by room:
     ├── TemplateError                    playbooks.templating: a playbook value is bad
     ├── StepFailedError                  playbooks.steps.base: a step failed
     ├── StepCancelledError               playbooks.steps.base: a step was cancelled
-    ├── RunInterruptedError              playbooks.runner: the daemon is stopping
-    ├── RunCancelledError                playbooks.runner: a payment cancelled the run
+    ├── RunInterruptedError              playbooks.errors: the daemon is stopping
+    ├── RunCancelledError                playbooks.errors: a payment cancelled the run
     ├── BodyError                        runtime.http.requests: a request body refused
     ├── SignatureError                   runtime.http.signatures: a bad webhook signature
     └── BadEventError                    runtime.http.server: a webhook event refused

@@ -1,4 +1,15 @@
-"""The playbook phases."""
+"""The playbook phases: the ones the lifecycle asks for, and the ones only ops start.
+
+A playbook has five phases. Three carry an account through its lifecycle and are
+queued by the policy's decisions (`Phase`); two are tools ops run by hand with
+`lapse playbook run` (`OperatorPhase`): `restore` brings a site back from its
+newest verified backup, `verify` checks that a suspension still holds. They are
+two enums, not one, so that the type checker keeps the lifecycle from ever asking
+for a restore or a verify (`daemon.policy.model.Action.run` takes a `Phase`),
+while the playbook format and the runner, which treat all five alike, take a
+`PlaybookPhase`. Both are string enums: a phase compares equal to its name as
+stored in the state database and written in a playbook file.
+"""
 
 from __future__ import annotations
 
@@ -11,3 +22,23 @@ class Phase(StrEnum):
     SUSPEND = "suspend"
     UNSUSPEND = "unsuspend"
     DELETE = "delete"
+
+
+class OperatorPhase(StrEnum):
+    """Playbook phases only ops start (`lapse playbook run ACCOUNT PHASE`)."""
+
+    RESTORE = "restore"
+    VERIFY = "verify"
+
+
+PlaybookPhase = Phase | OperatorPhase
+# Every playbook phase, in the order a playbook file and `lapse playbook check` list them.
+PLAYBOOK_PHASES: tuple[PlaybookPhase, ...] = (*Phase, *OperatorPhase)
+
+
+def playbook_phase(name: str) -> PlaybookPhase:
+    """Return the phase called `name`. Raises ValueError for a name no playbook has."""
+    for phase in PLAYBOOK_PHASES:
+        if phase == name:
+            return phase
+    raise ValueError(f"unknown playbook phase {name!r}")

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from daemon.config.load import ConfigError, format_error, read_toml
+from daemon.config.load import ConfigError, read_toml
+from daemon.playbooks.problems import playbook_problem
 from daemon.playbooks.schema import Playbook
 
 _SOURCE_ROOT = Path(__file__).resolve().parents[2]
@@ -52,10 +53,11 @@ def load_playbook(path: Path) -> Playbook:
     """Load and validate the playbook file at `path`.
 
     Raises ConfigError listing every problem, each naming the file and key path
-    (e.g. "x.toml: at 'suspend[2]': a 'run' step needs 'command'").
+    and step (e.g. "x.toml: at 'suspend[2]': a 'run' step needs 'command'"; see
+    daemon.playbooks.problems).
     """
     raw = read_toml(path)
     try:
         return Playbook.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError([format_error(str(path), d) for d in error.errors()]) from None
+        raise ConfigError([playbook_problem(str(path), raw, d) for d in error.errors()]) from None

@@ -81,7 +81,18 @@ def build_app(config: Config, clock: Clock = system_clock, *, migrate_db: bool =
         sessions, config, create_store(config.backup.store), transports, clock, alerts
     )
     notices.download_link = backups.client_download_link
-    runner = PlaybookRunner(config, lifecycle, billing, backups, transports, alerts)
+    runner = PlaybookRunner(
+        lifecycle,
+        billing,
+        backups,
+        transports,
+        alerts,
+        hosts=config.hosts,
+        brand=config.notices.brand,
+        policy_for=config.policy_for,
+        playbooks_dir=config.playbooks_dir,
+        pages_dir=config.maintenance_pages_dir,
+    )
     return App(
         config, engine, sessions, billing, notices, lifecycle, clock, transports, backups, runner
     )

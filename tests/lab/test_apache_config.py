@@ -22,9 +22,9 @@ import pytest
 
 from daemon.config.schema import BrandConfig, HostConfig
 from daemon.domain.snapshot import Service
+from daemon.playbooks.contexts import step_variables
 from daemon.playbooks.library import load_playbook
 from daemon.playbooks.pages import MaintenancePages
-from daemon.playbooks.runner import step_variables
 from daemon.playbooks.schema import Playbook, StepSpec
 from daemon.playbooks.steps import STEP_TYPES, StepContext, StepFailedError
 from daemon.transport.local import LocalTransport

@@ -15,8 +15,9 @@ import pytest
 
 from daemon.config.schema import BrandConfig, HostConfig
 from daemon.domain.snapshot import Service
+from daemon.playbooks.contexts import step_variables
 from daemon.playbooks.library import load_playbook
-from daemon.playbooks.runner import step_variables
+from daemon.playbooks.steps.specs import RunSpec
 from daemon.playbooks.templating import render_command
 from tests.lab.services.common import free_port
 
@@ -107,6 +108,7 @@ def _swap_step(apache: Apache) -> tuple[str, str]:
     service = Service("web1", "acme", docroot, ("example.org",))
     variables = step_variables("acct-1", service, host, playbook, BrandConfig(), "suspend")
     step = next(s for s in playbook.steps("suspend") if s.name.startswith("Serve"))
+    assert isinstance(step, RunSpec)
     assert step.command is not None and step.undo is not None
     return (
         render_command(step.command, variables, step.name),

@@ -165,7 +165,7 @@ def _serve_with_apache(scene: Scene, apache: ApacheServer) -> None:
     for name in ("nginx_test", "nginx_reload"):
         apache_vars.pop(name, None)
     moved = host.model_copy(update={"playbook": "apache-linux", "vars": apache_vars})
-    object.__setattr__(config, "hosts", {"web1": moved})
+    config.hosts["web1"] = moved
     scene.vhost = apache.sites_dir / f"{scene.domain}.conf"
 
 

@@ -132,7 +132,7 @@ def test_a_failing_step_stops_marks_and_keeps_the_site_up(scene: Scene) -> None:
     config = scene.app.config
     host = config.hosts["web1"]
     broken = host.model_copy(update={"vars": host.vars | {"nginx_test": "false"}})
-    object.__setattr__(config, "hosts", {"web1": broken})
+    config.hosts["web1"] = broken
 
     suspend(scene)
 
@@ -238,14 +238,10 @@ def test_deletion_with_a_corrupt_backup_relies_on_a_fresh_proven_one(scene: Scen
 def test_a_failed_suspension_is_retried_from_the_failed_step(scene: Scene) -> None:
     config = scene.app.config
     good = config.hosts["web1"]
-    object.__setattr__(
-        config,
-        "hosts",
-        {"web1": good.model_copy(update={"vars": good.vars | {"nginx_test": "false"}})},
-    )
+    config.hosts["web1"] = good.model_copy(update={"vars": good.vars | {"nginx_test": "false"}})
     suspend(scene)
     assert account_state(scene) == "suspend-failed"
-    object.__setattr__(config, "hosts", {"web1": good})  # ops fix the host
+    config.hosts["web1"] = good  # ops fix the host
 
     assert scene.app.runner.retry(scene.account_id, "ops:alice") == "done"
 

@@ -15,12 +15,12 @@ import pytest
 from sqlalchemy import select
 from structlog.testing import capture_logs
 
-import daemon.playbooks.runner as runner_module
+import daemon.playbooks.guards as guards_module
 from daemon.backup.tree import check_account_tree
 from daemon.config.schema import BrandConfig, HostConfig
 from daemon.domain.snapshot import Service
+from daemon.playbooks.contexts import step_variables
 from daemon.playbooks.library import load_playbook
-from daemon.playbooks.runner import step_variables
 from daemon.playbooks.templating import render_command
 from daemon.store.models import Event
 from tests.lab.engine_helpers import run_days
@@ -105,7 +105,7 @@ def test_a_link_swapped_in_after_the_check_is_set_aside_not_followed(
         swap_for_link(scene.docroot, victim)
         return passed
 
-    monkeypatch.setattr(runner_module, "check_account_tree", check_then_swap)
+    monkeypatch.setattr(guards_module, "check_account_tree", check_then_swap)
 
     scene.app.runner.run_pending()
 
@@ -135,7 +135,7 @@ def _delete_step(playbook: str, root: Path, docroot: Path) -> str:
     )
     service = Service("web1", "acme", str(docroot))
     variables = step_variables("acct-1", service, host, loaded, BrandConfig(), "delete")
-    step = next(s for s in loaded.steps("delete") if s.command and "remove_tree" in s.command)
+    step = next(s for s in loaded.steps("delete") if s.type == "run" and "remove_tree" in s.command)
     assert step.command is not None
     return render_command(step.command, variables, step.name)
 

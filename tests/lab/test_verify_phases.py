@@ -22,8 +22,8 @@ from daemon.config import load_embedded_config
 from daemon.config.schema import BrandConfig, HostConfig
 from daemon.domain.clock import VirtualClock
 from daemon.domain.snapshot import Service
+from daemon.playbooks.contexts import step_variables
 from daemon.playbooks.library import load_playbook
-from daemon.playbooks.runner import step_variables
 from daemon.playbooks.schema import StepSpec
 from daemon.playbooks.steps import STEP_TYPES, StepContext, StepFailedError
 from daemon.runtime.app import App, build_app, prepare_embedded_data

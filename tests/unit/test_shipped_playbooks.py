@@ -19,11 +19,12 @@ from typing import Any, cast
 import pytest
 
 from daemon.config.schema import BrandConfig, HostConfig
+from daemon.domain.phases import PLAYBOOK_PHASES
 from daemon.domain.snapshot import Database, Service
+from daemon.playbooks.contexts import step_variables
 from daemon.playbooks.library import load_playbook
 from daemon.playbooks.pages import MaintenancePages
-from daemon.playbooks.runner import step_variables
-from daemon.playbooks.schema import PHASES, Playbook, StepSpec
+from daemon.playbooks.schema import Playbook, StepSpec
 from daemon.playbooks.steps import STEP_TYPES, StepContext
 from daemon.transport import CommandResult, RemoteProcess, Transport
 
@@ -121,13 +122,14 @@ def _context(
 def _command_specs(playbook: Playbook) -> list[tuple[str, StepSpec]]:
     """(where, run spec) for every run step of every phase and every command undo, the
     undo turned into the step the runner would run for it."""
-    specs = []
-    for phase in PHASES:
+    specs: list[tuple[str, StepSpec]] = []
+    for phase in PLAYBOOK_PHASES:
         for spec in playbook.steps(phase):
             if spec.type == "run":
                 specs.append((f"{phase}: {spec.name}", spec))
-            if spec.undo is not None and spec.undo_url is None:
-                specs.append((f"{phase}: {spec.name} (undo)", spec.undo_spec()))
+            undo = spec.undo_spec() if spec.undoable else None
+            if undo is not None and undo.type == "run":
+                specs.append((f"{phase}: {spec.name} (undo)", undo))
     return specs
 
 
@@ -189,7 +191,7 @@ def test_every_command_renders_to_valid_bash(path: Path) -> None:
 
 @pytest.mark.parametrize("path", SHIPPED, ids=IDS)
 def test_file_steps_render(path: Path) -> None:
-    for phase in PHASES:
+    for phase in PLAYBOOK_PHASES:
         playbook, context = _context(path, _service(domain="<b>example</b>.org"), phase)
         for spec in playbook.steps(phase):
             if spec.type != "put_file":
@@ -237,10 +239,12 @@ def test_hostile_values_stay_one_quoted_word(path: Path, field: str) -> None:
 def test_http_urls_encode_every_value_from_billing(path: Path) -> None:
     """A user name like `a&delete=yes` must stay one query value in a panel API's URL."""
     playbook = load_playbook(path)
-    for phase in PHASES:
+    for phase in PLAYBOOK_PHASES:
         for spec in playbook.steps(phase):
+            if spec.type != "http":
+                continue
             for url in (spec.url, spec.state_url, spec.undo_url):
-                if spec.type != "http" or url is None or "?" not in url:
+                if url is None or "?" not in url:
                     continue
                 query = url.split("?", 1)[1]
                 for value in query.split("{{")[1:]:

@@ -1,6 +1,9 @@
-"""Step types, one module each, all with the interface of daemon.playbooks.steps.base.Step."""
+"""Step types, one module each, all with the interface of daemon.playbooks.steps.base.Step;
+what each step says is its spec (daemon.playbooks.steps.specs)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from daemon.playbooks.steps.backup import BackupStep
 from daemon.playbooks.steps.base import (
@@ -26,7 +29,8 @@ __all__ = [
     "StepOutcome",
 ]
 
-STEP_TYPES: dict[str, Step] = {
+# Keyed by the `type` that picks each spec; a test checks both match the modules here.
+STEP_TYPES: dict[str, Step[Any]] = {
     "backup": BackupStep(),
     "run": RunStep(),
     "put_file": PutFileStep(),

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 from daemon.backup.errors import BackupCancelledError, BackupError
-from daemon.playbooks.schema import StepSpec
 from daemon.playbooks.steps.base import (
     StepCancelledError,
     StepContext,
     StepFailedError,
     StepOutcome,
 )
+from daemon.playbooks.steps.specs import BackupSpec
 
 
 class BackupStep:
     """Backs up the account's files, databases and history (see daemon.backup)."""
 
-    def describe(self, spec: StepSpec, context: StepContext) -> str:
+    def describe(self, spec: BackupSpec, context: StepContext) -> str:
         return f"back up account {context.account_id} to the {context.backups.store.kind} store"
 
-    def run(self, spec: StepSpec, context: StepContext) -> StepOutcome:
+    def run(self, spec: BackupSpec, context: StepContext) -> StepOutcome:
         # Idempotent: a verified backup made since this phase was asked for is this
         # run's backup (a resumed run, or an account with services on several hosts).
         existing = context.backups.latest_verified(context.account_id, since=context.since)

@@ -5,17 +5,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from daemon.domain.errors import LapseError
 from daemon.domain.snapshot import Service
-from daemon.playbooks.schema import StepSpec
+from daemon.playbooks.steps.specs import StepSpecBase
 from daemon.transport import Transport
 
 if TYPE_CHECKING:
     from daemon.backup.service import BackupService
     from daemon.notices.alerts import OpsAlerts
-    from daemon.playbooks.pages import MaintenancePages
+
+
+class MaintenancePages(Protocol):
+    """The maintenance pages a put_file step renders (daemon.playbooks.pages): stated
+    here so the step types do not import the playbook library that loads them."""
+
+    def render(self, name: str, site: str, support_email: str, company: str) -> str:
+        """Render page `name` for `site`."""
 
 
 class StepFailedError(LapseError):
@@ -61,13 +68,17 @@ class StepOutcome:
     output: dict[str, Any] = field(default_factory=dict)
 
 
-class Step(Protocol):
-    """A step type: one module each, all with this interface."""
+SpecT_contra = TypeVar("SpecT_contra", bound=StepSpecBase, contravariant=True)
 
-    def describe(self, spec: StepSpec, context: StepContext) -> str:
+
+class Step(Protocol[SpecT_contra]):
+    """A step type: one module each, all with this interface, each taking its own spec
+    (`RunStep` takes a `RunSpec`, ...)."""
+
+    def describe(self, spec: SpecT_contra, context: StepContext) -> str:
         """Say what the step would do (dry run and logs). Raises TemplateError."""
 
-    def run(self, spec: StepSpec, context: StepContext) -> StepOutcome:
+    def run(self, spec: SpecT_contra, context: StepContext) -> StepOutcome:
         """Do the step, idempotently: running it twice has the effect of once.
 
         Raises StepFailedError (or a transport, store or template error) on failure.

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-from daemon.playbooks.schema import StepSpec
 from daemon.playbooks.steps.base import StepContext, StepFailedError, StepOutcome
+from daemon.playbooks.steps.specs import CheckSpec
 from daemon.playbooks.templating import render_text
 
 
 class CheckStep:
     """Proves an effect took hold: a suspension that does not show is not a suspension."""
 
-    def describe(self, spec: StepSpec, context: StepContext) -> str:
-        assert spec.url is not None
+    def describe(self, spec: CheckSpec, context: StepContext) -> str:
         url = render_text(spec.url, context.variables, spec.name)
         return f"expect {spec.expect_status or 200} from {url}"
 
-    def run(self, spec: StepSpec, context: StepContext) -> StepOutcome:
+    def run(self, spec: CheckSpec, context: StepContext) -> StepOutcome:
         # Imported on first use: processes that run no playbook (`lapse backup`) skip it.
         import httpx
 
-        assert spec.url is not None
         url = render_text(spec.url, context.variables, spec.name)
         if context.dry_run:
             return StepOutcome(False, {"would_check": url})

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
-from daemon.playbooks.schema import StepSpec
 from daemon.playbooks.steps.base import StepContext, StepFailedError, StepOutcome
+from daemon.playbooks.steps.specs import HttpSpec
 from daemon.playbooks.templating import render_text
 
 if TYPE_CHECKING:
@@ -33,11 +33,10 @@ def _holds(response: httpx.Response, marker: str) -> bool:
 class HttpStep:
     """Sends one request; tokens and passwords come from env or file, never the playbook."""
 
-    def describe(self, spec: StepSpec, context: StepContext) -> str:
-        assert spec.url is not None
+    def describe(self, spec: HttpSpec, context: StepContext) -> str:
         return f"{spec.method} {render_text(spec.url, context.variables, spec.name)}"
 
-    def run(self, spec: StepSpec, context: StepContext) -> StepOutcome:
+    def run(self, spec: HttpSpec, context: StepContext) -> StepOutcome:
         """Read the state (if `state_url`), call, check the answer, read the state again.
 
         Returns unchanged when the state already showed `state_text`. Raises
@@ -46,7 +45,6 @@ class HttpStep:
         # Imported on first use: processes that run no playbook (`lapse backup`) skip it.
         import httpx
 
-        assert spec.url is not None
         url = render_text(spec.url, context.variables, spec.name)
         if context.dry_run:
             return StepOutcome(False, {"would_call": f"{spec.method} {url}"})
@@ -83,7 +81,7 @@ class HttpStep:
         return StepOutcome(True, {"status": response.status_code})
 
     @staticmethod
-    def _check(spec: StepSpec, context: StepContext, url: str, response: httpx.Response) -> None:
+    def _check(spec: HttpSpec, context: StepContext, url: str, response: httpx.Response) -> None:
         """Raise StepFailedError unless the status and the answer's text are as expected."""
         expected = spec.expect_status
         ok = response.status_code == expected if expected else response.is_success

@@ -6,8 +6,8 @@ import hashlib
 from posixpath import normpath
 from shlex import quote
 
-from daemon.playbooks.schema import StepSpec
 from daemon.playbooks.steps.base import StepContext, StepFailedError, StepOutcome
+from daemon.playbooks.steps.specs import PutFileSpec
 from daemon.playbooks.templating import render_text
 from daemon.transport import CommandError
 
@@ -15,17 +15,16 @@ from daemon.transport import CommandError
 class PutFileStep:
     """Writes `content` (a template) or a maintenance page `template` to `path`."""
 
-    def describe(self, spec: StepSpec, context: StepContext) -> str:
+    def describe(self, spec: PutFileSpec, context: StepContext) -> str:
         return f"write {self._path(spec, context)} (mode {spec.mode})"
 
-    def _path(self, spec: StepSpec, context: StepContext) -> str:
-        assert spec.path is not None
+    def _path(self, spec: PutFileSpec, context: StepContext) -> str:
         path = render_text(spec.path, context.variables, spec.name)
         if not path.startswith("/") or normpath(path) != path or "\n" in path:
             raise StepFailedError(f"{spec.name}: {path!r} is not a plain absolute path")
         return path
 
-    def _content(self, spec: StepSpec, context: StepContext) -> bytes:
+    def _content(self, spec: PutFileSpec, context: StepContext) -> bytes:
         if spec.template is not None:
             brand = context.variables["brand"]
             domains = context.service.domains
@@ -39,7 +38,7 @@ class PutFileStep:
         assert spec.content is not None
         return render_text(spec.content, context.variables, spec.name).encode("utf-8")
 
-    def run(self, spec: StepSpec, context: StepContext) -> StepOutcome:
+    def run(self, spec: PutFileSpec, context: StepContext) -> StepOutcome:
         path = self._path(spec, context)
         content = self._content(spec, context)
         digest = hashlib.sha256(content).hexdigest()

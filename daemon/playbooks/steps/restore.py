@@ -5,19 +5,19 @@ from __future__ import annotations
 
 from daemon.backup.errors import BackupError
 from daemon.backup.restore import RestoreRequest, restore_backup
-from daemon.playbooks.schema import StepSpec
 from daemon.playbooks.steps.base import StepContext, StepFailedError, StepOutcome
+from daemon.playbooks.steps.specs import RestoreSpec
 
 
 class RestoreStep:
     """Brings the account's data back onto this host from its newest verified backup."""
 
-    def describe(self, spec: StepSpec, context: StepContext) -> str:
+    def describe(self, spec: RestoreSpec, context: StepContext) -> str:
         latest = context.backups.latest_verified(context.account_id)
         which = latest.id if latest else "(none verified)"
         return f"restore backup {which} onto {context.host_name}"
 
-    def run(self, spec: StepSpec, context: StepContext) -> StepOutcome:
+    def run(self, spec: RestoreSpec, context: StepContext) -> StepOutcome:
         latest = context.backups.latest_verified(context.account_id)
         if latest is None:
             raise StepFailedError(f"{spec.name}: {context.account_id} has no verified backup")

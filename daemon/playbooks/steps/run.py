@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import shlex
 
-from daemon.playbooks.schema import StepSpec
 from daemon.playbooks.steps.base import StepContext, StepFailedError, StepOutcome
+from daemon.playbooks.steps.specs import RunSpec
 from daemon.playbooks.templating import render_command
 from daemon.transport import CommandError
 
 _OUTPUT_TAIL = 4000
 
 
-def command_line(command: str, spec: StepSpec) -> str:
+def command_line(command: str, spec: RunSpec) -> str:
     """Wrap a rendered command in `timeout`, so a hung command ends with its step."""
     seconds = max(1, int(spec.timeout.total_seconds()))
     return f"timeout --kill-after=10 {seconds} bash -o pipefail -c {shlex.quote(command)}"
@@ -21,16 +21,15 @@ def command_line(command: str, spec: StepSpec) -> str:
 class RunStep:
     """Runs `command` (and, on reactivation, `undo`) on the host."""
 
-    def describe(self, spec: StepSpec, context: StepContext) -> str:
-        assert spec.command is not None
+    def describe(self, spec: RunSpec, context: StepContext) -> str:
         return render_command(spec.command, context.variables, spec.name)
 
-    def run(self, spec: StepSpec, context: StepContext) -> StepOutcome:
+    def run(self, spec: RunSpec, context: StepContext) -> StepOutcome:
         command = self.describe(spec, context)
         return run_command(command, spec, context)
 
 
-def run_command(command: str, spec: StepSpec, context: StepContext) -> StepOutcome:
+def run_command(command: str, spec: RunSpec, context: StepContext) -> StepOutcome:
     """Run a rendered command for `spec` and return its outcome.
 
     A command reports "no change" by printing a line `lapse: unchanged`. Raises
