@@ -1,0 +1,1 @@
+"""Contract suites: one per plugin role, each run against every implementation of the role."""
