@@ -9,14 +9,16 @@
 - stdin and stdout stream (a file put through stdin lands byte for byte, on `start` and
   on `start_bulk`), and heavy stderr never stalls stdout;
 - a command silent past the command timeout raises TransportError; leaving `start`
-  early kills the command, the rest of its pipeline included;
+  early stops the command, the rest of its pipeline included (the ssh transport does
+  so only for a command that writes: see GAPS);
 - writing to a command that stopped reading, or to a host that cannot be reached,
   raises TransportError.
 
 To add a transport: write a factory taking a Kit and returning a TransportLab (the
 transport built by `create_transport` from a [hosts] entry reaching the lab, and a
 directory on that host for the test's files), then add one line to IMPLEMENTATIONS
-below. Every check here then runs against it.
+below. Every check here then runs against it; a part of the contract it cannot meet yet
+goes into GAPS, with the reason, and its test is then a strict xfail for it.
 
 Each check is a plain function of a lab, so `test_a_broken_transport_fails_the_check`
 can run it against a deliberately broken transport and show that it fails.
