@@ -15,12 +15,14 @@ pytest_plugins = [
 ]
 
 _TESTS = Path(__file__).resolve().parent
-# Tests under these directories need the real services, whatever fixtures they name.
-_LAB_DIRS = (_TESTS / "lab", _TESTS / "e2e")
+# Tests under these directories need the real services, whatever fixtures they name
+# (the contract suites run every plugin against its lab service or loopback emulation).
+_LAB_DIRS = (_TESTS / "lab", _TESTS / "e2e", _TESTS / "contracts")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test under tests/lab/ and tests/e2e/ with `lab`, so `-m "not lab"` works."""
+    """Mark every test under tests/lab/, tests/e2e/ and tests/contracts/ with `lab`, so
+    `-m "not lab"` works."""
     for item in items:
         path = Path(str(item.path)).resolve()
         if any(path.is_relative_to(directory) for directory in _LAB_DIRS):

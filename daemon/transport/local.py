@@ -6,6 +6,9 @@ For operators running Lapse on the hosting server itself (the embedded default).
 from __future__ import annotations
 
 import contextlib
+import os
+import select
+import signal
 import subprocess
 import threading
 from typing import IO
@@ -28,15 +31,27 @@ class LocalProcess(RemoteProcess):
         self._popen = popen
         self._timeout = timeout
         self._stderr = StderrTail()
-        assert popen.stderr is not None
+        assert popen.stdout is not None and popen.stderr is not None
+        # poll, not select: a busy daemon may hold file descriptors past select's 1024.
+        self._stdout_ready = select.poll()
+        self._stdout_ready.register(popen.stdout, select.POLLIN)  # end of output counts too
         self._drainer = threading.Thread(
             target=_drain, args=(popen.stderr, self._stderr), daemon=True, name="stderr"
         )
         self._drainer.start()
 
     def read(self, size: int) -> bytes:
-        assert self._popen.stdout is not None
-        return self._popen.stdout.read1(size)  # type: ignore[attr-defined,no-any-return]
+        stdout = self._popen.stdout
+        assert stdout is not None
+        # Wait no longer than the command timeout, as an SSH channel does: a command that
+        # hangs without a word must not hold its reader for ever. read1 reads the pipe
+        # straight into its result when nothing is buffered, and so never leaves bytes
+        # buffered that poll would not see.
+        if not self._stdout_ready.poll(self._timeout * 1000):
+            raise TransportError(
+                f"{self.label} on {self.host} sent nothing for {self._timeout:g} s"
+            )
+        return stdout.read1(size)  # type: ignore[attr-defined,no-any-return]
 
     def write(self, data: bytes) -> None:
         assert self._popen.stdin is not None
@@ -70,9 +85,24 @@ class LocalProcess(RemoteProcess):
 
     def kill(self) -> None:
         if self._popen.poll() is None:
-            self._popen.kill()
+            # The whole process group (see start_process): killing bash alone would
+            # leave the rest of a pipeline (tar | zstd) running, orphaned.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._popen.pid, signal.SIGKILL)
             self._popen.wait()
         self._drainer.join(timeout=5)
+
+
+def start_process(argv: list[str]) -> subprocess.Popen[bytes]:
+    """Start `argv` with piped stdin, stdout and stderr, in a process group of its own
+    (which LocalProcess.kill kills whole). Raises OSError when it cannot be started."""
+    return subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        process_group=0,
+    )
 
 
 def _drain(stream: IO[bytes], tail: StderrTail) -> None:
@@ -92,12 +122,7 @@ class LocalTransport(Transport):
     def _spawn(self, script: str, label: str) -> LocalProcess:
         self._slots.acquire()
         try:
-            popen = subprocess.Popen(
-                ["bash", "-o", "pipefail", "-c", script],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
+            popen = start_process(["bash", "-o", "pipefail", "-c", script])
         except OSError as error:
             self._slots.release()
             raise TransportError(f"cannot start bash on {self.name}: {error}") from error

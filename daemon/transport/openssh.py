@@ -14,11 +14,10 @@ stdin, stdout and stderr are pipes, handled as a local command's are.
 from __future__ import annotations
 
 import shlex
-import subprocess
 from pathlib import Path
 
 from daemon.transport.base import TransportError
-from daemon.transport.local import LocalProcess
+from daemon.transport.local import LocalProcess, start_process
 
 # The same cipher order as the paramiko transport: aes128-gcm is the fastest here.
 _CIPHERS = "aes128-gcm@openssh.com,aes256-gcm@openssh.com,aes128-ctr,aes256-ctr"
@@ -54,9 +53,7 @@ def spawn(host: str, label: str, argv: list[str], timeout: float) -> LocalProces
     Raises TransportError when the `ssh` binary cannot be started.
     """
     try:
-        popen = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
+        popen = start_process(argv)
     except OSError as error:
         raise TransportError(f"cannot start ssh for {label} on {host}: {error}") from error
     return LocalProcess(host, label, popen, timeout)

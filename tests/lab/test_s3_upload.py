@@ -74,13 +74,6 @@ def test_an_object_of_many_parts_arrives_whole_through_a_few_buffers(
     assert {kind for _id, _length, kind in bodies} == {bytearray}
 
 
-def test_an_empty_object_is_one_empty_part(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
-    store = _store(s3, "upload-empty", monkeypatch)
-    upload = store.begin_upload("acct/b1/empty.sql", part_size=MIN_PART_SIZE)
-    upload.complete()
-    assert store.read("acct/b1/empty.sql") == b""
-
-
 @pytest.mark.parametrize("read_ahead", [0, MIN_PART_SIZE])
 def test_a_refused_part_fails_the_upload_and_leaves_no_parts(
     s3: S3Server, monkeypatch: pytest.MonkeyPatch, read_ahead: int

@@ -1,21 +1,19 @@
-"""The transports against a real OpenSSH sshd (and subprocess for `local`)."""
+"""The ssh transport against a real OpenSSH sshd: connection reuse and loss, session
+limits, host keys, long streams and commands that die with their connection. What every
+transport does (local and ssh alike) is checked by tests/contracts/test_transport_contract.py."""
 
 from __future__ import annotations
 
-import hashlib
-import os
 import secrets
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from daemon.transport import CommandError, HostKeyError, Transport, TransportError
-from daemon.transport.local import LocalTransport
+from daemon.transport import HostKeyError, TransportError
 from daemon.transport.ssh import SSHTransport
 from tests.lab.services.sshd import SSHServer
 
@@ -29,58 +27,6 @@ def ssh_transport(sshd: SSHServer, **options: object) -> SSHTransport:
         "key_file": sshd.client_key_path,
     } | options
     return SSHTransport("lab", sshd.host, **settings)  # type: ignore[arg-type]
-
-
-@pytest.fixture(params=["ssh", "local"])
-def transport(request: pytest.FixtureRequest) -> Iterator[Transport]:
-    if request.param == "ssh":
-        made: Transport = ssh_transport(request.getfixturevalue("sshd"))
-    else:
-        made = LocalTransport("this-machine")
-    yield made
-    made.close()
-
-
-def test_run_returns_output_and_status(transport: Transport) -> None:
-    result = transport.run("printf 'hello %s' \"$(echo world)\"", "greeting")
-    assert result.stdout == b"hello world"
-    assert result.status == 0
-
-
-def test_a_failing_command_names_status_and_stderr(transport: Transport) -> None:
-    with pytest.raises(CommandError) as caught:
-        transport.run("echo 'disk quota exceeded' >&2; exit 7", "quota check")
-    assert caught.value.status == 7
-    assert "quota check" in str(caught.value)
-    assert "disk quota exceeded" in str(caught.value)
-
-
-def test_pipelines_fail_when_any_stage_fails(transport: Transport) -> None:
-    # Without pipefail this would report gzip's status 0 and hide the failed dump.
-    with pytest.raises(CommandError) as caught:
-        transport.run("(echo partial; exit 3) | gzip -c > /dev/null", "dump")
-    assert caught.value.status == 3
-
-
-def test_heavy_stderr_does_not_block_stdout(transport: Transport) -> None:
-    """20 MB on each stream at once: a reader that ignores stderr would stall."""
-    script = "head -c 20000000 /dev/zero >&2 & head -c 20000000 /dev/zero; wait"
-    with transport.start(script, "noisy") as process:
-        received = len(process.read_all())
-        result = process.check()
-    assert received == 20_000_000
-    assert len(result.stderr) <= 64 * 1024  # only the tail is kept
-
-
-def test_stdin_is_streamed_into_the_command(transport: Transport) -> None:
-    data = os.urandom(8 * 1024 * 1024)
-    with transport.start("sha256sum | cut -d' ' -f1", "hash") as process:
-        for offset in range(0, len(data), 1 << 20):
-            process.write(data[offset : offset + (1 << 20)])
-        process.close_stdin()
-        output = process.read_all().decode().strip()
-        process.check()
-    assert output == hashlib.sha256(data).hexdigest()
 
 
 def test_ssh_reuses_one_connection(sshd: SSHServer) -> None:

@@ -111,6 +111,16 @@ class LocalStore(BackupStore):
         except OSError as error:
             raise BackupStoreError(f"cannot read backup object {path}: {error.strerror}") from error
 
+    def pin(self, key: str) -> str | None:
+        """Return None (a directory keeps no versions) once the object is found.
+
+        Raises BackupStoreError when it is missing, as every store does.
+        """
+        path = self._path(key)
+        if not path.is_file():
+            raise BackupStoreError(f"cannot find backup object {path}")
+        return None
+
     def protect(self, key: str, version: str | None, until: datetime) -> bool:
         path = self._path(key)
         try:
