@@ -126,9 +126,15 @@ def default_data_dir() -> Path:
 
 
 def format_error(source: str, detail: ErrorDetails) -> str:
-    """Turn one pydantic error into `FILE: at 'a.b.c': expected ..., got ...`."""
+    """Turn one pydantic error into `FILE: at 'a.b.c': expected ..., got ...`.
+
+    A value at or under a secret key (daemon.config.plaintext.SECRET_KEYS) is never
+    quoted: it may be the secret itself.
+    """
     loc = _key_path(detail["loc"])
     kind = detail["type"]
+    secret = is_secret_path(detail["loc"])
+    got = "" if secret else f", got {detail['input']!r}"
     if is_secret_path(detail["loc"][-1:]) and not isinstance(detail["input"], Mapping):
         # Not a table: the value refused here may be the secret itself. Say where it
         # goes, not what it is.
@@ -146,15 +152,15 @@ def format_error(source: str, detail: ErrorDetails) -> str:
         message = "missing required option 'type'"
     elif kind == "literal_error":
         expected = detail.get("ctx", {}).get("expected", "")
-        message = f"expected one of {expected}, got {detail['input']!r}"
+        message = f"expected one of {expected}{got}"
     elif kind == "value_error":
         message = str(detail.get("ctx", {}).get("error", detail["msg"]))
     elif kind in _FRIENDLY:
         message = _FRIENDLY[kind]
         if kind != "missing":
-            message += f", got {detail['input']!r}"
+            message += got
     else:
-        message = f"{detail['msg']}, got {detail['input']!r}"
+        message = f"{detail['msg']}{got}"
     where = f"at '{loc}'" if loc else "at the top level"
     return f"{source}: {where}: {message}"
 

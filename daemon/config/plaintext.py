@@ -21,9 +21,12 @@ _QUERY = re.compile(
     r"|access_key|secret_access_key|key)=)(?P<secret>[^&;#\s]+)",
     re.IGNORECASE,
 )
-# Keys whose value is a secret reference: a plain string there is the secret itself.
+# Keys whose value is a secret reference, in the config and in playbooks: a plain string
+# there is the secret itself. A test keeps it in step with every SecretRef field of both
+# schemas; no error message quotes a value found at or under one of these keys.
 SECRET_KEYS = frozenset(
     {
+        "bearer",
         "password",
         "secret",
         "token",
@@ -74,7 +77,8 @@ def url_secret_problems(raw: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def is_secret_path(loc: Iterable[int | str]) -> bool:
-    """Return whether a config key path leads to (or into) a secret reference."""
+    """Return whether a config or playbook key path leads to (or into) a secret
+    reference: a value found there must never be quoted."""
     return any(part in SECRET_KEYS for part in loc if isinstance(part, str))
 
 

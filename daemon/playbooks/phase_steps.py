@@ -1,6 +1,8 @@
 """Running one phase's steps on one host, in order, each recorded before and after.
 
-A step already done (or skipped) on an earlier try is not run again. Before each
+The run's step records are its plan: made when the run opens, read back from the
+records when it resumes (daemon.playbooks.planning), each step walked with its own
+record. A step already done (or skipped) on an earlier try is not run again. Before each
 step the phase looks for a payment and checks the account is still on its course;
 before the first step that disables anything it reads the balance afresh, and in
 a delete phase proves the backup first. A failed step (after its retries) fails
@@ -27,7 +29,7 @@ from daemon.playbooks.guards import PhaseGuards
 from daemon.playbooks.library import PlaybookLibrary
 from daemon.playbooks.payment_guard import PaymentGuard
 from daemon.playbooks.phase_rules import PHASE_STATES, TREE_CHECKED
-from daemon.playbooks.planning import PlannedStep, plan_steps
+from daemon.playbooks.planning import PlannedStep, plan_steps, planned_from_records
 from daemon.playbooks.run_log import RunLog
 from daemon.playbooks.steps import (
     STEP_TYPES,
@@ -76,16 +78,24 @@ class PhaseSteps:
         if host is None:
             raise StepFailedError(f"host {service.host!r} is not in the config's [hosts] table")
         playbook = self.library.get(host.playbook)
-        planned = plan_steps(self.sessions, phase, playbook, account_id, service.host)
         run_id, records = self.run_log.open_run(
-            action_id, account_id, phase, service, host.playbook, planned
+            action_id,
+            account_id,
+            phase,
+            service,
+            host.playbook,
+            lambda: plan_steps(self.sessions, phase, playbook, account_id, service.host),
         )
+        try:
+            planned = planned_from_records(self.sessions, phase, playbook, records)
+        except StepFailedError as error:
+            self.run_log.finish_run(run_id, RunStatus.FAILED, str(error))
+            raise
         context = self.contexts.build(account_id, phase, service, playbook, since)
         if phase in TREE_CHECKED and service.docroot:
             self.guards.check_tree(run_id, phase, service, host)
         balance_checked = False
-        for position, step in enumerate(planned):
-            record = records[position]
+        for step, record in zip(planned, records, strict=True):
             if record.status in (StepStatus.DONE, StepStatus.SKIPPED):
                 continue
             # Again after a step stopped inside for a payment that billing did not confirm.
@@ -118,9 +128,10 @@ class PhaseSteps:
                     self.run_log.record_step(record.id, StepStatus.FAILED, str(error), None)
                     self.run_log.finish_run(run_id, RunStatus.FAILED, str(error))
                     raise
-                self.run_log.record_step(record.id, StepStatus.DONE, None, outcome)
-                if step.undo_of is not None:
-                    self.run_log.record_step(step.undo_of, StepStatus.UNDONE, None, None)
+                if step.undo_of is None:
+                    self.run_log.record_step(record.id, StepStatus.DONE, None, outcome)
+                else:
+                    self.run_log.record_undo_done(record.id, step.undo_of, outcome)
                 break
         self.run_log.finish_run(run_id, RunStatus.DONE, None)
 

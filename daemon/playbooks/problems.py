@@ -5,7 +5,8 @@ pydantic files a step's errors under the step type that picked its model
 the type is dropped from the key path. The problems only a step has are worded
 in playbook terms: a key its type needs, a key its type does not take (naming the
 step and the step types that do take it), a `type` no step has. Everything else
-reads as in the config (daemon.config.load.format_error), e.g.
+reads as in the config (daemon.config.load.format_error), which never quotes a value
+at or under a secret key (a `bearer` written as the token itself), e.g.
 
     x.toml: at 'suspend[2]': a 'run' step needs 'command'
     x.toml: at 'suspend[0].url': unknown option in the 'run' step 'Lock the user':
@@ -20,6 +21,7 @@ from typing import Any
 from pydantic_core import ErrorDetails
 
 from daemon.config.load import format_error
+from daemon.config.plaintext import is_secret_path
 from daemon.domain.phases import PLAYBOOK_PHASES
 from daemon.playbooks.steps.specs import STEP_SPECS, option_owners, step_type
 
@@ -45,7 +47,7 @@ def playbook_problem(source: str, raw: Mapping[str, Any], detail: ErrorDetails) 
         return _sentence(source, loc[:2], f"a {tag!r} step needs {inside[0]!r}")
     if kind == "extra_forbidden" and len(inside) == 1:
         return _sentence(source, where, _not_an_option(str(inside[0]), tag, step.get("name")))
-    if kind == "model_attributes_type":
+    if kind == "model_attributes_type" and not is_secret_path(where):
         return _sentence(source, where, f"expected a table, got {detail['input']!r}")
     return format_error(source, {**detail, "loc": where})
 

@@ -1,9 +1,14 @@
 """The state database's account of each run: one run per action and host, one record
-per planned step, each step's status as it goes."""
+per planned step, each step's status as it goes.
+
+The records are the run's plan (daemon.playbooks.planning): an undo record names the
+suspend record it reverses, and the undo is recorded done together with that suspend
+record undone, in one transaction, so no crash leaves one without the other.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,10 +35,11 @@ class RunLog:
         phase: str,
         service: Service,
         playbook_name: str,
-        planned: Sequence[PlannedStep],
+        plan: Callable[[], Sequence[PlannedStep]],
     ) -> tuple[int, list[StepRecord]]:
-        """Return this action's run on the service's host with its step records, creating
-        them (one pending record per planned step) on first use."""
+        """Return this action's run on the service's host with its step records in
+        position order, creating them on first use: one pending record per step `plan()`
+        returns then (it is not called for a run already open)."""
         with self.sessions.begin() as session:
             run = session.scalars(
                 select(PlaybookRun).where(
@@ -52,7 +58,7 @@ class RunLog:
                 )
                 session.add(run)
                 session.flush()
-                for position, step in enumerate(planned):
+                for position, step in enumerate(plan()):
                     session.add(
                         StepRecord(
                             run_id=run.id,
@@ -60,6 +66,7 @@ class RunLog:
                             name=("undo: " if step.undo_of else "") + step.spec.name[:90],
                             type="run" if step.undo_of else step.spec.type,
                             status=StepStatus.PENDING,
+                            undoes=step.undo_of,
                         )
                     )
             run.status = RunStatus.RUNNING
@@ -88,6 +95,18 @@ class RunLog:
             if outcome is not None:
                 record.changed = outcome.changed
                 record.output = outcome.output
+
+    def record_undo_done(self, record_id: int, undone_id: int, outcome: StepOutcome) -> None:
+        """Record undo step `record_id` done with its outcome and the suspend step record
+        it reverses (`undone_id`) undone, both or neither."""
+        now = self.clock()
+        with self.sessions.begin() as session:
+            record = session.get(StepRecord, record_id)
+            undone = session.get(StepRecord, undone_id)
+            assert record is not None and undone is not None
+            record.status, record.finished_at = StepStatus.DONE, now
+            record.changed, record.output = outcome.changed, outcome.output
+            undone.status, undone.finished_at = StepStatus.UNDONE, now
 
     def finish_run(self, run_id: int, status: RunStatus, error: str | None) -> None:
         """Record run `run_id` finished with `status` (and the error that ended it)."""

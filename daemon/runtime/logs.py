@@ -9,7 +9,8 @@ from typing import Any
 
 import structlog
 
-_SECRET_KEYS = ("password", "secret", "token", "authorization")
+# Markers of a secret-looking key name (the config's secret keys, and HTTP credentials).
+_SECRET_KEYS = ("password", "secret", "token", "authorization", "bearer", "api_key", "access_key")
 
 
 def _mask_secrets(

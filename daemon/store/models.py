@@ -152,7 +152,11 @@ class PlaybookRun(Base):
 
 
 class StepRecord(Base):
-    """One step of a playbook run: pending, running, done, failed or undone."""
+    """One step of a playbook run: pending, running, done, failed or undone.
+
+    An unsuspend run's undo step names in `undoes` the id of the suspend step record it
+    reverses: the run is resumed from its own records, matched to steps by identity.
+    """
 
     __tablename__ = "step_records"
 
@@ -167,6 +171,7 @@ class StepRecord(Base):
     changed: Mapped[bool] = mapped_column(default=False)
     error: Mapped[str | None] = mapped_column(Text)
     output: Mapped[dict[str, Any] | None]
+    undoes: Mapped[int | None]
 
 
 class Backup(Base):
