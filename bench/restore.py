@@ -8,7 +8,7 @@ sshd, alternating which side goes first:
 - Lapse: `lapse restore ACCOUNT --force` as its own process (start-up included),
   with every check kept: the stream hashed against the manifest and every member
   checked in the daemon as it goes to the host, extraction into a fresh staging
-  directory, the host's listing (sizes, BLAKE2b, modes, owners, times, links)
+  directory, the host's listing (sizes, SHA-256, modes, owners, times, links)
   compared with the archive's, and the swap (the previous tree is removed in the
   background after the command returns).
 - Baseline: `aws s3 cp s3://BUCKET/KEY - | ssh HOST 'zstd -d | tar -x -C DIR'`
