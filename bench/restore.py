@@ -204,8 +204,17 @@ path = "outbox"
         return elapsed
 
     def _cpu(self) -> float:
-        """CPU seconds so far of this process's children, the sshd and the moto server."""
-        host = _process_cpu(self.sshd.process.popen.pid)
+        """CPU seconds so far of this process's children, the sshd and the moto server.
+
+        Waits (up to 10 s) until the sshd has reaped its sessions: a session's process
+        can outlive the client by a moment, and its time counts only once reaped.
+        """
+        sshd = self.sshd.process.popen.pid
+        children = Path(f"/proc/{sshd}/task/{sshd}/children")
+        deadline = time.monotonic() + 10
+        while children.read_text().strip() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        host = _process_cpu(sshd)
         return _children_cpu() + host + _process_cpu(self.s3.process.pid)
 
     def cpu_medians(self) -> tuple[float, float]:
