@@ -8,7 +8,7 @@ sshd, alternating which side goes first:
 - Lapse: `lapse restore ACCOUNT --force` as its own process (start-up included),
   with every check kept: the stream hashed against the manifest and every member
   checked in the daemon as it goes to the host, extraction into a fresh staging
-  directory, the host's listing (sizes, BLAKE2b, modes, owners, times, links)
+  directory, the host's listing (sizes, SHA-256, modes, owners, times, links)
   compared with the archive's, and the swap (the previous tree is removed in the
   background after the command returns).
 - Baseline: `aws s3 cp s3://BUCKET/KEY - | ssh HOST 'zstd -d | tar -x -C DIR'`
@@ -18,10 +18,16 @@ sshd, alternating which side goes first:
 
 `restore_ratio` is Lapse's median time over the baseline's (target <= 1);
 `rss_mb` the peak resident memory of `lapse restore` as GNU time reports it.
+`lapse_cpu_s` and `baseline_cpu_s` are the median CPU seconds (user + system) of
+each side's whole restore: the command and its children (the `ssh` client), the
+lab sshd and everything it ran on the host's side (tar, find, the digests), and
+the moto server. Unlike wall-clock time they barely move when other work shares
+the cores.
 
 Usage: .venv/bin/python bench/restore.py [--runs 5] [--size-mib 1024] [--workdir DIR]
 Needs the AWS CLI (`make bench-deps`). Ends with one line
-`RESULT restore_ratio=... lapse_s=... baseline_s=... rss_mb=... archive_mib=...`.
+`RESULT restore_ratio=... lapse_s=... baseline_s=... rss_mb=... archive_mib=...
+lapse_cpu_s=... baseline_cpu_s=...`.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shlex
 import shutil
 import statistics
@@ -73,6 +80,7 @@ def main() -> None:
         os.sync()
         bench = Bench(sshd, s3, aws, workdir, www)
         ratio, lapse_s, baseline_s, rss = bench.alternate(args.runs)
+        lapse_cpu, baseline_cpu = bench.cpu_medians()
     finally:
         s3.stop()
         sshd.stop()
@@ -80,7 +88,20 @@ def main() -> None:
     print(
         f"RESULT restore_ratio={ratio:.3g} lapse_s={lapse_s:.2f} baseline_s={baseline_s:.2f}"
         f" rss_mb={rss:.0f} archive_mib={bench.archive_size / MIB:.0f}"
+        f" lapse_cpu_s={lapse_cpu:.2f} baseline_cpu_s={baseline_cpu:.2f}"
     )
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process `pid` and of the children it has reaped."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    # After the command's name: utime, stime, cutime and cstime are fields 14 to 17.
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
 
 
 class Bench:
@@ -88,6 +109,8 @@ class Bench:
 
     def __init__(self, sshd: SSHServer, s3: MotoServer, aws: str, workdir: Path, www: Path):
         self.sshd, self.aws, self.workdir, self.www = sshd, aws, workdir, www
+        self.s3 = s3
+        self.cpu: dict[str, list[float]] = {"lapse": [], "baseline": []}
         self.endpoint = s3.endpoint_url
         self.config = self._write_config(s3)
         self.environment = {
@@ -151,6 +174,7 @@ path = "outbox"
         """Time `lapse restore bench --force`; return (seconds, peak RSS in MB)."""
         lapse = str(Path(sys.executable).with_name("lapse"))
         report = self.workdir / "rss-kib"
+        cpu = self._cpu()
         started = time.perf_counter()
         argv = ["/usr/bin/time", "-f", "%M", "-o", str(report), lapse, "restore", "bench"]
         subprocess.run(
@@ -160,6 +184,7 @@ path = "outbox"
             check=True,
         )
         elapsed = time.perf_counter() - started
+        self.cpu["lapse"].append(self._cpu() - cpu)
         return elapsed, int(report.read_text().split()[-1]) / 1024
 
     def baseline_restore(self) -> float:
@@ -170,11 +195,31 @@ path = "outbox"
         download += ["--endpoint-url", self.endpoint, "--only-show-errors"]
         extract = openssh_argv(self.sshd, f"zstd -d -q | tar -x -C {shlex.quote(str(target))}")
         command = f"{shlex.join(download)} | {shlex.join(extract)}"
+        cpu = self._cpu()
         started = time.perf_counter()
         subprocess.run(["bash", "-o", "pipefail", "-c", command], env=self.environment, check=True)
         elapsed = time.perf_counter() - started
+        self.cpu["baseline"].append(self._cpu() - cpu)
         shutil.rmtree(target)
         return elapsed
+
+    def _cpu(self) -> float:
+        """CPU seconds so far of this process's children, the sshd and the moto server.
+
+        Waits (up to 10 s) until the sshd has reaped its sessions: a session's process
+        can outlive the client by a moment, and its time counts only once reaped.
+        """
+        sshd = self.sshd.process.popen.pid
+        children = Path(f"/proc/{sshd}/task/{sshd}/children")
+        deadline = time.monotonic() + 10
+        while children.read_text().strip() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        host = _process_cpu(sshd)
+        return _children_cpu() + host + _process_cpu(self.s3.process.pid)
+
+    def cpu_medians(self) -> tuple[float, float]:
+        """Return the median CPU seconds of Lapse's restores and of the baseline's."""
+        return statistics.median(self.cpu["lapse"]), statistics.median(self.cpu["baseline"])
 
     def alternate(self, runs: int) -> tuple[float, float, float, float]:
         """Return (ratio of the medians, Lapse's median s, the baseline's median s, peak RSS)."""
@@ -193,7 +238,8 @@ path = "outbox"
             peak = max(peak, rss)
             print(
                 f"restore run {run}: baseline {baseline[-1]:.2f} s, lapse {seconds:.2f} s,"
-                f" {rss:.0f} MB",
+                f" {rss:.0f} MB; CPU baseline {self.cpu['baseline'][-1]:.2f} s,"
+                f" lapse {self.cpu['lapse'][-1]:.2f} s",
                 file=sys.stderr,
             )
         lapse_s, baseline_s = statistics.median(lapse), statistics.median(baseline)

@@ -1,17 +1,16 @@
 """One pass over a stored object: read ahead, checked by the daemon, sent to the host.
 
 Three stages run at once: a thread reads the stream (a restore hands it the object
-as it comes from the store, decompressed), counting and hashing every byte, the
-caller's checker reads it through a `Gate`, and a thread writes it to the host's
-command. The gate hands a chunk to the sender
-only once the checker has read all of it and asked for more, so the host never
-receives a byte the checker has not seen: a member the restore rules refuse
-stops the stream before its header reaches the host's tar.
+as it comes from the store, decompressed; the reader it wraps counts and hashes
+the stored bytes), the caller's checker reads it through a `Gate`, and a thread
+writes it to the host's command. The gate hands a chunk to the sender only once
+the checker has read all of it and asked for more, so the host never receives a
+byte the checker has not seen: a member the restore rules refuse stops the
+stream before its header reaches the host's tar.
 """
 
 from __future__ import annotations
 
-import hashlib
 import queue
 import threading
 from collections.abc import Callable
@@ -37,8 +36,7 @@ class Gate:
 
     Use as a context manager; read with `read`, then `finish` to send the rest.
     `sent` is told the size of each chunk handed on to the sender (in the reading
-    thread, so an exception it raises stops the stream like an interrupt). After `finish`,
-    `size` and `sha256` cover every byte of the object.
+    thread, so an exception it raises stops the stream like an interrupt).
     """
 
     def __init__(
@@ -51,8 +49,6 @@ class Gate:
         self._outgoing: queue.Queue[bytes] = queue.Queue(_QUEUED)
         self._stop = threading.Event()
         self._errors: list[BaseException] = []
-        self._digest = hashlib.sha256()
-        self.size = 0
         self._chunk = b""
         self._offset = 0
         self._ended = False
@@ -78,11 +74,6 @@ class Gate:
             self._process.kill()
         for thread in self._threads:
             thread.join(timeout=5)
-
-    @property
-    def sha256(self) -> str:
-        """The hex SHA-256 of the bytes read from the stream so far."""
-        return self._digest.hexdigest()
 
     def read(self, size: int = -1) -> bytes:
         """Return up to `size` bytes (a whole chunk when negative), b"" at the end.
@@ -141,8 +132,6 @@ class Gate:
         try:
             while not self._stop.is_set():
                 chunk = self._stream.read(CHUNK)
-                self._digest.update(chunk)
-                self.size += len(chunk)
                 while not self._stop.is_set():
                     try:
                         self._fetched.put(chunk, timeout=_POLL)

@@ -40,7 +40,7 @@ _META_TYPES = (
 _MAX_META = 16 << 20
 _ERRORS = "surrogateescape"
 
-# Told each member in archive order, with a function returning the hex BLAKE2b-512
+# Told each member in archive order, with a function returning the hex SHA-256
 # of the member's content (to be called, if at all, before the visit returns).
 Visit = Callable[[tarfile.TarInfo, Callable[[], str]], None]
 
@@ -180,7 +180,7 @@ def _visit(member: tarfile.TarInfo, reader: _Reader, visit: Visit) -> None:
 
     def digest() -> str:
         nonlocal consumed
-        hasher = hashlib.blake2b()
+        hasher = hashlib.sha256()
         consumed = True
         if reader.feed(size, hasher.update) < size:
             raise tarfile.ReadError("unexpected end of data")
@@ -212,7 +212,7 @@ def _hand_over(head: bytes, reader: _Reader, visit: Visit) -> None:
 
 def _tarfile_digest(archive: tarfile.TarFile, member: tarfile.TarInfo) -> Callable[[], str]:
     def digest() -> str:
-        hasher = hashlib.blake2b()
+        hasher = hashlib.sha256()
         content = archive.extractfile(member)
         if content is not None:
             while chunk := content.read(1 << 20):

@@ -26,7 +26,7 @@ def _by_tarfile(data: bytes) -> Seen:
             if member.isreg():
                 content = archive.extractfile(member)
                 assert content is not None
-                digest = hashlib.blake2b(content.read()).hexdigest()
+                digest = hashlib.sha256(content.read()).hexdigest()
             seen[member.name] = _fields(member, digest)
     return seen
 
