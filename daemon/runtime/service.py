@@ -21,7 +21,7 @@ from daemon.runtime.app import App, build_app
 from daemon.runtime.http.server import LapseHTTP
 from daemon.runtime.scheduler import LapseScheduler
 from daemon.runtime.systemd import Watchdog, notify
-from daemon.store.db import StateStoreError
+from daemon.store.errors import StateStoreError
 
 log = structlog.get_logger("lapse.service")
 
