@@ -59,8 +59,9 @@ class Readers:
 
 @dataclass
 class App:
-    """The wired parts of one Lapse process, and the config they were built from (the
-    daemon's loop reads its `[daemon]` section and compares it on reload)."""
+    """The wired parts of one Lapse process, and the config they were built from: the
+    daemon's loop reads its `[daemon]` section and `backup.store`, and refuses a reload
+    that moves `[state]`."""
 
     config: Config
     engine: Engine
@@ -154,7 +155,7 @@ def open_readers(state: StateConfig) -> Readers:
 
 def open_preview(config: Config, clock: Clock = system_clock) -> NoticePreview:
     """Set up `lapse notices preview`: the accounts' read model over the migrated state
-    database, the billing source (made only if an account is not in the state database),
+    database, the billing source (made only for an account it holds no snapshot of),
     the `[policy]` tables and the notice desk's composer. Raises what open_readers raises.
     """
     readers = open_readers(config.state)
