@@ -42,6 +42,7 @@ from daemon.runtime.http.server import LapseHTTP
 from daemon.runtime.http.signatures import sign_hmac
 from daemon.runtime.logs import configure_logging
 from daemon.runtime.scheduler import LapseScheduler
+from daemon.runtime.service import http_listener
 from daemon.store.models import ScheduledAction
 from tests.lab.playbook_scene import (
     ORIGINAL_PAGE,
@@ -112,7 +113,7 @@ def measure(scene: Scene, workdir: Path, runs: int) -> list[float]:
         scene.app.engine, scene.app.lifecycle, timedelta(hours=1), scene.app.runner
     )
     scheduler.start(sync_now=False)
-    listener = LapseHTTP(scene.app, scheduler, "127.0.0.1:0")
+    listener = http_listener(scene.app, scheduler, "127.0.0.1:0")
     listener.start()
     latencies = []
     try:

@@ -72,13 +72,13 @@ class DeletionGate:
     def _prove(self, account_id: str, backup_id: str, action_id: int) -> Proof:
         """Prove and protect `backup_id`. Raises ProofError, or DeletionRefusedError when
         the store cannot give the protection the config requires."""
-        until = self.backups.clock() + self.backups.config.backup.retention
+        until = self.backups.clock() + self.backups.config.retention
         try:
             proof = prove_backup(self.backups, backup_id, protect_until=until, action_id=action_id)
         except ProtectionError as error:
             raise DeletionRefusedError(f"refused to delete: {error}") from error
         if proof.protected_until is None:
-            store = self.backups.config.backup.store
+            store = self.backups.config.store
             detail = (
                 f"backup {backup_id} of {account_id} is proven but not locked: the store "
                 f"{self.backups.store.describe('')} has no Object Lock"

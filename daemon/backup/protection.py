@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from daemon.backup.stores.base import BackupStoreError
-from daemon.config.schema import Config, S3Store
+from daemon.config.schema import S3Store, StoreConfig
 from daemon.config.secrets import SecretError
 
 
@@ -24,14 +24,14 @@ class ProtectionReport:
     warnings: list[str] = field(default_factory=list)
 
 
-def check_store_protection(config: Config) -> ProtectionReport:
-    """Ask the configured bucket whether it has Object Lock; return what is wrong.
+def check_store_protection(store: StoreConfig) -> ProtectionReport:
+    """Ask the bucket `store` (the config's `backup.store`) names whether it has Object
+    Lock; return what is wrong.
 
     One quick request (5 s to connect, no retries). Never raises: a store that cannot
     be asked is itself reported.
     """
     report = ProtectionReport()
-    store = config.backup.store
     if not isinstance(store, S3Store):
         return report
     from daemon.backup.stores.s3 import S3BackupStore  # boto3 only with a bucket

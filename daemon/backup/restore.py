@@ -223,7 +223,7 @@ def _plan(
     """Return where site archive `entry` goes. Raises BackupError for an unknown host or a
     target outside the host's allowed roots."""
     host_name = _host_of(request, entry)
-    host = service.config.hosts.get(host_name)
+    host = service.hosts.get(host_name)
     if host is None:
         raise BackupError(f"host {host_name!r} is not in the config's [hosts] table")
     path = entry.source
@@ -503,7 +503,7 @@ def _restore_database(
     restored: RestoredObject,
     progress: Progress | None,
 ) -> None:
-    host = service.config.hosts.get(restored.host)
+    host = service.hosts.get(restored.host)
     if host is None:
         raise BackupError(f"host {restored.host!r} is not in the config's [hosts] table")
     try:

@@ -43,7 +43,7 @@ def expire_backups(service: BackupService, now: datetime) -> list[str]:
     objects the store refuses to delete (e.g. under Object Lock) keeps its status
     and is tried again at the next run.
     """
-    retention = service.config.backup.retention
+    retention = service.config.retention
     expired: list[str] = []
     with service.sessions() as session:
         protected = _protected_accounts(session)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib.metadata import version
@@ -34,7 +34,7 @@ from daemon.backup.stores.base import BackupStore, BackupStoreError
 from daemon.backup.tree import enter_script, tree_error
 from daemon.backup.verify import verify_backup
 from daemon.backup.views import BackupView
-from daemon.config.schema import Config, HostConfig
+from daemon.config.schema import BackupConfig, HostConfig
 from daemon.domain.errors import UnknownAccountError
 from daemon.domain.snapshot import Database, Service
 from daemon.domain.states import BackupStatus
@@ -81,14 +81,19 @@ class BackupService:
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        config: Config,
+        config: BackupConfig,
+        hosts: Mapping[str, HostConfig],
         store: BackupStore,
         transports: Transports,
         clock: Callable[[], datetime],
         alerts: OpsAlerts | None = None,
     ) -> None:
+        """Take the state database, the `[backup]` section (retention, the store's
+        options), the `[hosts]` table, the store it names, the hosts' transports, the
+        clock and where to alert ops."""
         self.sessions = sessions
         self.config = config
+        self.hosts = hosts
         self.store = store
         self.transports = transports
         self.clock = clock
@@ -141,7 +146,7 @@ class BackupService:
                 created_at=now.isoformat(),
                 lapse_version=version("lapse"),
             ),
-            retain_until=now + self.config.backup.retention,
+            retain_until=now + self.config.retention,
             stop_check=stop_check,
         )
         try:
@@ -205,7 +210,7 @@ class BackupService:
         backup = self.get(backup_id)
         if backup.manifest is None:
             return {}
-        expires = getattr(self.config.backup.store, "download_link_expiry", None)
+        expires = getattr(self.config.store, "download_link_expiry", None)
         if expires is None:
             return {}
         links = {}
@@ -259,7 +264,7 @@ class BackupService:
     # -- taking one backup -------------------------------------------------------------
 
     def _host(self, name: str) -> tuple[Transport, HostConfig]:
-        host = self.config.hosts.get(name)
+        host = self.hosts.get(name)
         if host is None:
             raise BackupError(
                 f"host {name!r} named by the billing data is not in the config's [hosts] table"

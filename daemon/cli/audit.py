@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy import select
 
 from daemon.cli.common import config_option, json_option, read_config, show_json, show_table
-from daemon.domain.errors import UnknownAccountError
 from daemon.runtime.app import build_app
-from daemon.store.audit import verify_chain
-from daemon.store.models import Account, AuditEntry
 
 
 @click.group()
@@ -27,9 +24,8 @@ def verify(config_path: Path | None) -> None:
     """Check every entry of the audit log against the one before; exit 1 naming any
     edited or removed entry."""
     app = build_app(read_config(config_path))
-    with app.sessions() as session:
-        problems = verify_chain(session)
-        count = session.scalar(select(AuditEntry.seq).order_by(AuditEntry.seq.desc())) or 0
+    check = app.readers.audit.check()
+    problems, count = check.problems, check.entries
     for problem in problems:
         click.echo(problem, err=True)
     if problems:
@@ -45,24 +41,10 @@ def verify(config_path: Path | None) -> None:
 def export(account: str, as_json: bool, config_path: Path | None) -> None:
     """A dated record of everything sent to and done about ACCOUNT, for disputes."""
     app = build_app(read_config(config_path))
-    with app.sessions() as session:
-        if session.get(Account, account) is None:
-            raise UnknownAccountError(f"no account {account!r} in the state database")
-        intact = not verify_chain(session)
-        rows = session.scalars(
-            select(AuditEntry).where(AuditEntry.account_id == account).order_by(AuditEntry.seq)
-        ).all()
-        entries: list[dict[str, Any]] = [
-            {
-                "seq": row.seq,
-                "at": row.at,
-                "kind": row.kind,
-                "summary": row.summary,
-                "data": row.data,
-                "hash": row.hash,
-            }
-            for row in rows
-        ]
+    record = app.readers.audit.of(account)
+    intact = record.chain_intact
+    # seq, at, kind, summary, data, hash: the keys --json prints, in this order.
+    entries: list[dict[str, Any]] = [asdict(row) for row in record.entries]
     if as_json:
         show_json({"account": account, "chain_intact": intact, "entries": entries})
         return

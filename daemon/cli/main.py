@@ -16,7 +16,7 @@ from daemon.domain.errors import UnknownAccountError
 from daemon.playbooks.templating import TemplateError
 from daemon.policy.commands import CommandRefusedError
 from daemon.runtime.logs import configure_logging
-from daemon.store.db import StateStoreError
+from daemon.store.errors import StateStoreError
 from daemon.transport import CommandError, TransportError
 
 # Errors meant for people: shown as one clear line, exit status 1.

@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
-from sqlalchemy import select
 
 from daemon.billing.file import FileSource
 from daemon.billing.samples import write_sample_billing
@@ -24,10 +23,7 @@ from daemon.config.schema import FileBilling
 from daemon.domain.clock import system_clock
 from daemon.policy import LifecycleRecord
 from daemon.policy.projection import ProjectedStep, project_all
-from daemon.runtime.app import open_state
-from daemon.store.migrate import migrate
-from daemon.store.models import Account
-from daemon.store.records import record_from_row, stored_snapshot
+from daemon.runtime.app import open_readers
 
 
 @click.command()
@@ -37,15 +33,9 @@ from daemon.store.records import record_from_row, stored_snapshot
 def plan(days: int, as_json: bool, config_path: Path | None) -> None:
     """Show what will happen to whom and when if nobody pays (changes nothing)."""
     config = read_config(config_path)
-    engine, sessions = open_state(config)
-    migrate(engine)
+    readers = open_readers(config.state)
     now = system_clock()
-    with sessions() as session:
-        accounts = [
-            (snapshot, record_from_row(row))
-            for row in session.scalars(select(Account))
-            if (snapshot := stored_snapshot(row)) is not None
-        ]
+    accounts = readers.accounts.synced()
     steps = project_all(accounts, config.policy_for, now, now + timedelta(days=days))
     _print_steps(steps, as_json, f"planned for the next {days} days")
 

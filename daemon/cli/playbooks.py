@@ -10,14 +10,11 @@ import click
 
 from daemon.cli.common import config_option, operator, read_config
 from daemon.config.load import ConfigError
-from daemon.domain.errors import UnknownAccountError
 from daemon.domain.phases import PLAYBOOK_PHASES, OperatorPhase
 from daemon.domain.states import ActionStatus
 from daemon.playbooks.library import PlaybookLibrary, load_playbook
 from daemon.playbooks.steps import STEP_TYPES
 from daemon.runtime.app import build_app
-from daemon.store.models import Account
-from daemon.store.records import stored_snapshot
 
 
 @click.group()
@@ -57,11 +54,7 @@ def show(account: str, phase: str, config_path: Path | None) -> None:
     """Print the steps PHASE would run for ACCOUNT, rendered, without running anything."""
     app = build_app(read_config(config_path))
     runner = app.runner
-    with app.sessions() as session:
-        row = session.get(Account, account)
-        if row is None:
-            raise UnknownAccountError(f"no account {account!r} in the state database")
-        snapshot = stored_snapshot(row)
+    snapshot = app.readers.accounts.stored(account).snapshot
     for service in snapshot.services if snapshot else ():
         host = app.config.hosts.get(service.host)
         if host is None:

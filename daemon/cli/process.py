@@ -11,10 +11,9 @@ from daemon.backup.protection import check_store_protection
 from daemon.cli.common import config_option, read_config
 from daemon.config import ConfigError
 from daemon.domain.clock import system_clock
-from daemon.runtime.app import build_app, open_state, prepare_embedded_data, state_url_of
+from daemon.runtime.app import build_app, migrate_state, prepare_embedded_data, state_url_of
 from daemon.runtime.logs import configure_logging
 from daemon.runtime.service import serve
-from daemon.store.migrate import migrate
 from daemon.store.writer_lock import acquire_writer_lock
 
 
@@ -26,10 +25,10 @@ def run(once: bool, config_path: Path | None) -> None:
     config = read_config(config_path)
     configure_logging(config.daemon.log_level, config.daemon.log_format)
     # Before anything is written (the migration included): one daemon per state database.
-    lock = acquire_writer_lock(state_url_of(config))
+    lock = acquire_writer_lock(state_url_of(config.state))
     try:
         if config_path is None:
-            prepare_embedded_data(config, system_clock())
+            prepare_embedded_data(config.billing, system_clock())
         app = build_app(config)
         if once:
             report = app.lifecycle.sync()
@@ -59,7 +58,7 @@ def check_config(config_path: Path | None) -> None:
         click.echo(f"{len(error.problems)} problem(s) found", err=True)
         sys.exit(1)
     source = config_path or "embedded defaults"
-    protection = check_store_protection(config)
+    protection = check_store_protection(config.backup.store)
     for line in protection.warnings:
         click.echo(f"{source}: warning: {line}", err=True)
     if protection.errors:
@@ -77,8 +76,7 @@ def check_config(config_path: Path | None) -> None:
 @config_option
 def migrate_command(config_path: Path | None) -> None:
     """Bring the state database to the newest schema."""
-    engine, _ = open_state(read_config(config_path))
-    revision = migrate(engine)
+    revision = migrate_state(read_config(config_path).state)
     click.echo(f"state database at revision {revision}")
 
 

@@ -16,9 +16,8 @@ from daemon.cli.common import (
     show_json,
     show_table,
 )
-from daemon.reports.figures import Report, build_report
-from daemon.runtime.app import open_state
-from daemon.store.migrate import migrate
+from daemon.reports.figures import Report
+from daemon.runtime.app import open_readers
 
 _DEFAULT_WINDOW = timedelta(days=30)
 
@@ -75,10 +74,8 @@ def report(
     Definitions: docs/reports.md.
     """
     until = datetime.now(UTC)
-    engine, sessions = open_state(read_config(config_path))
-    migrate(engine)
-    with sessions() as session:
-        figures = build_report(session, since or until - _DEFAULT_WINDOW, until)
+    reports = open_readers(read_config(config_path).state).reports
+    figures = reports.between(since or until - _DEFAULT_WINDOW, until)
     if as_json:
         show_json(figures.as_dict())
     else:

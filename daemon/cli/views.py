@@ -2,48 +2,34 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from daemon.cli.common import config_option, json_option, read_config, show_json, show_table
-from daemon.domain.errors import UnknownAccountError
-from daemon.domain.states import ActionStatus, NoticeStatus, StepStatus
-from daemon.runtime.app import open_state
-from daemon.store.migrate import migrate
-from daemon.store.models import (
-    Account,
-    Correspondence,
-    Event,
-    PlaybookRun,
-    ScheduledAction,
-    StepRecord,
-)
-from daemon.store.records import record_from_row
+from daemon.domain.states import NoticeStatus, StepStatus
+from daemon.lifecycle.history import History
+from daemon.lifecycle.queries import AccountView, PendingAction
+from daemon.runtime.app import Readers, open_readers
 
 
-def _session(config_path: Path | None) -> Session:
-    engine, sessions = open_state(read_config(config_path))
-    migrate(engine)
-    return sessions()
+def _readers(config_path: Path | None) -> Readers:
+    return open_readers(read_config(config_path).state)
 
 
-def _account_summary(row: Account) -> dict[str, Any]:
-    record = record_from_row(row)
+def _account_summary(row: AccountView) -> dict[str, Any]:
+    record = row.record
     return {
         "account": row.id,
         "plan": row.plan,
         "state": record.label,
         "balance": f"{row.balance.normalize():f} {row.currency}",
         "next_deadline": row.next_wake_at,
-        "suspend_at": row.suspend_at,
-        "delete_at": row.delete_at,
-        "hold": row.hold_reason,
+        "suspend_at": record.suspend_at,
+        "delete_at": record.delete_at,
+        "hold": record.hold_reason,
     }
 
 
@@ -53,29 +39,25 @@ def _account_summary(row: Account) -> dict[str, Any]:
 @config_option
 def status(account: str | None, as_json: bool, config_path: Path | None) -> None:
     """Show accounts per stage, or one ACCOUNT in detail."""
-    with _session(config_path) as session:
-        if account is not None:
-            row = session.get(Account, account)
-            if row is None:
-                raise UnknownAccountError(f"no account {account!r} in the state database")
-            detail = _account_summary(row) | {"pending_actions": _pending(session, account)}
-            if as_json:
-                show_json(detail)
-            else:
-                show_table(f"account {account}", ["field", "value"], list(detail.items()))
-            return
-        rows = session.scalars(select(Account)).all()
-        counts = Counter(record_from_row(row).state.value for row in rows)
-        pending = session.scalar(
-            select(func.count())
-            .select_from(ScheduledAction)
-            .where(ScheduledAction.status == ActionStatus.PENDING)
-        )
+    readers = _readers(config_path)
+    if account is not None:
+        row = readers.accounts.view(account)
+        pending_actions = _pending(readers.accounts.pending_actions(account))
+        detail = _account_summary(row) | {"pending_actions": pending_actions}
+        if as_json:
+            show_json(detail)
+        else:
+            show_table(f"account {account}", ["field", "value"], list(detail.items()))
+        return
+    census = readers.accounts.census()
+    counts, pending = census.by_state, census.pending_actions
     if as_json:
-        show_json({"accounts": len(rows), "by_state": dict(counts), "pending_actions": pending})
+        show_json(
+            {"accounts": census.accounts, "by_state": dict(counts), "pending_actions": pending}
+        )
         return
     show_table("accounts by state", ["state", "accounts"], sorted(counts.items()))
-    click.echo(f"{len(rows)} accounts; {pending} playbook action(s) pending")
+    click.echo(f"{census.accounts} accounts; {pending} playbook action(s) pending")
 
 
 @click.command()
@@ -84,11 +66,9 @@ def status(account: str | None, as_json: bool, config_path: Path | None) -> None
 @config_option
 def accounts(state_filter: str | None, as_json: bool, config_path: Path | None) -> None:
     """List accounts with their stage and next deadline."""
-    with _session(config_path) as session:
-        query = select(Account).order_by(Account.id)
-        if state_filter:
-            query = query.where(Account.state == state_filter)
-        summaries = [_account_summary(row) for row in session.scalars(query)]
+    summaries = [
+        _account_summary(row) for row in _readers(config_path).accounts.views(state_filter)
+    ]
     if as_json:
         show_json(summaries)
         return
@@ -102,10 +82,7 @@ def accounts(state_filter: str | None, as_json: bool, config_path: Path | None) 
 @config_option
 def history(account: str, as_json: bool, config_path: Path | None) -> None:
     """Show ACCOUNT's timeline: every transition and every notice, in order."""
-    with _session(config_path) as session:
-        if session.get(Account, account) is None:
-            raise UnknownAccountError(f"no account {account!r} in the state database")
-        entries = _timeline(session, account)
+    entries = _timeline(_readers(config_path).history.of(account))
     if as_json:
         show_json(entries)
         return
@@ -113,11 +90,8 @@ def history(account: str, as_json: bool, config_path: Path | None) -> None:
     show_table(f"history of {account}", ["when", "kind", "what", "detail", "by"], rows)
 
 
-def _timeline(session: Session, account: str) -> list[dict[str, Any]]:
-    events = session.scalars(select(Event).where(Event.account_id == account)).all()
-    letters = session.scalars(
-        select(Correspondence).where(Correspondence.account_id == account)
-    ).all()
+def _timeline(history: History) -> list[dict[str, Any]]:
+    events, letters = history.events, history.letters
     entries = (
         [
             {
@@ -143,19 +117,15 @@ def _timeline(session: Session, account: str) -> list[dict[str, Any]]:
             }
             for c in letters
         ]
-        + _step_entries(session, account)
+        + _step_entries(history)
     )
     entries.sort(key=_order)
     return entries
 
 
-def _step_entries(session: Session, account: str) -> list[dict[str, Any]]:
+def _step_entries(history: History) -> list[dict[str, Any]]:
     """One entry per playbook step run on the account's hosts, with its outcome."""
-    rows = session.execute(
-        select(PlaybookRun, StepRecord)
-        .join(StepRecord, StepRecord.run_id == PlaybookRun.id)
-        .where(PlaybookRun.account_id == account, StepRecord.started_at.is_not(None))
-    ).all()
+    rows = history.steps
     entries = []
     for run, step in rows:
         outcome = (
@@ -183,12 +153,7 @@ def _order(entry: dict[str, object]) -> tuple[datetime, int, int]:
     return key
 
 
-def _pending(session: Session, account: str) -> list[str]:
-    actions = session.scalars(
-        select(ScheduledAction).where(
-            ScheduledAction.account_id == account, ScheduledAction.status == ActionStatus.PENDING
-        )
-    ).all()
+def _pending(actions: list[PendingAction]) -> list[str]:
     return [f"{a.kind}:{a.name} since {a.created_at:%Y-%m-%d %H:%M}" for a in actions]
 
 

@@ -11,6 +11,7 @@ of `Config` as the file's opening comment.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -766,9 +767,16 @@ class Config(Section):
 
     def policy_for(self, plan: str) -> PolicyConfig:
         """Return the effective policy for `plan`: the 'default' table overridden by the plan's."""
-        base = self.policy.get("default", PolicyConfig())
-        override = self.policy.get(plan)
-        if override is None or plan == "default":
-            return base
-        merged = base.model_dump() | override.model_dump(exclude_unset=True)
-        return PolicyConfig.model_validate(merged)
+        return policy_for_plan(self.policy, plan)
+
+
+def policy_for_plan(policies: Mapping[str, PolicyConfig], plan: str) -> PolicyConfig:
+    """Return the effective policy for `plan` from the `[policy]` tables: the 'default'
+    table overridden by the options the plan's own table sets (the built-in defaults when
+    there is no 'default' table)."""
+    base = policies.get("default", PolicyConfig())
+    override = policies.get(plan)
+    if override is None or plan == "default":
+        return base
+    merged = base.model_dump() | override.model_dump(exclude_unset=True)
+    return PolicyConfig.model_validate(merged)

@@ -9,7 +9,7 @@ TypeError) still surfaces as one. The whole family, by room:
     ├── UnknownAccountError              here: an account the state database lacks
     ├── ConfigError                      config.load: the config cannot be used
     │   └── SecretError                  config.secrets: a secret cannot be read
-    ├── StateStoreError                  store.db: the state database refused
+    ├── StateStoreError                  store.errors: the state database refused
     │   └── WriterLockHeldError          store.writer_lock: another daemon writes
     ├── BillingError                     billing.base: a source cannot be read
     ├── FieldError                       billing.fields: one billing field is bad

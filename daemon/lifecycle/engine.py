@@ -8,7 +8,7 @@ crash at any point neither repeats nor skips a transition (invariant 4).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, defer, sessionmaker
 
 from daemon.billing.base import BillingSource
 from daemon.billing.overlap import refuse_overlapping_trees
-from daemon.config.schema import Config, PolicyConfig
+from daemon.config.schema import PolicyConfig, policy_for_plan
 from daemon.domain.clock import Clock, system_clock
 from daemon.domain.errors import UnknownAccountError
 from daemon.domain.snapshot import AccountSnapshot, RowError
@@ -73,25 +73,29 @@ class LifecycleEngine:
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        config: Config,
+        policies: Mapping[str, PolicyConfig],
         billing: BillingSource,
         notices: NoticeDesk,
+        brake: SafetyBrake,
         clock: Clock = system_clock,
     ) -> None:
+        """Take the state database, the `[policy]` tables by plan, the billing source,
+        the notice desk (whose late-final-notice check gets this engine's policies), the
+        safety brake and the clock."""
         self.sessions = sessions
-        self.config = config
+        self.policies = policies
         self.billing = billing
         self.notices = notices
+        self.brake = brake
         self.clock = clock
         self._policies: dict[str, PolicyConfig] = {}
         self._digests: dict[str, tuple[AccountSnapshot, str]] = {}
-        self.brake = SafetyBrake(sessions, config.daemon, clock, notices.alerts)
         notices.policy_for = self.policy_for
 
     def policy_for(self, plan: str) -> PolicyConfig:
         """Return the effective policy for `plan` (cached: plans are few, accounts many)."""
         if plan not in self._policies:
-            self._policies[plan] = self.config.policy_for(plan)
+            self._policies[plan] = policy_for_plan(self.policies, plan)
         return self._policies[plan]
 
     def sync(self) -> SyncReport:

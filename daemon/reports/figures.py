@@ -28,7 +28,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.domain.states import SIDE_STATES, State
 from daemon.notices.money import minor_unit
@@ -94,6 +94,18 @@ class Report:
             "reactivations": self.reactivations,
             "deletions": self.deletions,
         }
+
+
+class Reports:
+    """Computes reports over one state database, for whoever asks (`lapse report`)."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+
+    def between(self, since: datetime, until: datetime) -> Report:
+        """Return the report over [since, until] (aware datetimes); see build_report."""
+        with self.sessions() as session:
+            return build_report(session, since, until)
 
 
 def build_report(session: Session, since: datetime, until: datetime) -> Report:

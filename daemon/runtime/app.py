@@ -17,24 +17,51 @@ from daemon.backup.stores import create_store
 from daemon.billing.base import BillingSource
 from daemon.billing.dispatch import create_source
 from daemon.billing.samples import ensure_demo_sites, ensure_sample_billing
-from daemon.config.schema import BrandConfig, Config, FileBilling
+from daemon.config.schema import (
+    BillingConfig,
+    BrandConfig,
+    Config,
+    FileBilling,
+    NoticesConfig,
+    StateConfig,
+)
 from daemon.domain.clock import Clock, system_clock
+from daemon.lifecycle.brake import SafetyBrake
 from daemon.lifecycle.engine import LifecycleEngine
+from daemon.lifecycle.history import AccountHistory
+from daemon.lifecycle.preview import NoticePreview
+from daemon.lifecycle.queries import AccountQueries
 from daemon.notices.alerts import OpsAlerts
 from daemon.notices.compose import compose
 from daemon.notices.delivery.dispatch import create_delivery
-from daemon.notices.desk import NoticeDesk
+from daemon.notices.desk import Composer, NoticeDesk
+from daemon.notices.letters import Letters
 from daemon.notices.request import NoticeRequest
 from daemon.notices.templates import create_environment
 from daemon.playbooks.runner import PlaybookRunner
+from daemon.reports.figures import Reports
+from daemon.store.audit_log import AuditLog
 from daemon.store.db import open_engine, session_factory, state_url
 from daemon.store.migrate import migrate
 from daemon.transport import Transports
 
 
 @dataclass
+class Readers:
+    """The read models of one state database: what the command line's views ask."""
+
+    accounts: AccountQueries
+    history: AccountHistory
+    audit: AuditLog
+    letters: Letters
+    reports: Reports
+
+
+@dataclass
 class App:
-    """The wired parts of one Lapse process."""
+    """The wired parts of one Lapse process, and the config they were built from: the
+    daemon's loop reads its `[daemon]` section and `backup.store`, and refuses a reload
+    that moves `[state]`."""
 
     config: Config
     engine: Engine
@@ -46,40 +73,47 @@ class App:
     transports: Transports
     backups: BackupService
     runner: PlaybookRunner
+    readers: Readers
 
 
-def state_url_of(config: Config) -> URL:
+def state_url_of(state: StateConfig) -> URL:
     """The state database's URL, with the password the config keeps apart. Raises SecretError."""
-    password = config.state.password.reveal() if config.state.password else None
-    return state_url(config.state.url, password)
+    password = state.password.reveal() if state.password else None
+    return state_url(state.url, password)
 
 
-def open_state(config: Config) -> tuple[Engine, sessionmaker[Session]]:
-    """Open the state database named by the config (no migration)."""
-    engine = open_engine(state_url_of(config))
+def open_state(state: StateConfig) -> tuple[Engine, sessionmaker[Session]]:
+    """Open the state database the `[state]` section names (no migration)."""
+    engine = open_engine(state_url_of(state))
     return engine, session_factory(engine)
 
 
+def migrate_state(state: StateConfig) -> str:
+    """Bring the state database the `[state]` section names to the newest schema; return
+    the revision now in place. Raises StateStoreError or SecretError."""
+    engine, _ = open_state(state)
+    return migrate(engine)
+
+
 def build_app(config: Config, clock: Clock = system_clock, *, migrate_db: bool = True) -> App:
-    """Wire the state DB, billing source, notices and lifecycle engine for `config`.
+    """Wire the state DB, billing source, notices and lifecycle engine for `config`,
+    giving each part only the sections of the config it uses.
 
     Migrates the database first unless told not to. Raises StateStoreError,
     SecretError or BillingError when a part cannot be set up.
     """
-    engine, sessions = open_state(config)
+    engine, sessions = open_state(config.state)
     if migrate_db:
         migrate(engine)
     billing = create_source(config.billing)
-    environment = create_environment(config.notices.templates_dir)
-    composer = partial(_compose, brand=config.notices.brand, environment=environment)
     delivery = create_delivery(config.notices.notifier)
     alerts = OpsAlerts(config.alerts, delivery, config.notices.brand.sender)
-    notices = NoticeDesk(sessions, composer, delivery, clock, alerts)
-    lifecycle = LifecycleEngine(sessions, config, billing, notices, clock)
+    notices = NoticeDesk(sessions, notice_composer(config.notices), delivery, clock, alerts)
+    brake = SafetyBrake(sessions, config.daemon, clock, alerts)
+    lifecycle = LifecycleEngine(sessions, config.policy, billing, notices, brake, clock)
     transports = Transports(dict(config.hosts))
-    backups = BackupService(
-        sessions, config, create_store(config.backup.store), transports, clock, alerts
-    )
+    store = create_store(config.backup.store)
+    backups = BackupService(sessions, config.backup, config.hosts, store, transports, clock, alerts)
     notices.download_link = backups.client_download_link
     runner = PlaybookRunner(
         lifecycle,
@@ -94,8 +128,62 @@ def build_app(config: Config, clock: Clock = system_clock, *, migrate_db: bool =
         pages_dir=config.maintenance_pages_dir,
     )
     return App(
-        config, engine, sessions, billing, notices, lifecycle, clock, transports, backups, runner
+        config,
+        engine,
+        sessions,
+        billing,
+        notices,
+        lifecycle,
+        clock,
+        transports,
+        backups,
+        runner,
+        readers_of(sessions),
     )
+
+
+def readers_of(sessions: sessionmaker[Session]) -> Readers:
+    """Return the read models over the state database `sessions` open."""
+    return Readers(
+        AccountQueries(sessions),
+        AccountHistory(sessions),
+        AuditLog(sessions),
+        Letters(sessions),
+        Reports(sessions),
+    )
+
+
+def open_readers(state: StateConfig) -> Readers:
+    """Open and migrate the state database the `[state]` section names, for reading only:
+    no billing source, notifier, store or host is set up (nor needs its secrets).
+
+    Raises StateStoreError or SecretError when the database cannot be opened.
+    """
+    engine, sessions = open_state(state)
+    migrate(engine)
+    return readers_of(sessions)
+
+
+def open_preview(config: Config, clock: Clock = system_clock) -> NoticePreview:
+    """Set up `lapse notices preview`: the accounts' read model over the migrated state
+    database, the billing source (made only for an account it holds no snapshot of),
+    the `[policy]` tables and the notice desk's composer. Raises what open_readers raises.
+    """
+    readers = open_readers(config.state)
+    return NoticePreview(
+        readers.accounts,
+        partial(create_source, config.billing),
+        config.policy,
+        notice_composer(config.notices),
+        clock,
+    )
+
+
+def notice_composer(notices: NoticesConfig) -> Composer:
+    """Return the composer of client notices the `[notices]` section describes: its brand,
+    and its templates consulted before the shipped ones."""
+    environment = create_environment(notices.templates_dir)
+    return partial(_compose, brand=notices.brand, environment=environment)
 
 
 def _compose(
@@ -104,12 +192,13 @@ def _compose(
     return compose(request, brand, environment)
 
 
-def prepare_embedded_data(config: Config, now: datetime) -> bool:
-    """Write the bundled sample billing data for the embedded defaults if it is missing.
+def prepare_embedded_data(billing: BillingConfig, now: datetime) -> bool:
+    """Write the bundled sample billing data the embedded defaults' billing section names,
+    if it is missing.
 
     Returns whether the file was written.
     """
-    if isinstance(config.billing, FileBilling):
-        ensure_demo_sites(config.billing.path.parent / "sites")
-        return bool(ensure_sample_billing(config.billing.path, now))
+    if isinstance(billing, FileBilling):
+        ensure_demo_sites(billing.path.parent / "sites")
+        return bool(ensure_sample_billing(billing.path, now))
     return False

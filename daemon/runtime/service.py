@@ -15,13 +15,13 @@ from daemon.backup.retention import expire_backups
 from daemon.backup.stores.base import BackupStoreError
 from daemon.billing.base import BillingError
 from daemon.config.load import ConfigError
-from daemon.config.schema import Config
+from daemon.config.schema import Config, StoreConfig
 from daemon.config.secrets import SecretError
 from daemon.runtime.app import App, build_app
 from daemon.runtime.http.server import LapseHTTP
 from daemon.runtime.scheduler import LapseScheduler
 from daemon.runtime.systemd import Watchdog, notify
-from daemon.store.db import StateStoreError
+from daemon.store.errors import StateStoreError
 
 log = structlog.get_logger("lapse.service")
 
@@ -51,7 +51,7 @@ def serve(
     daemon stops this one the same way, returning 1. Raises BackupStoreError, before
     anything starts, when the config requires an Object Lock the bucket lacks.
     """
-    _check_store_protection(app.config)
+    _check_store_protection(app.config.backup.store)
     stop = stop or threading.Event()
     reload_requested = threading.Event()
     _install_signal_handlers(stop, reload_requested)
@@ -105,11 +105,11 @@ def _still_the_writer(check_lock: Callable[[], None]) -> bool:
     return True
 
 
-def _check_store_protection(config: Config) -> None:
+def _check_store_protection(store: StoreConfig) -> None:
     """Say at start what keeps the store from protecting backups a deletion relied on.
 
     Raises BackupStoreError when the config requires Object Lock and the bucket lacks it."""
-    protection = check_store_protection(config)
+    protection = check_store_protection(store)
     for line in protection.warnings:
         log.warning("backups cannot be protected", problem=line)
     if protection.errors:
@@ -140,9 +140,21 @@ def _listen(app: App, scheduler: LapseScheduler) -> LapseHTTP | None:
     """Start the webhook, health and metrics listener if the config asks for one."""
     if app.config.daemon.listen is None:
         return None
-    listener = LapseHTTP(app, scheduler, app.config.daemon.listen)
+    listener = http_listener(app, scheduler, app.config.daemon.listen)
     listener.start()
     return listener
+
+
+def http_listener(app: App, scheduler: LapseScheduler, listen: str) -> LapseHTTP:
+    """Build (not start) `app`'s webhook, health and metrics listener on `listen`, with the
+    config's `[webhooks]` secrets and sync interval."""
+    return LapseHTTP(
+        app.lifecycle,
+        scheduler,
+        listen,
+        webhooks=app.config.webhooks,
+        sync_interval=app.config.daemon.sync_interval,
+    )
 
 
 def _reload(

@@ -9,11 +9,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from daemon.domain.errors import LapseError
-
-
-class StateStoreError(LapseError):
-    """The state database cannot be opened or migrated."""
+from daemon.store.errors import StateStoreError
 
 
 def state_url(url: str, password: str | None = None) -> URL:

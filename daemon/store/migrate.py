@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from daemon.store.db import StateStoreError
+from daemon.store.errors import StateStoreError
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig

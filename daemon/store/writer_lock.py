@@ -27,7 +27,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from daemon.store.db import StateStoreError
+from daemon.store.errors import StateStoreError
 
 # pg_try_advisory_lock takes a signed 64-bit key; derived once from a fixed name so
 # every Lapse release agrees on it. Advisory locks are per database, so two state

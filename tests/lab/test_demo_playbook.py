@@ -22,7 +22,7 @@ def test_the_demo_suspends_a_site_within_a_minute_and_restore_brings_it_back(
 ) -> None:
     config = load_embedded_config(tmp_path / "data")
     clock = VirtualClock(START)
-    prepare_embedded_data(config, clock())
+    prepare_embedded_data(config.billing, clock())
     app = build_app(config, clock)
     site = tmp_path / "data" / "sites" / "india"
     original = (site / "index.html").read_text()

@@ -18,6 +18,7 @@ from daemon.runtime.http import server as http_server
 from daemon.runtime.http.server import LapseHTTP
 from daemon.runtime.http.signatures import sign_hmac, sign_stripe
 from daemon.runtime.scheduler import LapseScheduler
+from daemon.runtime.service import http_listener
 
 SECRET = "whsec_hostile_test"
 
@@ -38,7 +39,7 @@ def listener(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LapseH
     }
     app = build_app(validate_config(raw, "test", tmp_path))
     scheduler = LapseScheduler(app.engine, app.lifecycle, timedelta(hours=1), app.runner)
-    server = LapseHTTP(app, scheduler, "127.0.0.1:0")
+    server = http_listener(app, scheduler, "127.0.0.1:0")
     server.start()
     yield server
     server.stop()

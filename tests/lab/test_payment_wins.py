@@ -32,6 +32,7 @@ from daemon.playbooks.library import load_playbook
 from daemon.runtime.http.server import LapseHTTP
 from daemon.runtime.http.signatures import sign_hmac
 from daemon.runtime.scheduler import LapseScheduler
+from daemon.runtime.service import http_listener
 from daemon.store.models import (
     Account,
     Backup,
@@ -191,7 +192,7 @@ def _go_live(
     scheduler = LapseScheduler(
         scene.app.engine, scene.app.lifecycle, timedelta(hours=1), scene.app.runner
     )
-    listener = LapseHTTP(scene.app, scheduler, "127.0.0.1:0")
+    listener = http_listener(scene.app, scheduler, "127.0.0.1:0")
     live = Live(scene, playbook, url, scheduler, listener)
     assert live.get().text == ORIGINAL_PAGE
     listener.start()

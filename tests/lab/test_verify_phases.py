@@ -64,7 +64,7 @@ def _failed_step(app: App, account_id: str) -> tuple[str, str | None]:
 def test_demo_verify_fails_on_a_site_that_is_not_suspended(tmp_path: Path) -> None:
     config = load_embedded_config(tmp_path / "data")
     clock = VirtualClock(START)
-    prepare_embedded_data(config, clock())
+    prepare_embedded_data(config.billing, clock())
     app = build_app(config, clock)
     site = tmp_path / "data" / "sites" / "india"
     app.lifecycle.sync()  # india gets its final notice; its site is still live

@@ -17,6 +17,7 @@ from daemon.config.secrets import SecretRef
 from daemon.runtime.http.server import LapseHTTP
 from daemon.runtime.http.signatures import sign_hmac, sign_stripe
 from daemon.runtime.scheduler import LapseScheduler
+from daemon.runtime.service import http_listener
 from daemon.store.models import WebhookEvent
 from tests.lab.engine_helpers import run_days
 from tests.lab.playbook_scene import ORIGINAL_PAGE, Scene
@@ -41,7 +42,7 @@ def live(scene: Scene, tmp_path: Path) -> Iterator[tuple[Scene, LapseHTTP]]:
         scene.app.engine, scene.app.lifecycle, timedelta(hours=1), scene.app.runner
     )
     scheduler.start(sync_now=False)
-    listener = LapseHTTP(scene.app, scheduler, "127.0.0.1:0")
+    listener = http_listener(scene.app, scheduler, "127.0.0.1:0")
     listener.start()
     time.sleep(1)  # let the start-up wake-ups (a removal warning is due) settle
     yield scene, listener

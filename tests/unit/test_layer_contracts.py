@@ -71,6 +71,12 @@ def test_the_tree_keeps_every_contract(tree_copy: Path) -> None:
         ),
         # A step type used outside playbooks.
         ("daemon/notices/compose.py", "import daemon.playbooks.steps.run", "Step types", "compose"),
+        # The command line reading rows itself instead of asking a service.
+        ("daemon/cli/views.py", "import daemon.store.models", "The command line reaches", "views"),
+        # The command line running its own SQL.
+        ("daemon/cli/audit.py", "import sqlalchemy", "The command line reaches", "audit"),
+        # The command line opening the state database's engine itself.
+        ("daemon/cli/main.py", "import daemon.store.db", "The command line reaches", "main"),
     ],
 )
 def test_an_offending_import_breaks_its_contract(

@@ -14,11 +14,11 @@ from email.message import EmailMessage
 
 import pytest
 
-from daemon.cli.notices import with_deadlines
 from daemon.config.schema import BrandConfig, PolicyConfig
 from daemon.domain.notice_kinds import NoticeKind
 from daemon.domain.snapshot import AccountSnapshot, Contact
 from daemon.domain.states import State
+from daemon.lifecycle.preview import with_deadlines
 from daemon.notices.compose import compose
 from daemon.notices.money import format_when
 from daemon.notices.request import NoticeRequest

@@ -12,7 +12,7 @@ import contextlib
 import json
 import socket
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -21,8 +21,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import IntegrityError
 
 from daemon.billing import fields
+from daemon.config.schema import WebhooksConfig
 from daemon.domain.errors import LapseError
-from daemon.runtime.app import App
+from daemon.lifecycle.engine import LifecycleEngine
 from daemon.runtime.http.metrics import LapseCollector, make_registry
 from daemon.runtime.http.requests import BodyError, read_body
 from daemon.runtime.http.signatures import SignatureError, verify_hmac, verify_stripe
@@ -93,11 +94,28 @@ class BadEventError(LapseError):
 class LapseHTTP:
     """Owns the listener thread and the handlers' access to the daemon."""
 
-    def __init__(self, app: App, scheduler: LapseScheduler, listen: str) -> None:
+    def __init__(
+        self,
+        lifecycle: LifecycleEngine,
+        scheduler: LapseScheduler,
+        listen: str,
+        *,
+        webhooks: WebhooksConfig,
+        sync_interval: timedelta,
+    ) -> None:
+        """Bind `listen` (host:port) for the lifecycle's state database, clock and brake,
+        with the `[webhooks]` secrets and the sync interval /healthz measures staleness
+        by; serving starts with `start`."""
         host, _, port = listen.rpartition(":")
-        self.app = app
+        self.sessions = lifecycle.sessions
+        self.clock = lifecycle.clock
+        self.brake = lifecycle.brake
         self.scheduler = scheduler
-        self.registry = make_registry(LapseCollector(app.sessions, lambda: scheduler.last_sync))
+        self.webhooks = webhooks
+        self.sync_interval = sync_interval
+        self.registry = make_registry(
+            LapseCollector(lifecycle.sessions, lambda: scheduler.last_sync)
+        )
         handler = type("Handler", (_Handler,), {"lapse": self})
         self.server = BoundedHTTPServer((host or "127.0.0.1", int(port)), handler)
         self.server.daemon_threads = True
@@ -122,11 +140,11 @@ class LapseHTTP:
 
     def stripe_event(self, body: bytes, signature: str | None) -> tuple[int, str]:
         """Check and act on a Stripe event; return (status, message)."""
-        config = self.app.config.webhooks
+        config = self.webhooks
         if config.stripe_secret is None:
             return 404, "Stripe webhooks are not configured"
         verify_stripe(
-            signature, body, config.stripe_secret.reveal(), self.app.clock(), config.tolerance
+            signature, body, config.stripe_secret.reveal(), self.clock(), config.tolerance
         )
         event = _json(body)
         event_type, event_id = event.get("type"), event.get("id")
@@ -145,7 +163,7 @@ class LapseHTTP:
 
     def generic_event(self, body: bytes, signature: str | None) -> tuple[int, str]:
         """Check and act on a generic HMAC-signed payment event; return (status, message)."""
-        config = self.app.config.webhooks
+        config = self.webhooks
         if config.hmac_secret is None:
             return 404, "generic webhooks are not configured"
         verify_hmac(signature, body, config.hmac_secret.reveal())
@@ -161,7 +179,7 @@ class LapseHTTP:
                 raise BadEventError(f"'at' is not an ISO time: {at!r}") from error
             if moment.tzinfo is None:
                 raise BadEventError("'at' needs a time zone")
-            if abs(self.app.clock() - moment) > config.tolerance:
+            if abs(self.clock() - moment) > config.tolerance:
                 raise SignatureError(f"event time {at} is outside the tolerance")
         return self._payment("generic", f"generic:{event_id}", account_id)
 
@@ -174,9 +192,9 @@ class LapseHTTP:
             raise BadEventError(
                 f"the event id is over {_MAX_EVENT_KEY - len(source) - 1} characters"
             )
-        now = self.app.clock()
+        now = self.clock()
         try:
-            with self.app.sessions.begin() as session:
+            with self.sessions.begin() as session:
                 if session.get(WebhookEvent, key) is not None:
                     return 200, "duplicate event ignored"
                 known = session.get(Account, account_id) is not None
@@ -195,12 +213,12 @@ class LapseHTTP:
     def health(self) -> tuple[int, dict[str, Any]]:
         """Return (status, body) for /healthz: 503 when syncs stopped succeeding."""
         last = self.scheduler.last_sync
-        interval = self.app.config.daemon.sync_interval
-        stale = last is None or self.app.clock() - last > 3 * interval + interval / 2
+        interval = self.sync_interval
+        stale = last is None or self.clock() - last > 3 * interval + interval / 2
         body = {
             "status": "stale" if stale else "ok",
             "last_sync": last.isoformat() if last else None,
-            "brake": self.app.lifecycle.brake.status() is not None,
+            "brake": self.brake.status() is not None,
         }
         return (503 if stale and last is not None else 200), body
 
