@@ -4,6 +4,8 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# pytest-xdist workers for `make test`: one per core (`auto`); TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= auto
 
 .PHONY: run test venv lab-deps bench-deps lint typecheck imports check clean deb
 
@@ -43,8 +45,10 @@ imports: venv
 
 check: lint typecheck imports
 
+# Each worker starts its own lab services; fixtures keep ports, users, directories and
+# databases apart, and lock what the machine has only once (tests/lab/services/common.py).
 test: venv lab-deps check
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 clean:
 	rm -rf $(VENV) .venv-bench .pytest_cache .mypy_cache .ruff_cache lapse_*.deb
