@@ -4,8 +4,9 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-# pytest-xdist workers for `make test`: one per core (`auto`); TEST_WORKERS=0 runs in one process.
-TEST_WORKERS ?= auto
+# pytest-xdist workers for `make test`: one per logical core; TEST_WORKERS=0 runs in one
+# process. (`auto` would count physical cores once psutil is installed: 1 on some 2-vCPU VMs.)
+TEST_WORKERS ?= logical
 
 .PHONY: run test venv lab-deps bench-deps lint typecheck imports check clean deb
 
