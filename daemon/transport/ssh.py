@@ -105,7 +105,7 @@ class SSHTransport(Transport):
                 channel.exec_command(_remote_command(script))
             except (paramiko.SSHException, OSError, EOFError) as error:
                 # EOFError: paramiko's word for a link that went down under it.
-                if not connection.is_active():
+                if isinstance(error, EOFError) or not connection.is_active():
                     raise TransportError(
                         f"connection to {self.name} was lost while starting {label}"
                     ) from error
@@ -288,6 +288,10 @@ class SSHProcess(RemoteProcess):
             raise TransportError(
                 f"{self.label} on {self.host} sent nothing for {self._timeout:g} s"
             ) from None
+        except EOFError as error:
+            # paramiko's word for a link that went down under it: here while telling the
+            # host it may send more (a window adjustment), before the reader saw a close.
+            raise self._lost() from error
         # The end of the output is the host's EOF; a channel closed without one (and not
         # by kill()) may have lost its link mid-stream.
         if not data and not self._channel.eof_received and self._link_down():

@@ -3,12 +3,13 @@ paramiko has not yet marked the connection inactive (it closes the channels firs
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
 from daemon.transport import TransportError
-from daemon.transport.ssh import SSHProcess
+from daemon.transport.ssh import SSHProcess, SSHTransport
 
 
 class DyingConnection:
@@ -31,6 +32,14 @@ class LiveConnection(DyingConnection):
 
     def join(self, timeout: float | None = None) -> None:
         self.joins += 1
+
+
+class LinkDownOnSend(DyingConnection):
+    """A paramiko Transport whose socket is gone: anything sent raises EOFError, while its
+    thread has not yet noticed (still active)."""
+
+    def open_session(self, **options: object) -> None:
+        raise EOFError
 
 
 class ClosedChannel:
@@ -83,3 +92,23 @@ def test_a_killed_channel_ends_the_output_without_waiting_for_the_link() -> None
     process.kill()
     assert process.read(1 << 16) == b""
     assert connection.joins == 0
+
+
+class WindowAdjustOnDeadLink(ClosedChannel):
+    """A channel whose recv sends the host a window adjustment over a socket already gone."""
+
+    def recv(self, size: int) -> bytes:
+        raise EOFError
+
+
+def test_a_read_that_meets_the_dead_socket_is_lost() -> None:
+    process = _process(LiveConnection(), WindowAdjustOnDeadLink(eof_received=False))
+    with pytest.raises(TransportError, match="connection to web1 was lost while files archive"):
+        process.read(1 << 20)
+
+
+def test_a_command_started_on_a_dead_socket_is_lost(monkeypatch: pytest.MonkeyPatch) -> None:
+    transport = SSHTransport("web1", "127.0.0.1", port=22, user="root", known_hosts=Path("/x"))
+    monkeypatch.setattr(transport, "connection", LinkDownOnSend)
+    with pytest.raises(TransportError, match="connection to web1 was lost while starting dump"):
+        transport.run("true", "dump")
