@@ -48,8 +48,10 @@ check: lint typecheck imports
 
 # Each worker starts its own lab services; fixtures keep ports, users, directories and
 # databases apart, and lock what the machine has only once (tests/lab/services/common.py).
+# worksteal: an idle worker takes queued tests from a busy one, so a run of slow lab tests
+# dealt to one worker does not leave the other idle at the end.
 test: venv lab-deps check
-	$(BIN)/pytest -n $(TEST_WORKERS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 clean:
 	rm -rf $(VENV) .venv-bench .pytest_cache .mypy_cache .ruff_cache lapse_*.deb
