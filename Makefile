@@ -4,6 +4,9 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# pytest-xdist workers for `make test`: one per logical core; TEST_WORKERS=0 runs in one
+# process. (`auto` would count physical cores once psutil is installed: 1 on some 2-vCPU VMs.)
+TEST_WORKERS ?= logical
 
 .PHONY: run test venv lab-deps bench-deps lint typecheck imports check clean deb config-example
 
@@ -49,8 +52,12 @@ imports: venv
 
 check: lint typecheck imports
 
+# Each worker starts its own lab services; fixtures keep ports, users, directories and
+# databases apart, and lock what the machine has only once (tests/lab/services/common.py).
+# worksteal: an idle worker takes queued tests from a busy one, so a run of slow lab tests
+# dealt to one worker does not leave the other idle at the end.
 test: venv lab-deps check
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 clean:
 	rm -rf $(VENV) .venv-bench .pytest_cache .mypy_cache .ruff_cache lapse_*.deb

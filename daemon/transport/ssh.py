@@ -50,6 +50,9 @@ _CIPHER_PREFERENCE = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes12
 # OpenSSH's speed here; 4 MiB loses a fifth of it.
 CHANNEL_WINDOW = 8 * 1024 * 1024
 CHANNEL_MAX_PACKET = 1024 * 1024
+# How long a channel closed under its reader waits for paramiko to mark the connection
+# down (see SSHProcess._link_down); a link going down is marked within milliseconds.
+LINK_SETTLE = 1.0
 # Host key algorithms paramiko may negotiate for each key type a known_hosts line names.
 _KEY_ALGORITHMS = {
     "ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"),
@@ -102,7 +105,7 @@ class SSHTransport(Transport):
                 channel.exec_command(_remote_command(script))
             except (paramiko.SSHException, OSError, EOFError) as error:
                 # EOFError: paramiko's word for a link that went down under it.
-                if not connection.is_active():
+                if isinstance(error, EOFError) or not connection.is_active():
                     raise TransportError(
                         f"connection to {self.name} was lost while starting {label}"
                     ) from error
@@ -274,6 +277,7 @@ class SSHProcess(RemoteProcess):
         self._channel = channel
         self._timeout = timeout
         self._stderr = StderrTail()
+        self._killed = False
         self._drainer = threading.Thread(target=self._drain, daemon=True, name="stderr")
         self._drainer.start()
 
@@ -284,7 +288,13 @@ class SSHProcess(RemoteProcess):
             raise TransportError(
                 f"{self.label} on {self.host} sent nothing for {self._timeout:g} s"
             ) from None
-        if not data and not self._connection.is_active():
+        except EOFError as error:
+            # paramiko's word for a link that went down under it: here while telling the
+            # host it may send more (a window adjustment), before the reader saw a close.
+            raise self._lost() from error
+        # The end of the output is the host's EOF; a channel closed without one (and not
+        # by kill()) may have lost its link mid-stream.
+        if not data and not self._channel.eof_received and self._link_down():
             raise self._lost()
         return data
 
@@ -293,7 +303,7 @@ class SSHProcess(RemoteProcess):
             self._channel.sendall(data)
         except (OSError, EOFError, paramiko.SSHException) as error:
             # EOFError: paramiko's word for a link that went down under it.
-            if isinstance(error, EOFError) or not self._connection.is_active():
+            if isinstance(error, EOFError) or self._link_down():
                 raise self._lost() from error
             raise TransportError(
                 f"{self.label} on {self.host} stopped reading its input: {error}"
@@ -310,7 +320,7 @@ class SSHProcess(RemoteProcess):
                 f"{self.label} on {self.host} did not finish within {self._timeout:g} s"
             )
         self._drainer.join(timeout=self._timeout)
-        if not self._channel.exit_status_ready() and not self._connection.is_active():
+        if not self._channel.exit_status_ready() and self._link_down():
             raise self._lost()
         # -1: the channel closed without an exit status (the command died by a signal).
         status = self._channel.exit_status
@@ -320,6 +330,7 @@ class SSHProcess(RemoteProcess):
     def kill(self) -> None:
         # Closing the channel makes sshd hang up on the command (SIGHUP to its session).
         # On a link already down there is nobody to tell: the close itself fails then.
+        self._killed = True
         with contextlib.suppress(EOFError, OSError, paramiko.SSHException):
             self._channel.close()
         self._drainer.join(timeout=5)
@@ -335,6 +346,18 @@ class SSHProcess(RemoteProcess):
             if not chunk:
                 return
             self._stderr.add(chunk)
+
+    def _link_down(self) -> bool:
+        """Whether the connection under this channel went down.
+
+        paramiko closes a dead link's channels first and marks the connection inactive
+        only after: a reader woken by the close may still see it active. So its thread
+        is given LINK_SETTLE seconds to finish going down (it ends at once then); not
+        after kill(), which closed the channel on purpose.
+        """
+        if self._connection.is_active() and not self._killed:
+            self._connection.join(LINK_SETTLE)
+        return not self._connection.is_active()
 
     def _lost(self) -> TransportError:
         return TransportError(f"connection to {self.host} was lost while {self.label} ran")

@@ -1,6 +1,8 @@
 """Session fixtures starting the lab's real services on loopback, stopped at session end.
 
 Each fixture starts its service on first use only, so a test run pays for what it uses.
+Under pytest-xdist every worker is a session of its own: it starts its own instances, on
+ports the OS hands out and in a directory of its own, so workers never share a server.
 A missing binary fails the test (never skips it) with a pointer to `make lab-deps`.
 Set LAPSE_LAB_KEEP=1 to keep the lab directory (configs, logs, data) after the session.
 """

@@ -32,6 +32,7 @@ from daemon.store.models import Account, PlaybookRun, StepRecord
 from tests.lab.backup_helpers import backup_app, site_account, ssh_host
 from tests.lab.engine_helpers import run_days
 from tests.lab.playbook_scene import ORIGINAL_PAGE, START
+from tests.lab.services.common import user_tool
 from tests.lab.services.nginx import NginxServer
 from tests.lab.services.sshd import SSHServer
 
@@ -177,10 +178,7 @@ def build_panel_scene(
     homes = tmp_path / "home"
     home = homes / user
     homes.mkdir()
-    subprocess.run(
-        ["useradd", "--create-home", "--home-dir", str(home), "--shell", "/bin/bash", user],
-        check=True,
-    )
+    user_tool("useradd", "--create-home", "--home-dir", str(home), "--shell", "/bin/bash", user)
     docroot = home / "public_html"
     docroot.mkdir()
     (docroot / "index.html").write_text(ORIGINAL_PAGE)
@@ -247,6 +245,6 @@ def build_panel_scene(
     finally:
         app.transports.close()
         subprocess.run(["pkill", "-KILL", "-u", user], check=False)
-        subprocess.run(["userdel", user], check=False, capture_output=True)
+        user_tool("userdel", user, check=False)
         vhost.unlink(missing_ok=True)
         nginx.reload()

@@ -25,6 +25,7 @@ from daemon.config.schema import ALL_WEEKDAYS
 from daemon.domain.clock import VirtualClock
 from daemon.runtime.app import App
 from tests.lab.backup_helpers import backup_app, database_access, site_account, ssh_host
+from tests.lab.services.common import user_tool
 from tests.lab.services.mariadb import MariaDBServer
 from tests.lab.services.nginx import NginxServer
 from tests.lab.services.postgres import PostgresServer
@@ -172,11 +173,8 @@ def build_scene(
     www = tmp_path / "www"
     home = tmp_path / "home" / user
     home.parent.mkdir(parents=True)
-    subprocess.run(
-        ["useradd", "--create-home", "--home-dir", str(home), "--shell", "/bin/bash", user],
-        check=True,
-    )
-    subprocess.run(["usermod", "-p", "*", user], check=True)
+    user_tool("useradd", "--create-home", "--home-dir", str(home), "--shell", "/bin/bash", user)
+    user_tool("usermod", "-p", "*", user)
     info = pwd.getpwnam(user)
     (home / ".ssh").mkdir(mode=0o700)
     (home / ".ssh" / "authorized_keys").write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA client\n")
@@ -271,7 +269,7 @@ def build_scene(
         app.transports.close()
         subprocess.run(["pkill", "-KILL", "-u", user], check=False)
         subprocess.run(["crontab", "-r", "-u", user], check=False, capture_output=True)
-        subprocess.run(["userdel", user], check=False, capture_output=True)
+        user_tool("userdel", user, check=False)
         for leftover in nginx.sites_dir.glob(f"{domain}.conf*"):
             leftover.unlink()
         nginx.reload()

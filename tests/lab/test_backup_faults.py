@@ -29,7 +29,7 @@ from daemon.domain.clock import VirtualClock
 from daemon.runtime.app import App
 from daemon.store.models import Backup
 from daemon.transport.base import RemoteProcess
-from daemon.transport.ssh import SSHTransport
+from daemon.transport.ssh import CHANNEL_WINDOW, SSHTransport
 from tests.lab.backup_helpers import backup_app, local_host, s3_store, site_account
 from tests.lab.backup_scene import NOW, assert_no_objects
 from tests.lab.services.s3 import S3Server, start_s3
@@ -39,6 +39,11 @@ MIB = 1024 * 1024
 
 def test_ssh_dropped_mid_stream(ssh_setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     app: App = ssh_setup["app"]
+    # More than the SSH channel's window of random (incompressible) data: the host cannot
+    # have sent the whole archive before the link goes down, so the drop is mid-stream.
+    (ssh_setup["docroot"] / "uploads" / "film.bin").write_bytes(
+        os.urandom(CHANNEL_WINDOW + 4 * MIB)
+    )
 
     def dropping_pump(process: RemoteProcess, upload: Upload) -> tuple[int, str]:
         upload.write(process.read(1 << 16))

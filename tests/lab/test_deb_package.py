@@ -5,7 +5,9 @@ quick), installed with `apt-get install ./lapse_*.deb`, checked as an operator w
 it (the command, the config, owners and modes, the unit), then purged and checked gone.
 Everything lives under /opt/lapse and the system Python is never touched, so other lab
 runs on the machine are unaffected. A finalizer purges the package and removes what the
-test created even when an assertion fails.
+test created even when an assertion fails. There is one such package per machine: each
+test holds a machine-wide lock from install to purge, so pytest-xdist workers (and other
+test runs) take turns, and the workers of one run share one build.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.lab.services.common import LOCK_DIR, file_lock, user_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
@@ -87,18 +91,28 @@ def _as_lapse(*argv: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="session")
 def deb_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The package built by scripts/build-deb.sh (what `make deb` runs), in a temp dir."""
+    """The package built by scripts/build-deb.sh (what `make deb` runs), once per test run.
+
+    Under pytest-xdist the workers' temp directories share a parent of this run's own:
+    the first worker to need the package builds it there, the others wait and reuse it.
+    """
     assert os.geteuid() == 0, "installing a package needs root; run the lab tests as root"
-    out_dir = tmp_path_factory.mktemp("deb")
-    result = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "build-deb.sh")],
-        capture_output=True,
-        text=True,
-        env={**ENV, "OUT_DIR": str(out_dir)},
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    debs = list(out_dir.glob(f"lapse_{VERSION}_*.deb"))
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    out_dir = shared / "deb"
+    with file_lock(shared / "deb.lock"):
+        debs = list(out_dir.glob(f"lapse_{VERSION}_*.deb"))
+        if not debs:
+            out_dir.mkdir(exist_ok=True)
+            result = subprocess.run(
+                ["bash", str(ROOT / "scripts" / "build-deb.sh")],
+                capture_output=True,
+                text=True,
+                env={**ENV, "OUT_DIR": str(out_dir)},
+                check=False,
+            )
+            assert result.returncode == 0, result.stderr[-4000:]
+            debs = list(out_dir.glob(f"lapse_{VERSION}_*.deb"))
     assert len(debs) == 1, f"expected one lapse_{VERSION}_*.deb in {out_dir}: {debs}"
     return debs[0]
 
@@ -115,10 +129,17 @@ class Install:
 def installed(deb_file: Path) -> Iterator[Install]:
     """The package installed with apt-get; purged afterwards, whatever the test did.
 
-    Fails when lapse is already installed: that install is not this test's to remove.
-    Removes the lapse user and the state directory afterwards when they were not there
-    before, so the machine is left as it was found.
+    Holds the machine-wide deb-package lock throughout: no other test process installs
+    it meanwhile. Fails when lapse is already installed: that install is not this
+    test's to remove. Removes the lapse user and the state directory afterwards when
+    they were not there before, so the machine is left as it was found.
     """
+    with file_lock(LOCK_DIR / "lapse-lab-deb-package.lock"):
+        yield from _install(deb_file)
+
+
+def _install(deb_file: Path) -> Iterator[Install]:
+    """Install the package, yield it, then purge it and what it left (see `installed`)."""
     assert _status() == "", f"lapse is already installed ({_status()}); purge it first"
     user_existed = _run("getent", "passwd", "lapse").returncode == 0
     state_existed = STATE_DIR.exists()
@@ -134,9 +155,9 @@ def installed(deb_file: Path) -> Iterator[Install]:
         if not state_existed and STATE_DIR.exists():
             shutil.rmtree(STATE_DIR)
         if not user_existed and _run("getent", "passwd", "lapse").returncode == 0:
-            _run("userdel", "lapse")
+            user_tool("userdel", "lapse", check=False)
             if _run("getent", "group", "lapse").returncode == 0:
-                _run("groupdel", "lapse")
+                user_tool("groupdel", "lapse", check=False)
 
 
 def _owner_mode(path: Path) -> tuple[str, str, int]:

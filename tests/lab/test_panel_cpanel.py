@@ -5,7 +5,6 @@ reactivation, removal and restore, and the panel failing cleanly."""
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from structlog.testing import capture_logs
 
 from daemon.store.models import Event
 from tests.lab.panel_scene import ORIGINAL_PAGE, Panel, PanelScene, build_panel_scene, ops_alerts
+from tests.lab.services.common import user_tool
 from tests.lab.services.nginx import NginxServer
 from tests.lab.services.sshd import SSHServer
 
@@ -193,7 +193,7 @@ def test_removal_is_refused_when_the_home_lies_outside_the_allowed_roots(
     scene.suspend()
     elsewhere = tmp_path / "elsewhere" / scene.user
     elsewhere.mkdir(parents=True)
-    subprocess.run(["usermod", "--home", str(elsewhere), scene.user], check=True)
+    user_tool("usermod", "--home", str(elsewhere), scene.user)
 
     with capture_logs() as logs:
         scene.reach_deletion()

@@ -5,7 +5,6 @@ lab sshd: suspension, verify, reactivation, deletion, and the panel failing clea
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from structlog.testing import capture_logs
 
 from tests.lab.panel_scene import ORIGINAL_PAGE, Panel, PanelScene, build_panel_scene, ops_alerts
 from tests.lab.panels.directadmin import DirectAdmin, serve
+from tests.lab.services.common import user_tool
 from tests.lab.services.nginx import NginxServer
 from tests.lab.services.sshd import SSHServer
 
@@ -114,9 +114,7 @@ def test_deletion_through_directadmin_and_restore_once_the_user_is_back(
     assert scene.app.runner.run_phase(scene.account_id, "restore") == "failed"
     assert scene.failed_step("restore")[0] == "Check DirectAdmin has the user again"
     # ...which the operator creates, with its home; then Lapse's backup fills it.
-    subprocess.run(
-        ["useradd", "--create-home", "--home-dir", str(scene.home), scene.user], check=True
-    )
+    user_tool("useradd", "--create-home", "--home-dir", str(scene.home), scene.user)
     panel.save(scene.user, {"home": str(scene.home), "domain": scene.domain, "suspended": "no"})
 
     assert scene.app.runner.run_phase(scene.account_id, "restore") == "done"

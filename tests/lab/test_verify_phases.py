@@ -9,7 +9,6 @@ looks. Then, suspended for real, the same phase passes.
 from __future__ import annotations
 
 import secrets
-import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,6 +32,7 @@ from tests.lab.engine_helpers import run_days
 from tests.lab.panel_scene import build_panel_scene
 from tests.lab.panels.directadmin import DirectAdmin, serve
 from tests.lab.playbook_scene import ORIGINAL_PAGE, Scene
+from tests.lab.services.common import user_tool
 from tests.lab.services.nginx import NginxServer
 from tests.lab.services.sshd import SSHServer
 from tests.lab.test_apache_playbook import PLAYBOOK as APACHE_PLAYBOOK
@@ -114,7 +114,7 @@ def test_nginx_verify_fails_when_the_user_can_log_in_again(scene: Scene, how: st
     _suspend(scene)
     assert scene.app.runner.run_phase(scene.account_id, "verify") == "done"
     # Someone unlocks the user by hand while the site stays on its maintenance page.
-    subprocess.run([*UNLOCKS[how], scene.user], check=True)
+    user_tool(*UNLOCKS[how], scene.user)
 
     assert scene.app.runner.run_phase(scene.account_id, "verify") == "failed"
     name, error = _failed_step(scene.app, scene.account_id)
@@ -165,10 +165,10 @@ def _verify_errors(steps: list[StepSpec], context: StepContext) -> list[str]:
 def unix_user() -> Iterator[str]:
     """A throwaway Unix user, key-only ('*') and able to log in."""
     user = f"lapse-v{secrets.token_hex(3)}"
-    subprocess.run(["useradd", "--no-create-home", user], check=True)
-    subprocess.run(["usermod", "-p", "*", user], check=True)
+    user_tool("useradd", "--no-create-home", user)
+    user_tool("usermod", "-p", "*", user)
     yield user
-    subprocess.run(["userdel", user], check=False)
+    user_tool("userdel", user, check=False)
 
 
 def test_apache_verify_fails_on_a_live_site(apache: Apache, unix_user: str) -> None:
@@ -190,10 +190,10 @@ def test_apache_verify_passes_when_suspended_and_fails_once_unlocked(
     swap, _undo = _swap_step(apache)
     assert _bash(apache, swap).returncode == 0
     apache.wait_for(503)
-    subprocess.run(["usermod", "--lock", "--expiredate", "1", unix_user], check=True)
+    user_tool("usermod", "--lock", "--expiredate", "1", unix_user)
     assert _verify_errors(steps, context) == []
 
-    subprocess.run([*UNLOCKS[how], unix_user], check=True)
+    user_tool(*UNLOCKS[how], unix_user)
 
     errors = _verify_errors(steps, context)
     assert len(errors) == 1 and f"{unix_user} is not locked" in errors[0]

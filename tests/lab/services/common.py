@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pwd
 import shutil
@@ -9,7 +10,8 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,13 @@ READY_TIMEOUT = 30.0
 LAB_USER = "lapselab"
 
 DEPS_HINT = "run `make lab-deps` (scripts/install-lab-deps.sh) to install the lab packages"
+
+#: Where machine-wide lab locks live (file_lock): every process on the machine sees them.
+LOCK_DIR = Path("/run/lock")
+
+#: How often, and how far apart, a user tool is retried when another holds the passwd lock.
+USER_TOOL_ATTEMPTS = 10
+USER_TOOL_PAUSE = 0.5
 
 
 class LabError(RuntimeError):
@@ -60,6 +69,41 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (created if missing) while the block runs.
+
+    Waits for any other holder first: another pytest-xdist worker of the same run, or
+    another test run on the machine when `path` is machine-wide (LOCK_DIR). The lock
+    goes with the process, so a killed holder never leaves it taken.
+    """
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def user_tool(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run a shadow tool (useradd, usermod, userdel, groupdel) and return its result.
+
+    The tools refuse to wait long for the lock on /etc/passwd ("cannot lock ...; try
+    again later"), which another test process may hold: that refusal is retried, up to
+    USER_TOOL_ATTEMPTS times. With `check`, raises LabError when the tool still fails.
+    """
+    for _attempt in range(USER_TOOL_ATTEMPTS):
+        result = subprocess.run(list(argv), capture_output=True, text=True, check=False)
+        if result.returncode == 0 or "try again later" not in result.stderr:
+            break
+        time.sleep(USER_TOOL_PAUSE)
+    if check and result.returncode != 0:
+        raise LabError(
+            f"lab: {' '.join(argv)} failed (exit {result.returncode}): {result.stderr.strip()}"
+        )
+    return result
+
+
 def ensure_user(
     name: str, *, system: bool = True, login_shell: str | None = None
 ) -> pwd.struct_passwd:
@@ -78,7 +122,7 @@ def ensure_user(
     if login_shell:
         argv += ["--shell", login_shell]
     argv.append(name)
-    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    result = user_tool(*argv, check=False)
     try:
         return pwd.getpwnam(name)
     except KeyError:

@@ -156,6 +156,9 @@ def start_mariadb(workdir: Path, host: str = "127.0.0.1") -> MariaDBServer:
             "--skip-test-db",
             # Root authenticates through the unix socket until start_mariadb sets a password.
             "--auth-root-authentication-method=socket",
+            # Passed on to the bootstrap server: its temporary tables go in this instance's
+            # own directory, not the /tmp every other test process on the machine shares.
+            f"--tmpdir={tmp_dir}",
         ],
         "mariadb-install-db",
         cwd=str(workdir),

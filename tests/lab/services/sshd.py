@@ -13,6 +13,7 @@ from tests.lab.services.common import (
     free_port,
     require_binary,
     run_checked,
+    user_tool,
 )
 
 SSH_USER = "lapsessh"
@@ -88,7 +89,7 @@ def _install_authorized_key(public_key: str) -> None:
     user = ensure_user(SSH_USER, system=False, login_shell="/bin/bash")
     # A fresh useradd leaves the account locked ("!"), and sshd refuses locked accounts
     # even for key logins; "*" means "no password" without locking it.
-    run_checked([require_binary("usermod"), "-p", "*", SSH_USER], "usermod")
+    user_tool(require_binary("usermod"), "-p", "*", SSH_USER)
     home = Path(user.pw_dir)
     home.mkdir(parents=True, exist_ok=True)
     os.chown(home, user.pw_uid, user.pw_gid)

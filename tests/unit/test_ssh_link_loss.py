@@ -1,0 +1,114 @@
+"""A channel closed under its reader by a dying link is a lost connection, even while
+paramiko has not yet marked the connection inactive (it closes the channels first)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from daemon.transport import TransportError
+from daemon.transport.ssh import SSHProcess, SSHTransport
+
+
+class DyingConnection:
+    """A paramiko Transport whose thread is going down: active until it is joined."""
+
+    def __init__(self) -> None:
+        self.active = True
+        self.joins = 0
+
+    def is_active(self) -> bool:
+        return self.active
+
+    def join(self, timeout: float | None = None) -> None:
+        self.joins += 1
+        self.active = False
+
+
+class LiveConnection(DyingConnection):
+    """A paramiko Transport that stays up: joining it only waits."""
+
+    def join(self, timeout: float | None = None) -> None:
+        self.joins += 1
+
+
+class LinkDownOnSend(DyingConnection):
+    """A paramiko Transport whose socket is gone: anything sent raises EOFError, while its
+    thread has not yet noticed (still active)."""
+
+    def open_session(self, **options: object) -> None:
+        raise EOFError
+
+
+class ClosedChannel:
+    """A channel closed with nothing left to read, its stderr ended."""
+
+    closed = True
+
+    def __init__(self, *, eof_received: bool) -> None:
+        self.eof_received = eof_received
+
+    def recv(self, size: int) -> bytes:
+        return b""
+
+    def recv_stderr(self, size: int) -> bytes:
+        return b""
+
+    def close(self) -> None:
+        pass
+
+
+def _process(connection: DyingConnection, channel: ClosedChannel) -> SSHProcess:
+    return SSHProcess("web1", "files archive", cast(Any, connection), cast(Any, channel), 60.0)
+
+
+def test_a_channel_closed_without_eof_while_the_link_goes_down_is_lost() -> None:
+    connection = DyingConnection()
+    process = _process(connection, ClosedChannel(eof_received=False))
+    with pytest.raises(TransportError, match="connection to web1 was lost while files archive"):
+        process.read(1 << 16)
+    assert connection.joins == 1
+
+
+def test_the_hosts_eof_is_the_end_of_the_output_without_waiting() -> None:
+    connection = DyingConnection()
+    process = _process(connection, ClosedChannel(eof_received=True))
+    assert process.read(1 << 16) == b""
+    assert connection.joins == 0
+
+
+def test_a_channel_closed_on_a_live_link_ends_the_output() -> None:
+    connection = LiveConnection()
+    process = _process(connection, ClosedChannel(eof_received=False))
+    assert process.read(1 << 16) == b""
+    assert connection.joins == 1
+
+
+def test_a_killed_channel_ends_the_output_without_waiting_for_the_link() -> None:
+    connection = LiveConnection()
+    process = _process(connection, ClosedChannel(eof_received=False))
+    process.kill()
+    assert process.read(1 << 16) == b""
+    assert connection.joins == 0
+
+
+class WindowAdjustOnDeadLink(ClosedChannel):
+    """A channel whose recv sends the host a window adjustment over a socket already gone."""
+
+    def recv(self, size: int) -> bytes:
+        raise EOFError
+
+
+def test_a_read_that_meets_the_dead_socket_is_lost() -> None:
+    process = _process(LiveConnection(), WindowAdjustOnDeadLink(eof_received=False))
+    with pytest.raises(TransportError, match="connection to web1 was lost while files archive"):
+        process.read(1 << 20)
+
+
+def test_a_command_started_on_a_dead_socket_is_lost(monkeypatch: pytest.MonkeyPatch) -> None:
+    transport = SSHTransport("web1", "127.0.0.1", port=22, user="root", known_hosts=Path("/x"))
+    monkeypatch.setattr(transport, "connection", LinkDownOnSend)
+    with pytest.raises(TransportError, match="connection to web1 was lost while starting dump"):
+        transport.run("true", "dump")
