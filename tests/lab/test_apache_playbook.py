@@ -167,8 +167,8 @@ def test_the_maintenance_page_is_in_the_language_the_visitor_asks_for(apache: Ap
     assert '<html lang="de">' in german.text and "vorübergehend nicht erreichbar" in german.text
     assert '<html lang="ja">' in japanese.text and "一時的にご利用いただけません" in japanese.text
     for languages in ("xx", None):  # the default page the test wrote
-        page = apache.get("/", languages=languages)
-        assert page.status_code == 503 and page.text == "<p>lapse-maintenance-page</p>\n"
+        answer = apache.get("/", languages=languages)
+        assert answer.status_code == 503 and answer.text == "<p>lapse-maintenance-page</p>\n"
     assert "Accept-Language" in german.headers["Vary"]
 
 
