@@ -57,7 +57,7 @@ _DEMOS = (
           overdue_days=30,
           items=(("Shared hosting — Business plan, {month}", 3300),
                  ("Backup add-on, {month}", 550)),
-          database="mariadb", language="ja"),
+          database="mariadb"),
     _Demo("foxtrot", "Foxtrot Animal Rescue", "Felix Ortega", "Europe/Madrid", "EUR", "nonprofit",
           overdue_days=40, items=(("Non-profit hosting, yearly", "60.00"),), exempt=True),
     _Demo("golf", "Golf Club Riverside", "Grace Lee", "America/Los_Angeles", "USD", "reseller",
