@@ -93,7 +93,7 @@ class Catalogs:
         """
         available = sorted(self.languages())
         if wanted is not None:
-            catalog = negotiate_locale([wanted], available, sep="_")
+            catalog = _negotiate(wanted, available)
             if catalog is not None:
                 return Language(catalog, wanted)
             log.info(
@@ -101,8 +101,7 @@ class Catalogs:
                 language=wanted,
                 brand_language=default,
             )
-        catalog = negotiate_locale([default], available, sep="_") or SOURCE_LANGUAGE
-        return Language(catalog, default)
+        return Language(_negotiate(default, available) or SOURCE_LANGUAGE, default)
 
     def _operator(self, language: str) -> Translations | None:
         """Return the operator's catalog of `language`, or None when there is none."""
@@ -119,6 +118,16 @@ class Catalogs:
         except (OSError, ValueError, PoFileError) as error:
             log.error("operator catalog unreadable; left out", path=str(folder), error=str(error))
         return None
+
+
+def _negotiate(wanted: str, available: list[str]) -> str | None:
+    """Return the language of `available` that `wanted` ('de_AT', 'pt_br') is written in,
+    spelt as `available` spells it (Babel answers in the spelling asked for), or None."""
+    found = negotiate_locale([wanted], available, sep="_")
+    if found is None:
+        return None
+    spelt = {name.lower(): name for name in available}
+    return spelt.get(found.lower(), found)
 
 
 def is_locale(name: str) -> bool:

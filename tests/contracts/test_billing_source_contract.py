@@ -288,34 +288,31 @@ class _RemembersTheLastSync(FileSource):
         return next((s for s in listing.snapshots if s.account_id == account_id), None)
 
 
-class _ForgetsTheLanguage(FileSource):
+class _ChangesEachSnapshot(FileSource):
+    """Lists every account as `change` makes it over."""
+
+    def change(self, snapshot: AccountSnapshot) -> AccountSnapshot:
+        raise NotImplementedError
+
+    def fetch_all(self) -> SyncResult:
+        result = super().fetch_all()
+        return replace(result, snapshots=tuple(map(self.change, result.snapshots)))
+
+
+class _ForgetsTheLanguage(_ChangesEachSnapshot):
     """Lists every contact without its language: every notice in the brand's."""
 
-    def fetch_all(self) -> SyncResult:
-        result = super().fetch_all()
-        return replace(
-            result,
-            snapshots=tuple(
-                replace(snapshot, contact=replace(snapshot.contact, language=None))
-                for snapshot in result.snapshots
-            ),
-        )
+    def change(self, snapshot: AccountSnapshot) -> AccountSnapshot:
+        return replace(snapshot, contact=replace(snapshot.contact, language=None))
 
 
-class _KeepsAnUnknownLanguage(FileSource):
+class _KeepsAnUnknownLanguage(_ChangesEachSnapshot):
     """Passes a language CLDR does not know on to the notices."""
 
-    def fetch_all(self) -> SyncResult:
-        result = super().fetch_all()
-        return replace(
-            result,
-            snapshots=tuple(
-                replace(snapshot, contact=replace(snapshot.contact, language="xx"))
-                if snapshot.account_id == "1001"
-                else snapshot
-                for snapshot in result.snapshots
-            ),
-        )
+    def change(self, snapshot: AccountSnapshot) -> AccountSnapshot:
+        if snapshot.account_id != "1001":
+            return snapshot
+        return replace(snapshot, contact=replace(snapshot.contact, language="xx"))
 
 
 class _HidesRowErrors(FileSource):

@@ -147,6 +147,15 @@ def english_left(
     return left
 
 
+def operator_catalog(templates_dir: Path, language: str, messages: dict[str, str]) -> None:
+    """Write an operator's catalog of `language` holding `messages` (id: translation)."""
+    folder = templates_dir / "locale" / language / "LC_MESSAGES"
+    folder.mkdir(parents=True)
+    entries = "".join(f'msgid "{key}"\nmsgstr "{value}"\n\n' for key, value in messages.items())
+    header = 'msgid ""\nmsgstr "Content-Type: text/plain; charset=utf-8\\n"\n\n'
+    (folder / f"{DOMAIN}.po").write_text(header + entries, encoding="utf-8")
+
+
 def plain(text: str) -> str:
     """`text` with CLDR's no-break spaces as ordinary ones."""
     return text.replace("\u00a0", " ").replace("\u202f", " ")
@@ -242,16 +251,11 @@ def test_a_language_without_a_catalog_gets_the_brands(unknown: str) -> None:
 def test_english_left_in_a_notice_is_found(tmp_path: Path) -> None:
     """The check above fails when a translation is missing: an operator catalog that
     'translates' two messages back into English leaves them in the German notice."""
-    catalog = tmp_path / "locale" / "de" / "LC_MESSAGES"
-    catalog.mkdir(parents=True)
-    (catalog / f"{DOMAIN}.po").write_text(
-        'msgid ""\nmsgstr "Content-Type: text/plain; charset=utf-8\\n"\n\n'
-        'msgid "Your hosting service has been suspended"\n'
-        'msgstr "Your hosting service has been suspended"\n\n'
-        'msgid "Logins to your hosting account are disabled."\n'
-        'msgstr "Logins to your hosting account are disabled."\n',
-        encoding="utf-8",
+    back = (
+        "Your hosting service has been suspended",
+        "Logins to your hosting account are disabled.",
     )
+    operator_catalog(tmp_path, "de", {english: english for english in back})
     env = create_environment(tmp_path)
 
     message = compose_in(NoticeKind.SUSPENSION, snapshot(CITIES["berlin"], "de"), env)
@@ -263,21 +267,12 @@ def test_english_left_in_a_notice_is_found(tmp_path: Path) -> None:
 
 
 def test_an_operator_adds_a_language_and_overrides_a_message(tmp_path: Path) -> None:
-    italian = tmp_path / "locale" / "it" / "LC_MESSAGES"
-    italian.mkdir(parents=True)
-    (italian / f"{DOMAIN}.po").write_text(
-        'msgid ""\nmsgstr "Content-Type: text/plain; charset=utf-8\\n"\n\n'
-        'msgid "Your hosting service has been suspended"\n'
-        'msgstr "Il suo servizio di hosting è stato sospeso"\n',
-        encoding="utf-8",
+    operator_catalog(
+        tmp_path,
+        "it",
+        {"Your hosting service has been suspended": "Il suo servizio di hosting è stato sospeso"},
     )
-    german = tmp_path / "locale" / "de" / "LC_MESSAGES"
-    german.mkdir(parents=True)
-    (german / f"{DOMAIN}.po").write_text(
-        'msgid ""\nmsgstr "Content-Type: text/plain; charset=utf-8\\n"\n\n'
-        'msgid "Kind regards,"\nmsgstr "Herzliche Grüße"\n',
-        encoding="utf-8",
-    )
+    operator_catalog(tmp_path, "de", {"Kind regards,": "Herzliche Grüße"})
     env = create_environment(tmp_path)
 
     in_italian = compose_in(NoticeKind.SUSPENSION, snapshot(CITIES["berlin"], "it_IT"), env)
