@@ -38,7 +38,7 @@ catalogs-update: $(BIN)/lapse
 	$(BIN)/pybabel extract --mapping-file babel.cfg --output-file daemon/locale/lapse.pot \
 		--no-location --sort-output --project Lapse --copyright-holder "Lapse contributors" .
 	$(BIN)/pybabel update --domain lapse --input-file daemon/locale/lapse.pot \
-		--output-dir daemon/locale --no-location --width 100
+		--output-dir daemon/locale --width 100
 	$(MAKE) catalogs
 
 run: venv
