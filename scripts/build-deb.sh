@@ -56,7 +56,9 @@ tar -C "$ROOT" --exclude=__pycache__ --exclude='*.mo' -cf - \
 # The translations of notices and maintenance pages, compiled from the .po files here,
 # with the Babel the package ships (the checkout's own .mo files are not copied: they
 # may be missing or older than their sources).
-LOCALE=$("$VENV/bin/python" -c 'import daemon, pathlib; print(pathlib.Path(daemon.__file__).parent / "locale")')
+# -I: the installed package, never a checkout in the directory this runs in.
+LOCALE=$("$VENV/bin/python" -I -c 'import daemon, pathlib; print(pathlib.Path(daemon.__file__).parent / "locale")')
+case "$LOCALE" in "$VENV"/*) ;; *) echo "build-deb: catalogs found outside the venv: $LOCALE" >&2; exit 1;; esac
 find "$LOCALE" -name '*.mo' -delete
 "$VENV/bin/pybabel" compile --domain lapse --directory "$LOCALE" >/dev/null
 for po in "$LOCALE"/*/LC_MESSAGES/lapse.po; do
