@@ -8,7 +8,15 @@ BIN    := $(VENV)/bin
 # process. (`auto` would count physical cores once psutil is installed: 1 on some 2-vCPU VMs.)
 TEST_WORKERS ?= logical
 
-.PHONY: run test venv lab-deps bench-deps lint typecheck imports check clean deb config-example
+.PHONY: run test venv lab-deps bench-deps lint typecheck imports check clean deb config-example \
+	catalogs catalogs-update
+
+# The gettext catalogs of notices and maintenance pages (daemon/locale, domain `lapse`):
+# the .po files are the source, kept in git; each .mo is compiled from its .po here and
+# never committed, so a fixed translation cannot ship with a stale binary beside it
+# (tests/unit/test_catalogs.py fails when a .mo is missing or older than its .po).
+CATALOG_SOURCES := $(wildcard daemon/locale/*/LC_MESSAGES/lapse.po)
+CATALOGS := $(CATALOG_SOURCES:.po=.mo)
 
 $(BIN)/lapse: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +24,22 @@ $(BIN)/lapse: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	@touch $@
 
-venv: $(BIN)/lapse
+venv: $(BIN)/lapse catalogs
+
+catalogs: $(CATALOGS)
+
+daemon/locale/%/LC_MESSAGES/lapse.mo: daemon/locale/%/LC_MESSAGES/lapse.po | $(BIN)/lapse
+	$(BIN)/pybabel compile --domain lapse --locale $* --input-file $< --output-file $@
+
+# After a template's text changed: the messages extracted again (babel.cfg) into the
+# template lapse.pot, and every catalog brought up to it (new messages to translate,
+# changed ones marked fuzzy). tests/unit/test_catalogs.py fails until each is translated.
+catalogs-update: $(BIN)/lapse
+	$(BIN)/pybabel extract --mapping-file babel.cfg --output-file daemon/locale/lapse.pot \
+		--no-location --sort-output --project Lapse --copyright-holder "Lapse contributors" .
+	$(BIN)/pybabel update --domain lapse --input-file daemon/locale/lapse.pot \
+		--output-dir daemon/locale --width 100
+	$(MAKE) catalogs
 
 run: venv
 	$(BIN)/lapse run
@@ -25,7 +48,7 @@ lab-deps:
 	bash scripts/install-lab-deps.sh
 
 # lapse_<version>_<arch>.deb here: a venv under /opt/lapse, the unit, the config as a conffile.
-deb:
+deb: catalogs
 	bash scripts/build-deb.sh
 
 # The AWS CLI, the baseline of bench/backup.py, in its own venv: it pins botocore.
@@ -60,4 +83,4 @@ test: venv lab-deps check
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 clean:
-	rm -rf $(VENV) .venv-bench .pytest_cache .mypy_cache .ruff_cache lapse_*.deb
+	rm -rf $(VENV) .venv-bench .pytest_cache .mypy_cache .ruff_cache lapse_*.deb $(CATALOGS)

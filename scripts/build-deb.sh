@@ -48,11 +48,22 @@ VENV="$STAGE$PREFIX"
 
 # Build from a copy: an in-tree build would leave build/ and *.egg-info in the checkout.
 mkdir -p "$WORK/src"
-tar -C "$ROOT" --exclude=__pycache__ -cf - \
+tar -C "$ROOT" --exclude=__pycache__ --exclude='*.mo' -cf - \
     pyproject.toml README.md daemon playbooks maintenance_pages | tar -C "$WORK/src" -xf -
 
 "$PYTHON" -m venv "$VENV"
 "$VENV/bin/pip" install --quiet --no-compile --disable-pip-version-check "$WORK/src"
+# The translations of notices and maintenance pages, compiled from the .po files here,
+# with the Babel the package ships (the checkout's own .mo files are not copied: they
+# may be missing or older than their sources).
+# -I: the installed package, never a checkout in the directory this runs in.
+LOCALE=$("$VENV/bin/python" -I -c 'import daemon, pathlib; print(pathlib.Path(daemon.__file__).parent / "locale")')
+case "$LOCALE" in "$VENV"/*) ;; *) echo "build-deb: catalogs found outside the venv: $LOCALE" >&2; exit 1;; esac
+find "$LOCALE" -name '*.mo' -delete
+"$VENV/bin/pybabel" compile --domain lapse --directory "$LOCALE" >/dev/null
+for po in "$LOCALE"/*/LC_MESSAGES/lapse.po; do
+    [ -s "${po%.po}.mo" ] || { echo "build-deb: $po was not compiled" >&2; exit 1; }
+done
 # pip and setuptools are build tools; the package manager owns this tree.
 "$VENV/bin/python" -m pip uninstall --quiet --yes pip setuptools
 

@@ -15,6 +15,9 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import structlog
+from babel.core import Locale, UnknownLocaleError
+
 from daemon.domain.errors import LapseError
 from daemon.domain.snapshot import Database
 
@@ -33,6 +36,8 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _DOMAIN = re.compile(rf"(?:\*\.)?{_LABEL}(?:\.{_LABEL})*")
 _EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A language tag ('de', 'de-DE', 'pt_BR', 'zh-Hant-TW'): subtags of letters and digits.
+_LANGUAGE = re.compile(r"[A-Za-z]{2,8}(?:[-_][A-Za-z0-9]{1,8})*")
 # The longest text Lapse keeps (docs/billing.md, "Limits"): enough for any real value,
 # small enough that a runaway or hostile value cannot bloat notices, logs or memory.
 TEXT_LIMIT = 1000  # line item descriptions and other free text
@@ -40,7 +45,9 @@ NAME_LIMIT = 200  # a contact's name, printed in every notice
 PLAN_LIMIT = 63  # a policy table's name; the state database keeps 63
 INVOICE_ID_LIMIT = 100
 EMAIL_LIMIT = 254  # RFC 5321's longest forward path, less the angle brackets
+LANGUAGE_LIMIT = 35  # the longest language tag RFC 5646 (4.4.1) asks implementations to keep
 _TRUE = frozenset({"true", "yes", "1"})
+_log = structlog.get_logger("lapse.billing")
 _FALSE = frozenset({"false", "no", "0", ""})
 
 
@@ -242,6 +249,50 @@ def email(value: object, field: str) -> str:
             field, f"expected an e-mail address like 'ana@example.com', got {shown(clean)}"
         )
     return clean
+
+
+def language(value: object, field: str) -> str | None:
+    """Return the client's language as a CLDR locale identifier ('de', 'de_DE', 'pt_BR'),
+    or None when it is blank or names no language CLDR knows (the brand's language then
+    applies; an unknown one is logged once per process, never an error).
+
+    Takes a BCP 47 tag ('de-DE') or a POSIX-style one ('de_DE'), in any case. Raises
+    FieldError for a value that is no language tag at all: not text, longer than
+    LANGUAGE_LIMIT, or with characters a tag never has (spaces, quotes, control
+    characters), as for any other malformed field.
+    """
+    if is_blank(value):
+        return None
+    clean = text(value, field, LANGUAGE_LIMIT)
+    if _LANGUAGE.fullmatch(clean) is None:
+        raise FieldError(field, f"expected a language tag like 'de' or 'pt-BR', got {shown(clean)}")
+    return known_language(clean)
+
+
+def usable_language(value: object) -> str | None:
+    """Return `language(value)`, or None where that raises: for a source that picks the
+    first usable one of several languages."""
+    try:
+        return language(value, "language")
+    except FieldError:
+        return None
+
+
+@lru_cache(maxsize=1024)
+def known_language(tag: str) -> str | None:
+    """Return the CLDR locale identifier of the language tag `tag` ('de-de' gives
+    'de_DE'), or None, logged, when CLDR has no such locale (cached: thousands of rows
+    share a few languages, and an unknown one is logged once)."""
+    language_part, *rest = tag.replace("-", "_").split("_")
+    parts = [language_part.lower()]
+    for part in rest:
+        # BCP 47's case conventions, which Babel's parser expects: Hant, DE, 419.
+        parts.append(part.title() if len(part) == 4 else part.upper())
+    try:
+        return str(Locale.parse("_".join(parts)))
+    except (UnknownLocaleError, ValueError):
+        _log.info("client language unknown; the brand's language applies", language=tag)
+        return None
 
 
 def flag(value: object, field: str) -> bool:

@@ -21,9 +21,9 @@ from daemon.billing.base import BillingError
 from daemon.billing.fields import FieldError
 from daemon.billing.flat_account import (
     ACCOUNT_COLUMNS,
-    CREDIT_COLUMNS,
     INVOICE_COLUMNS,
     ITEM_COLUMNS,
+    OPTIONAL_COLUMNS,
     AccountReader,
     BadRowError,
     Line,
@@ -121,18 +121,18 @@ def _content_hash(group: list[Line]) -> int | None:
 
 def column_positions(columns: Sequence[str], source: str) -> dict[str, int]:
     """Return where each flat column sits among `columns` (compared case-insensitively),
-    the optional CREDIT_COLUMNS included when present.
+    the OPTIONAL_COLUMNS (language, credits) included when present.
 
     Raises BillingError naming the missing or duplicated columns.
     """
     names = [str(name).strip().lower() for name in columns]
     missing = [name for name in FLAT_COLUMNS if name not in names]
-    doubled = sorted({name for name in FLAT_COLUMNS + CREDIT_COLUMNS if names.count(name) > 1})
+    doubled = sorted({name for name in FLAT_COLUMNS + OPTIONAL_COLUMNS if names.count(name) > 1})
     if missing or doubled:
         problems = [f"missing columns: {', '.join(missing)}"] if missing else []
         problems += [f"columns given twice: {', '.join(doubled)}"] if doubled else []
         raise BillingError(f"{source}: {'; '.join(problems)} (see docs/billing.md)")
-    present = [name for name in FLAT_COLUMNS + CREDIT_COLUMNS if name in names]
+    present = [name for name in FLAT_COLUMNS + OPTIONAL_COLUMNS if name in names]
     return {name: names.index(name) for name in present}
 
 
@@ -157,15 +157,15 @@ class _Reading:
 
     def __init__(self, columns: Sequence[str], source: str, unit: str, cache: ReadCache) -> None:
         positions = column_positions(columns, source)
-        credit_columns = tuple(name for name in CREDIT_COLUMNS if name in positions)
-        self.pick_account = _picker(positions, ACCOUNT_COLUMNS + credit_columns)
+        optional_columns = tuple(name for name in OPTIONAL_COLUMNS if name in positions)
+        self.pick_account = _picker(positions, ACCOUNT_COLUMNS + optional_columns)
         self.pick_invoice = _picker(positions, INVOICE_COLUMNS)
         self.pick_item = _picker(positions, ITEM_COLUMNS)
         self.width = len(columns)
         self.id_index = positions["account_id"]
         self.source = source
         self.unit = unit
-        self.reader = AccountReader(unit, credit_columns)
+        self.reader = AccountReader(unit, optional_columns)
         self.previous, cache.accounts = cache.accounts, {}
         self.cache = cache
         # Every account seen, in order of first appearance, with its snapshot once read

@@ -48,6 +48,10 @@ ACCOUNT_COLUMNS = (
 # Optional account-level columns: money the client has that no open invoice shows (an
 # account credit, payments received but not yet applied). Blank or absent means none.
 CREDIT_COLUMNS = ("credit", "unapplied_payments")
+# The client's language ('de', 'pt-BR'); blank or absent means the brand's.
+LANGUAGE_COLUMN = "contact_language"
+# Every optional account-level column, in the order they are cut out after ACCOUNT_COLUMNS.
+OPTIONAL_COLUMNS = (LANGUAGE_COLUMN, *CREDIT_COLUMNS)
 _CREDIT_TEXT = {
     "credit": ("Account credit", "credit"),
     "unapplied_payments": ("Payments received, not yet applied", "payment"),
@@ -103,11 +107,14 @@ _NO_ITEM = LineItem(description="", amount=Decimal(0))  # cache marker for blank
 class AccountReader:
     """Reads accounts from their grouped flat rows, sharing caches across one sync."""
 
-    def __init__(self, unit: str, credit_columns: tuple[str, ...] = ()) -> None:
+    def __init__(self, unit: str, optional_columns: tuple[str, ...] = ()) -> None:
         self.unit = unit
-        # The optional CREDIT_COLUMNS the table has, cut out after the account columns.
-        self.credit_columns = credit_columns
-        self.account_names = ACCOUNT_COLUMNS + credit_columns
+        # The OPTIONAL_COLUMNS the table has, in that order, cut out after the account columns.
+        self.optional_columns = optional_columns
+        # The language column comes first among them, the credit columns after it.
+        self.has_language = LANGUAGE_COLUMN in optional_columns
+        self.credit_columns = optional_columns[1:] if self.has_language else optional_columns
+        self.account_names = ACCOUNT_COLUMNS + optional_columns
         # LineItems are immutable, so identical lines ("Hosting, 9.99") share one object.
         self.items: dict[Row, LineItem] = {}
         # Values most accounts repeat (plan, time zone, currency, host) as one string
@@ -122,8 +129,11 @@ class AccountReader:
         number, head, _invoice, _item = group[0]
         try:
             width = len(ACCOUNT_COLUMNS)
-            account = _head(head[:width], self.words)
-            credits = _credits(self.credit_columns, head[width:], account.currency)
+            language, credit_cells = (
+                (head[width], head[width + 1 :]) if self.has_language else (None, head[width:])
+            )
+            account = _head(head[:width], self.words, language)
+            credits = _credits(self.credit_columns, credit_cells, account.currency)
             opened: dict[Row, _Open] = {}
             for number, cells, invoice_cells, item_cells in group:  # error location
                 if cells != head:
@@ -268,8 +278,9 @@ def _balance(invoices: tuple[Invoice, ...], credits: tuple[Credit, ...]) -> Deci
     return max(owed - sum((credit.amount for credit in credits), _ZERO), _ZERO)
 
 
-def _head(cells: Row, words: dict[str, str]) -> _Head:
-    """Return the account-level values from an account's cells.
+def _head(cells: Row, words: dict[str, str], language: object = None) -> _Head:
+    """Return the account-level values from an account's cells and its contact_language
+    cell (None when the table has no such column).
 
     `words` maps each repeated value to the one string all accounts share.
     Raises FieldError.
@@ -283,6 +294,7 @@ def _head(cells: Row, words: dict[str, str]) -> _Head:
             name=f.text(name, "contact_name", f.NAME_LIMIT),
             email=f.email(mail, "contact_email"),
             timezone=_shared(words, f.timezone(zone, "contact_timezone")),
+            language=_shared_or_none(words, f.language(language, LANGUAGE_COLUMN)),
         ),
         currency=_shared(words, f.currency(currency, "currency")),
         created_at=f.optional_moment(created, "created_at"),
@@ -294,6 +306,11 @@ def _head(cells: Row, words: dict[str, str]) -> _Head:
 def _shared(words: dict[str, str], value: str) -> str:
     """Return the string equal to `value` that `words` already holds, adding it if new."""
     return words.setdefault(value, value)
+
+
+def _shared_or_none(words: dict[str, str], value: str | None) -> str | None:
+    """Return `_shared(words, value)`, or None for None."""
+    return None if value is None else _shared(words, value)
 
 
 def _services(

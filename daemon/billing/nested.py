@@ -45,7 +45,7 @@ _ACCOUNT_KEYS = frozenset(
         "credits",
     }
 )
-_CONTACT_KEYS = frozenset({"name", "email", "timezone"})
+_CONTACT_KEYS = frozenset({"name", "email", "timezone", "language"})
 _INVOICE_KEYS = frozenset({"id", "due_at", "total", "amount_due", "currency", "issued_at", "items"})
 _ITEM_KEYS = frozenset({"description", "amount"})
 _SERVICE_KEYS = frozenset({"host", "system_user", "docroot", "domains", "databases"})
@@ -240,6 +240,7 @@ def _contact(raw: object) -> Contact:
         name=f.text(contact.get("name"), "contact.name", f.NAME_LIMIT),
         email=f.email(contact.get("email"), "contact.email"),
         timezone=f.timezone(contact.get("timezone"), "contact.timezone"),
+        language=f.language(contact.get("language"), "contact.language"),
     )
 
 

@@ -34,11 +34,12 @@ class _Demo:
     paid: str = "0"
     exempt: bool = False
     database: str | None = None  # "mariadb" or "postgresql"
+    language: str | None = None  # None: the brand's
 
 
 _DEMOS = (
     _Demo("acme", "Acme Widgets Ltd", "Anna Becker", "Europe/Berlin", "EUR", "business",
-          database="mariadb"),
+          database="mariadb", language="de-DE"),
     _Demo("bluebird", "Bluebird Bakery", "Ben Carter", "America/New_York", "USD", "starter",
           overdue_days=-5,
           items=(("Shared hosting — Starter plan, {month}", "12.00"),)),
@@ -46,7 +47,7 @@ _DEMOS = (
           overdue_days=4,
           items=(("Shared hosting — Business plan, {month}", "24.90"),
                  ("Domain cobalt.example.test, yearly renewal", "14.00")),
-          database="mariadb"),
+          database="mariadb", language="fr"),
     _Demo("delta", "Delta Tours", "Dana Whitfield", "America/Chicago", "USD", "vps",
           overdue_days=12,
           items=(("VPS S — {month}", "20.00"), ("Extra IPv4 address, {month}", "3.00"),
@@ -135,14 +136,17 @@ def _account(demo: _Demo, now: datetime, sites_dir: Path) -> dict[str, Any]:
         service["databases"] = [
             {"engine": demo.database, "name": f"{demo.account_id}_site", "user": demo.account_id}
         ]
+    contact = {
+        "name": f"{demo.contact} ({demo.name})",
+        "email": f"{demo.account_id}@example.com",
+        "timezone": demo.timezone,
+    }
+    if demo.language is not None:
+        contact["language"] = demo.language
     return {
         "account_id": demo.account_id,
         "plan": demo.plan,
-        "contact": {
-            "name": f"{demo.contact} ({demo.name})",
-            "email": f"{demo.account_id}@example.com",
-            "timezone": demo.timezone,
-        },
+        "contact": contact,
         "currency": demo.currency,
         "created_at": _iso(now - timedelta(days=400)),
         "exempt": demo.exempt,

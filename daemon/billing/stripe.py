@@ -5,9 +5,10 @@ which is also what Stripe's payment webhooks carry. Stripe knows nothing of
 hosting, so a customer is a hosting account only when its metadata holds the
 services as JSON (under `services_key`, e.g. `[{"host": "web1", "system_user":
 "acme", "docroot": "/srv/www/acme", "domains": ["acme.example"]}]`); others
-are ignored. An open invoice is owed; past its due date it is overdue. Amounts
-come in the currency's smallest unit and are converted exactly (zero-decimal
-currencies such as JPY have no cents).
+are ignored. The first of the customer's `preferred_locales` that names a language
+CLDR knows is the contact's language. An open invoice is owed; past its due date it
+is overdue. Amounts come in the currency's smallest unit and are converted exactly
+(zero-decimal currencies such as JPY have no cents).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import httpx
 
 from daemon.billing.api import call_json
 from daemon.billing.base import BillingError, BillingSource
+from daemon.billing.fields import usable_language
 from daemon.billing.parse import parse_document
 from daemon.config.schema import StripeBilling
 from daemon.config.secrets import SecretError
@@ -97,7 +99,11 @@ class StripeSource(BillingSource):
         account: dict[str, Any] = {
             "account_id": customer.get("id"),
             "plan": metadata.get(self.config.plan_key, "default"),
-            "contact": {"name": customer.get("name") or "", "email": customer.get("email")},
+            "contact": {
+                "name": customer.get("name") or "",
+                "email": customer.get("email"),
+                "language": _language(customer.get("preferred_locales")),
+            },
             "invoices": [_invoice(i) for i in invoices],
             "services": _services(metadata.get(self.config.services_key)),
         }
@@ -111,6 +117,14 @@ class StripeSource(BillingSource):
                 account["credits"] = [{"description": "Account credit", "amount": str(credit)}]
             account["balance"] = str(max(owed - credit, Decimal(0)))
         return account
+
+
+def _language(preferred: object) -> str | None:
+    """Return the first of a customer's `preferred_locales` ('de-DE', 'en') that is a
+    language CLDR knows, or None (the brand's language) when none is."""
+    if not isinstance(preferred, list):
+        return None
+    return next((tag for tag in preferred if usable_language(tag) is not None), None)
 
 
 def _credit_balance(customer: dict[str, Any], currency: str) -> Decimal:

@@ -6,7 +6,9 @@ invoices still owe, and its services are the client's active and suspended
 hosting products, each on the Lapse host its WHMCS server maps to. WHMCS knows
 no docroot and no databases: the docroot comes from a template over the
 service's username, and databases are left to the playbooks. A product marked
-"override auto-suspend" makes the account exempt.
+"override auto-suspend" makes the account exempt. A client's `language` (the name of a
+WHMCS language file, 'german', 'portuguese-br'; blank for the system default) becomes
+the contact's language.
 
 Four read-only API actions per sync, each paged: GetClients, GetClientsProducts,
 GetInvoices (status Unpaid) and GetInvoice for each unpaid invoice's lines.
@@ -32,6 +34,39 @@ from daemon.domain.snapshot import SyncResult
 # Fraud and Completed have none to suspend or delete).
 _LIVE_STATUSES = frozenset({"Active", "Suspended"})
 _NO_DATE = ("", "0000-00-00")
+# The language files WHMCS ships (lang/<name>.php), as the client's `language` names
+# them, and the language each is; a name not listed here is passed on as it is, so a
+# tag such as 'de-DE' still reads and anything else falls back to the brand's language.
+WHMCS_LANGUAGES = {
+    "arabic": "ar",
+    "azerbaijani": "az",
+    "catalan": "ca",
+    "chinese": "zh",
+    "croatian": "hr",
+    "czech": "cs",
+    "danish": "da",
+    "dutch": "nl",
+    "english": "en",
+    "estonian": "et",
+    "farsi": "fa",
+    "french": "fr",
+    "german": "de",
+    "hebrew": "he",
+    "hungarian": "hu",
+    "italian": "it",
+    "japanese": "ja",
+    "macedonian": "mk",
+    "norwegian": "nb",
+    "polish": "pl",
+    "portuguese-br": "pt_BR",
+    "portuguese-pt": "pt_PT",
+    "romanian": "ro",
+    "russian": "ru",
+    "spanish": "es",
+    "swedish": "sv",
+    "turkish": "tr",
+    "ukranian": "uk",  # sic: WHMCS's file name
+}
 
 
 class WhmcsSource(BillingSource):
@@ -88,7 +123,11 @@ class WhmcsSource(BillingSource):
         account: dict[str, Any] = {
             "account_id": f"whmcs-{client_id}",
             "plan": self.config.plan,
-            "contact": {"name": name, "email": client.get("email")},
+            "contact": {
+                "name": name,
+                "email": client.get("email"),
+                "language": _language(client.get("language")),
+            },
             "balance": str(sum((_money(i.get("balance")) for i in invoices), Decimal(0))),
             "invoices": [_invoice(i) for i in invoices],
             "services": [self._service(p) for p in products],
@@ -113,6 +152,15 @@ class WhmcsSource(BillingSource):
             "docroot": self.config.docroot.format(username=username, domain=domain),
             "domains": [domain] if domain else [],
         }
+
+
+def _language(value: object) -> object:
+    """Return the language tag of a client's WHMCS `language` (the language file's name),
+    or the value itself when it names no file WHMCS ships (parse_document then reads or
+    refuses it like any language field)."""
+    if isinstance(value, str):
+        return WHMCS_LANGUAGES.get(value.strip().lower(), value)
+    return value
 
 
 class _Api:

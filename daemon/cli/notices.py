@@ -46,9 +46,12 @@ def preview(account: str, kind: str, number: int, as_html: bool, config_path: Pa
 
     Deadlines the account does not have yet (a suspension date for a final notice,
     a deletion date for a suspension notice) are filled in as if it were sent now.
+    It is written as it would be sent: in the client's language when there is a
+    catalog of it, else the brand's (the Content-Language line says which).
     """
     message = open_preview(read_config(config_path)).render(account, NoticeKind(kind), number)
-    for header in ("From", "To", "Subject", "Date"):
+    # Content-Language: the language the notice is written in (the client's or the brand's).
+    for header in ("From", "To", "Subject", "Date", "Content-Language"):
         click.echo(f"{header}: {message[header]}")
     click.echo()
     part = message.get_body(preferencelist=("html",) if as_html else ("plain",))

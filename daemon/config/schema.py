@@ -17,7 +17,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from babel.core import Locale, UnknownLocaleError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from daemon.config.durations import parse_duration
 from daemon.config.secrets import SecretRef
@@ -620,6 +621,24 @@ class BrandConfig(Section):
         description="Logo shown in HTML notices.",
         examples=["https://example.com/logo.png"],
     )
+    language: str = Field(
+        default="en",
+        description="Language of notices to clients whose billing states none (or one "
+        "without a catalog), and of the maintenance page a visitor gets when their browser "
+        "asks for none of the page's languages; also the locale their amounts and dates "
+        "follow. A CLDR locale such as 'en', 'de', 'en_GB' or 'pt_BR'.",
+        examples=["de"],
+    )
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        try:
+            return str(Locale.parse(value.replace("-", "_")))
+        except (UnknownLocaleError, ValueError):
+            raise ValueError(
+                f"unknown language {value!r}; expected a CLDR locale such as 'en', 'de' or 'pt_BR'"
+            ) from None
 
 
 class NoticesConfig(Section):
@@ -638,7 +657,8 @@ class NoticesConfig(Section):
     templates_dir: Path | None = Field(
         default=None,
         description="Directory whose notice templates override the shipped ones, file by "
-        "file (daemon/templates/notices/README.md).",
+        "file, and whose locale/<language>/LC_MESSAGES/lapse.po catalogs add or override "
+        "languages (daemon/templates/notices/README.md).",
         examples=["/etc/lapse/templates"],
     )
 

@@ -37,11 +37,18 @@ class Invoice:
 
 @dataclass(frozen=True, slots=True)
 class Contact:
-    """Who receives the notices, and the time zone dates are shown in."""
+    """Who receives the notices, the time zone dates are shown in, and the language the
+    notices are written in.
+
+    `language` is a CLDR locale identifier as Babel spells it ('de', 'de_DE', 'pt_BR',
+    'ja'), or None when billing states none: the brand's language (`[notices.brand]
+    language`) then applies. It also picks how amounts and dates are written.
+    """
 
     name: str
     email: str
     timezone: str = "UTC"
+    language: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,17 +23,21 @@ from daemon.domain.snapshot import (
 def snapshot_to_json(snapshot: AccountSnapshot) -> dict[str, Any]:
     """Return a JSON-ready dict of `snapshot` (money as strings, times as ISO 8601).
 
-    `credits` appears only when there are some, so the digest of a snapshot without
-    them is what it was before credits were read (no needless re-evaluation).
+    `credits` and the contact's `language` appear only when there are some, so the
+    digest of a snapshot without them is what it was before they were read (no
+    needless re-evaluation), and rows stored before then decode unchanged.
     """
+    contact: dict[str, Any] = {
+        "name": snapshot.contact.name,
+        "email": snapshot.contact.email,
+        "timezone": snapshot.contact.timezone,
+    }
+    if snapshot.contact.language is not None:
+        contact["language"] = snapshot.contact.language
     data = {
         "account_id": snapshot.account_id,
         "plan": snapshot.plan,
-        "contact": {
-            "name": snapshot.contact.name,
-            "email": snapshot.contact.email,
-            "timezone": snapshot.contact.timezone,
-        },
+        "contact": contact,
         "balance": str(snapshot.balance),
         "currency": snapshot.currency,
         "created_at": _time(snapshot.created_at),

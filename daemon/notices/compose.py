@@ -15,8 +15,11 @@ from daemon.notices.context import build_context
 from daemon.notices.errors import AddressError
 from daemon.notices.render import RenderedNotice, render_notice
 from daemon.notices.request import NoticeRequest
+from daemon.notices.templates import catalogs_of, environment_for
 
 ACCOUNT_HEADER = "X-Lapse-Account"
+# RFC 3282: the language the notice is written in ('de', 'pt-BR').
+LANGUAGE_HEADER = "Content-Language"
 NOTICE_HEADER = "X-Lapse-Notice"
 
 # make_msgid() would otherwise ask DNS for this host's name on every call.
@@ -26,12 +29,18 @@ _FALLBACK_MSGID_DOMAIN = "localhost"
 def compose(request: NoticeRequest, brand: BrandConfig, env: Environment) -> EmailMessage:
     """Return the notice for `request` as a multipart/alternative email (text, then HTML).
 
-    Headers: From (the brand's sender), To (the contact), Subject, Date
-    (`request.now`), a fresh Message-ID on the sender's domain, and
-    X-Lapse-Account / X-Lapse-Notice. Raises RenderError when a template
-    fails and AddressError when the contact or sender address is unusable.
+    It is written in the contact's language when a catalog of it exists, else in the
+    brand's (`Catalogs.choose`), with amounts and dates in that language's locale;
+    `env` is an environment made by `create_environment`, whose settings the
+    language's own environment is made with. Headers: From (the brand's sender), To
+    (the contact), Subject, Date (`request.now`), a fresh Message-ID on the sender's
+    domain, Content-Language, and X-Lapse-Account / X-Lapse-Notice. Raises RenderError
+    when a template fails and AddressError when the contact or sender address is
+    unusable.
     """
-    rendered = render_notice(env, request.kind, build_context(request, brand))
+    language = catalogs_of(env).choose(request.snapshot.contact.language, brand.language)
+    context = build_context(request, brand, language)
+    rendered = render_notice(environment_for(env, language), request.kind, context)
     message = EmailMessage()
     _set_header(message, "From", brand.sender)
     _set_header(message, "To", recipient(request.snapshot.contact))
@@ -41,6 +50,8 @@ def compose(request: NoticeRequest, brand: BrandConfig, env: Environment) -> Ema
     message[ACCOUNT_HEADER] = request.snapshot.account_id
     message[NOTICE_HEADER] = request.label
     _set_bodies(message, rendered)
+    # After the bodies: setting content drops the Content-* headers set before.
+    message[LANGUAGE_HEADER] = language.tag
     return message
 
 

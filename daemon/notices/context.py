@@ -9,8 +9,11 @@ from typing import Any
 
 from daemon.config.schema import BrandConfig
 from daemon.domain.snapshot import AccountSnapshot, Invoice
+from daemon.notices.catalogs import SOURCE_LANGUAGE, Language
 from daemon.notices.money import split_instalments
 from daemon.notices.request import NoticeRequest
+
+ENGLISH = Language(SOURCE_LANGUAGE, SOURCE_LANGUAGE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,16 +28,20 @@ class PlanOffer:
     last_amount: Decimal
 
 
-def build_context(request: NoticeRequest, brand: BrandConfig) -> dict[str, Any]:
+def build_context(
+    request: NoticeRequest, brand: BrandConfig, language: Language | None = None
+) -> dict[str, Any]:
     """Return the template variables for `request`.
 
-    Takes the request and the operator's brand; returns a dict whose keys are
-    documented in daemon/templates/notices/README.md. Raises nothing: missing
-    deadlines were refused when the request was made.
+    Takes the request, the operator's brand and the language the notice is written in
+    (English when not given); returns a dict whose keys are documented in
+    daemon/templates/notices/README.md. Raises nothing: missing deadlines were refused
+    when the request was made.
     """
     snapshot = request.snapshot
     return {
         "kind": str(request.kind),
+        "language": (language or ENGLISH).tag,
         "number": request.number,
         "now": request.now,
         "brand": brand,

@@ -7,15 +7,16 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from babel.dates import format_datetime
+from babel.dates import format_datetime, get_date_format, get_datetime_format, get_time_format
 from babel.numbers import format_currency, get_currency_precision
 
 DEFAULT_LOCALE = "en"
 
 WhenStyle = Literal["datetime", "date", "short"]
 
-# CLDR patterns; the zone abbreviation is appended separately because CLDR's
-# English data only abbreviates a few (mostly US) zones.
+# The house style of the default locale, in CLDR pattern syntax (every other locale
+# writes its own CLDR formats, see _patterns); the zone abbreviation is appended
+# separately because CLDR's data only abbreviates a few (mostly US) zones.
 _PATTERNS: dict[str, str] = {
     "datetime": "EEEE, d MMMM y, HH:mm",
     "date": "EEEE, d MMMM y",
@@ -73,7 +74,10 @@ def format_when(
 
     Styles: 'datetime' gives 'Tuesday, 1 December 2026, 14:30 CET'; 'date'
     gives 'Tuesday, 1 December 2026'; 'short' gives '1 December 2026' (the
-    dates are the ones in the client's zone). Raises ValueError for a naive
+    dates are the ones in the client's zone). That is the default locale's house
+    style; any other locale writes its own CLDR formats: for 'de' 'Dienstag,
+    1. Dezember 2026, 14:30 CET', for 'ja' '2026年12月1日火曜日 14:30 CET', for 'en_US'
+    'Tuesday, December 1, 2026, 2:30 PM CET'. Raises ValueError for a naive
     datetime, whose instant is unknown, or an unknown style.
     """
     if moment.tzinfo is None:
@@ -81,8 +85,21 @@ def format_when(
     if style not in _PATTERNS:
         raise ValueError(f"unknown date style {style!r}; expected one of {sorted(_PATTERNS)}")
     local = moment.astimezone(client_zone(tz_name))
-    shown = format_datetime(local, _PATTERNS[style], locale=locale)
+    shown = format_datetime(local, _patterns(locale)[style], locale=locale)
     return f"{shown} {_abbreviation(local)}" if style == "datetime" else shown
+
+
+def _patterns(locale: str) -> dict[str, str]:
+    """Return the CLDR patterns of each style in `locale`: the house style for the default
+    locale, the locale's own full date ('date'), long date ('short') and full date with
+    its short time ('datetime'), joined as the locale joins them, for any other."""
+    if locale == DEFAULT_LOCALE:
+        return _PATTERNS
+    date = get_date_format("full", locale=locale).pattern
+    time = get_time_format("short", locale=locale).pattern
+    joined = str(get_datetime_format("full", locale=locale))
+    joined = joined.replace("{1}", date).replace("{0}", time)
+    return {"datetime": joined, "date": date, "short": get_date_format("long", locale).pattern}
 
 
 def _abbreviation(local: datetime) -> str:

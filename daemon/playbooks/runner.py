@@ -79,6 +79,7 @@ class PlaybookRunner:
         policy_for: Callable[[str], PolicyConfig],
         playbooks_dir: Path | None = None,
         pages_dir: Path | None = None,
+        notice_templates_dir: Path | None = None,
     ) -> None:
         self.lifecycle = lifecycle
         self.sessions = lifecycle.sessions
@@ -93,7 +94,10 @@ class PlaybookRunner:
         run_log = RunLog(self.sessions, self.clock)
         gate = DeletionGate(backups, alerts)
         self.guards = PhaseGuards(self.sessions, billing, policy_for, transports, gate, run_log)
-        pages = MaintenancePages(pages_dir)
+        # The pages are written in the notices' languages, the operator's catalogs included.
+        pages = MaintenancePages(
+            pages_dir, templates_dir=notice_templates_dir, language=brand.language
+        )
         self.contexts = StepContexts(
             hosts, brand, transports, backups, pages, self.clock, self.payments, alerts
         )

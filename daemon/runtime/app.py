@@ -126,6 +126,7 @@ def build_app(config: Config, clock: Clock = system_clock, *, migrate_db: bool =
         policy_for=config.policy_for,
         playbooks_dir=config.playbooks_dir,
         pages_dir=config.maintenance_pages_dir,
+        notice_templates_dir=config.notices.templates_dir,
     )
     return App(
         config,

@@ -25,6 +25,7 @@ from daemon.billing.base import BillingSource
 from daemon.billing.dispatch import create_source
 from daemon.billing.flat import FLAT_COLUMNS
 from daemon.billing.stripe import ZERO_DECIMAL
+from daemon.billing.whmcs import WHMCS_LANGUAGES
 from daemon.config.schema import (
     FileBilling,
     HttpBilling,
@@ -71,6 +72,11 @@ class BillingLab(ABC):
         return key
 
 
+def language_tag(account: AccountSnapshot) -> str:
+    """The contact's language as billing systems write a tag: BCP 47 ('pt-BR'), '' for none."""
+    return (account.contact.language or "").replace("_", "-")
+
+
 def _day(moment: datetime) -> str:
     """The date of a midnight-UTC moment, as billing systems without times write it."""
     return moment.date().isoformat()
@@ -88,7 +94,11 @@ def _nested_account(account: AccountSnapshot) -> dict[str, Any]:
     return {
         "account_id": account.account_id,
         "plan": account.plan,
-        "contact": {"name": account.contact.name, "email": account.contact.email},
+        "contact": {
+            "name": account.contact.name,
+            "email": account.contact.email,
+            "language": language_tag(account) or None,
+        },
         "currency": account.currency,
         "created_at": account.created_at.isoformat() if account.created_at else None,
         "invoices": [
@@ -191,6 +201,7 @@ def flat_rows(account: AccountSnapshot) -> list[dict[str, str]]:
         "contact_name": account.contact.name,
         "contact_email": account.contact.email,
         "contact_timezone": "",
+        "contact_language": language_tag(account),
         "currency": account.currency,
         "created_at": account.created_at.isoformat() if account.created_at else "",
         "exempt": "false",
@@ -241,7 +252,8 @@ class FileCsvLab(BillingLab):
         self.path = kit.tmp_path / "billing.csv"
 
     def publish(self, accounts: Sequence[AccountSnapshot]) -> None:
-        write_csv(self.path, [row for account in accounts for row in flat_rows(account)])
+        rows = [row for account in accounts for row in flat_rows(account)]
+        write_csv(self.path, rows, (*FLAT_COLUMNS, "contact_language"))
 
     def source(self) -> BillingSource:
         return create_source(FileBilling(type="file", path=self.path))
@@ -266,8 +278,9 @@ class SqlLab(BillingLab):
 
     def publish(self, accounts: Sequence[AccountSnapshot]) -> None:
         rows = [row for account in accounts for row in flat_rows(account)]
-        columns = ", ".join(f"{name} VARCHAR(200)" for name in FLAT_COLUMNS)
-        placeholders = ", ".join(f":{name}" for name in ("line", *FLAT_COLUMNS))
+        names = (*FLAT_COLUMNS, "contact_language")
+        columns = ", ".join(f"{name} VARCHAR(200)" for name in names)
+        placeholders = ", ".join(f":{name}" for name in ("line", *names))
         engine = create_engine(self.url)
         with engine.begin() as connection:
             connection.execute(text("DROP TABLE IF EXISTS billing_lines"))
@@ -317,6 +330,10 @@ def postgresql_lab(kit: Kit) -> SqlLab:
 # --- WHMCS's API -----------------------------------------------------------------------
 
 
+# A language tag to the WHMCS language file that is that language ('pt-BR': 'portuguese-br').
+_WHMCS_NAMES = {tag.replace("_", "-"): name for name, tag in WHMCS_LANGUAGES.items()}
+
+
 class WhmcsLab(BillingLab):
     """The whmcs source against an emulated WHMCS API (includes/api.php, form posts,
     credentials in the form, result/message, paged lists), two records a page."""
@@ -351,6 +368,8 @@ class WhmcsLab(BillingLab):
                     "datecreated": _day(account.created_at) if account.created_at else "",
                     "currency_code": account.currency,
                     "status": "Active",
+                    # WHMCS names a client's language by its language file ('german').
+                    "language": _WHMCS_NAMES.get(language_tag(account), language_tag(account)),
                 }
             )
             for service in account.services:
@@ -496,6 +515,7 @@ class StripeLab(BillingLab):
                     "created": _seconds(account.created_at) if account.created_at else None,
                     "currency": account.currency.lower(),
                     "balance": 0,
+                    "preferred_locales": [language_tag(account)] if language_tag(account) else [],
                     "metadata": {
                         "lapse_services": json.dumps(services),
                         "lapse_plan": account.plan,

@@ -74,12 +74,13 @@ def _midnight(year: int, month: int, day: int) -> datetime:
 
 
 # What every source can carry (WHMCS and Stripe set the limits): one service with one
-# domain, dates at midnight UTC, no time zone, databases, instalments or exemption.
+# domain, dates at midnight UTC, no time zone, databases, instalments or exemption; a
+# language or none (the brand's), as each system spells it (WHMCS: 'portuguese-br').
 ACCOUNTS = (
     AccountSnapshot(
         account_id="1001",
         plan="default",
-        contact=Contact(name="Rita Riverside", email="rita@bakery.example"),
+        contact=Contact(name="Rita Riverside", email="rita@bakery.example", language="de"),
         balance=Decimal("13.56"),
         currency="EUR",
         invoices=(
@@ -111,7 +112,7 @@ ACCOUNTS = (
     AccountSnapshot(
         account_id="1003",
         plan="default",
-        contact=Contact(name="Olaf Ohne", email="olaf@example.net"),
+        contact=Contact(name="Olaf Ohne", email="olaf@example.net", language="pt_BR"),
         balance=Decimal("42.00"),
         currency="USD",
         invoices=(
@@ -201,6 +202,18 @@ def check_skips_a_malformed_account_naming_row_and_field(lab: BillingLab) -> Non
     assert source.fetch_one(lab.account_id(acme.account_id)) is None
 
 
+def check_an_unknown_language_is_the_brands(lab: BillingLab) -> None:
+    rita, acme = ACCOUNTS[0], ACCOUNTS[1]
+    unknown = replace(rita, contact=replace(rita.contact, language="xx"))
+    lab.publish([unknown, acme])
+
+    result = lab.source().fetch_all()
+
+    assert result.errors == ()  # never an error: the brand's language applies
+    rita_read = next(s for s in result.snapshots if s.account_id == lab.account_id("1001"))
+    assert rita_read.contact.language is None
+
+
 def check_an_unreachable_source_raises_billing_error(lab: BillingLab) -> None:
     source = lab.unreachable()
 
@@ -233,6 +246,10 @@ def test_a_malformed_account_is_skipped_naming_row_and_field(lab: BillingLab) ->
 
 def test_an_unreachable_source_raises_billing_error(lab: BillingLab) -> None:
     check_an_unreachable_source_raises_billing_error(lab)
+
+
+def test_an_unknown_language_reads_as_the_brands_without_an_error(lab: BillingLab) -> None:
+    check_an_unknown_language_is_the_brands(lab)
 
 
 # --- the checks can fail ---------------------------------------------------------------
@@ -271,6 +288,33 @@ class _RemembersTheLastSync(FileSource):
         return next((s for s in listing.snapshots if s.account_id == account_id), None)
 
 
+class _ChangesEachSnapshot(FileSource):
+    """Lists every account as `change` makes it over."""
+
+    def change(self, snapshot: AccountSnapshot) -> AccountSnapshot:
+        raise NotImplementedError
+
+    def fetch_all(self) -> SyncResult:
+        result = super().fetch_all()
+        return replace(result, snapshots=tuple(map(self.change, result.snapshots)))
+
+
+class _ForgetsTheLanguage(_ChangesEachSnapshot):
+    """Lists every contact without its language: every notice in the brand's."""
+
+    def change(self, snapshot: AccountSnapshot) -> AccountSnapshot:
+        return replace(snapshot, contact=replace(snapshot.contact, language=None))
+
+
+class _KeepsAnUnknownLanguage(_ChangesEachSnapshot):
+    """Passes a language CLDR does not know on to the notices."""
+
+    def change(self, snapshot: AccountSnapshot) -> AccountSnapshot:
+        if snapshot.account_id != "1001":
+            return snapshot
+        return replace(snapshot, contact=replace(snapshot.contact, language="xx"))
+
+
 class _HidesRowErrors(FileSource):
     """Drops the RowErrors: a skipped account goes unreported."""
 
@@ -306,6 +350,8 @@ class _BrokenLab(FileJsonLab):
     ("broken", "check"),
     [
         (_OwesTheTotal, check_lists_every_account),
+        (_ForgetsTheLanguage, check_lists_every_account),
+        (_KeepsAnUnknownLanguage, check_an_unknown_language_is_the_brands),
         (_RemembersTheLastSync, check_reads_one_account_afresh),
         (_HidesRowErrors, check_skips_a_malformed_account_naming_row_and_field),
         (_ListsNothingWhenUnreachable, check_an_unreachable_source_raises_billing_error),

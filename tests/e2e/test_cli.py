@@ -202,6 +202,22 @@ def start_daemon_embedded(tmp_path: Path, env: dict[str, str]) -> subprocess.Pop
     return start_daemon(None, tmp_path / "daemon.log", env=env)
 
 
+def test_notices_preview_writes_in_the_clients_language(
+    tmp_path: Path, embedded_env: dict[str, str]
+) -> None:
+    first_sync(tmp_path, embedded_env)
+
+    french = lapse("notices", "preview", "cobalt", "--type", "reminder", env=embedded_env)
+    german = lapse("notices", "preview", "acme", "--type", "final", "--html", env=embedded_env)
+
+    assert french.returncode == 0, french.stderr
+    assert "Content-Language: fr" in french.stdout
+    assert "Subject: Rappel 1" in french.stdout and "Bonjour Chloé Martin" in french.stdout
+    assert "38,90" in french.stdout  # 24.90 + 14.00 EUR, written the French way
+    assert german.returncode == 0, german.stderr
+    assert "Content-Language: de" in german.stdout and '<html lang="de">' in german.stdout
+
+
 def test_notices_show_prints_the_message_as_sent_and_preview_sends_nothing(
     tmp_path: Path, embedded_env: dict[str, str]
 ) -> None:

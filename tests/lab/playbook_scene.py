@@ -95,9 +95,13 @@ class Scene:
     billing_path: Path
     account: dict[str, Any]
 
-    def get(self, path: str = "/") -> httpx.Response:
-        """Fetch `path` of the site through the lab nginx."""
-        return httpx.get(self.nginx.url(path), headers={"Host": self.domain}, timeout=10)
+    def get(self, path: str = "/", languages: str | None = None) -> httpx.Response:
+        """Fetch `path` of the site through the lab nginx, asking for `languages` (an
+        Accept-Language value) when given."""
+        headers = {"Host": self.domain}
+        if languages is not None:
+            headers["Accept-Language"] = languages
+        return httpx.get(self.nginx.url(path), headers=headers, timeout=10)
 
     def pay(self) -> None:
         """The client pays everything: billing shows nothing owed."""

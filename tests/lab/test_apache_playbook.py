@@ -17,6 +17,7 @@ from daemon.config.schema import BrandConfig, HostConfig
 from daemon.domain.snapshot import Service
 from daemon.playbooks.contexts import step_variables
 from daemon.playbooks.library import load_playbook
+from daemon.playbooks.pages import MaintenancePages
 from daemon.playbooks.steps.specs import RunSpec
 from daemon.playbooks.templating import render_command
 from tests.lab.services.common import free_port
@@ -32,10 +33,12 @@ class Apache:
     port: int
     env: dict[str, str]
 
-    def get(self, path: str) -> httpx.Response:
-        return httpx.get(
-            f"http://127.0.0.1:{self.port}{path}", headers={"Host": "example.org"}, timeout=5
-        )
+    def get(self, path: str, languages: str | None = None) -> httpx.Response:
+        """Fetch `path`, asking for `languages` (an Accept-Language value) when given."""
+        headers = {"Host": "example.org"}
+        if languages is not None:
+            headers["Accept-Language"] = languages
+        return httpx.get(f"http://127.0.0.1:{self.port}{path}", headers=headers, timeout=5)
 
     def wait_for(self, status: int) -> httpx.Response:
         """Poll / until it answers `status` (a graceful restart takes a moment)."""
@@ -144,6 +147,29 @@ def test_maintenance_swap_answers_503_keeps_acme_and_undoes(apache: Apache) -> N
     assert _bash(apache, undo).returncode == 0
     assert apache.wait_for(200).text == "original\n"
     assert not list((apache.root / "sites").glob("*.lapse-*"))
+
+
+def test_the_maintenance_page_is_in_the_language_the_visitor_asks_for(apache: Apache) -> None:
+    swap, _undo = _swap_step(apache)
+    pages = MaintenancePages()
+    folder = apache.root / "state" / "maintenance" / "acct-1"
+    for tag in pages.languages():  # as the upload step writes them beside the default
+        page = folder / f"lapse-maintenance.{tag}.html"
+        page.write_text(pages.render("default.html", "example.org", "help@example.com", "Co", tag))
+        page.chmod(0o644)
+
+    assert _bash(apache, swap).returncode == 0
+    apache.wait_for(503)
+
+    german = apache.get("/", languages="de-DE,de;q=0.9,en;q=0.5")
+    japanese = apache.get("/any/page.php", languages="ja")
+    assert german.status_code == japanese.status_code == 503
+    assert '<html lang="de">' in german.text and "vorübergehend nicht erreichbar" in german.text
+    assert '<html lang="ja">' in japanese.text and "一時的にご利用いただけません" in japanese.text
+    for languages in ("xx", None):  # the default page the test wrote
+        answer = apache.get("/", languages=languages)
+        assert answer.status_code == 503 and answer.text == "<p>lapse-maintenance-page</p>\n"
+    assert "Accept-Language" in german.headers["Vary"]
 
 
 def test_a_config_apache_rejects_puts_the_original_back(apache: Apache) -> None:

@@ -201,6 +201,21 @@ def test_the_package_installs_the_daemon_configured_but_stopped_and_purges_clean
         installed_page = Path("/opt/lapse/share/lapse/maintenance_pages") / page.name
         assert installed_page.read_text() == page.read_text()
 
+    # The catalogs compiled at build time, one .mo per shipped .po, and read by the
+    # installed daemon.
+    for source in sorted((ROOT / "daemon" / "locale").glob("*/LC_MESSAGES/lapse.po")):
+        relative = source.relative_to(ROOT).with_suffix(".mo")
+        compiled = list(Path("/opt/lapse/lib").glob(f"python3*/site-packages/{relative}"))
+        assert len(compiled) == 1 and compiled[0].stat().st_size > 0, relative
+    translated = _run(
+        "/opt/lapse/bin/python",
+        "-c",
+        "from daemon.notices.catalogs import Catalogs; "
+        "print(Catalogs().translations('de').gettext('Kind regards,'))",
+        env={**ENV, "PYTHONDONTWRITEBYTECODE": "1"},  # /opt/lapse stays dpkg's alone
+    )
+    assert translated.stdout.strip() == "Mit freundlichen Grüßen", translated.stderr
+
     # The system user, made by sysusers: no login, its home the state directory.
     user = pwd.getpwnam("lapse")
     assert user.pw_uid < 1000 and user.pw_dir == str(STATE_DIR)

@@ -49,6 +49,24 @@ def steps(scene: Scene, phase: str) -> list[tuple[str, str]]:
     return [(name, status) for name, status in rows]
 
 
+def test_the_maintenance_page_is_in_the_language_the_visitor_asks_for(scene: Scene) -> None:
+    suspend(scene)
+
+    german = scene.get(languages="de-DE,de;q=0.9,en;q=0.5")
+    japanese = scene.get("/any/page.php", languages="ja")
+    unknown, plain = scene.get(languages="xx"), scene.get()
+
+    assert german.status_code == japanese.status_code == 503
+    assert '<html lang="de">' in german.text and "vorübergehend nicht erreichbar" in german.text
+    assert '<html lang="ja">' in japanese.text and "一時的にご利用いただけません" in japanese.text
+    for page in (unknown, plain):  # the brand's language: English by default
+        assert page.status_code == 503
+        assert '<html lang="en">' in page.text and "is temporarily unavailable" in page.text
+    for page in (german, japanese, plain):
+        assert "lapse-maintenance-page" in page.text and scene.domain in page.text
+        assert "Accept-Language" in page.headers["Vary"]
+
+
 def test_suspend_then_payment_brings_everything_back(scene: Scene) -> None:
     assert scene.get().status_code == 200
 

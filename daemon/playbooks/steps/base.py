@@ -21,8 +21,18 @@ class MaintenancePages(Protocol):
     """The maintenance pages a put_file step renders (daemon.playbooks.pages): stated
     here so the step types do not import the playbook library that loads them."""
 
-    def render(self, name: str, site: str, support_email: str, company: str) -> str:
-        """Render page `name` for `site`."""
+    def render(
+        self,
+        name: str,
+        site: str,
+        support_email: str,
+        company: str,
+        language: str | None = None,
+    ) -> str:
+        """Render page `name` for `site` in `language` (None: the brand's)."""
+
+    def languages(self) -> list[str]:
+        """The languages a page is written in besides the brand's, as lowercase tags."""
 
 
 class StepFailedError(LapseError):
