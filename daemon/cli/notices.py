@@ -7,9 +7,15 @@ from pathlib import Path
 
 import click
 
-from daemon.cli.common import config_option, read_config
+from daemon.cli.common import (
+    NotFoundError,
+    account_argument,
+    config_option,
+    load_announced,
+    open_views,
+)
 from daemon.domain.notice_kinds import NoticeKind
-from daemon.runtime.app import open_preview, open_readers
+from daemon.runtime.app import open_preview
 
 
 @click.group()
@@ -22,15 +28,15 @@ def notices() -> None:
 @config_option
 def show(letter_id: int, config_path: Path | None) -> None:
     """Print notice LETTER_ID (see `lapse history`) byte for byte as it was sent."""
-    raw = open_readers(read_config(config_path).state).letters.raw(letter_id)
+    raw = open_views(config_path)[1].letters.raw(letter_id)
     if raw is None:
-        raise click.ClickException(f"no notice with id {letter_id} in the state database")
+        raise NotFoundError(f"no notice with id {letter_id} in the state database")
     sys.stdout.buffer.write(raw)
     sys.stdout.buffer.flush()
 
 
 @notices.command("preview")
-@click.argument("account")
+@account_argument()
 @click.option(
     "--type",
     "kind",
@@ -38,7 +44,13 @@ def show(letter_id: int, config_path: Path | None) -> None:
     required=True,
     help="Which notice to render.",
 )
-@click.option("--number", default=1, show_default=True, help="Reminder or warning number.")
+@click.option(
+    "--number",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Reminder or warning number.",
+)
 @click.option("--html", "as_html", is_flag=True, help="Print the HTML part instead of the text.")
 @config_option
 def preview(account: str, kind: str, number: int, as_html: bool, config_path: Path | None) -> None:
@@ -47,7 +59,8 @@ def preview(account: str, kind: str, number: int, as_html: bool, config_path: Pa
     Deadlines the account does not have yet (a suspension date for a final notice,
     a deletion date for a suspension notice) are filled in as if it were sent now.
     """
-    message = open_preview(read_config(config_path)).render(account, NoticeKind(kind), number)
+    config = load_announced(config_path)
+    message = open_preview(config, create=False).render(account, NoticeKind(kind), number)
     for header in ("From", "To", "Subject", "Date"):
         click.echo(f"{header}: {message[header]}")
     click.echo()
