@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 # process. (`auto` would count physical cores once psutil is installed: 1 on some 2-vCPU VMs.)
 TEST_WORKERS ?= logical
 
-.PHONY: run test venv lab-deps bench-deps lint typecheck imports check clean deb config-example
+.PHONY: run test venv lab-deps bench-deps lint typecheck imports check clean deb config-example man
 
 $(BIN)/lapse: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ lab-deps:
 # lapse_<version>_<arch>.deb here: a venv under /opt/lapse, the unit, the config as a conffile.
 deb:
 	bash scripts/build-deb.sh
+
+# lapse.1 and one page per command (lapse-status.1, ...) under build/man, written by
+# click-man from the commands' help; `man -l build/man/lapse.1` reads one. The Debian
+# package ships them in /usr/share/man/man1.
+man: venv
+	$(BIN)/python scripts/man_pages.py build/man
 
 # The AWS CLI, the baseline of bench/backup.py, in its own venv: it pins botocore.
 bench-deps: venv lab-deps
@@ -60,4 +66,4 @@ test: venv lab-deps check
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 clean:
-	rm -rf $(VENV) .venv-bench .pytest_cache .mypy_cache .ruff_cache lapse_*.deb
+	rm -rf $(VENV) .venv-bench .pytest_cache .mypy_cache .ruff_cache lapse_*.deb build/man

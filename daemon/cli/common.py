@@ -129,6 +129,13 @@ def complete_account(
         return []
 
 
+def count_option(name: str, default: int, minimum: int, help_text: str) -> Callable[[F], F]:
+    """Add a whole-number option `name` (e.g. "--days") refused below `minimum` (exit 2)."""
+    return click.option(
+        name, default=default, show_default=True, type=click.IntRange(min=minimum), help=help_text
+    )
+
+
 def json_option(function: F) -> F:
     """Add `--json` for machine-readable output."""
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(

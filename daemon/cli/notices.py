@@ -11,6 +11,7 @@ from daemon.cli.common import (
     NotFoundError,
     account_argument,
     config_option,
+    count_option,
     load_announced,
     open_views,
 )
@@ -44,13 +45,7 @@ def show(letter_id: int, config_path: Path | None) -> None:
     required=True,
     help="Which notice to render.",
 )
-@click.option(
-    "--number",
-    default=1,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Reminder or warning number.",
-)
+@count_option("--number", 1, 1, "Reminder or warning number.")
 @click.option("--html", "as_html", is_flag=True, help="Print the HTML part instead of the text.")
 @config_option
 def preview(account: str, kind: str, number: int, as_html: bool, config_path: Path | None) -> None:

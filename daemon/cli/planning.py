@@ -13,6 +13,7 @@ from daemon.billing.file import FileSource
 from daemon.billing.samples import write_sample_billing
 from daemon.cli.common import (
     config_option,
+    count_option,
     json_option,
     load_announced,
     open_views,
@@ -27,13 +28,7 @@ from daemon.policy.projection import ProjectedStep, project_all
 
 
 @click.command()
-@click.option(
-    "--days",
-    default=14,
-    show_default=True,
-    type=click.IntRange(min=0),
-    help="How far ahead to look.",
-)
+@count_option("--days", 14, 0, "How far ahead to look.")
 @json_option
 @config_option
 def plan(days: int, as_json: bool, config_path: Path | None) -> None:
@@ -46,13 +41,7 @@ def plan(days: int, as_json: bool, config_path: Path | None) -> None:
 
 
 @click.command()
-@click.option(
-    "--days",
-    default=70,
-    show_default=True,
-    type=click.IntRange(min=0),
-    help="How many days to simulate.",
-)
+@count_option("--days", 70, 0, "How many days to simulate.")
 @click.option(
     "--billing",
     "billing_path",

@@ -9,6 +9,7 @@ too: one with --json but no invocation below fails `test_every_json_command_is_r
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import json
 import re
@@ -24,6 +25,8 @@ import pytest
 from click.testing import CliRunner
 
 from daemon.cli.main import cli, main
+from tests.e2e.daemon_process import local_config
+from tests.unit.test_config import MINIMAL
 
 LAPSE = str(Path(sys.executable).with_name("lapse"))
 
@@ -129,26 +132,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (www / name).mkdir(parents=True)
         (www / name / "index.html").write_text(f"<p>{name}</p>")
     (root / "billing.json").write_text(json.dumps(_billing(www)))
-    config = root / "lapse.toml"
-    config.write_text(
-        f"""
-[state]
-url = "sqlite:///{root / "state.db"}"
-[billing]
-type = "file"
-path = "billing.json"
-[hosts.web1]
-transport = "local"
-playbook = "nginx-linux"
-allowed_roots = ["{www}"]
-[backup.store]
-type = "local"
-path = "backups"
-[notices.notifier]
-type = "outbox"
-path = "outbox"
-"""
-    )
+    config = local_config(root, www)
     synced = run_lapse("run", "--once", "-c", str(config))
     assert synced.returncode == 0, synced.stderr
     made = run_lapse("backup", "acct-1", "-c", str(config))
@@ -254,19 +238,37 @@ def test_json_output_uses_the_shared_keys(seeded: Path, path: tuple[str, ...]) -
         assert result.stderr.splitlines()[-1].startswith("lapse: error: ")
         return
     assert result.returncode == 0, result.stderr
-    document = json.loads(result.stdout)
-    keys = set(all_keys(document))
-    assert "account" not in keys and "backup" not in keys
+    assert key_problems(json.loads(result.stdout), path in ACCOUNT_RECORDS) == []
+
+
+def key_problems(document: Any, about_accounts: bool) -> list[str]:
+    """What in a command's JSON breaks the shared key set (docs/cli.md), one line each."""
+    problems = [f"key {key!r}" for key in all_keys(document) if key in ("account", "backup")]
     for key, value in pairs(document):
-        if key in AMOUNT_KEYS:
-            amounts = value.values() if isinstance(value, dict) else [value]
-            assert all(isinstance(a, str) and _DECIMAL.match(a) for a in amounts), (key, value)
-        if isinstance(value, str):
-            assert not _AMOUNT_WITH_CURRENCY.match(value), (key, value)
-    if path in ACCOUNT_RECORDS:
+        amounts = value.values() if isinstance(value, dict) else [value]
+        if key in AMOUNT_KEYS and not all(
+            isinstance(a, str) and _DECIMAL.match(a) for a in amounts
+        ):
+            problems.append(f"{key}: {value!r} is not a decimal string")
+        if isinstance(value, str) and _AMOUNT_WITH_CURRENCY.match(value):
+            problems.append(f"{key}: {value!r} joins the currency to the amount")
+    if about_accounts:
         records = document if isinstance(document, list) else [document]
-        assert records, f"{path}: nothing to check on this scene"
-        assert all("account_id" in record for record in records)
+        if not records:
+            problems.append("no record to check on this scene")
+        problems += [f"no account_id in {r!r}" for r in records if "account_id" not in r]
+    return problems
+
+
+def test_the_key_check_catches_the_old_keys() -> None:
+    """The check above can fail: the keys `accounts --json` printed before issue 18."""
+    old = [{"account": "cobalt", "balance": "38.9 EUR"}]
+    assert key_problems(old, about_accounts=True) == [
+        "key 'account'",
+        "balance: '38.9 EUR' is not a decimal string",
+        "balance: '38.9 EUR' joins the currency to the amount",
+        "no account_id in {'account': 'cobalt', 'balance': '38.9 EUR'}",
+    ]
 
 
 def test_accounts_json_keeps_the_amount_and_its_currency_apart(seeded: Path) -> None:
@@ -323,11 +325,7 @@ def test_errors_are_one_line_with_the_documented_status(
 def test_a_missing_state_database_is_an_error_not_a_new_database(tmp_path: Path) -> None:
     config = tmp_path / "lapse.toml"
     typo = tmp_path / "typo" / "state.db"
-    config.write_text(
-        f'[state]\nurl = "sqlite:///{typo}"\n[billing]\ntype = "file"\npath = "b.json"\n'
-        '[notices.notifier]\ntype = "outbox"\npath = "outbox"\n'
-        '[backup.store]\ntype = "local"\npath = "backups"\n'
-    )
+    config.write_text(MINIMAL.replace("sqlite:///state.db", f"sqlite:///{typo}"))
     for command in (["accounts"], ["status"], ["brake", "status"], ["history", "x"]):
         result = run_lapse(*command, "-c", str(config))
         assert result.returncode == 1, (command, result.stderr)
@@ -339,6 +337,43 @@ def test_a_missing_state_database_is_an_error_not_a_new_database(tmp_path: Path)
     assert run_lapse("migrate", "-c", str(config)).returncode == 0
     assert typo.exists()
     assert run_lapse("accounts", "-c", str(config)).returncode == 0
+
+
+# --- shell completion and man pages ------------------------------------------------
+
+
+def test_account_ids_complete_from_the_state_database(seeded: Path) -> None:
+    """What `_LAPSE_COMPLETE=bash_complete` answers for `lapse history acct-` with -c."""
+    from click.shell_completion import ShellComplete
+
+    completion = ShellComplete(cli, {}, "lapse", "_LAPSE_COMPLETE")
+    offered = completion.get_completions(["history", "-c", str(seeded)], "acct-")
+    assert [item.value for item in offered] == ["acct-1", "acct-2", "acct-3"]
+    assert completion.get_completions(["hold", "-c", str(seeded)], "acct-3") != []
+    # No state database (a typo): nothing offered, and no error in the shell.
+    missing = seeded.parent / "missing.toml"
+    missing.write_text(seeded.read_text().replace("state.db", "nowhere/state.db"))
+    assert completion.get_completions(["history", "-c", str(missing)], "a") == []
+
+
+def test_a_man_page_is_written_for_every_command(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "man_pages", Path(__file__).parents[2] / "scripts" / "man_pages.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    pages = module.write_pages(tmp_path)
+
+    assert sorted(page.name for page in pages) == sorted(
+        "-".join(("lapse", *path)) + ".1" for path in [(), *GROUPS, *EVERY_COMMAND]
+    )
+    status = (tmp_path / "lapse-brake-status.1").read_text()
+    assert ".SH OPTIONS" in status and "\\-\\-json" in status
+
+
+GROUPS = sorted({path[:1] for path in EVERY_COMMAND if len(path) > 1})
 
 
 def all_keys(document: Any) -> Iterator[str]:

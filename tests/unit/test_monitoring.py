@@ -17,13 +17,14 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.orm import Session, sessionmaker
 
-from daemon.config.load import validate_config
+from daemon.config.load import load_config
 from daemon.domain.phases import PLAYBOOK_PHASES
 from daemon.domain.states import ActionStatus, NoticeStatus, State
 from daemon.runtime.app import App, build_app
 from daemon.runtime.http.health import SyncHealth, health
 from daemon.runtime.http.metrics import LapseCollector, make_registry
 from daemon.store.models import Correspondence, DaemonFlag, ScheduledAction
+from tests.unit.test_config import MINIMAL
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "monitoring" / "grafana-dashboard.json"
@@ -65,13 +66,9 @@ def test_healthz_is_503_once_syncs_are_stale_and_200_while_they_are_fresh() -> N
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[App]:
     (tmp_path / "billing.json").write_text('{"accounts": []}')
-    raw = {
-        "state": {"url": f"sqlite:///{tmp_path / 'state.db'}"},
-        "billing": {"type": "file", "path": "billing.json"},
-        "backup": {"store": {"type": "local", "path": "backups"}},
-        "notices": {"notifier": {"type": "outbox", "path": "outbox"}},
-    }
-    built = build_app(validate_config(raw, "test", tmp_path))
+    config = tmp_path / "lapse.toml"
+    config.write_text(MINIMAL.replace("sqlite:///state.db", f"sqlite:///{tmp_path / 'state.db'}"))
+    built = build_app(load_config(config))
     yield built
     built.engine.dispose()
 
