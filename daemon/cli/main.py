@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import NoReturn
 
 import click
 
@@ -109,12 +110,16 @@ def main(args: list[str] | None = None) -> None:
         cli.main(args, prog_name="lapse", standalone_mode=False)
     except click.exceptions.Abort:
         sys.exit(EXIT_INTERRUPTED)
+    except click.exceptions.NoArgsIsHelpError as error:
+        error.show()  # a group given no command: its help, as click shows it
+        sys.exit(EXIT_USAGE)
     except click.UsageError as error:
         if error.ctx is not None:
             click.echo(error.ctx.get_usage(), err=True)
         _fail(error.format_message(), EXIT_USAGE)
     except click.ClickException as error:
-        _fail(error.format_message(), EXIT_NOT_FOUND if isinstance(error, _NOT_FOUND) else 1)
+        not_found = isinstance(error, _NOT_FOUND)
+        _fail(error.format_message(), EXIT_NOT_FOUND if not_found else EXIT_FAILED)
     except ConfigError as error:
         _fail("\n".join(error.problems), EXIT_FAILED)
     except _NOT_FOUND as error:
@@ -129,6 +134,6 @@ def fail_line(message: str) -> str:
     return "\n".join(f"lapse: error: {line}" for line in message.splitlines() or [""])
 
 
-def _fail(message: str, status: int) -> None:
+def _fail(message: str, status: int) -> NoReturn:
     click.echo(fail_line(message), err=True)
     sys.exit(status)

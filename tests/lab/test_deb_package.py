@@ -194,6 +194,10 @@ def test_the_package_installs_the_daemon_configured_but_stopped_and_purges_clean
     checked = _as_lapse("lapse", "check-config", "-c", CONFIG)
     assert checked.returncode == 0, checked.stderr
     assert f"{CONFIG}: OK" in checked.stdout
+    # Without -c or $LAPSE_CONFIG, the installed config is the one used (docs/cli.md).
+    by_default = _as_lapse("lapse", "check-config")
+    assert by_default.returncode == 0, by_default.stderr
+    assert f"{CONFIG}: OK" in by_default.stdout
 
     # A man page for the command and for each subcommand.
     pages = _package_files()

@@ -322,6 +322,14 @@ def test_errors_are_one_line_with_the_documented_status(
     assert message in last
 
 
+@pytest.mark.parametrize("group", [[], ["brake"], ["playbook"]], ids=["lapse", "brake", "playbook"])
+def test_a_group_without_a_command_shows_its_help(group: list[str]) -> None:
+    result = run_lapse(*group)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"Usage: lapse {' '.join([*group, ''])}[OPTIONS] COMMAND")
+    assert "lapse: error" not in result.stderr
+
+
 def test_a_missing_state_database_is_an_error_not_a_new_database(tmp_path: Path) -> None:
     config = tmp_path / "lapse.toml"
     typo = tmp_path / "typo" / "state.db"
