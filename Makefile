@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 TEST_WORKERS ?= logical
 
 .PHONY: run test venv lab-deps bench-deps lint typecheck imports check clean deb config-example \
-	catalogs catalogs-update
+	catalogs catalogs-update man
 
 # The gettext catalogs of notices and maintenance pages (daemon/locale, domain `lapse`):
 # the .po files are the source, kept in git; each .mo is compiled from its .po here and
@@ -51,6 +51,12 @@ lab-deps:
 deb: catalogs
 	bash scripts/build-deb.sh
 
+# lapse.1 and one page per command (lapse-status.1, ...) under build/man, written by
+# click-man from the commands' help; `man -l build/man/lapse.1` reads one. The Debian
+# package ships them in /usr/share/man/man1.
+man: venv
+	$(BIN)/python scripts/man_pages.py build/man
+
 # The AWS CLI, the baseline of bench/backup.py, in its own venv: it pins botocore.
 bench-deps: venv lab-deps
 	$(PYTHON) -m venv .venv-bench
@@ -83,4 +89,4 @@ test: venv lab-deps check
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 clean:
-	rm -rf $(VENV) .venv-bench .pytest_cache .mypy_cache .ruff_cache lapse_*.deb $(CATALOGS)
+	rm -rf $(VENV) .venv-bench .pytest_cache .mypy_cache .ruff_cache lapse_*.deb $(CATALOGS) build/man

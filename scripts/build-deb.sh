@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds lapse_<version>_<arch>.deb (make deb): Lapse and its Python dependencies in a
 # virtual environment staged under /opt/lapse, packed with dpkg-deb, with the unit,
-# sysusers and tmpfiles files, the shipped playbooks and pages, and the config as a
-# conffile. The package is architecture-specific: some dependencies (pydantic-core,
+# sysusers and tmpfiles files, the shipped playbooks, pages and monitoring files, the
+# man pages, and the config as a conffile. The package is architecture-specific: some dependencies (pydantic-core,
 # psycopg-binary, zstandard) are compiled wheels.
 #
 # Environment: OUT_DIR, where the .deb goes (default: the repository root).
@@ -49,7 +49,7 @@ VENV="$STAGE$PREFIX"
 # Build from a copy: an in-tree build would leave build/ and *.egg-info in the checkout.
 mkdir -p "$WORK/src"
 tar -C "$ROOT" --exclude=__pycache__ --exclude='*.mo' -cf - \
-    pyproject.toml README.md daemon playbooks maintenance_pages | tar -C "$WORK/src" -xf -
+    pyproject.toml README.md daemon playbooks maintenance_pages monitoring | tar -C "$WORK/src" -xf -
 
 "$PYTHON" -m venv "$VENV"
 "$VENV/bin/pip" install --quiet --no-compile --disable-pip-version-check "$WORK/src"
@@ -63,6 +63,15 @@ find "$LOCALE" -name '*.mo' -delete
 "$VENV/bin/pybabel" compile --domain lapse --directory "$LOCALE" >/dev/null
 for po in "$LOCALE"/*/LC_MESSAGES/lapse.po; do
     [ -s "${po%.po}.mo" ] || { echo "build-deb: $po was not compiled" >&2; exit 1; }
+done
+# The man pages, written from the commands' help by click-man, which leaves with pip.
+"$VENV/bin/pip" install --quiet --no-compile --disable-pip-version-check click-man
+SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(stat -c %Y "$ROOT/pyproject.toml")} \
+    "$VENV/bin/python" "$ROOT/scripts/man_pages.py" "$WORK/man" >/dev/null
+"$VENV/bin/python" -m pip uninstall --quiet --yes click-man
+install -d -m 0755 "$STAGE/usr/share/man/man1"
+for page in "$WORK"/man/*.1; do
+    gzip -9n <"$page" >"$STAGE/usr/share/man/man1/$(basename "$page").gz"
 done
 # pip and setuptools are build tools; the package manager owns this tree.
 "$VENV/bin/python" -m pip uninstall --quiet --yes pip setuptools

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,11 @@ pytest_plugins = [
     "tests.lab.playbook_scene",
     "tests.lab.proof_scene",
 ]
+
+# `lapse` without -c or $LAPSE_CONFIG reads /etc/lapse/config.toml when it exists: a
+# package installed on this machine (tests/lab/test_deb_package.py installs one, while
+# other workers run) must not stand in for the embedded demo the tests expect.
+os.environ["LAPSE_SYSTEM_CONFIG"] = "/nonexistent/lapse-tests/config.toml"
 
 _TESTS = Path(__file__).resolve().parent
 # Tests under these directories need the real services, whatever fixtures they name

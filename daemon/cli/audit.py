@@ -9,8 +9,14 @@ from typing import Any
 
 import click
 
-from daemon.cli.common import config_option, json_option, read_config, show_json, show_table
-from daemon.runtime.app import build_app
+from daemon.cli.common import (
+    account_argument,
+    config_option,
+    json_option,
+    open_views,
+    show_json,
+    show_table,
+)
 
 
 @click.group()
@@ -19,13 +25,18 @@ def audit() -> None:
 
 
 @audit.command("verify")
+@json_option
 @config_option
-def verify(config_path: Path | None) -> None:
+def verify(as_json: bool, config_path: Path | None) -> None:
     """Check every entry of the audit log against the one before; exit 1 naming any
     edited or removed entry."""
-    app = build_app(read_config(config_path))
-    check = app.readers.audit.check()
+    check = open_views(config_path)[1].audit.check()
     problems, count = check.problems, check.entries
+    if as_json:
+        show_json({"intact": not problems, "entries": count, "problems": list(problems)})
+        if problems:
+            sys.exit(1)
+        return
     for problem in problems:
         click.echo(problem, err=True)
     if problems:
@@ -35,18 +46,18 @@ def verify(config_path: Path | None) -> None:
 
 
 @audit.command("export")
-@click.argument("account")
+@account_argument()
 @json_option
 @config_option
 def export(account: str, as_json: bool, config_path: Path | None) -> None:
     """A dated record of everything sent to and done about ACCOUNT, for disputes."""
-    app = build_app(read_config(config_path))
-    record = app.readers.audit.of(account)
+    readers = open_views(config_path, account)[1]
+    record = readers.audit.of(account)
     intact = record.chain_intact
     # seq, at, kind, summary, data, hash: the keys --json prints, in this order.
     entries: list[dict[str, Any]] = [asdict(row) for row in record.entries]
     if as_json:
-        show_json({"account": account, "chain_intact": intact, "entries": entries})
+        show_json({"account_id": account, "chain_intact": intact, "entries": entries})
         return
     show_table(
         f"audit record of {account} (chain {'intact' if intact else 'BROKEN'})",

@@ -13,22 +13,23 @@ from daemon.backup.restore import RestoreRequest, restore_backup
 from daemon.backup.verify import verify_backup
 from daemon.backup.views import BackupView
 from daemon.cli.common import (
+    account_argument,
     config_option,
     json_option,
+    open_app,
     operator,
-    read_config,
     show_json,
     show_table,
 )
 from daemon.cli.progress import RestoreProgress
 from daemon.domain.states import BackupStatus
 from daemon.policy import commands
-from daemon.runtime.app import build_app
 
 
 def _summary(backup: BackupView) -> dict[str, Any]:
     return {
         "id": backup.id,
+        "account_id": backup.account_id,
         "status": backup.status,
         "reason": backup.reason,
         "created_at": backup.created_at,
@@ -41,13 +42,13 @@ def _summary(backup: BackupView) -> dict[str, Any]:
 
 
 @click.command()
-@click.argument("account")
+@account_argument()
 @click.option("--no-verify", is_flag=True, help="Skip re-reading the backup after it is taken.")
 @json_option
 @config_option
 def backup(account: str, no_verify: bool, as_json: bool, config_path: Path | None) -> None:
     """Back up ACCOUNT's site files, databases and history now, then verify the backup."""
-    app = build_app(read_config(config_path))
+    app = open_app(config_path, account)
     try:
         made = app.backups.create(account, reason=f"manual {operator()}"[:40], verify=not no_verify)
     finally:
@@ -63,12 +64,12 @@ def backup(account: str, no_verify: bool, as_json: bool, config_path: Path | Non
 
 
 @click.command()
-@click.argument("account")
+@account_argument()
 @json_option
 @config_option
 def backups(account: str, as_json: bool, config_path: Path | None) -> None:
     """List ACCOUNT's backups, newest first, with their verification status."""
-    app = build_app(read_config(config_path))
+    app = open_app(config_path, account)
     rows = [_summary(made) for made in app.backups.list(account)]
     if as_json:
         show_json(rows)
@@ -83,12 +84,12 @@ def backups(account: str, as_json: bool, config_path: Path | None) -> None:
 @config_option
 def verify(backup_id: str, as_json: bool, config_path: Path | None) -> None:
     """Re-read every object of BACKUP_ID and check its size and SHA-256 (exit 1 if not)."""
-    app = build_app(read_config(config_path))
+    app = open_app(config_path)
     report = verify_backup(app.backups, backup_id)
     if as_json:
         show_json(
             {
-                "backup": backup_id,
+                "backup_id": backup_id,
                 "ok": report.ok,
                 "objects": [
                     {"name": c.name, "ok": c.ok, "problem": c.problem, "listing": c.listing}
@@ -109,7 +110,7 @@ def verify(backup_id: str, as_json: bool, config_path: Path | None) -> None:
 
 
 @click.command()
-@click.argument("account")
+@account_argument()
 @click.option(
     "--backup",
     "backup_id",
@@ -160,7 +161,7 @@ def restore(
         raise click.UsageError("--files-only and --databases-only exclude each other")
     if reactivate and dry_run:
         raise click.UsageError("--reactivate changes the account; it cannot go with --dry-run")
-    app = build_app(read_config(config_path))
+    app = open_app(config_path, account)
     if backup_id == "latest":
         latest = app.backups.latest_verified(account)
         if latest is None:

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from daemon.cli.common import config_option, operator, read_config
-from daemon.runtime.app import build_app
+from daemon.cli.common import config_option, json_option, open_app, operator, show_json
 
 
 @click.group()
@@ -16,11 +15,21 @@ def brake() -> None:
 
 
 @brake.command("status")
+@json_option
 @config_option
-def status(config_path: Path | None) -> None:
+def status(as_json: bool, config_path: Path | None) -> None:
     """Say whether the brake is engaged, since when and why."""
-    app = build_app(read_config(config_path))
+    app = open_app(config_path)
     engaged = app.lifecycle.brake.status()
+    if as_json:
+        show_json(
+            {
+                "engaged": engaged is not None,
+                "since": engaged["since"] if engaged else None,
+                "reason": engaged["reason"] if engaged else None,
+            }
+        )
+        return
     if engaged is None:
         click.echo("safety brake: released (the lifecycle runs)")
         return
@@ -30,14 +39,20 @@ def status(config_path: Path | None) -> None:
 
 
 @brake.command("release")
+@json_option
 @config_option
-def release(config_path: Path | None) -> None:
+def release(as_json: bool, config_path: Path | None) -> None:
     """Release the brake: the next sync is applied as billing reports it."""
-    app = build_app(read_config(config_path))
+    app = open_app(config_path)
     try:
         released = app.lifecycle.brake.release(operator())
     except ValueError as error:
         raise click.ClickException(str(error)) from error
+    if as_json:
+        show_json(
+            {"released_by": operator(), "since": released["since"], "reason": released["reason"]}
+        )
+        return
     click.echo(f"safety brake released by {operator()} (was: {released['reason']})")
 
 

@@ -1,4 +1,11 @@
-"""What every `lapse` command shares: the config option, errors, and output."""
+"""What every `lapse` command shares: which config and state database it uses, errors,
+and output.
+
+The config is found in this order: `-c FILE`, then $LAPSE_CONFIG, then
+/etc/lapse/config.toml when it exists, then the embedded demo. Every command that
+reads a config says on stderr which one and which state database it uses
+(`lapse status` prints both on stdout as well); stdout stays the command's output.
+"""
 
 from __future__ import annotations
 
@@ -6,30 +13,127 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.shell_completion import CompletionItem
 from rich.console import Console
 from rich.table import Table
 
 from daemon.config import Config, load_config, load_embedded_config
+from daemon.config.load import default_data_dir
+from daemon.domain.errors import LapseError
+from daemon.runtime.app import App, Readers, build_app, describe_state, open_readers
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 console = Console()
 
+# Where a packaged install keeps its config (scripts/build-deb.sh ships it as a conffile).
+# $LAPSE_SYSTEM_CONFIG moves it: the tests point it away, so a package installed on the
+# same machine (tests/lab/test_deb_package.py does) cannot take the demo's place.
+SYSTEM_CONFIG = Path("/etc/lapse/config.toml")
+
 
 def config_option(function: F) -> F:
-    """Add `-c/--config FILE` (default $LAPSE_CONFIG, else the embedded defaults)."""
+    """Add `-c/--config FILE` (default $LAPSE_CONFIG, then /etc/lapse/config.toml, then
+    the embedded demo)."""
     return click.option(
         "-c",
         "--config",
         "config_path",
         type=click.Path(path_type=Path, dir_okay=False),
         envvar="LAPSE_CONFIG",
-        help="Config file (TOML). Without it Lapse runs on its embedded defaults.",
+        help="Config file (TOML); default $LAPSE_CONFIG, then /etc/lapse/config.toml if it "
+        "exists, else the embedded demo.",
     )(function)
+
+
+class NotFoundError(click.ClickException):
+    """A thing named on the command line (a notice id, say) does not exist: exit 3."""
+
+    exit_code = 3
+
+
+def resolve_config_path(config_path: Path | None) -> Path | None:
+    """Return the config file a command uses: the one given (by -c or $LAPSE_CONFIG),
+    else /etc/lapse/config.toml when it exists, else None for the embedded demo."""
+    if config_path is not None:
+        return config_path
+    system = Path(os.environ.get("LAPSE_SYSTEM_CONFIG") or SYSTEM_CONFIG)
+    return system if system.is_file() else None
+
+
+def config_source(config_path: Path | None) -> str:
+    """Name the config `config_path` (as resolved) stands for, as commands print it."""
+    if config_path is not None:
+        return str(config_path)
+    return f"embedded demo (data in {default_data_dir()})"
+
+
+def announce(config_path: Path | None, config: Config, *, uses_state: bool = True) -> None:
+    """Say on stderr which config and state database (if any) the command uses."""
+    state = f"state database {describe_state(config.state)}" if uses_state else "no state database"
+    click.echo(f"lapse: config {config_source(config_path)}; {state}", err=True)
+
+
+def load_announced(config_path: Path | None, *, uses_state: bool = True) -> Config:
+    """Resolve and load the config, saying on stderr which it is. Raises ConfigError."""
+    path = resolve_config_path(config_path)
+    config = read_config(path)
+    announce(path, config, uses_state=uses_state)
+    return config
+
+
+def open_app(config_path: Path | None, account: str | None = None) -> App:
+    """Resolve and load the config, say which it is, and wire the app over an existing
+    state database; with `account`, check first that the database knows it.
+
+    Raises ConfigError, MissingStateError, StateStoreError, SecretError, and
+    UnknownAccountError naming the closest ids.
+    """
+    app = build_app(load_announced(config_path), create_db=False)
+    if account is not None:
+        app.readers.accounts.require(account)
+    return app
+
+
+def open_views(config_path: Path | None, account: str | None = None) -> tuple[Config, Readers]:
+    """Resolve and load the config, say which it is, and open the read models of an
+    existing state database; with `account`, check first that the database knows it.
+    Raises what `open_app` raises."""
+    config = load_announced(config_path)
+    readers = open_readers(config.state, create=False)
+    if account is not None:
+        readers.accounts.require(account)
+    return config, readers
+
+
+def account_argument(*, required: bool = True) -> Callable[[F], F]:
+    """Add the ACCOUNT argument, completed in the shell from the state database's ids."""
+    return click.argument("account", required=required, shell_complete=complete_account)
+
+
+def complete_account(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Offer the account ids starting with `incomplete`, read from the state database of
+    the config given so far (nothing when it cannot be read: completion never fails)."""
+    try:
+        path = resolve_config_path(ctx.params.get("config_path"))
+        readers = open_readers(read_config(path).state, create=False)
+        return [CompletionItem(account_id) for account_id in readers.accounts.ids(incomplete)]
+    except LapseError:
+        return []
+
+
+def count_option(name: str, default: int, minimum: int, help_text: str) -> Callable[[F], F]:
+    """Add a whole-number option `name` (e.g. "--days") refused below `minimum` (exit 2)."""
+    return click.option(
+        name, default=default, show_default=True, type=click.IntRange(min=minimum), help=help_text
+    )
 
 
 def json_option(function: F) -> F:
@@ -40,8 +144,14 @@ def json_option(function: F) -> F:
 
 
 def read_config(config_path: Path | None) -> Config:
-    """Load the named config, or the embedded defaults when none is named."""
+    """Load the named config, or the embedded defaults when none is named (call
+    `resolve_config_path` first to honour /etc/lapse/config.toml)."""
     return load_config(config_path) if config_path else load_embedded_config()
+
+
+def amount(value: Decimal) -> str:
+    """An amount as JSON and tables carry it: a decimal string, the currency apart."""
+    return f"{value.normalize():f}"
 
 
 def operator() -> str:

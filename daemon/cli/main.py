@@ -4,35 +4,25 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import NoReturn
 
 import click
 
-from daemon.backup.errors import BackupError
-from daemon.backup.stores.base import BackupStoreError
-from daemon.billing.base import BillingError
+from daemon.backup.errors import UnknownBackupError
+from daemon.cli.common import NotFoundError
 from daemon.config import ConfigError
-from daemon.config.secrets import SecretError
-from daemon.domain.errors import UnknownAccountError
-from daemon.playbooks.templating import TemplateError
-from daemon.policy.commands import CommandRefusedError
+from daemon.domain.errors import LapseError, UnknownAccountError
 from daemon.runtime.logs import configure_logging
-from daemon.store.errors import StateStoreError
-from daemon.transport import CommandError, TransportError
 
-# Errors meant for people: shown as one clear line, exit status 1.
-_PEOPLE_ERRORS = (
-    ConfigError,
-    StateStoreError,
-    BillingError,
-    SecretError,
-    UnknownAccountError,
-    CommandRefusedError,
-    BackupError,
-    BackupStoreError,
-    TransportError,
-    CommandError,
-    TemplateError,
-)
+# The exit statuses, documented in docs/cli.md.
+EXIT_OK = 0
+EXIT_FAILED = 1  # what was asked failed: a config, a database, a host, a check
+EXIT_USAGE = 2  # the command line itself: an unknown command or option, a bad value
+EXIT_NOT_FOUND = 3  # no such account, backup or notice
+EXIT_INTERRUPTED = 130
+
+# Errors that say a thing asked for does not exist.
+_NOT_FOUND = (UnknownAccountError, UnknownBackupError, NotFoundError)
 
 
 # The module of each command, imported only when that command runs (or when help lists
@@ -90,6 +80,18 @@ class _LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         return load_command(cmd_name)
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """Find the command; an unknown name is refused with the closest known ones
+        (the commands are not loaded, so click cannot offer them itself)."""
+        name = args[0]
+        if load_command(name) is None and not ctx.resilient_parsing and not name.startswith("-"):
+            raise click.exceptions.NoSuchCommand(
+                name, possibilities=self.list_commands(ctx), ctx=ctx
+            )
+        return super().resolve_command(ctx, args)
+
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lapse")
@@ -100,15 +102,38 @@ def cli() -> None:
     configure_logging("info", "auto")
 
 
-def main() -> None:
-    """Console-script entry point."""
+def main(args: list[str] | None = None) -> None:
+    """Console-script entry point (`args` default to the process's): every error is one
+    `lapse: error: ...` line on stderr (a usage error after the command's usage) and an
+    exit status from the table above. Always ends by raising SystemExit."""
     try:
-        cli.main(standalone_mode=False)
+        cli.main(args, prog_name="lapse", standalone_mode=False)
     except click.exceptions.Abort:
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.exceptions.NoArgsIsHelpError as error:
+        error.show()  # a group given no command: its help, as click shows it
+        sys.exit(EXIT_USAGE)
+    except click.UsageError as error:
+        if error.ctx is not None:
+            click.echo(error.ctx.get_usage(), err=True)
+        _fail(error.format_message(), EXIT_USAGE)
     except click.ClickException as error:
-        error.show()
-        sys.exit(error.exit_code)
-    except _PEOPLE_ERRORS as error:
-        click.echo(f"lapse: {error}", err=True)
-        sys.exit(1)
+        not_found = isinstance(error, _NOT_FOUND)
+        _fail(error.format_message(), EXIT_NOT_FOUND if not_found else EXIT_FAILED)
+    except ConfigError as error:
+        _fail("\n".join(error.problems), EXIT_FAILED)
+    except _NOT_FOUND as error:
+        _fail(str(error), EXIT_NOT_FOUND)
+    except LapseError as error:
+        _fail(str(error), EXIT_FAILED)
+    sys.exit(EXIT_OK)
+
+
+def fail_line(message: str) -> str:
+    """Return `message` as Lapse's error lines: each line `lapse: error: ...`."""
+    return "\n".join(f"lapse: error: {line}" for line in message.splitlines() or [""])
+
+
+def _fail(message: str, status: int) -> NoReturn:
+    click.echo(fail_line(message), err=True)
+    sys.exit(status)

@@ -7,9 +7,16 @@ from pathlib import Path
 
 import click
 
-from daemon.cli.common import config_option, read_config
+from daemon.cli.common import (
+    NotFoundError,
+    account_argument,
+    config_option,
+    count_option,
+    load_announced,
+    open_views,
+)
 from daemon.domain.notice_kinds import NoticeKind
-from daemon.runtime.app import open_preview, open_readers
+from daemon.runtime.app import open_preview
 
 
 @click.group()
@@ -22,15 +29,15 @@ def notices() -> None:
 @config_option
 def show(letter_id: int, config_path: Path | None) -> None:
     """Print notice LETTER_ID (see `lapse history`) byte for byte as it was sent."""
-    raw = open_readers(read_config(config_path).state).letters.raw(letter_id)
+    raw = open_views(config_path)[1].letters.raw(letter_id)
     if raw is None:
-        raise click.ClickException(f"no notice with id {letter_id} in the state database")
+        raise NotFoundError(f"no notice with id {letter_id} in the state database")
     sys.stdout.buffer.write(raw)
     sys.stdout.buffer.flush()
 
 
 @notices.command("preview")
-@click.argument("account")
+@account_argument()
 @click.option(
     "--type",
     "kind",
@@ -38,7 +45,7 @@ def show(letter_id: int, config_path: Path | None) -> None:
     required=True,
     help="Which notice to render.",
 )
-@click.option("--number", default=1, show_default=True, help="Reminder or warning number.")
+@count_option("--number", 1, 1, "Reminder or warning number.")
 @click.option("--html", "as_html", is_flag=True, help="Print the HTML part instead of the text.")
 @config_option
 def preview(account: str, kind: str, number: int, as_html: bool, config_path: Path | None) -> None:
@@ -49,7 +56,8 @@ def preview(account: str, kind: str, number: int, as_html: bool, config_path: Pa
     It is written as it would be sent: in the client's language when there is a
     catalog of it, else the brand's (the Content-Language line says which).
     """
-    message = open_preview(read_config(config_path)).render(account, NoticeKind(kind), number)
+    config = load_announced(config_path)
+    message = open_preview(config, create=False).render(account, NoticeKind(kind), number)
     # Content-Language: the language the notice is written in (the client's or the brand's).
     for header in ("From", "To", "Subject", "Date", "Content-Language"):
         click.echo(f"{header}: {message[header]}")

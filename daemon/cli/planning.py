@@ -13,9 +13,11 @@ from daemon.billing.file import FileSource
 from daemon.billing.samples import write_sample_billing
 from daemon.cli.common import (
     config_option,
+    count_option,
     json_option,
+    load_announced,
+    open_views,
     parse_when,
-    read_config,
     show_json,
     show_table,
 )
@@ -23,17 +25,15 @@ from daemon.config.schema import FileBilling
 from daemon.domain.clock import system_clock
 from daemon.policy import LifecycleRecord
 from daemon.policy.projection import ProjectedStep, project_all
-from daemon.runtime.app import open_readers
 
 
 @click.command()
-@click.option("--days", default=14, show_default=True, help="How far ahead to look.")
+@count_option("--days", 14, 0, "How far ahead to look.")
 @json_option
 @config_option
 def plan(days: int, as_json: bool, config_path: Path | None) -> None:
     """Show what will happen to whom and when if nobody pays (changes nothing)."""
-    config = read_config(config_path)
-    readers = open_readers(config.state)
+    config, readers = open_views(config_path)
     now = system_clock()
     accounts = readers.accounts.synced()
     steps = project_all(accounts, config.policy_for, now, now + timedelta(days=days))
@@ -41,7 +41,7 @@ def plan(days: int, as_json: bool, config_path: Path | None) -> None:
 
 
 @click.command()
-@click.option("--days", default=70, show_default=True, help="How many days to simulate.")
+@count_option("--days", 70, 0, "How many days to simulate.")
 @click.option(
     "--billing",
     "billing_path",
@@ -58,8 +58,9 @@ def simulate(
     as_json: bool,
     config_path: Path | None,
 ) -> None:
-    """Run the configured policy over sample or given data on a virtual clock."""
-    config = read_config(config_path)
+    """Run the configured policy over sample or given data on a virtual clock (reads no
+    state database)."""
+    config = load_announced(config_path, uses_state=False)
     start = parse_when(start_text) if start_text else system_clock()
     if billing_path is None:
         billing_path = _sample_file(start)
@@ -86,7 +87,7 @@ def _print_steps(steps: list[ProjectedStep], as_json: bool, title: str) -> None:
         [s.at, s.account_id, f"{s.from_state} -> {s.to_state}", ", ".join(s.actions), s.reason]
         for s in steps
     ]
-    show_table(title, ["when", "account", "transition", "actions", "why"], rows)
+    show_table(title, ["when", "account_id", "transition", "actions", "why"], rows)
 
 
 COMMANDS = (plan, simulate)

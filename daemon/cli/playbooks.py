@@ -8,13 +8,20 @@ from pathlib import Path
 
 import click
 
-from daemon.cli.common import config_option, operator, read_config
+from daemon.cli.common import (
+    account_argument,
+    config_option,
+    json_option,
+    load_announced,
+    open_app,
+    operator,
+    show_json,
+)
 from daemon.config.load import ConfigError
 from daemon.domain.phases import PLAYBOOK_PHASES, OperatorPhase
 from daemon.domain.states import ActionStatus
 from daemon.playbooks.library import PlaybookLibrary, load_playbook
 from daemon.playbooks.steps import STEP_TYPES
-from daemon.runtime.app import build_app
 
 
 @click.group()
@@ -28,7 +35,7 @@ def playbook() -> None:
 def check(files: tuple[Path, ...], config_path: Path | None) -> None:
     """Validate playbook FILES (default: every playbook Lapse can find); exit 1 on errors."""
     if not files:
-        library = PlaybookLibrary(read_config(config_path).playbooks_dir)
+        library = PlaybookLibrary(load_announced(config_path, uses_state=False).playbooks_dir)
         files = tuple(sorted(p for d in library.directories for p in d.glob("*.toml")))
     problems = 0
     for path in files:
@@ -47,12 +54,12 @@ def check(files: tuple[Path, ...], config_path: Path | None) -> None:
 
 
 @playbook.command("show")
-@click.argument("account")
+@account_argument()
 @click.argument("phase", type=click.Choice([phase.value for phase in PLAYBOOK_PHASES]))
 @config_option
 def show(account: str, phase: str, config_path: Path | None) -> None:
     """Print the steps PHASE would run for ACCOUNT, rendered, without running anything."""
-    app = build_app(read_config(config_path))
+    app = open_app(config_path, account)
     runner = app.runner
     snapshot = app.readers.accounts.stored(account).snapshot
     for service in snapshot.services if snapshot else ():
@@ -70,34 +77,42 @@ def show(account: str, phase: str, config_path: Path | None) -> None:
 
 
 @playbook.command("run")
-@click.argument("account")
+@account_argument()
 @click.argument("phase", type=click.Choice([phase.value for phase in OperatorPhase]))
+@json_option
 @config_option
-def run(account: str, phase: str, config_path: Path | None) -> None:
+def run(account: str, phase: str, as_json: bool, config_path: Path | None) -> None:
     """Run PHASE (verify or restore) of ACCOUNT's playbook now; exit 1 if it fails."""
-    app = build_app(read_config(config_path))
+    app = open_app(config_path, account)
     try:
         status = app.runner.run_phase(account, phase)
     finally:
         app.transports.close()
-    click.echo(f"{account}: {phase} {status}")
+    if as_json:
+        show_json({"account_id": account, "phase": phase, "status": status})
+    else:
+        click.echo(f"{account}: {phase} {status}")
     if status != ActionStatus.DONE:
         sys.exit(1)
 
 
 @click.command()
-@click.argument("account")
+@account_argument()
+@json_option
 @config_option
-def retry(account: str, config_path: Path | None) -> None:
+def retry(account: str, as_json: bool, config_path: Path | None) -> None:
     """Run ACCOUNT's failed suspend or delete phase again, from the step that failed."""
-    app = build_app(read_config(config_path))
+    app = open_app(config_path, account)
     try:
         status = app.runner.retry(account, operator())
     except ValueError as error:
         raise click.ClickException(str(error)) from error
     finally:
         app.transports.close()
-    click.echo(f"{account}: retried, {status}")
+    if as_json:
+        show_json({"account_id": account, "status": status})
+    else:
+        click.echo(f"{account}: retried, {status}")
     if status != ActionStatus.DONE:
         sys.exit(1)
 

@@ -11,13 +11,12 @@ import click
 from daemon.cli.common import (
     config_option,
     json_option,
+    open_views,
     parse_when,
-    read_config,
     show_json,
     show_table,
 )
-from daemon.reports.figures import Report
-from daemon.runtime.app import open_readers
+from daemon.reports.figures import MonthlyMoney, Report
 
 _DEFAULT_WINDOW = timedelta(days=30)
 
@@ -47,7 +46,8 @@ def _since(ctx: click.Context, param: click.Parameter, text: str | None) -> date
     "--chart",
     "chart_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Also draw a PNG chart to this file.",
+    help="Also draw a PNG chart to this file: accounts per stage, and one panel per "
+    "currency with what was recovered each month and what is overdue now.",
 )
 @json_option
 @config_option
@@ -74,17 +74,18 @@ def report(
     Definitions: docs/reports.md.
     """
     until = datetime.now(UTC)
-    reports = open_readers(read_config(config_path).state).reports
-    figures = reports.between(since or until - _DEFAULT_WINDOW, until)
+    reports = open_views(config_path)[1].reports
+    start = since or until - _DEFAULT_WINDOW
+    figures = reports.between(start, until)
     if as_json:
         show_json(figures.as_dict())
     else:
         _show(figures)
     if chart_path is not None:
-        _chart(figures, chart_path, as_json)
+        _chart(figures, reports.monthly(start, until), chart_path, as_json)
 
 
-def _chart(figures: Report, path: Path, as_json: bool) -> None:
+def _chart(figures: Report, monthly: MonthlyMoney, path: Path, as_json: bool) -> None:
     """Write the PNG and say where; on stderr under --json, so stdout stays JSON.
 
     Raises click.FileError when the file cannot be written.
@@ -92,7 +93,7 @@ def _chart(figures: Report, path: Path, as_json: bool) -> None:
     from daemon.reports.chart import write_chart  # matplotlib only when asked
 
     try:
-        write_chart(figures, path)
+        write_chart(figures, monthly, path)
     except OSError as error:
         raise click.FileError(str(path), hint=error.strerror or str(error)) from None
     click.echo(f"chart written to {path}", err=as_json)

@@ -8,24 +8,31 @@ from typing import Any
 
 import click
 
-from daemon.cli.common import config_option, json_option, read_config, show_json, show_table
-from daemon.domain.states import NoticeStatus, StepStatus
+from daemon.cli.common import (
+    account_argument,
+    amount,
+    config_option,
+    config_source,
+    json_option,
+    open_views,
+    resolve_config_path,
+    show_json,
+    show_table,
+)
+from daemon.domain.states import NoticeStatus, State, StepStatus
 from daemon.lifecycle.history import History
 from daemon.lifecycle.queries import AccountView, PendingAction
-from daemon.runtime.app import Readers, open_readers
-
-
-def _readers(config_path: Path | None) -> Readers:
-    return open_readers(read_config(config_path).state)
+from daemon.runtime.app import describe_state
 
 
 def _account_summary(row: AccountView) -> dict[str, Any]:
     record = row.record
     return {
-        "account": row.id,
+        "account_id": row.id,
         "plan": row.plan,
         "state": record.label,
-        "balance": f"{row.balance.normalize():f} {row.currency}",
+        "balance": amount(row.balance),
+        "currency": row.currency,
         "next_deadline": row.next_wake_at,
         "suspend_at": record.suspend_at,
         "delete_at": record.delete_at,
@@ -34,55 +41,71 @@ def _account_summary(row: AccountView) -> dict[str, Any]:
 
 
 @click.command()
-@click.argument("account", required=False)
+@account_argument(required=False)
 @json_option
 @config_option
 def status(account: str | None, as_json: bool, config_path: Path | None) -> None:
-    """Show accounts per stage, or one ACCOUNT in detail."""
-    readers = _readers(config_path)
+    """Show the config and state database in use, and accounts per stage, or one ACCOUNT
+    in detail."""
+    path = resolve_config_path(config_path)
+    config, readers = open_views(config_path)
+    using = {"config": config_source(path), "state_database": describe_state(config.state)}
     if account is not None:
         row = readers.accounts.view(account)
         pending_actions = _pending(readers.accounts.pending_actions(account))
         detail = _account_summary(row) | {"pending_actions": pending_actions}
         if as_json:
-            show_json(detail)
+            show_json(detail | using)
         else:
             show_table(f"account {account}", ["field", "value"], list(detail.items()))
+            _show_using(using)
         return
     census = readers.accounts.census()
     counts, pending = census.by_state, census.pending_actions
     if as_json:
         show_json(
             {"accounts": census.accounts, "by_state": dict(counts), "pending_actions": pending}
+            | using
         )
         return
     show_table("accounts by state", ["state", "accounts"], sorted(counts.items()))
     click.echo(f"{census.accounts} accounts; {pending} playbook action(s) pending")
+    _show_using(using)
+
+
+def _show_using(using: dict[str, str]) -> None:
+    click.echo(f"config: {using['config']}")
+    click.echo(f"state database: {using['state_database']}")
 
 
 @click.command()
-@click.option("--state", "state_filter", help="Only accounts in this state (e.g. final-notice).")
+@click.option(
+    "--state",
+    "state_filter",
+    type=click.Choice([state.value for state in State]),
+    help="Only accounts in this state.",
+)
 @json_option
 @config_option
 def accounts(state_filter: str | None, as_json: bool, config_path: Path | None) -> None:
     """List accounts with their stage and next deadline."""
     summaries = [
-        _account_summary(row) for row in _readers(config_path).accounts.views(state_filter)
+        _account_summary(row) for row in open_views(config_path)[1].accounts.views(state_filter)
     ]
     if as_json:
         show_json(summaries)
         return
-    columns = ["account", "plan", "state", "balance", "next_deadline"]
+    columns = ["account_id", "plan", "state", "balance", "currency", "next_deadline"]
     show_table("accounts", columns, [[s[c] for c in columns] for s in summaries])
 
 
 @click.command()
-@click.argument("account")
+@account_argument()
 @json_option
 @config_option
 def history(account: str, as_json: bool, config_path: Path | None) -> None:
     """Show ACCOUNT's timeline: every transition and every notice, in order."""
-    entries = _timeline(_readers(config_path).history.of(account))
+    entries = _timeline(open_views(config_path, account)[1].history.of(account))
     if as_json:
         show_json(entries)
         return

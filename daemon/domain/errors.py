@@ -10,7 +10,8 @@ TypeError) still surfaces as one. The whole family, by room:
     ├── ConfigError                      config.load: the config cannot be used
     │   └── SecretError                  config.secrets: a secret cannot be read
     ├── StateStoreError                  store.errors: the state database refused
-    │   └── WriterLockHeldError          store.writer_lock: another daemon writes
+    │   ├── WriterLockHeldError          store.writer_lock: another daemon writes
+    │   └── MissingStateError            store.errors: no state database there yet
     ├── BillingError                     billing.base: a source cannot be read
     ├── FieldError                       billing.fields: one billing field is bad
     ├── BadRowError                      billing.flat_account: one row is bad
@@ -45,7 +46,8 @@ TypeError) still surfaces as one. The whole family, by room:
     ├── RunCancelledError                playbooks.errors: a payment cancelled the run
     ├── BodyError                        runtime.http.requests: a request body refused
     ├── SignatureError                   runtime.http.signatures: a bad webhook signature
-    └── BadEventError                    runtime.http.server: a webhook event refused
+    ├── BadEventError                    runtime.http.server: a webhook event refused
+    └── ProbeError                       runtime.probes: a part answered wrongly
 
 `RowError` (domain.snapshot) is not an exception: it is one bad billing row,
 reported and skipped, never raised.

@@ -41,8 +41,7 @@ class SafetyBrake:
 
     def status(self) -> dict[str, Any] | None:
         """Return the brake's record while it is engaged, else None."""
-        with self.sessions() as session:
-            return _engaged(session)
+        return brake_status(self.sessions)
 
     def check(self, session: Session, entering: int, known: int, now: datetime) -> bool:
         """Decide, in the sync's transaction, whether this sync runs braked.
@@ -107,6 +106,13 @@ class SafetyBrake:
             flag.updated_at = now
         log.warning("safety brake released", actor=actor)
         return engaged
+
+
+def brake_status(sessions: sessionmaker[Session]) -> dict[str, Any] | None:
+    """Return the brake's record (`since`, `reason`) while it is engaged, else None: what
+    the brake's status and /metrics read, without the brake's config or alerts."""
+    with sessions() as session:
+        return _engaged(session)
 
 
 def _engaged(session: Session) -> dict[str, Any] | None:

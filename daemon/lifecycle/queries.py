@@ -8,7 +8,9 @@ module. Nothing here writes.
 
 from __future__ import annotations
 
+import difflib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -107,6 +109,20 @@ class AccountQueries:
             ).all()
             return [PendingAction(a.kind, a.name, a.created_at) for a in actions]
 
+    def ids(self, prefix: str = "") -> list[str]:
+        """Return the ids of the accounts (those starting with `prefix`, when given), sorted."""
+        query = select(Account.id).order_by(Account.id)
+        if prefix:
+            query = query.where(Account.id.startswith(prefix, autoescape=True))
+        with self.sessions() as session:
+            return list(session.scalars(query))
+
+    def require(self, account_id: str) -> None:
+        """Check that the state database knows the account. Raises UnknownAccountError,
+        naming the closest ids it does know."""
+        with self.sessions() as session:
+            _row(session, account_id)
+
     def stored(self, account_id: str) -> StoredAccount:
         """Return the account's record and stored snapshot. Raises UnknownAccountError."""
         with self.sessions() as session:
@@ -134,8 +150,22 @@ def _row(session: Session, account_id: str) -> Account:
     """Return the account's row in `session`. Raises UnknownAccountError."""
     row = session.get(Account, account_id)
     if row is None:
-        raise UnknownAccountError(f"no account {account_id!r} in the state database")
+        raise UnknownAccountError(
+            f"no account {account_id!r} in the state database"
+            + did_you_mean(account_id, session.scalars(select(Account.id)).all())
+        )
     return row
+
+
+def did_you_mean(account_id: str, known: Sequence[str]) -> str:
+    """Return "; did you mean 'x'?" naming the known ids closest to `account_id` (at
+    most three), or "" when none is close."""
+    close = difflib.get_close_matches(account_id, known, n=3, cutoff=0.6)
+    if not close:
+        return ""
+    # The closest first; equally close ones in the order ids sort in.
+    close.sort(key=lambda name: (-difflib.SequenceMatcher(None, account_id, name).ratio(), name))
+    return "; did you mean " + " or ".join(repr(name) for name in close) + "?"
 
 
 def _view(row: Account) -> AccountView:

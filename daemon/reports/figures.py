@@ -96,6 +96,16 @@ class Report:
         }
 
 
+@dataclass(frozen=True)
+class MonthlyMoney:
+    """Money per currency and per calendar month (UTC) of a window: what the report's
+    chart draws as a trend. `months` are "YYYY-MM", oldest first; each currency's list
+    has one amount per month."""
+
+    months: tuple[str, ...]
+    recovered: Mapping[str, list[Decimal]]
+
+
 class Reports:
     """Computes reports over one state database, for whoever asks (`lapse report`)."""
 
@@ -106,6 +116,24 @@ class Reports:
         """Return the report over [since, until] (aware datetimes); see build_report."""
         with self.sessions() as session:
             return build_report(session, since, until)
+
+    def monthly(self, since: datetime, until: datetime) -> MonthlyMoney:
+        """Return what payments recovered in each month touching [since, until], per
+        currency (the payments themselves counted only within the window)."""
+        months = months_between(since, until)
+        with self.sessions() as session:
+            in_window = [p for p in paying.payment_events(session, until) if p.at >= since]
+        return MonthlyMoney(months, paying.recovered_by_month(in_window, months))
+
+
+def months_between(since: datetime, until: datetime) -> tuple[str, ...]:
+    """Return every calendar month from `since`'s to `until`'s, as "YYYY-MM"."""
+    year, month = since.year, since.month
+    months = []
+    while (year, month) <= (until.year, until.month):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return tuple(months)
 
 
 def build_report(session: Session, since: datetime, until: datetime) -> Report:

@@ -56,6 +56,27 @@ def recovered(payments: Iterable[Event]) -> dict[str, Decimal]:
     return {currency: total.quantize(minor_unit(currency)) for currency, total in totals.items()}
 
 
+def recovered_by_month(
+    payments: Iterable[Event], months: Sequence[str]
+) -> dict[str, list[Decimal]]:
+    """Sum what `payments` settled per currency and per month ("2026-03"), one total per
+    entry of `months` (zero for a month without payments), in each currency's minor unit.
+    Payments in a month not listed are left out."""
+    index = {month: position for position, month in enumerate(months)}
+    totals: dict[str, list[Decimal]] = {}
+    for payment in payments:
+        details = payment.details or {}
+        position = index.get(f"{payment.at:%Y-%m}")
+        if "recovered" not in details or position is None:
+            continue
+        row = totals.setdefault(details["currency"], [Decimal(0)] * len(months))
+        row[position] += Decimal(details["recovered"])
+    return {
+        currency: [total.quantize(minor_unit(currency)) for total in row]
+        for currency, row in totals.items()
+    }
+
+
 def overdue_entries(session: Session, since: datetime, until: datetime) -> dict[str, datetime]:
     """Return, per account that fell from active into dunning within [since, until],
     the first time it did."""

@@ -9,7 +9,7 @@ from functools import partial
 
 from jinja2 import Environment
 from sqlalchemy import Engine
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.backup.service import BackupService
@@ -42,7 +42,7 @@ from daemon.playbooks.runner import PlaybookRunner
 from daemon.reports.figures import Reports
 from daemon.store.audit_log import AuditLog
 from daemon.store.db import open_engine, session_factory, state_url
-from daemon.store.migrate import migrate
+from daemon.store.migrate import migrate, require_file, require_schema
 from daemon.transport import Transports
 
 
@@ -82,9 +82,28 @@ def state_url_of(state: StateConfig) -> URL:
     return state_url(state.url, password)
 
 
-def open_state(state: StateConfig) -> tuple[Engine, sessionmaker[Session]]:
-    """Open the state database the `[state]` section names (no migration)."""
-    engine = open_engine(state_url_of(state))
+def describe_state(state: StateConfig) -> str:
+    """The state database the `[state]` section names, as a command tells it (a SQLite
+    file's path, or the URL without its password); reads no secret."""
+    url = make_url(state.url)
+    if url.get_backend_name() == "sqlite" and url.database:
+        return url.database
+    return url.render_as_string(hide_password=True)
+
+
+def open_state(state: StateConfig, *, create: bool = True) -> tuple[Engine, sessionmaker[Session]]:
+    """Open the state database the `[state]` section names (no migration).
+
+    With `create` false, a database that does not exist yet (or was never migrated) is
+    refused rather than created: only `lapse run` and `lapse migrate` make one.
+    Raises MissingStateError, StateStoreError or SecretError.
+    """
+    url = state_url_of(state)
+    if not create:
+        require_file(url)
+    engine = open_engine(url)
+    if not create:
+        require_schema(engine)
     return engine, session_factory(engine)
 
 
@@ -95,14 +114,21 @@ def migrate_state(state: StateConfig) -> str:
     return migrate(engine)
 
 
-def build_app(config: Config, clock: Clock = system_clock, *, migrate_db: bool = True) -> App:
+def build_app(
+    config: Config,
+    clock: Clock = system_clock,
+    *,
+    migrate_db: bool = True,
+    create_db: bool = True,
+) -> App:
     """Wire the state DB, billing source, notices and lifecycle engine for `config`,
     giving each part only the sections of the config it uses.
 
-    Migrates the database first unless told not to. Raises StateStoreError,
+    Migrates the database first unless told not to; with `create_db` false, refuses a
+    database that does not exist yet. Raises MissingStateError, StateStoreError,
     SecretError or BillingError when a part cannot be set up.
     """
-    engine, sessions = open_state(config.state)
+    engine, sessions = open_state(config.state, create=create_db)
     if migrate_db:
         migrate(engine)
     billing = create_source(config.billing)
@@ -154,23 +180,26 @@ def readers_of(sessions: sessionmaker[Session]) -> Readers:
     )
 
 
-def open_readers(state: StateConfig) -> Readers:
+def open_readers(state: StateConfig, *, create: bool = True) -> Readers:
     """Open and migrate the state database the `[state]` section names, for reading only:
     no billing source, notifier, store or host is set up (nor needs its secrets).
 
-    Raises StateStoreError or SecretError when the database cannot be opened.
+    With `create` false a database that does not exist yet is refused. Raises
+    MissingStateError, StateStoreError or SecretError when it cannot be opened.
     """
-    engine, sessions = open_state(state)
+    engine, sessions = open_state(state, create=create)
     migrate(engine)
     return readers_of(sessions)
 
 
-def open_preview(config: Config, clock: Clock = system_clock) -> NoticePreview:
+def open_preview(
+    config: Config, clock: Clock = system_clock, *, create: bool = True
+) -> NoticePreview:
     """Set up `lapse notices preview`: the accounts' read model over the migrated state
     database, the billing source (made only for an account it holds no snapshot of),
     the `[policy]` tables and the notice desk's composer. Raises what open_readers raises.
     """
-    readers = open_readers(config.state)
+    readers = open_readers(config.state, create=create)
     return NoticePreview(
         readers.accounts,
         partial(create_source, config.billing),

@@ -78,6 +78,8 @@ class LapseScheduler:
         self.horizon = max(2 * sync_interval, timedelta(hours=1))
         self.last_sync: datetime | None = None
         self.last_report: SyncReport | None = None
+        # Failed billing syncs since start: /metrics exports it, /healthz reports it.
+        self.sync_failures = 0
         # Held while a job runs. APScheduler's shutdown holds its job-store lock while
         # it waits for running jobs, and a running job re-arms wake-ups through that
         # lock: so shutdown first waits here for the job, then stops the scheduler.
@@ -147,6 +149,7 @@ class LapseScheduler:
             self.last_report = self.lifecycle.sync()
             self.last_sync = self.lifecycle.clock()
         except BillingError as error:
+            self.sync_failures += 1
             log.error("billing sync failed; will retry at the next interval", error=str(error))
             return
         self.reconcile()

@@ -8,3 +8,8 @@ from daemon.domain.errors import LapseError
 
 class StateStoreError(LapseError):
     """The state database cannot be opened or migrated."""
+
+
+class MissingStateError(StateStoreError):
+    """The state database a command reads does not exist yet: only `lapse run` and
+    `lapse migrate` create one, so a mistyped path is not silently a new, empty database."""

@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, text
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
-from daemon.store.errors import StateStoreError
+from daemon.store.errors import MissingStateError, StateStoreError
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -47,6 +48,41 @@ def migrate(engine: Engine) -> str:
         url = engine.url.render_as_string(hide_password=True)
         raise StateStoreError(f"cannot migrate the state database {url}: {error}") from error
     return current_revision(engine) or "base"
+
+
+def require_file(url: URL) -> None:
+    """Refuse a SQLite state database whose file does not exist, before anything opens it
+    (opening would create the file and its directory). Other databases pass here and are
+    checked by `require_schema` once connected.
+
+    Raises MissingStateError naming the path.
+    """
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return
+    if not Path(database).exists():
+        raise MissingStateError(
+            f"no state database at {database}: check the config's [state] url "
+            "(or $LAPSE_DATA_DIR), or run `lapse migrate` to create it"
+        )
+
+
+def require_schema(engine: Engine) -> None:
+    """Refuse a database Lapse never migrated (an empty PostgreSQL database, say).
+
+    Raises MissingStateError naming the database, or StateStoreError when it cannot
+    be reached.
+    """
+    url = engine.url.render_as_string(hide_password=True)
+    try:
+        with engine.connect() as connection:
+            migrated = engine.dialect.has_table(connection, "alembic_version")
+    except SQLAlchemyError as error:
+        raise StateStoreError(f"cannot open the state database {url}: {error}") from error
+    if not migrated:
+        raise MissingStateError(
+            f"the state database {url} holds no Lapse schema: run `lapse migrate` to create it"
+        )
 
 
 def _stored_revision(engine: Engine) -> str | None:

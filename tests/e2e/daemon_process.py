@@ -24,6 +24,28 @@ path = "outbox"
 """
 
 
+def local_config(directory: Path, www: Path) -> Path:
+    """Write `directory`/lapse.toml: SQLite state and billing.json (which the caller
+    writes) in `directory`, host web1 reached locally with `www` as its allowed root, and
+    the local stores; return its path."""
+    config = directory / "lapse.toml"
+    config.write_text(
+        f"""
+[state]
+url = "sqlite:///{directory / "state.db"}"
+[billing]
+type = "file"
+path = "billing.json"
+[hosts.web1]
+transport = "local"
+playbook = "nginx-linux"
+allowed_roots = ["{www}"]
+"""
+        + LOCAL_STORES
+    )
+    return config
+
+
 def lapse(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run one `lapse` command to completion and return its result (never raises on exit status)."""
     return subprocess.run(

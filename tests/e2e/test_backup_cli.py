@@ -10,7 +10,7 @@ from pathlib import Path
 from daemon.cli.common import read_config
 from daemon.domain.states import State
 from daemon.runtime.app import build_app
-from tests.e2e.daemon_process import LOCAL_STORES, lapse
+from tests.e2e.daemon_process import lapse, local_config
 from tests.lab.backup_helpers import tree_fingerprint
 
 
@@ -31,22 +31,7 @@ def _config(tmp_path: Path, www: Path) -> Path:
         ]
     }
     (tmp_path / "billing.json").write_text(json.dumps(billing))
-    config = tmp_path / "lapse.toml"
-    config.write_text(
-        f"""
-[state]
-url = "sqlite:///{tmp_path / "state.db"}"
-[billing]
-type = "file"
-path = "billing.json"
-[hosts.web1]
-transport = "local"
-playbook = "nginx-linux"
-allowed_roots = ["{www}"]
-"""
-        + LOCAL_STORES
-    )
-    return config
+    return local_config(tmp_path, www)
 
 
 def test_backup_list_verify_and_restore_from_the_command_line(tmp_path: Path) -> None:
@@ -92,9 +77,12 @@ def test_backup_of_an_unknown_account_is_a_clear_error(tmp_path: Path) -> None:
     www = tmp_path / "www"
     (www / "site").mkdir(parents=True)
     config = str(_config(tmp_path, www))
+    assert lapse("migrate", "-c", config).returncode == 0
     result = lapse("backup", "nobody", "-c", config)
-    assert result.returncode == 1
-    assert result.stderr.strip() == "lapse: no account 'nobody' in the state database"
+    assert result.returncode == 3
+    assert result.stderr.strip().splitlines()[-1] == (
+        "lapse: error: no account 'nobody' in the state database"
+    )
 
 
 def test_restore_reactivates_a_deleted_account_as_the_operator(tmp_path: Path) -> None:

@@ -87,7 +87,7 @@ def test_embedded_run_sends_a_reminder_and_records_a_final_notice_within_a_minut
 
     listing = lapse("accounts", "--json", env=embedded_env)
     assert listing.returncode == 0, listing.stderr
-    states = {row["account"]: row["state"] for row in json.loads(listing.stdout)}
+    states = {row["account_id"]: row["state"] for row in json.loads(listing.stdout)}
     assert states["acme"] == "active"
     assert states["cobalt"] == "reminded(1)"
     # Numbered by what was sent: delta's first reminder is number 1, though 12 days late.
@@ -134,13 +134,32 @@ def test_hold_and_release_are_recorded_with_the_operator(
     assert "delta" in again.stderr
 
 
-def test_unknown_account_is_one_clear_line_and_exit_1(embedded_env: dict[str, str]) -> None:
+def test_unknown_account_is_one_clear_line_and_exit_3(
+    tmp_path: Path, embedded_env: dict[str, str]
+) -> None:
+    assert lapse("migrate", env=embedded_env).returncode == 0
     result = lapse("status", "nosuchaccount", env=embedded_env)
 
-    assert result.returncode == 1
+    assert result.returncode == 3
+    data = tmp_path / "data"
     assert result.stderr.strip().splitlines() == [
-        "lapse: no account 'nosuchaccount' in the state database"
+        f"lapse: config embedded demo (data in {data}); state database {data / 'state.db'}",
+        "lapse: error: no account 'nosuchaccount' in the state database",
     ]
+
+
+def test_a_mistyped_data_dir_is_an_error_not_a_new_database(
+    tmp_path: Path, embedded_env: dict[str, str]
+) -> None:
+    typo = tmp_path / "typo"
+    result = lapse("accounts", env={**embedded_env, "LAPSE_DATA_DIR": str(typo)})
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"lapse: error: no state database at {typo / 'state.db'}: check the config's "
+        "[state] url (or $LAPSE_DATA_DIR), or run `lapse migrate` to create it"
+    )
+    assert not typo.exists()
 
 
 def test_simulate_shows_the_documented_default_sequence(embedded_env: dict[str, str]) -> None:
@@ -242,5 +261,5 @@ def test_notices_show_prints_the_message_as_sent_and_preview_sends_nothing(
     assert "JST" in preview.stdout
     assert sorted(outbox.iterdir()) == before
     missing = lapse("notices", "show", "999", env=embedded_env)
-    assert missing.returncode == 1
+    assert missing.returncode == 3
     assert "no notice with id 999" in missing.stderr

@@ -67,7 +67,7 @@ def test_a_second_daemon_refuses_until_the_first_is_killed(
 
         assert refused.returncode == 1, refused.stderr
         message = refused.stderr.strip().splitlines()[-1]
-        assert message.startswith("lapse: the state database ")
+        assert message.startswith("lapse: error: the state database ")
         assert "is in use by another lapse run" in message
         assert f"pid {first.pid}" in message or f"pid={first.pid}" in message
         assert socket.gethostname()[:20] in message

@@ -44,9 +44,10 @@ INSTALLED = (
     Path("/usr/lib/sysusers.d/lapse.conf"),
     Path("/usr/lib/tmpfiles.d/lapse.conf"),
     Path("/usr/share/doc/lapse"),
+    Path("/usr/share/man/man1/lapse.1.gz"),
 )
 # The only places the package may put files: nothing in the system Python's directories.
-ALLOWED_ROOTS = ("/opt/lapse", "/etc/lapse", "/usr/share/doc/lapse")
+ALLOWED_ROOTS = ("/opt/lapse", "/etc/lapse", "/usr/share/doc/lapse", "/usr/share/man/man1/lapse")
 ALLOWED_FILES = {
     "/opt",
     "/etc",
@@ -63,6 +64,8 @@ ALLOWED_FILES = {
     "/usr/lib/tmpfiles.d/lapse.conf",
     "/usr/share",
     "/usr/share/doc",
+    "/usr/share/man",
+    "/usr/share/man/man1",
 }
 
 
@@ -191,6 +194,17 @@ def test_the_package_installs_the_daemon_configured_but_stopped_and_purges_clean
     checked = _as_lapse("lapse", "check-config", "-c", CONFIG)
     assert checked.returncode == 0, checked.stderr
     assert f"{CONFIG}: OK" in checked.stdout
+    # Without -c or $LAPSE_CONFIG, the installed config is the one used (docs/cli.md).
+    by_default = _as_lapse("lapse", "check-config")
+    assert by_default.returncode == 0, by_default.stderr
+    assert f"{CONFIG}: OK" in by_default.stdout
+
+    # A man page for the command and for each subcommand.
+    pages = _package_files()
+    assert {"/usr/share/man/man1/lapse.1.gz", "/usr/share/man/man1/lapse-brake-status.1.gz"} <= (
+        pages
+    )
+    assert "/opt/lapse/share/lapse/monitoring/alerts.yml" in pages
 
     # The shipped playbooks are found where the installed daemon looks for them.
     playbooks = _as_lapse("lapse", "playbook", "check", "-c", CONFIG)

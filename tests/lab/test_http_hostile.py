@@ -39,6 +39,7 @@ def listener(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LapseH
     }
     app = build_app(validate_config(raw, "test", tmp_path))
     scheduler = LapseScheduler(app.engine, app.lifecycle, timedelta(hours=1), app.runner)
+    scheduler.last_sync = app.clock()  # /healthz answers 503 until a sync succeeded
     server = http_listener(app, scheduler, "127.0.0.1:0")
     server.start()
     yield server

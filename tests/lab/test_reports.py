@@ -278,6 +278,8 @@ def test_report_defaults_to_the_last_30_days(tmp_path: Path) -> None:
     """Without --since the window is the 30 days up to now; a chart of an empty
     database is still drawn, and said to be written on stdout."""
     chart = tmp_path / "empty.png"
+    # Only run and migrate create a state database (docs/cli.md).
+    assert _lapse("migrate", "-c", str(_config(tmp_path))).returncode == 0
     result = _lapse("report", "--json", "-c", str(_config(tmp_path)))
     drawn = _lapse("report", "--chart", str(chart), "-c", str(_config(tmp_path)))
 

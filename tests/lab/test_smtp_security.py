@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from daemon.config.schema import SmtpNotifier
 from daemon.notices.delivery.base import PermanentDeliveryError
 from daemon.notices.delivery.smtp import SmtpDelivery
 from tests.lab.services.common import free_port
+from tests.lab.services.smtp import login_check
 
 PASSWORD = "c0rrect-h0rse"
 
@@ -28,16 +28,6 @@ class _Inbox:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         self.received.append(envelope)
         return "250 2.0.0 queued"
-
-
-def _authenticate(
-    server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
-) -> AuthResult:
-    good = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
-        b"lapse",
-        PASSWORD.encode(),
-    )
-    return AuthResult(success=good, handled=False)  # handled=False: the server answers 535
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +67,7 @@ def secure_server(
         hostname="127.0.0.1",
         port=port,
         auth_required=True,
-        authenticator=_authenticate,
+        authenticator=login_check("lapse", PASSWORD),
         **options,
     )
     controller.start()

@@ -42,6 +42,7 @@ def live(scene: Scene, tmp_path: Path) -> Iterator[tuple[Scene, LapseHTTP]]:
         scene.app.engine, scene.app.lifecycle, timedelta(hours=1), scene.app.runner
     )
     scheduler.start(sync_now=False)
+    scheduler.last_sync = scene.clock()  # the scene's syncs: /healthz is 503 before one
     listener = http_listener(scene.app, scheduler, "127.0.0.1:0")
     listener.start()
     time.sleep(1)  # let the start-up wake-ups (a removal warning is due) settle
@@ -121,6 +122,6 @@ def test_health_and_metrics(live: tuple[Scene, LapseHTTP]) -> None:
     assert health.status_code == 200 and health.json()["brake"] is False
     metrics = httpx.get(f"http://127.0.0.1:{listener.port}/metrics", timeout=10).text
     assert 'lapse_accounts{state="removal-warned"} 1.0' in metrics  # a warning was due
-    assert 'lapse_actions_total{phase="suspend",status="done"} 1.0' in metrics
-    assert 'lapse_backups_total{status="verified"} 1.0' in metrics
-    assert 'lapse_notices_total{kind="final",status="sent"} 1.0' in metrics
+    assert 'lapse_playbook_phases{phase="suspend",status="done"} 1.0' in metrics
+    assert 'lapse_backups{status="verified"} 1.0' in metrics
+    assert 'lapse_notices{kind="final",status="sent"} 1.0' in metrics

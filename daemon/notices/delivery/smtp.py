@@ -53,10 +53,33 @@ class SmtpDelivery(Delivery):
         """
         sender, recipients = envelope(message)
         payload = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+        with self._errors_told(), self._session() as smtp:
+            self._login(smtp)
+            return self._transmit(smtp, sender, recipients, payload)
+
+    def probe(self) -> str:
+        """Connect, say EHLO (and STARTTLS when configured), log in when a username is
+        configured, and quit, sending nothing: what `lapse check-config --deep` asks.
+
+        Returns what was done, e.g. 'SMTP server mail:587: EHLO, STARTTLS, login as
+        lapse'. Raises TemporaryDeliveryError or PermanentDeliveryError as `deliver` does.
+        """
+        with self._errors_told(), self._session() as smtp:
+            self._login(smtp)
+        steps = ["EHLO"]
+        if self.config.security == "starttls":
+            steps.append("STARTTLS")
+        if self.config.security == "tls":
+            steps.insert(0, "TLS")
+        if self.config.username is not None:
+            steps.append(f"login as {self.config.username}")
+        return f"{self._where}: {', '.join(steps)}"
+
+    @contextmanager
+    def _errors_told(self) -> Iterator[None]:
+        """Turn what smtplib and the socket raise into Temporary- or PermanentDeliveryError."""
         try:
-            with self._session() as smtp:
-                self._login(smtp)
-                return self._transmit(smtp, sender, recipients, payload)
+            yield
         except DeliveryError:
             raise
         except smtplib.SMTPResponseException as error:

@@ -24,6 +24,7 @@ from daemon.billing import fields
 from daemon.config.schema import WebhooksConfig
 from daemon.domain.errors import LapseError
 from daemon.lifecycle.engine import LifecycleEngine
+from daemon.runtime.http.health import SyncHealth, health
 from daemon.runtime.http.metrics import LapseCollector, make_registry
 from daemon.runtime.http.requests import BodyError, read_body
 from daemon.runtime.http.signatures import SignatureError, verify_hmac, verify_stripe
@@ -114,7 +115,12 @@ class LapseHTTP:
         self.webhooks = webhooks
         self.sync_interval = sync_interval
         self.registry = make_registry(
-            LapseCollector(lifecycle.sessions, lambda: scheduler.last_sync)
+            LapseCollector(
+                lifecycle.sessions,
+                lambda: scheduler.last_sync,
+                sync_failures=lambda: scheduler.sync_failures,
+                clock=lifecycle.clock,
+            )
         )
         handler = type("Handler", (_Handler,), {"lapse": self})
         self.server = BoundedHTTPServer((host or "127.0.0.1", int(port)), handler)
@@ -211,16 +217,14 @@ class LapseHTTP:
         return 202, "account re-evaluated"
 
     def health(self) -> tuple[int, dict[str, Any]]:
-        """Return (status, body) for /healthz: 503 when syncs stopped succeeding."""
-        last = self.scheduler.last_sync
-        interval = self.sync_interval
-        stale = last is None or self.clock() - last > 3 * interval + interval / 2
-        body = {
-            "status": "stale" if stale else "ok",
-            "last_sync": last.isoformat() if last else None,
-            "brake": self.brake.status() is not None,
-        }
-        return (503 if stale and last is not None else 200), body
+        """Return (status, body) for /healthz (daemon.runtime.http.health)."""
+        state = SyncHealth(
+            self.scheduler.last_sync,
+            self.scheduler.sync_failures,
+            self.sync_interval,
+            self.brake.status() is not None,
+        )
+        return health(state, self.clock())
 
 
 def _json(body: bytes) -> dict[str, Any]:

@@ -133,6 +133,23 @@ class SMTPServer:
         self.controller.stop()
 
 
+def login_check(user: str, password: str) -> Any:
+    """Return an aiosmtpd authenticator accepting only `user` with `password`; anything
+    else is answered 535 by the server."""
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    def authenticate(
+        server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        good = isinstance(auth_data, LoginPassword) and (
+            auth_data.login,
+            auth_data.password,
+        ) == (user.encode(), password.encode())
+        return AuthResult(success=good, handled=False)  # handled=False: the server answers
+
+    return authenticate
+
+
 def start_smtp(host: str = "127.0.0.1") -> SMTPServer:
     """Start an aiosmtpd Controller on a free port of `host` and return it.
 
