@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib.metadata import version
@@ -26,7 +26,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from daemon.backup import commands
 from daemon.backup.errors import BackupCancelledError, BackupError, UnknownBackupError
 from daemon.backup.history import export_history
-from daemon.backup.manifest import MANIFEST_NAME, BackupObject, Manifest
+from daemon.backup.manifest import MANIFEST_NAME, PANEL_ARCHIVE, BackupObject, Manifest
+from daemon.backup.panel_archive import (
+    COMPRESSION,
+    PanelArchive,
+    PanelArchiveError,
+    discard_script,
+    make_script,
+    object_name,
+    parse_made,
+    refusal,
+    stream_script,
+)
 from daemon.backup.pump import pump
 from daemon.backup.sizing import DATABASE_PART_SIZE, part_size_for
 from daemon.backup.stop_watch import StopCheck, stop_watch
@@ -106,11 +117,15 @@ class BackupService:
         reason: str = "manual",
         verify: bool = True,
         stop_check: StopCheck | None = None,
+        panel_archives: Sequence[PanelArchive] = (),
     ) -> BackupView:
         """Back up the account's site files, databases and history, then verify the backup.
 
         `stop_check`, when given, returns why the backup must stop now, or None; it is
         asked before each object and every few seconds while one streams.
+        `panel_archives` are files control panels' own commands write on the host
+        (daemon.backup.panel_archive): each is made, streamed into the backup as an
+        object of its own and removed from the host.
         Returns the backup as stored. Raises UnknownAccountError for an account never
         synced, BackupCancelledError when the stop check answered, BackupError (with
         the host's error output) when any part fails; a failed or stopped backup is
@@ -152,6 +167,8 @@ class BackupService:
         try:
             for index, service in enumerate(snapshot.services if snapshot else (), start=1):
                 self._back_up_service(run, index, service)
+            for index, archive in enumerate(panel_archives, start=1):
+                run.manifest.objects.append(self._take_panel_archive(run, index, archive))
             run.manifest.objects.append(self._put_history(run, history))
             run.manifest.completed_at = self.clock().isoformat()
             self.store.put(
@@ -401,6 +418,79 @@ class BackupService:
             ),
             stdin=stdin,
         )
+
+    def _take_panel_archive(self, run: _Run, index: int, archive: PanelArchive) -> BackupObject:
+        """Run the panel's command into a fresh root-only directory, stream the file it
+        wrote into the object `panel-INDEX.FORMAT` and remove the directory.
+
+        Raises PanelArchiveError (the file refused, or the command failed),
+        BackupCancelledError, or the transport's and store's errors.
+        """
+        run.check_stop()
+        transport, _host = self._host(archive.host)
+        label = f"panel archive ({archive.label})"
+        with (
+            transport.start(make_script(archive), label) as process,
+            stop_watch(run.stop_check, process) as stopped,
+        ):
+            process.close_stdin()
+            try:
+                output = process.read_all()
+            except TransportError:
+                if stopped.reason is None:
+                    raise
+            if stopped.reason is not None:
+                raise BackupCancelledError(
+                    f"backup {run.backup_id} stopped during the {label}: {stopped.reason}"
+                )
+            result = process.wait()
+        if result.status != 0:
+            reason = refusal(result.stderr) or CommandError(
+                archive.host, label, result.status, result.stderr
+            )
+            raise PanelArchiveError(f"{label} on {archive.host}: {reason}")
+        directory, size = parse_made(output)
+        if archive.host not in run.manifest.hosts:
+            run.manifest.hosts.append(archive.host)
+        name = object_name(index, archive.format)
+        try:
+            entry = self._stream(
+                run,
+                transport,
+                stream_script(directory, archive.file),
+                name=name,
+                label=f"{label}: {directory}/{archive.file}",
+                part_size=part_size_for(size),
+                entry=BackupObject(
+                    name,
+                    PANEL_ARCHIVE,
+                    archive.file,
+                    COMPRESSION[archive.format],
+                    0,
+                    "",
+                    host=archive.host,
+                    format=archive.format,
+                ),
+            )
+        finally:
+            self._discard_panel_dir(transport, archive.host, directory)
+        if entry.size != size:
+            raise PanelArchiveError(
+                f"{label}: {archive.file} was {size} bytes when made and {entry.size} when "
+                "streamed; it changed on the host"
+            )
+        return entry
+
+    @staticmethod
+    def _discard_panel_dir(transport: Transport, host: str, directory: str) -> None:
+        """Remove the fresh directory a panel archive was made in (best effort: a
+        directory left behind is root-only, named lapse-archive.*, and logged)."""
+        try:
+            transport.run(discard_script(directory), f"remove {directory}")
+        except (TransportError, CommandError) as error:
+            log.warning(
+                "panel archive left on the host", host=host, path=directory, error=str(error)
+            )
 
     def _stream(
         self,
