@@ -29,6 +29,7 @@ from daemon.backup.history import export_history
 from daemon.backup.manifest import MANIFEST_NAME, PANEL_ARCHIVE, BackupObject, Manifest
 from daemon.backup.panel_archive import (
     COMPRESSION,
+    REFUSED_STATUS,
     PanelArchive,
     PanelArchiveError,
     discard_script,
@@ -445,10 +446,13 @@ class BackupService:
                 )
             result = process.wait()
         if result.status != 0:
-            reason = refusal(result.stderr) or CommandError(
-                archive.host, label, result.status, result.stderr
+            refused = refusal(result.stderr) if result.status == REFUSED_STATUS else None
+            if refused is not None:
+                raise PanelArchiveError(f"{label} on {archive.host}: refused: {refused}")
+            # The panel's command failed: its own words (a full disk, an unknown user).
+            raise PanelArchiveError(
+                str(CommandError(archive.host, label, result.status, result.stderr))
             )
-            raise PanelArchiveError(f"{label} on {archive.host}: {reason}")
         directory, size = parse_made(output)
         if archive.host not in run.manifest.hosts:
             run.manifest.hosts.append(archive.host)
