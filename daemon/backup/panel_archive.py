@@ -42,7 +42,7 @@ MADE_MARK = "--lapse-panel-archive--"
 # prefix of its one-line reason.
 REFUSED_STATUS = 74
 _PREFIX = "lapse-archive: "
-_PLAIN_NAME = re.compile(r"^[A-Za-z0-9@_+-][A-Za-z0-9@_+.=-]{0,200}$")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9@_+][A-Za-z0-9@_+.=-]{0,200}")
 
 
 class PanelArchiveError(BackupError):
@@ -73,9 +73,10 @@ class PanelArchive:
 
 
 def check_file_name(name: str) -> str:
-    """Return `name` if it is a plain file name (no '/', not '.' or '..', no control
-    character). Raises PanelArchiveError."""
-    if not _PLAIN_NAME.match(name) or name in (".", ".."):
+    """Return `name` if it is a plain file name: letters, digits and '@_+.=-', not
+    starting with '.' or '-' (so no '/', '.', '..' or control character). Raises
+    PanelArchiveError."""
+    if not _PLAIN_NAME.fullmatch(name):
         raise PanelArchiveError(f"panel archive file name {name!r} is not a plain file name")
     return name
 
