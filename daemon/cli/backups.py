@@ -155,7 +155,9 @@ def restore(
     that is not deleted is replaced only with --force or --reactivate. Every
     restore is recorded in the account's history with the operator. With
     --reactivate, a deleted account comes back as active and a suspended one is
-    unsuspended.
+    unsuspended. A backup that holds a control panel's own archive, restored whole,
+    goes through the account's playbook: its restore phase hands the archive to the
+    panel's restore command, then restores the site files and databases.
     """
     if files_only and databases_only:
         raise click.UsageError("--files-only and --databases-only exclude each other")
