@@ -147,8 +147,9 @@ printf '%s\\n' {MADE_MARK} "$dir" "$(stat -c %s -- "$file")"
     )
 
 
-def stream_script(directory: str, file: str) -> str:
-    """Return the script that re-checks the file made in `directory` and streams it."""
+def stream_script(directory: str, file: str, size: int) -> str:
+    """Return the script that re-checks the file made in `directory` (still `size` bytes)
+    and streams it."""
     return (
         _FAIL
         + f"""dir={quote(directory)}
@@ -156,7 +157,9 @@ file="$dir"/{quote(check_file_name(file))}
 if [ -L "$dir" ] || [ "$(stat -c '%u %a' -- "$dir")" != "$(id -u) 700" ]; then
   fail "$dir is no longer a directory only $(id -un) can enter"
 fi
-{_check_file()}exec cat -- "$file"
+{_check_file()}now=$(stat -c %s -- "$file")
+[ "$now" = {int(size)} ] || fail "$file changed since it was made ({size} bytes, now $now)"
+exec cat -- "$file"
 """
     )
 

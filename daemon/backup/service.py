@@ -461,7 +461,7 @@ class BackupService:
             entry = self._stream(
                 run,
                 transport,
-                stream_script(directory, archive.file),
+                stream_script(directory, archive.file, size),
                 name=name,
                 label=f"{label}: {directory}/{archive.file}",
                 part_size=part_size_for(size),
@@ -478,11 +478,6 @@ class BackupService:
             )
         finally:
             self._discard_panel_dir(transport, archive.host, directory)
-        if entry.size != size:
-            raise PanelArchiveError(
-                f"{label}: {archive.file} was {size} bytes when made and {entry.size} when "
-                "streamed; it changed on the host"
-            )
         return entry
 
     @staticmethod

@@ -68,7 +68,13 @@ def test_the_file_the_command_wrote_is_streamed_and_its_directory_is_fresh(
     assert Path(directory).parent == work and size == 5
     assert oct(work.stat().st_mode & 0o777) == "0o700"
     assert oct(Path(directory).stat().st_mode & 0o777) == "0o700"
-    assert HOST.run(stream_script(directory, "out.tar"), "stream").stdout == b"panel"
+    assert HOST.run(stream_script(directory, "out.tar", size), "stream").stdout == b"panel"
+    # Changed since it was made (by whatever else runs as root): not streamed.
+    with open(Path(directory) / "out.tar", "ab") as grown:
+        grown.write(b"!")
+    result = HOST.run(stream_script(directory, "out.tar", size), "stream", check=False)
+    assert result.status == REFUSED_STATUS and result.stdout == b""
+    assert "changed since it was made (5 bytes, now 6)" in (refusal(result.stderr) or "")
     HOST.run(panel_archive.discard_script(directory), "discard")
     assert list(work.iterdir()) == []
 
