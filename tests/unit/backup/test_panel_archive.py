@@ -97,6 +97,26 @@ def test_anything_but_a_file_the_command_wrote_is_refused(
     assert list(tmp_path.glob("lapse-archive.*")) == []  # removed on the way out
 
 
+def test_a_directory_that_is_not_fresh_and_root_only_is_refused(tmp_path: Path) -> None:
+    """Were mktemp to hand back a directory others can enter (or a symlink), nothing is
+    run in it."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    shared = tmp_path / "work" / "lapse-archive.shared"
+    shared.mkdir(parents=True, mode=0o755)
+    shared.chmod(0o755)
+    (tmp_path / "work").chmod(0o700)
+    (fake / "mktemp").write_text(f"#!/bin/sh\necho {shared}\n")
+    (fake / "mktemp").chmod(0o755)
+    script = f"PATH={fake}:$PATH\n" + make_script(
+        _archive(tmp_path / "work", 'touch "$LAPSE_ARCHIVE_DIR/ran"')
+    )
+    result = HOST.run(script, "make", check=False)
+    assert result.status == REFUSED_STATUS
+    assert "is not a fresh directory only" in (refusal(result.stderr) or "")
+    assert not (shared / "ran").exists()
+
+
 def test_a_failing_command_fails_with_its_own_status(tmp_path: Path) -> None:
     status, _out, err = _made(tmp_path, 'echo "disk full" >&2; exit 8')
     assert status == 8 and "disk full" in err
