@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from importlib.metadata import version
 from pathlib import PurePosixPath
+from typing import TypeVar
 
 import structlog
 from sqlalchemy import select
@@ -53,9 +54,18 @@ from daemon.domain.states import BackupStatus
 from daemon.notices.alerts import OpsAlerts
 from daemon.store.models import Account, Backup
 from daemon.store.records import stored_snapshot
-from daemon.transport import CommandError, Transport, TransportError, Transports
+from daemon.transport import (
+    CommandError,
+    CommandResult,
+    RemoteProcess,
+    Transport,
+    TransportError,
+    Transports,
+)
 
 log = structlog.get_logger("lapse.backup")
+
+_T = TypeVar("_T")
 
 _WARNING_PREFIX = "lapse-warning: "
 
@@ -430,21 +440,9 @@ class BackupService:
         run.check_stop()
         transport, _host = self._host(archive.host)
         label = f"panel archive ({archive.label})"
-        with (
-            transport.start(make_script(archive), label) as process,
-            stop_watch(run.stop_check, process) as stopped,
-        ):
-            process.close_stdin()
-            try:
-                output = process.read_all()
-            except TransportError:
-                if stopped.reason is None:
-                    raise
-            if stopped.reason is not None:
-                raise BackupCancelledError(
-                    f"backup {run.backup_id} stopped during the {label}: {stopped.reason}"
-                )
-            result = process.wait()
+        output, result = self._watched(
+            run, transport, make_script(archive), label, RemoteProcess.read_all, check=False
+        )
         if result.status != 0:
             refused = refusal(result.stderr) if result.status == REFUSED_STATUS else None
             if refused is not None:
@@ -516,25 +514,9 @@ class BackupService:
             read_ahead=transport.read_ahead,
         )
         try:
-            with (
-                transport.start(script, label) as process,
-                stop_watch(run.stop_check, process) as stopped,
-            ):
-                if stdin:
-                    process.write(stdin)
-                process.close_stdin()
-                try:
-                    entry.size, entry.sha256 = pump(process, upload)
-                except TransportError:
-                    if stopped.reason is None:
-                        raise
-                # Killed by the watch: the stream ended early, and waiting for an exit
-                # status a closed channel never brings would hang.
-                if stopped.reason is not None:
-                    raise BackupCancelledError(
-                        f"backup {run.backup_id} stopped during the {label}: {stopped.reason}"
-                    )
-                result = process.check()
+            (entry.size, entry.sha256), result = self._watched(
+                run, transport, script, label, lambda process: pump(process, upload), stdin=stdin
+            )
             upload.complete()
         except BaseException:
             upload.abort()
@@ -548,6 +530,43 @@ class BackupService:
             log.warning("backup warning", backup=run.backup_id, object=name, warning=warning)
         log.info("backup object stored", backup=run.backup_id, object=name, bytes=entry.size)
         return entry
+
+    @staticmethod
+    def _watched(
+        run: _Run,
+        transport: Transport,
+        script: str,
+        label: str,
+        consume: Callable[[RemoteProcess], _T],
+        *,
+        stdin: bytes = b"",
+        check: bool = True,
+    ) -> tuple[_T, CommandResult]:
+        """Run `script`, feed it `stdin` and let `consume` read its output, while the run's
+        stop check may kill it; return what `consume` returned and the command's result.
+
+        Raises BackupCancelledError when the stop check answered, CommandError on a
+        non-zero exit when `check`, TransportError.
+        """
+        with (
+            transport.start(script, label) as process,
+            stop_watch(run.stop_check, process) as stopped,
+        ):
+            if stdin:
+                process.write(stdin)
+            process.close_stdin()
+            try:
+                value = consume(process)
+            except TransportError:
+                if stopped.reason is None:
+                    raise
+            # Killed by the watch: the stream ended early, and waiting for an exit
+            # status a closed channel never brings would hang.
+            if stopped.reason is not None:
+                raise BackupCancelledError(
+                    f"backup {run.backup_id} stopped during the {label}: {stopped.reason}"
+                )
+            return value, process.check() if check else process.wait()
 
     def _put_history(self, run: _Run, history: bytes) -> BackupObject:
         name = "history.json"
