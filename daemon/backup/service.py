@@ -456,13 +456,14 @@ class BackupService:
             run.manifest.hosts.append(archive.host)
         name = object_name(index, archive.format)
         try:
+            part_size = part_size_for(size)
             entry = self._stream(
                 run,
                 transport,
                 stream_script(directory, archive.file, size),
                 name=name,
                 label=f"{label}: {directory}/{archive.file}",
-                part_size=part_size_for(size),
+                part_size=part_size,
                 entry=BackupObject(
                     name,
                     PANEL_ARCHIVE,
