@@ -11,6 +11,8 @@ import gzip
 import hashlib
 import stat
 import tarfile
+import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from posixpath import normpath
 from typing import BinaryIO, cast
@@ -125,6 +127,35 @@ def list_archive(stream: BinaryIO) -> ArchiveListing:
                     regular.add(_clean(member.name))
             else:
                 listing.other += 1
+    return listing
+
+
+def list_zip(stream: HashingReader) -> ArchiveListing:
+    """Read a zip stream to its end and describe it, every member's CRC checked.
+
+    A zip's directory is at its end, so the stream is spooled to a temporary file
+    first (as large as the archive, removed at once). Unsafe: an absolute name or a
+    '..' component. Raises zipfile.BadZipFile when the stream is no complete, readable
+    zip or a member's CRC does not match.
+    """
+    listing = ArchiveListing()
+    with tempfile.TemporaryFile(prefix="lapse-zip-") as spool:
+        while chunk := stream.read(_CHUNK):
+            spool.write(chunk)
+        spool.seek(0)
+        with zipfile.ZipFile(spool) as archive:
+            for info in archive.infolist():
+                name = info.filename
+                if name.startswith("/") or ".." in name.split("/"):
+                    listing.unsafe.append(f"{name!r}: absolute path or '..'")
+                if info.is_dir():
+                    listing.directories += 1
+                else:
+                    listing.files += 1
+                    listing.bytes += info.file_size
+            broken = archive.testzip()
+    if broken is not None:
+        raise zipfile.BadZipFile(f"member {broken!r} fails its CRC check")
     return listing
 
 

@@ -2,8 +2,9 @@
 
 Right before the first destructive step of a delete phase the runner asks the
 gate for a proof. The gate proves the newest backup made since the suspension
-(daemon.backup.proof). When that fails, the backup is marked corrupt and ops are
-alerted; if the site is still whole on the host, a fresh backup is taken and
+(daemon.backup.proof), its panel archives included. When that fails, the backup is
+marked corrupt and ops are alerted; if the site is still whole on the host, a fresh
+backup is taken (with the panel's own archive, where the playbook takes one) and
 proven the same way, and the deletion relies on that one. When no backup can be
 proven, the gate refuses with every reason, and nothing is deleted.
 
@@ -14,10 +15,13 @@ backup the store cannot lock is no ground for a deletion.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import structlog
 from sqlalchemy import select
 
 from daemon.backup.errors import BackupError
+from daemon.backup.panel_archive import PanelArchive
 from daemon.backup.proof import Proof, ProofError, ProtectionError, prove_backup
 from daemon.backup.service import BackupService
 from daemon.config.schema import S3Store
@@ -39,13 +43,21 @@ class DeletionGate:
         self.backups = backups
         self.alerts = alerts
 
-    def secure(self, account_id: str, action_id: int, *, site_in_place: bool) -> Proof:
+    def secure(
+        self,
+        account_id: str,
+        action_id: int,
+        *,
+        site_in_place: bool,
+        panel_archives: Sequence[PanelArchive] = (),
+    ) -> Proof:
         """Return a proof, made now, of a backup of the account taken since its suspension,
         for the delete phase `action_id`.
 
         `site_in_place` says whether the site stays at its docroot while suspended (the
-        playbook's `suspended_site_in_place`). Raises DeletionRefusedError naming every
-        reason when no backup can be proven.
+        playbook's `suspended_site_in_place`); `panel_archives` are the panel's own
+        archives a fresh backup takes as well (the playbook's). Raises
+        DeletionRefusedError naming every reason when no backup can be proven.
         """
         no_fresh = self._why_no_fresh(action_id, site_in_place)
         reasons: list[str] = []
@@ -63,7 +75,9 @@ class DeletionGate:
                 "refused to delete: " + "; ".join(reasons) + f"; no fresh backup: {no_fresh}"
             )
         try:
-            fresh = self.backups.create(account_id, reason="deletion", verify=False)
+            fresh = self.backups.create(
+                account_id, reason="deletion", verify=False, panel_archives=panel_archives
+            )
             return self._prove(account_id, fresh.id, action_id)
         except BackupError as error:
             reasons.append(f"the fresh backup failed: {error}")

@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 MANIFEST_NAME = "manifest.json"
+# The kind of an object holding a control panel's own archive (daemon.backup.panel_archive).
+PANEL_ARCHIVE = "panel-archive"
 FORMAT = 1
 
 
@@ -17,10 +19,13 @@ FORMAT = 1
 class BackupObject:
     """One object of a backup.
 
-    `kind` is 'files', 'database' or 'history'; `source` is the directory or
-    database it came from; `compression` is how to read it back ('zstd', 'gzip',
-    'pigz', 'pg_dump' for pg_dump's own format, or 'none'). `warnings` are what the
-    host reported without failing (e.g. files changed while read).
+    `kind` is 'files', 'database', 'panel-archive' (a file a control panel's own
+    backup command wrote, daemon.backup.panel_archive) or 'history'; `source` is the
+    directory or database it came from (for a panel archive, the command and its file);
+    `compression` is how to read it back ('zstd', 'gzip', 'pigz', 'pg_dump' for
+    pg_dump's own format, or 'none'); `format` is a panel archive's ('tar', 'tar.gz',
+    'zip'). `warnings` are what the host reported without failing (e.g. files changed
+    while read).
     """
 
     name: str
@@ -31,6 +36,7 @@ class BackupObject:
     sha256: str
     engine: str | None = None
     host: str | None = None
+    format: str | None = None
     warnings: list[str] = field(default_factory=list)
 
     @classmethod

@@ -13,11 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib.metadata import version
 from pathlib import PurePosixPath
+from typing import TypeVar
 
 import structlog
 from sqlalchemy import select
@@ -26,7 +27,19 @@ from sqlalchemy.orm import Session, sessionmaker
 from daemon.backup import commands
 from daemon.backup.errors import BackupCancelledError, BackupError, UnknownBackupError
 from daemon.backup.history import export_history
-from daemon.backup.manifest import MANIFEST_NAME, BackupObject, Manifest
+from daemon.backup.manifest import MANIFEST_NAME, PANEL_ARCHIVE, BackupObject, Manifest
+from daemon.backup.panel_archive import (
+    COMPRESSION,
+    REFUSED_STATUS,
+    PanelArchive,
+    PanelArchiveError,
+    discard_script,
+    make_script,
+    object_name,
+    parse_made,
+    refusal,
+    stream_script,
+)
 from daemon.backup.pump import pump
 from daemon.backup.sizing import DATABASE_PART_SIZE, part_size_for
 from daemon.backup.stop_watch import StopCheck, stop_watch
@@ -41,9 +54,18 @@ from daemon.domain.states import BackupStatus
 from daemon.notices.alerts import OpsAlerts
 from daemon.store.models import Account, Backup
 from daemon.store.records import stored_snapshot
-from daemon.transport import CommandError, Transport, TransportError, Transports
+from daemon.transport import (
+    CommandError,
+    CommandResult,
+    RemoteProcess,
+    Transport,
+    TransportError,
+    Transports,
+)
 
 log = structlog.get_logger("lapse.backup")
+
+_T = TypeVar("_T")
 
 _WARNING_PREFIX = "lapse-warning: "
 
@@ -106,11 +128,15 @@ class BackupService:
         reason: str = "manual",
         verify: bool = True,
         stop_check: StopCheck | None = None,
+        panel_archives: Sequence[PanelArchive] = (),
     ) -> BackupView:
         """Back up the account's site files, databases and history, then verify the backup.
 
         `stop_check`, when given, returns why the backup must stop now, or None; it is
         asked before each object and every few seconds while one streams.
+        `panel_archives` are files control panels' own commands write on the host
+        (daemon.backup.panel_archive): each is made, streamed into the backup as an
+        object of its own and removed from the host.
         Returns the backup as stored. Raises UnknownAccountError for an account never
         synced, BackupCancelledError when the stop check answered, BackupError (with
         the host's error output) when any part fails; a failed or stopped backup is
@@ -152,6 +178,8 @@ class BackupService:
         try:
             for index, service in enumerate(snapshot.services if snapshot else (), start=1):
                 self._back_up_service(run, index, service)
+            for index, archive in enumerate(panel_archives, start=1):
+                run.manifest.objects.append(self._take_panel_archive(run, index, archive))
             run.manifest.objects.append(self._put_history(run, history))
             run.manifest.completed_at = self.clock().isoformat()
             self.store.put(
@@ -402,6 +430,66 @@ class BackupService:
             stdin=stdin,
         )
 
+    def _take_panel_archive(self, run: _Run, index: int, archive: PanelArchive) -> BackupObject:
+        """Run the panel's command into a fresh root-only directory, stream the file it
+        wrote into the object `panel-INDEX.FORMAT` and remove the directory.
+
+        Raises PanelArchiveError (the file refused, or the command failed),
+        BackupCancelledError, or the transport's and store's errors.
+        """
+        run.check_stop()
+        transport, _host = self._host(archive.host)
+        label = f"panel archive ({archive.label})"
+        output, result = self._watched(
+            run, transport, make_script(archive), label, RemoteProcess.read_all, check=False
+        )
+        if result.status != 0:
+            refused = refusal(result.stderr) if result.status == REFUSED_STATUS else None
+            if refused is not None:
+                raise PanelArchiveError(f"{label} on {archive.host}: refused: {refused}")
+            # The panel's command failed: its own words (a full disk, an unknown user).
+            raise PanelArchiveError(
+                str(CommandError(archive.host, label, result.status, result.stderr))
+            )
+        directory, size = parse_made(output)
+        if archive.host not in run.manifest.hosts:
+            run.manifest.hosts.append(archive.host)
+        name = object_name(index, archive.format)
+        try:
+            part_size = part_size_for(size)
+            entry = self._stream(
+                run,
+                transport,
+                stream_script(directory, archive.file, size),
+                name=name,
+                label=f"{label}: {directory}/{archive.file}",
+                part_size=part_size,
+                entry=BackupObject(
+                    name,
+                    PANEL_ARCHIVE,
+                    archive.file,
+                    COMPRESSION[archive.format],
+                    0,
+                    "",
+                    host=archive.host,
+                    format=archive.format,
+                ),
+            )
+        finally:
+            self._discard_panel_dir(transport, archive.host, directory)
+        return entry
+
+    @staticmethod
+    def _discard_panel_dir(transport: Transport, host: str, directory: str) -> None:
+        """Remove the fresh directory a panel archive was made in (best effort: a
+        directory left behind is root-only, named lapse-archive.*, and logged)."""
+        try:
+            transport.run(discard_script(directory), f"remove {directory}")
+        except (TransportError, CommandError) as error:
+            log.warning(
+                "panel archive left on the host", host=host, path=directory, error=str(error)
+            )
+
     def _stream(
         self,
         run: _Run,
@@ -427,25 +515,9 @@ class BackupService:
             read_ahead=transport.read_ahead,
         )
         try:
-            with (
-                transport.start(script, label) as process,
-                stop_watch(run.stop_check, process) as stopped,
-            ):
-                if stdin:
-                    process.write(stdin)
-                process.close_stdin()
-                try:
-                    entry.size, entry.sha256 = pump(process, upload)
-                except TransportError:
-                    if stopped.reason is None:
-                        raise
-                # Killed by the watch: the stream ended early, and waiting for an exit
-                # status a closed channel never brings would hang.
-                if stopped.reason is not None:
-                    raise BackupCancelledError(
-                        f"backup {run.backup_id} stopped during the {label}: {stopped.reason}"
-                    )
-                result = process.check()
+            (entry.size, entry.sha256), result = self._watched(
+                run, transport, script, label, lambda process: pump(process, upload), stdin=stdin
+            )
             upload.complete()
         except BaseException:
             upload.abort()
@@ -459,6 +531,43 @@ class BackupService:
             log.warning("backup warning", backup=run.backup_id, object=name, warning=warning)
         log.info("backup object stored", backup=run.backup_id, object=name, bytes=entry.size)
         return entry
+
+    @staticmethod
+    def _watched(
+        run: _Run,
+        transport: Transport,
+        script: str,
+        label: str,
+        consume: Callable[[RemoteProcess], _T],
+        *,
+        stdin: bytes = b"",
+        check: bool = True,
+    ) -> tuple[_T, CommandResult]:
+        """Run `script`, feed it `stdin` and let `consume` read its output, while the run's
+        stop check may kill it; return what `consume` returned and the command's result.
+
+        Raises BackupCancelledError when the stop check answered, CommandError on a
+        non-zero exit when `check`, TransportError.
+        """
+        with (
+            transport.start(script, label) as process,
+            stop_watch(run.stop_check, process) as stopped,
+        ):
+            if stdin:
+                process.write(stdin)
+            process.close_stdin()
+            try:
+                value = consume(process)
+            except TransportError:
+                if stopped.reason is None:
+                    raise
+            # Killed by the watch: the stream ended early, and waiting for an exit
+            # status a closed channel never brings would hang.
+            if stopped.reason is not None:
+                raise BackupCancelledError(
+                    f"backup {run.backup_id} stopped during the {label}: {stopped.reason}"
+                )
+            return value, process.check() if check else process.wait()
 
     def _put_history(self, run: _Run, history: bytes) -> BackupObject:
         name = "history.json"

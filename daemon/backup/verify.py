@@ -1,8 +1,10 @@
 """Verifying a backup: every object re-read from the store and checked against the manifest.
 
 An object passes when its size and SHA-256 match what was recorded while it was
-streamed, and its content reads back: a site archive lists completely, a
-MariaDB dump decompresses to its end marker, a pg_dump archive has its header.
+streamed, and its content reads back: a site archive lists completely, a panel
+archive lists completely (a tar or tar.gz member by member, a zip from its central
+directory with every member's CRC checked), a MariaDB dump decompresses to its end
+marker, a pg_dump archive has its header.
 Only then is the backup marked verified.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import json
 import tarfile
+import zipfile
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -17,9 +20,9 @@ import structlog
 import zstandard
 from sqlalchemy.orm import Session, sessionmaker
 
-from daemon.backup.archive import HashingReader, decompressed, list_archive
+from daemon.backup.archive import HashingReader, decompressed, list_archive, list_zip
 from daemon.backup.errors import BackupError
-from daemon.backup.manifest import MANIFEST_NAME, BackupObject, Manifest
+from daemon.backup.manifest import MANIFEST_NAME, PANEL_ARCHIVE, BackupObject, Manifest
 from daemon.backup.stores.base import BackupStore, BackupStoreError
 from daemon.backup.views import BackupView
 from daemon.domain.clock import Clock
@@ -38,6 +41,7 @@ _READ_ERRORS = (
     tarfile.TarError,
     zstandard.ZstdError,
     ValueError,
+    zipfile.BadZipFile,
 )
 
 
@@ -83,6 +87,11 @@ def check_object(
         if entry.kind == "files":
             result = list_archive(decompressed(reader, entry.compression))
             listing = result.as_dict()
+        elif entry.kind == PANEL_ARCHIVE and entry.format == "zip":
+            listing = list_zip(reader).as_dict()
+        elif entry.kind == PANEL_ARCHIVE:
+            # A tar (gzipped or not): listed to its end like a site archive.
+            listing = list_archive(decompressed(reader, entry.compression)).as_dict()
         elif entry.kind == "database" and entry.compression == "pg_dump":
             if reader.read(len(_PG_DUMP_MAGIC)) != _PG_DUMP_MAGIC:
                 return ObjectCheck(entry.name, False, "not a pg_dump archive (bad header)")

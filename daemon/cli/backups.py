@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from daemon.backup.errors import BackupError
+from daemon.backup.manifest import PANEL_ARCHIVE
 from daemon.backup.restore import RestoreRequest, restore_backup
 from daemon.backup.verify import verify_backup
 from daemon.backup.views import BackupView
@@ -22,8 +23,9 @@ from daemon.cli.common import (
     show_table,
 )
 from daemon.cli.progress import RestoreProgress
-from daemon.domain.states import BackupStatus
+from daemon.domain.states import ActionStatus, BackupStatus
 from daemon.policy import commands
+from daemon.runtime.app import App
 
 
 def _summary(backup: BackupView) -> dict[str, Any]:
@@ -155,7 +157,9 @@ def restore(
     that is not deleted is replaced only with --force or --reactivate. Every
     restore is recorded in the account's history with the operator. With
     --reactivate, a deleted account comes back as active and a suspended one is
-    unsuspended.
+    unsuspended. A backup that holds a control panel's own archive, restored whole,
+    goes through the account's playbook: its restore phase hands the archive to the
+    panel's restore command, then restores the site files and databases.
     """
     if files_only and databases_only:
         raise click.UsageError("--files-only and --databases-only exclude each other")
@@ -169,6 +173,11 @@ def restore(
         backup_id = latest.id
     elif app.backups.get(backup_id).account_id != account:
         raise BackupError(f"backup {backup_id} belongs to another account, not {account}")
+    chosen = app.backups.get(backup_id)
+    whole = not (to_host or path or files_only or databases_only)
+    if whole and chosen.manifest and any(o.kind == PANEL_ARCHIVE for o in chosen.manifest.objects):
+        _restore_through_playbook(app, account, backup_id, dry_run, reactivate)
+        return
     request = RestoreRequest(
         backup_id,
         host=to_host,
@@ -197,6 +206,35 @@ def restore(
             click.echo(f"{account}: {decision.from_state} -> {decision.record.label}")
             for phase, status in app.runner.run_queued(account):
                 click.echo(f"{account}: {phase} phase {status}")
+    finally:
+        app.transports.close()
+
+
+def _restore_through_playbook(
+    app: App, account: str, backup_id: str, dry_run: bool, reactivate: bool
+) -> None:
+    """Restore a backup holding a control panel's own archive through the playbook's
+    restore phase: the archive goes back onto the host into a fresh root-only directory
+    and the panel's restore command takes it, then the site files and databases follow.
+    Exits 1 when the phase fails."""
+    try:
+        if dry_run:
+            click.echo(
+                f"{account}: backup {backup_id} holds the panel's own archive; it would be "
+                f"restored by the playbook's restore phase (lapse playbook show {account} restore)"
+            )
+            return
+        status = app.runner.run_phase(account, "restore", backup_id=backup_id)
+        click.echo(f"{account}: restore phase {status} (backup {backup_id}, as {operator()})")
+        if status != ActionStatus.DONE:
+            sys.exit(1)
+        if reactivate:
+            decision = app.lifecycle.apply_command(
+                account, commands.reactivate, operator(), reason=f"backup {backup_id} restored"
+            )
+            click.echo(f"{account}: {decision.from_state} -> {decision.record.label}")
+            for phase, done in app.runner.run_queued(account):
+                click.echo(f"{account}: {phase} phase {done}")
     finally:
         app.transports.close()
 

@@ -31,6 +31,7 @@ TypeError) still surfaces as one. The whole family, by room:
     │   ├── ProofError                   backup.proof: the backup failed its proof
     │   ├── ProtectionError              backup.proof: it cannot be protected
     │   ├── TreeError                    backup.tree: a path outside the account's tree
+    │   ├── PanelArchiveError            backup.panel_archive: a panel archive refused
     │   └── DeletionRefusedError         backup.gate: deletion is not proven safe
     ├── BackupStoreError                 backup.stores.base: the backup store refused
     ├── UnsafeArchiveError               backup.archive: an archive member is refused

@@ -42,6 +42,8 @@ class StepContexts:
         self.clock = clock
         self.payments = payments
         self.alerts = alerts
+        # The backup an operator chose for the restore phase being run now, if any.
+        self.chosen_backup: str | None = None
 
     def preview(
         self, account_id: str, phase: str, service: Service, playbook: Playbook
@@ -71,6 +73,7 @@ class StepContexts:
             since=since,
             alerts=self.alerts,
             stop_check=self._stop_check(account_id, phase),
+            backup_id=self.chosen_backup,
         )
 
     def _stop_check(self, account_id: str, phase: str) -> Callable[[], str | None] | None:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.backup.errors import BackupError
 from daemon.backup.gate import DeletionGate
+from daemon.backup.panel_archive import PanelArchive
 from daemon.backup.tree import check_account_tree
 from daemon.billing.base import BillingError, BillingSource
 from daemon.config.schema import HostConfig, PolicyConfig
@@ -22,7 +23,10 @@ from daemon.playbooks.errors import STEP_ERRORS, RunCancelledError
 from daemon.playbooks.phase_rules import PHASE_STATES
 from daemon.playbooks.run_log import RunLog
 from daemon.playbooks.schema import Playbook
-from daemon.playbooks.steps import StepFailedError
+from daemon.playbooks.steps import StepContext, StepFailedError
+from daemon.playbooks.steps.backup import panel_archive
+from daemon.playbooks.steps.specs import BackupSpec
+from daemon.playbooks.templating import TemplateError
 from daemon.policy.rules import owes
 from daemon.store.models import Account
 from daemon.transport import Transports
@@ -109,16 +113,27 @@ class PhaseGuards:
             raise StepFailedError("refused to delete: the account is under legal hold")
 
     def prove_backup(
-        self, action_id: int, account_id: str, run_id: int, playbook: Playbook
+        self,
+        action_id: int,
+        account_id: str,
+        run_id: int,
+        playbook: Playbook,
+        context: StepContext,
     ) -> None:
         """Prove the backup this deletion relies on, once per execution, right before its
-        first destructive step (invariant 1). Raises DeletionRefusedError (the run is
-        recorded as failed)."""
+        first destructive step (invariant 1); a fresh backup, if one is needed, takes the
+        panel archives the playbook's suspend phase takes. Raises DeletionRefusedError
+        (the run is recorded as failed)."""
         if action_id in self._proven:
             return
         try:
-            self.gate.secure(account_id, action_id, site_in_place=playbook.suspended_site_in_place)
-        except BackupError as error:
+            self.gate.secure(
+                account_id,
+                action_id,
+                site_in_place=playbook.suspended_site_in_place,
+                panel_archives=suspend_panel_archives(playbook, context),
+            )
+        except (BackupError, TemplateError) as error:
             self.log.finish_run(run_id, RunStatus.FAILED, str(error))
             raise
         self._proven.add(action_id)
@@ -126,3 +141,14 @@ class PhaseGuards:
     def forget_proof(self, action_id: int) -> None:
         """Forget that `action_id`'s backup was proven: every execution proves it afresh."""
         self._proven.discard(action_id)
+
+
+def suspend_panel_archives(playbook: Playbook, context: StepContext) -> list[PanelArchive]:
+    """The panel archives the playbook's suspend phase takes on the context's host.
+
+    Raises TemplateError, or PanelArchiveError for a bad file name or work_dir.
+    """
+    archives = [
+        panel_archive(spec, context) for spec in playbook.suspend if isinstance(spec, BackupSpec)
+    ]
+    return [archive for archive in archives if archive is not None]

@@ -117,7 +117,7 @@ class PhaseSteps:
                     self.guards.check_balance(account_id)
                     balance_checked = True
                 if phase == Phase.DELETE and step.undo_of is None and spec.is_disabling(phase):
-                    self.guards.prove_backup(action_id, account_id, run_id, playbook)
+                    self.guards.prove_backup(action_id, account_id, run_id, playbook, context)
                 self.run_log.record_step(record.id, StepStatus.RUNNING, None, None)
                 try:
                     outcome = self._attempt(step, context)

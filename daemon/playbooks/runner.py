@@ -136,16 +136,22 @@ class PlaybookRunner:
         queued = self.queue.queued(account_id)
         return [(phase, self.execute(action_id)) for action_id, phase in queued]
 
-    def run_phase(self, account_id: str, phase: str) -> ActionStatus:
+    def run_phase(self, account_id: str, phase: str, backup_id: str | None = None) -> ActionStatus:
         """Queue and run `phase` ('verify' or 'restore') for the account now, as ops ask;
-        return its final status. Raises UnknownAccountError, or ValueError for a phase
-        that only the lifecycle may start (suspend, unsuspend, delete)."""
+        return its final status. `backup_id` is the backup a restore phase restores
+        (unset: the newest verified one). Raises UnknownAccountError, or ValueError for
+        a phase that only the lifecycle may start (suspend, unsuspend, delete)."""
         if phase not in tuple(OperatorPhase):
             raise ValueError(
                 f"the {phase} phase follows the lifecycle; use lapse hold/release (and the "
                 "billing system) to change an account's course"
             )
-        return self.execute(self.queue.add(account_id, phase))
+        action_id = self.queue.add(account_id, phase)
+        self.contexts.chosen_backup = backup_id if phase == OperatorPhase.RESTORE else None
+        try:
+            return self.execute(action_id)
+        finally:
+            self.contexts.chosen_backup = None
 
     def retry(self, account_id: str, actor: str) -> ActionStatus:
         """Run the account's failed suspend or delete phase again from its failed step,

@@ -25,10 +25,12 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from daemon.backup.manifest import PANEL_ARCHIVE, BackupObject
+from daemon.backup.views import BackupView
 from daemon.config.schema import ALL_WEEKDAYS
 from daemon.domain.clock import VirtualClock
 from daemon.runtime.app import App
-from daemon.store.models import Account, PlaybookRun, StepRecord
+from daemon.store.models import Account, Backup, PlaybookRun, StepRecord
 from tests.lab.backup_helpers import backup_app, site_account, ssh_host
 from tests.lab.engine_helpers import run_days
 from tests.lab.playbook_scene import ORIGINAL_PAGE, START
@@ -81,6 +83,8 @@ class PanelScene:
     nginx: NginxServer
     billing_path: Path
     account: dict[str, Any]
+    store_root: Path
+    config_path: Path
 
     def get(self, path: str = "/") -> httpx.Response:
         """Fetch `path` of the site through the lab nginx."""
@@ -101,6 +105,39 @@ class PanelScene:
     def called(self) -> list[str]:
         """The stand-in calls as 'name first-argument ...' strings, for order checks."""
         return [" ".join(call) for call in self.calls()]
+
+    def archives(self) -> list[list[Any]]:
+        """The archives the stand-in wrote or read: [command, path, size, SHA-256]."""
+        log = self.state / "archives.log"
+        lines = log.read_text().splitlines() if log.exists() else []
+        return [json.loads(line) for line in lines]
+
+    @property
+    def archive_dir(self) -> Path:
+        """Where the playbook has Lapse make the fresh directories panel archives pass."""
+        return Path(self.app.config.hosts["web1"].vars["state_dir"]) / "panel-archives"
+
+    def backup(self) -> BackupView:
+        """The account's newest backup."""
+        return self.app.backups.list(self.account_id)[0]
+
+    def panel_object(self, backup: BackupView) -> BackupObject:
+        """The backup's panel archive entry, which it must have."""
+        assert backup.manifest is not None
+        [entry] = [o for o in backup.manifest.objects if o.kind == PANEL_ARCHIVE]
+        return entry
+
+    def stored(self, backup: BackupView, name: str) -> Path:
+        """Where object `name` of `backup` lies in the scene's local store."""
+        return self.store_root / self.account_id / backup.id / name
+
+    def verification(self, backup: BackupView) -> dict[str, Any]:
+        """What verifying `backup` recorded of each object (its listing)."""
+        with self.app.sessions() as session:
+            row = session.get(Backup, backup.id)
+            assert row is not None and row.manifest is not None
+            objects: dict[str, Any] = row.manifest["verification"]["objects"]
+            return objects
 
     def suspend(self) -> None:
         """Let the lifecycle reach suspension, then run the queued suspend phase."""
@@ -153,6 +190,29 @@ class PanelScene:
 def ops_alerts(logs: Sequence[Mapping[str, object]], kind: str) -> list[Mapping[str, object]]:
     """The `kind` ops alerts among captured log entries."""
     return [entry for entry in logs if entry["event"] == "ops alert" and entry["alert"] == kind]
+
+
+def _toml(tables: Mapping[str, Any], prefix: str = "") -> str:
+    """Write nested tables of strings, numbers, lists and inline tables as TOML."""
+    plain = {k: v for k, v in tables.items() if not isinstance(v, Mapping)}
+    nested = {k: v for k, v in tables.items() if isinstance(v, Mapping)}
+    lines = [f"{key} = {_toml_value(value)}" for key, value in plain.items()]
+    for key, value in nested.items():
+        name = f"{prefix}.{key}" if prefix else key
+        lines.append(f"\n[{name}]\n" + _toml(value, name))
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    return json.dumps(str(value))
 
 
 def _vhost(nginx: NginxServer, domain: str, docroot: Path, marker: Path, page: str) -> str:
@@ -217,14 +277,31 @@ def build_panel_scene(
         {"id": "INV-91", "due_at": START.isoformat(), "total": "49.90", "items": []}
     ]
     clock = VirtualClock(START)
+    state_url = f"sqlite:///{tmp_path / 'state.db'}"
+    store = {"type": "local", "path": str(tmp_path / "backups")}
+    policy = {"quiet_hours": "", "contact_days": list(ALL_WEEKDAYS)}
     app = backup_app(
         tmp_path,
-        f"sqlite:///{tmp_path / 'state.db'}",
+        state_url,
         clock,
         hosts={"web1": host},
-        store={"type": "local", "path": str(tmp_path / "backups")},
+        store=store,
         accounts=[account],
-        policy={"quiet_hours": "", "contact_days": list(ALL_WEEKDAYS)},
+        policy=policy,
+    )
+    # The same config as a file, for `lapse` commands run against the scene.
+    config_path = tmp_path / "lapse.toml"
+    config_path.write_text(
+        _toml(
+            {
+                "state": {"url": state_url},
+                "billing": {"type": "file", "path": str(tmp_path / "billing.json")},
+                "backup": {"store": store, "retention": "90d"},
+                "notices": {"notifier": {"type": "outbox", "path": str(tmp_path / "outbox")}},
+                "policy": {"default": policy},
+                "hosts": {"web1": host},
+            }
+        )
     )
     built = PanelScene(
         app=app,
@@ -239,6 +316,8 @@ def build_panel_scene(
         nginx=nginx,
         billing_path=tmp_path / "billing.json",
         account=account,
+        store_root=tmp_path / "backups",
+        config_path=config_path,
     )
     try:
         yield built

@@ -64,20 +64,20 @@ def test_suspend_verify_then_payment_unsuspends(scene: PanelScene) -> None:
     scene.suspend()
 
     assert scene.state_of_account() == "suspended"
-    assert [status for _name, status in scene.steps("suspend")] == ["done"] * 4
-    # Lapse's backup first (verified, off the host), then the panel's own package,
+    assert [status for _name, status in scene.steps("suspend")] == ["done"] * 3
+    # Lapse's backup first, the panel's own package in it (verified, off the host),
     # then the suspension: read first, then suspendacct with a reason, root-only.
     backup = scene.app.backups.list(scene.account_id)[0]
     assert backup.status == "verified" and backup.reason == "suspend"
-    assert scene.called() == [
-        f"pkgacct {scene.user} {scene.app.config.hosts['web1'].vars['state_dir']}"
-        f"/cpmove/acct-shop/new",
+    packaged, *rest = scene.called()
+    assert packaged.startswith(f"pkgacct {scene.user} {scene.archive_dir}/lapse-archive.")
+    assert rest == [
         f"whmapi1 --output=json accountsummary user={scene.user}",
         f"whmapi1 --output=json suspendacct user={scene.user} reason={REASON} disallowun=1",
         f"whmapi1 --output=json accountsummary user={scene.user}",
     ]
-    archive = Path(scene.app.config.hosts["web1"].vars["state_dir"]) / "cpmove" / "acct-shop"
-    assert (archive / f"cpmove-{scene.user}.tar.gz").stat().st_size > 0
+    assert scene.panel_object(backup).source == f"cpmove-{scene.user}.tar.gz"
+    assert list(scene.archive_dir.iterdir()) == []  # no copy left on the host
     assert whm_record(scene) == whm_record(scene) | {
         "suspended": True,
         "reason": REASON,
@@ -116,7 +116,7 @@ def test_an_account_already_suspended_by_hand_stays_suspended_after_payment(
     marker.write_text("abuse report 4711\n")
 
     scene.suspend()
-    assert scene.steps("suspend")[2] == (
+    assert scene.steps("suspend")[1] == (
         "Suspend the account in WHM (suspendacct, only root may lift it)",
         "done",
     )
@@ -160,7 +160,7 @@ def test_a_full_disk_fails_the_suspension_before_anything_is_suspended(
 
     assert scene.state_of_account() == "suspend-failed"
     statuses = [status for _name, status in scene.steps("suspend")]
-    assert statuses == ["done", "failed", "pending", "pending"]
+    assert statuses == ["failed", "pending", "pending"]
     _name, error = scene.failed_step("suspend")
     assert error is not None and "No space left on device" in error
     [alert] = ops_alerts(logs, "suspend-failed")
@@ -168,8 +168,8 @@ def test_a_full_disk_fails_the_suspension_before_anything_is_suspended(
     assert whm_record(scene) == whm_record(scene) | {"suspended": False}
     assert not any("suspendacct" in call for call in scene.called())
     assert scene.get().text == ORIGINAL_PAGE
-    state_dir = Path(scene.app.config.hosts["web1"].vars["state_dir"])
-    assert list((state_dir / "cpmove" / "acct-shop").iterdir()) == []  # no partial archive
+    assert list(scene.archive_dir.iterdir()) == []  # no partial archive
+    assert scene.backup().status == "failed"  # and no partial backup kept
 
 
 def test_an_unknown_user_fails_the_suspension_with_ops_alerted(scene: PanelScene) -> None:

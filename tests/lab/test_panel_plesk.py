@@ -5,6 +5,7 @@ reactivation, removal and restore, and the panel failing cleanly."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,15 +49,20 @@ def test_suspend_verify_then_payment_reactivates(scene: PanelScene) -> None:
     scene.suspend()
 
     assert scene.state_of_account() == "suspended"
-    assert [status for _name, status in scene.steps("suspend")] == ["done"] * 3
-    keep = Path(scene.app.config.hosts["web1"].vars["state_dir"]) / "plesk" / "acct-shop"
-    assert scene.called() == [
-        f"plesk bin pleskbackup --domains-name {scene.domain} --output-file={keep}/backup.tar.new",
+    assert [status for _name, status in scene.steps("suspend")] == ["done", "skipped", "done"]
+    exported, *rest = scene.called()
+    assert re.fullmatch(
+        rf"plesk bin pleskbackup --domains-name {re.escape(scene.domain)} "
+        rf"--output-file={scene.archive_dir}/lapse-archive\.\w+/pleskbackup\.tar",
+        exported,
+    )
+    assert rest == [
         f"plesk bin subscription --info {scene.domain}",
         f"plesk bin subscription --webspace-off {scene.domain}",
         f"plesk bin subscription --info {scene.domain}",
     ]
-    assert (keep / "backup.tar").stat().st_size > 0
+    assert scene.panel_object(scene.backup()).source == "pleskbackup.tar"
+    assert list(scene.archive_dir.iterdir()) == []  # no copy left on the host
     assert (subscription(scene) or {})["status"] == "Suspended"
     assert scene.app.runner.run_phase(scene.account_id, "verify") == "done"
 
@@ -98,13 +104,12 @@ def test_a_full_disk_fails_the_suspension_before_anything_is_suspended(
         scene.suspend()
 
     assert scene.state_of_account() == "suspend-failed"
-    assert [status for _name, status in scene.steps("suspend")] == ["done", "failed", "pending"]
+    assert [status for _name, status in scene.steps("suspend")] == ["failed", "pending", "pending"]
     _name, error = scene.failed_step("suspend")
     assert error is not None and "Not enough free disk space" in error
     assert len(ops_alerts(logs, "suspend-failed")) == 1
     assert (subscription(scene) or {})["status"] == "OK"
-    keep = Path(scene.app.config.hosts["web1"].vars["state_dir"]) / "plesk" / "acct-shop"
-    assert list(keep.iterdir()) == []  # no partial archive
+    assert list(scene.archive_dir.iterdir()) == []  # no partial archive
 
 
 def test_an_unknown_subscription_fails_the_suspension_with_ops_alerted(

@@ -18,6 +18,7 @@ from typing import Any, cast
 
 import pytest
 
+from daemon.backup.panel_archive import PanelArchive, make_script, place_script
 from daemon.config.schema import BrandConfig, HostConfig
 from daemon.domain.phases import PLAYBOOK_PHASES
 from daemon.domain.snapshot import Database, Service
@@ -26,6 +27,8 @@ from daemon.playbooks.library import load_playbook
 from daemon.playbooks.pages import MaintenancePages
 from daemon.playbooks.schema import Playbook, StepSpec
 from daemon.playbooks.steps import STEP_TYPES, StepContext
+from daemon.playbooks.steps.specs import BackupSpec, RestoreSpec
+from daemon.playbooks.templating import render_command
 from daemon.transport import CommandResult, RemoteProcess, Transport
 
 BASH = shutil.which("bash") or "/bin/bash"
@@ -133,10 +136,29 @@ def _command_specs(playbook: Playbook) -> list[tuple[str, StepSpec]]:
     return specs
 
 
-def _commands(playbook: Playbook, context: StepContext) -> list[tuple[str, str]]:
-    """(where, command as the run step renders it) for every command of the playbook."""
+def _commands(
+    playbook: Playbook, context: StepContext, wrapped: bool = False
+) -> list[tuple[str, str]]:
+    """(where, command as the run step renders it) for every command of the playbook,
+    the panel archive commands of its backup and restore steps included (with
+    `wrapped`, also as the host runs them, inside the fresh-directory script)."""
     run = STEP_TYPES["run"]
-    return [(where, run.describe(spec, context)) for where, spec in _command_specs(playbook)]
+    found = [(where, run.describe(spec, context)) for where, spec in _command_specs(playbook)]
+    for phase in PLAYBOOK_PHASES:
+        for spec in playbook.steps(phase):
+            archive = spec.panel_archive if isinstance(spec, BackupSpec | RestoreSpec) else None
+            if archive is None:
+                continue
+            command = render_command(archive.command, context.variables, spec.name)
+            found.append((f"{phase}: {spec.name} (panel archive)", command))
+            if wrapped:
+                script = (
+                    make_script(PanelArchive("web1", command, "x.tar", "tar", "/var/x", "test"))
+                    if isinstance(spec, BackupSpec)
+                    else place_script("/var/x", "x.tar", 1, "0" * 64, command)
+                )
+                found.append((f"{phase}: {spec.name} (panel archive, on the host)", script))
+    return found
 
 
 def _bash_syntax(command: str) -> str:
@@ -182,7 +204,7 @@ def test_has_a_verify_phase(path: Path) -> None:
 @pytest.mark.parametrize("path", SHIPPED, ids=IDS)
 def test_every_command_renders_to_valid_bash(path: Path) -> None:
     playbook, context = _context(path, _service())
-    commands = _commands(playbook, context)
+    commands = _commands(playbook, context, wrapped=True)
     assert commands, f"{path.name} runs no command"
     for where, command in commands:
         assert "{{" not in command and "{%" not in command, f"{path.name} {where}"

@@ -53,6 +53,8 @@ class StepContext:
     as this run's backup. `dry_run` steps describe instead of acting. `stop_check`,
     when set, returns why the phase must stop now (a payment), or None; a long step
     calls it every few seconds and raises StepCancelledError when it answers.
+    `backup_id`, when set, is the backup an operator chose for a restore phase
+    (`lapse restore --backup`); unset, a restore step takes the newest verified one.
     """
 
     account_id: str
@@ -68,6 +70,7 @@ class StepContext:
     alerts: OpsAlerts | None = None
     dry_run: bool = False
     stop_check: Callable[[], str | None] | None = None
+    backup_id: str | None = None
 
 
 @dataclass

@@ -19,6 +19,7 @@ from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import Field, model_validator
 
+from daemon.backup.panel_archive import DEFAULT_WORK_DIR
 from daemon.config.schema import Duration, Section
 from daemon.config.secrets import SecretRef
 from daemon.domain.phases import Phase
@@ -70,11 +71,35 @@ class StepSpecBase(Section):
         return phase in (Phase.SUSPEND, Phase.DELETE) and self.disables_by_default
 
 
+class PanelArchiveSpec(Section):
+    """A control panel's own archive, taken into the same backup (daemon.backup.panel_archive):
+    `command` writes `file` into the fresh root-only directory `$LAPSE_ARCHIVE_DIR`."""
+
+    command: str = Field(
+        description="Command (a template) writing the panel's archive into $LAPSE_ARCHIVE_DIR."
+    )
+    file: str = Field(
+        description="Name (a template) of the file the command leaves in $LAPSE_ARCHIVE_DIR."
+    )
+    format: Literal["tar", "tar.gz", "zip"] = Field(
+        description="What the file is, for listing it when the backup is verified and proven."
+    )
+    work_dir: str = Field(
+        default=DEFAULT_WORK_DIR,
+        description="Where the fresh directory is made (a template): made if missing, and "
+        "refused unless it is a real directory of the login user that no one else may write.",
+    )
+
+
 class BackupSpec(StepSpecBase):
     """A verified backup of the account (daemon.backup)."""
 
     type: Literal["backup"] = Field(description="The step type.")
     verify: bool = Field(default=True, description="Verify the backup before going on.")
+    panel_archive: PanelArchiveSpec | None = Field(
+        default=None,
+        description="The panel's own archive, streamed off the host into the same backup.",
+    )
 
 
 class RunSpec(StepSpecBase):
@@ -206,10 +231,27 @@ class NotifySpec(StepSpecBase):
     message: str = Field(description="Alert text (a template).")
 
 
+class PanelRestoreSpec(Section):
+    """How a panel archive comes back: into a fresh root-only directory, then `command`."""
+
+    command: str = Field(
+        description="Command (a template) restoring the archive named by $LAPSE_ARCHIVE."
+    )
+    work_dir: str = Field(
+        default=DEFAULT_WORK_DIR,
+        description="Where the fresh directory is made (a template): made if missing, and "
+        "refused unless it is a real directory of the login user that no one else may write.",
+    )
+
+
 class RestoreSpec(StepSpecBase):
     """The newest verified backup brought back onto the host."""
 
     type: Literal["restore"] = Field(description="The step type.")
+    panel_archive: PanelRestoreSpec | None = Field(
+        default=None,
+        description="Restore the panel's archive with this command instead of files and databases.",
+    )
 
 
 StepSpec = Annotated[

@@ -15,11 +15,13 @@ State lives beside the directory the commands are in (BIN/../state):
 state/data/users/USER/user.conf in Hestia's KEY='value' lines (HOME, which Hestia
 derives from HOMEDIR, is kept there too), backups in state/backup as
 USER.YYYY-MM-DD_HH-MM-SS.tar. A file state/full_disk makes the disk full. Every call
-is appended to state/calls.log.
+is appended to state/calls.log; every archive v-backup-user writes and v-restore-user
+reads is appended to state/archives.log as [command, path, size, SHA-256].
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -116,7 +118,16 @@ def v_backup_user(user: str, notify: str = "no") -> None:
         info.size = len(blob)
         tar.addfile(info, io.BytesIO(blob))
         tar.add(conf["HOME"], arcname="./home")
+    log_archive("v-backup-user", BACKUP / name)
     print(f"-- SYSTEM --\n{user}.conf\n*** 1 domain ***\nLocal: /backup/{name}")
+
+
+def log_archive(command: str, path: Path) -> None:
+    """Append [command, path, size, SHA-256] of an archive written or read to archives.log."""
+    blob = path.read_bytes()
+    entry = [command, str(path), len(blob), hashlib.sha256(blob).hexdigest()]
+    with open(STATE / "archives.log", "a") as log:
+        log.write(json.dumps(entry) + "\n")
 
 
 def v_restore_user(user: str, backup: str, *selection: str) -> None:
@@ -131,6 +142,7 @@ def v_restore_user(user: str, backup: str, *selection: str) -> None:
             raise
         if subprocess.run(["getent", "passwd", user], capture_output=True).returncode == 0:
             raise HestiaError(4, "User already exists") from error
+    log_archive("v-restore-user", path)
     with tarfile.open(path) as tar:
         text = tar.extractfile("./hestia/user.conf").read().decode()  # type: ignore[union-attr]
         conf = dict(re.findall(r"^(\w+)='(.*)'$", text, re.MULTILINE))

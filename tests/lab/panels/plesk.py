@@ -18,11 +18,14 @@ for the backup ("Not enough free disk space to backup selected objects").
 
 State lives beside the directory the command is in (BIN/../state):
 state/subscriptions/NAME.json (status "OK" or "Suspended"; login; home). A file
-state/full_disk makes the disk full. Every call is appended to state/calls.log.
+state/full_disk makes the disk full. Every call is appended to state/calls.log; every
+archive pleskbackup writes and pleskrestore reads is appended to state/archives.log as
+[command, path, size, SHA-256].
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -111,7 +114,16 @@ def pleskbackup(args: list[str]) -> str:
             info.size = len(blob)
             tar.addfile(info, io.BytesIO(blob))
             tar.add(data["home"], arcname=f"{name}/home")
+    log_archive("pleskbackup", output)
     return f"Backup of {' '.join(names)} written to {output}"
+
+
+def log_archive(command: str, path: Path) -> None:
+    """Append [command, path, size, SHA-256] of an archive written or read to archives.log."""
+    blob = path.read_bytes()
+    entry = [command, str(path), len(blob), hashlib.sha256(blob).hexdigest()]
+    with open(STATE / "archives.log", "a") as log:
+        log.write(json.dumps(entry) + "\n")
 
 
 def pleskrestore(args: list[str]) -> str:
@@ -125,6 +137,7 @@ def pleskrestore(args: list[str]) -> str:
         raise PleskError(f"Backup file {path} does not exist")
     if (SUBSCRIPTIONS / f"{name}.json").exists():
         raise PleskError(f"Domain {name} already exists")
+    log_archive("pleskrestore", path)
     with tarfile.open(path) as tar:
         data = json.loads(tar.extractfile(f"{name}/subscription.json").read())  # type: ignore[union-attr]
         home = Path(data["home"])
