@@ -12,13 +12,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, defer, sessionmaker
 
 from daemon.billing.base import BillingSource
 from daemon.config.schema import PolicyConfig, policy_for_plan
 from daemon.domain.clock import Clock, system_clock
 from daemon.domain.errors import UnknownAccountError
+from daemon.domain.phases import Phase
 from daemon.domain.snapshot import AccountSnapshot
 from daemon.domain.states import ActionStatus, State
 from daemon.domain.stored_snapshot import snapshot_digest, snapshot_to_json
@@ -32,7 +33,7 @@ from daemon.notices.money import minor_unit
 from daemon.policy import Action, Decision, LifecycleRecord, decide
 from daemon.policy.rules import owes
 from daemon.store.models import Account, Event, ScheduledAction
-from daemon.store.records import record_from_row, stored_snapshot, write_record
+from daemon.store.records import record_columns, record_from_row, stored_snapshot, write_record
 
 # SyncReport lives in daemon.lifecycle.report (the sync pass uses it too); callers
 # still find it here.
@@ -74,6 +75,9 @@ class LifecycleEngine:
         self.brake = brake
         self.clock = clock
         self._policies: dict[str, PolicyConfig] = {}
+        # While a sync batch is evaluated: the phases its transitions queue, held until
+        # the batch's events are written and have their ids.
+        self._phases: list[tuple[str, list[Phase], Event]] | None = None
         notices.policy_for = self.policy_for
 
     def policy_for(self, plan: str) -> PolicyConfig:
@@ -262,13 +266,60 @@ class LifecycleEngine:
                 select(Account).options(defer(Account.snapshot)).where(Account.id.in_(ids))
             )
         }
-        for entry in due:
-            snapshot = entry.snapshot
-            row = rows.get(snapshot.account_id) or self._new_row(session, snapshot, now)
-            self._store_snapshot(row, snapshot, now, entry.digest, entry.billing_digest)
-            self._evaluate(session, row, snapshot, now, "billing-sync", report)
+        # New accounts the policy leaves where they start (most of a first sync) are
+        # inserted in one statement, without an ORM object each.
+        resting: list[dict[str, Any]] = []
+        # The batch's events are written in one flush; the phases they queue then refer
+        # to them, in the order they were decided.
+        self._phases = []
+        try:
+            for entry in due:
+                snapshot = entry.snapshot
+                row = rows.get(snapshot.account_id)
+                if row is None:
+                    values = self._resting_row(snapshot, entry, now, report)
+                    if values is not None:
+                        resting.append(values)
+                        continue
+                    row = self._new_row(session, snapshot, now)
+                self._evaluate(session, row, snapshot, now, "billing-sync", report, entry)
+            if resting:
+                session.execute(insert(Account), resting)
+            session.flush()
+            for account_id, phases, event in self._phases:
+                for phase in phases:
+                    queue_playbook(session, account_id, phase, event.id, now)
+        finally:
+            self._phases = None
         session.flush()
         session.expunge_all()
+
+    def _resting_row(
+        self, snapshot: AccountSnapshot, read: Due, now: datetime, report: SyncReport
+    ) -> dict[str, Any] | None:
+        """Return the accounts-table row of a new account on which the policy takes no
+        step (what `_new_row` and `_evaluate` would write for it), or None when it does."""
+        record = LifecycleRecord(account_id=snapshot.account_id)
+        decision = decide(snapshot, record, self.policy_for(snapshot.plan), now)
+        if decision.changed:
+            return None
+        if decision.wake_at is not None:
+            report.wakeups[snapshot.account_id] = decision.wake_at
+        return {
+            "id": snapshot.account_id,
+            "plan": snapshot.plan,
+            "state": State.ACTIVE.value,
+            **record_columns(record),
+            "next_wake_at": decision.wake_at,
+            "balance": snapshot.balance,
+            "currency": snapshot.currency,
+            "snapshot": read.data,
+            "snapshot_hash": read.digest,
+            "billing_digest": read.billing_digest,
+            "first_seen_at": now,
+            "updated_at": now,
+            "version": 1,
+        }
 
     def _evaluate(
         self,
@@ -278,12 +329,14 @@ class LifecycleEngine:
         now: datetime,
         actor: str,
         report: SyncReport,
+        read: Due | None = None,
     ) -> None:
-        """Store the snapshot if it changed, then apply the policy until it rests."""
+        """Store the snapshot if it changed (with what the sync `read` of it, if given),
+        then apply the policy until it rests."""
         # What was owed before this snapshot: a payment's event records it as recovered.
         owed_before, currency = row.balance, row.currency
         if snapshot is not None:
-            self._store_snapshot(row, snapshot, now)
+            self._store_snapshot(row, snapshot, now, read)
         record = record_from_row(row)
         policy = self.policy_for(row.plan)
         decision = decide(snapshot, record, policy, now)
@@ -329,14 +382,18 @@ class LifecycleEngine:
             },
         )
         session.add(event)
-        session.flush()  # gives the event its id for the rows that refer to it
+        phases = [a.phase for a in decision.actions if a.kind == "playbook" and a.phase]
+        if phases and self._phases is not None:
+            self._phases.append((row.id, phases, event))
+        elif phases:
+            session.flush()  # gives the event its id for the rows that refer to it
+            for phase in phases:
+                queue_playbook(session, row.id, phase, event.id, now)
         # A notice that states what a phase of this decision does waits for that phase
         # (phase_done sends it once the phase succeeded, invariant 10).
         waiting = deferred_to(decision.actions)
         for action in decision.actions:
-            if action.kind == "playbook" and action.phase is not None:
-                queue_playbook(session, row.id, action.phase, event.id, now)
-            elif action.notice is not None and snapshot is not None:
+            if action.notice is not None and snapshot is not None:
                 if action.notice in waiting:
                     continue
                 policy = self.policy_for(row.plan)
@@ -371,21 +428,19 @@ class LifecycleEngine:
 
     @staticmethod
     def _store_snapshot(
-        row: Account,
-        snapshot: AccountSnapshot,
-        now: datetime,
-        digest: str | None = None,
-        billing_digest: str | None = None,
+        row: Account, snapshot: AccountSnapshot, now: datetime, read: Due | None = None
     ) -> None:
-        """Store `snapshot` with `row` when it differs from the one stored, with its
-        `digest` (computed when not given) and the `billing_digest` of the raw data it
-        was read from (None when it came from elsewhere, e.g. a wake-up's fresh read)."""
-        digest = digest or snapshot_digest(snapshot_to_json(snapshot))
+        """Store `snapshot` with `row` when it differs from the one stored. `read` is
+        what a sync made of it (its JSON, digest and the digest of the raw data it was
+        read from); without it (a wake-up's fresh read) they are computed, and the raw
+        digest is cleared when the snapshot changed."""
+        data = read.data if read is not None else snapshot_to_json(snapshot)
+        digest = read.digest if read is not None else snapshot_digest(data)
+        billing_digest = read.billing_digest if read is not None else None
         if digest == row.snapshot_hash:
             if billing_digest is not None and row.billing_digest != billing_digest:
                 row.billing_digest = billing_digest
             return
-        row.snapshot, row.snapshot_hash = snapshot_to_json(snapshot), digest
-        row.billing_digest = billing_digest
+        row.snapshot, row.snapshot_hash, row.billing_digest = data, digest, billing_digest
         row.plan, row.balance, row.currency = snapshot.plan, snapshot.balance, snapshot.currency
         row.updated_at = now

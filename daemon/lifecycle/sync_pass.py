@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -53,9 +53,11 @@ class _Stored(NamedTuple):
 
 
 class Due(NamedTuple):
-    """An account to evaluate: its snapshot, the snapshot's digest and the raw digest."""
+    """An account to evaluate: its snapshot, as JSON, the snapshot's digest and the
+    digest of the raw data it was read from."""
 
     snapshot: AccountSnapshot
+    data: dict[str, Any]
     digest: str
     billing_digest: str | None
 
@@ -148,9 +150,10 @@ def run_pass(
                 continue
             outcome.seen += 1
             trees.add(snapshot_trees(snapshot))
-            digest = snapshot_digest(snapshot_to_json(snapshot))
+            data = snapshot_to_json(snapshot)
+            digest = snapshot_digest(data)
             if known_row is None or _moved(known_row, digest, now):
-                due.append(Due(snapshot, digest, listing.digest))
+                due.append(Due(snapshot, data, digest, listing.digest))
                 if known_row is not None and known_row.state == State.ACTIVE.value:
                     entering += engine.turns_overdue(snapshot, now)
             elif listing.digest is not None:
