@@ -78,6 +78,8 @@ class LifecycleEngine:
         # While a sync batch is evaluated: the phases its transitions queue, held until
         # the batch's events are written and have their ids.
         self._phases: list[tuple[str, list[Phase], Event]] | None = None
+        # The accounts the last sync refused for sharing a tree (see sync_pass.Plan.held).
+        self._refused: frozenset[str] = frozenset()
         notices.policy_for = self.policy_for
 
     def policy_for(self, plan: str) -> PolicyConfig:
@@ -93,7 +95,7 @@ class LifecycleEngine:
         one transaction. Returns a SyncReport. Raises BillingError when billing cannot
         be read: then nothing is changed.
         """
-        plan = Plan()
+        plan = Plan(held=self._refused)
         for _ in range(_MAX_PASSES):
             now = self.clock()
             report = SyncReport()
@@ -110,6 +112,7 @@ class LifecycleEngine:
         errors = tuple(refused.error for refused in outcome.errors)
         report.seen = outcome.seen
         report.row_errors = errors + tuple(plan.refused.values())
+        self._refused = frozenset(plan.refused)
         for error in report.row_errors:
             log.error(
                 "billing row skipped",

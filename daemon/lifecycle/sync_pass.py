@@ -9,7 +9,8 @@ back to the start in a fresh transaction, which this pass's writes never leave:
 - the safety brake trips (more known accounts would turn overdue than it allows):
   the next pass runs braked, so no owing account moves;
 - accounts turn out to share a tree (invariant 5) and one of them was evaluated:
-  the next pass leaves them out;
+  the next pass leaves them out (the accounts the last sync refused so wait for
+  the end of the pass before they are evaluated);
 - a source recalls accounts it listed from part of their rows.
 
 Each of them is rare, and a source remembers recalled accounts, so a sync is one
@@ -89,6 +90,10 @@ class Plan:
     why) and whether the brake holds owing accounts."""
 
     refused: dict[str, RowError] = field(default_factory=dict)
+    # Accounts the last sync refused for sharing a tree: read, but evaluated only once
+    # the end shows they no longer do, so a clash left standing does not start every
+    # sync over.
+    held: frozenset[str] = frozenset()
     braked: bool = False
     # When the brake tripped in an earlier pass: how many would have turned overdue.
     tripped_by: int | None = None
@@ -126,6 +131,7 @@ def run_pass(
     acted: set[int] = set()  # hashes of the accounts evaluated, for the overlap check
     entering = 0
     tripped = False
+    waiting: list[Due] = []  # held accounts that moved, evaluated once cleared
     for batch in _batches(engine.billing.stream(), BATCH):
         listed: list[Listed] = []
         for listing in batch:
@@ -152,7 +158,11 @@ def run_pass(
             trees.add(snapshot_trees(snapshot))
             data = snapshot_to_json(snapshot)
             digest = snapshot_digest(data)
-            if known_row is None or _moved(known_row, digest, now):
+            if listing.account_id in plan.held and (
+                known_row is None or _moved(known_row, digest, now)
+            ):
+                waiting.append(Due(snapshot, data, digest, listing.digest))
+            elif known_row is None or _moved(known_row, digest, now):
                 due.append(Due(snapshot, data, digest, listing.digest))
                 if known_row is not None and known_row.state == State.ACTIVE.value:
                     entering += engine.turns_overdue(snapshot, now)
@@ -174,12 +184,16 @@ def run_pass(
     if tripped:
         return Outcome(again=Plan(plan.refused, braked=True, tripped_by=entering))
     suspects = trees.suspects()
-    if suspects:
-        refused = _overlapping(engine, suspects, plan)
-        if any(hash(account_id) in acted for account_id in refused):
-            return Outcome(again=Plan({**plan.refused, **refused}, plan.braked, plan.tripped_by))
-        outcome.seen -= len(refused)
-        plan.refused.update(refused)
+    refused = _overlapping(engine, suspects, plan) if suspects else {}
+    if any(hash(account_id) in acted for account_id in refused):
+        again = Plan({**plan.refused, **refused}, plan.held, plan.braked, plan.tripped_by)
+        return Outcome(again=again)
+    outcome.seen -= len(refused)
+    plan.refused.update(refused)
+    cleared = [d for d in waiting if d.snapshot.account_id not in refused]
+    if braked:
+        cleared = [d for d in cleared if not owes(d.snapshot, engine.policy_for(d.snapshot.plan))]
+    engine.evaluate_batch(session, cleared, now, report)
     return outcome
 
 
