@@ -23,9 +23,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from daemon.billing.base import BillingSource
@@ -42,6 +42,13 @@ from daemon.store.models import Account
 
 # Accounts listed, looked up and written per round trip: bounds memory, not speed.
 BATCH = 2000
+
+_accounts = cast(Table, Account.__table__)
+_REMEMBER_DIGEST = (
+    update(_accounts)
+    .where(_accounts.c.id == bindparam("key"))
+    .values(billing_digest=bindparam("digest"))
+)
 
 
 class _Stored(NamedTuple):
@@ -167,16 +174,16 @@ def run_pass(
                 if known_row is not None and known_row.state == State.ACTIVE.value:
                     entering += engine.turns_overdue(snapshot, now)
             elif listing.digest is not None:
-                unchanged.append({"id": listing.account_id, "billing_digest": listing.digest})
+                unchanged.append({"key": listing.account_id, "digest": listing.digest})
         if watching and not tripped and brake.trips(entering, known):
             tripped = True  # counted to the end, for the brake's record
         if tripped:
             continue
         if unchanged:
             # The snapshot read the same: remember its raw digest, so the next sync
-            # need not read it (bulk UPDATE by primary key; the row is not otherwise
-            # touched, so its version does not move).
-            session.execute(update(Account), unchanged)
+            # need not read it. A plain executemany, not the ORM's: the record did
+            # not move, so neither does its version.
+            session.execute(_REMEMBER_DIGEST, unchanged)
         if braked:
             due = [d for d in due if not owes(d.snapshot, engine.policy_for(d.snapshot.plan))]
         acted.update(hash(d.snapshot.account_id) for d in due)

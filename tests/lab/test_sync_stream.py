@@ -117,6 +117,17 @@ def test_an_unchanged_account_is_not_read_again(
     assert reads == ["acme"]
     assert paid.transitions["active"] == 1 and states(app)["acme"] == "active"
 
+    # Cells that read the same snapshot: read once, then the new raw digest is kept.
+    spaced = paid_row("zen") | {"contact_name": "  Client zen  "}
+    billing(tmp_path, [spaced, paid_row("acme"), paid_row("bolt")])
+    reads.clear()
+    app.lifecycle.sync()
+    app.lifecycle.sync()
+    assert reads == ["zen"]
+    with app.sessions() as session:
+        zen = session.get(Account, "zen")
+        assert zen is not None and zen.version == 1  # the snapshot and record never moved
+
 
 def test_an_account_whose_deadline_came_is_read_though_unchanged(
     tmp_path: Path, state_url: str, reads: list[str]
