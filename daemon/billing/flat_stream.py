@@ -141,36 +141,9 @@ class _Streaming(_Reading):
         """The first pass of `_Reading.stream`, listing each account as its rows end.
         Accounts in `apart` are left to the second pass."""
         self.scattered |= apart
-        seen, scattered, width = self.seen, self.scattered, self.width
-        pick_account, pick_invoice, pick_item = self.pick_account, self.pick_invoice, self.pick_item
-        current: str | None = None
-        group: list[Line] = []
-        for number, row in rows:
-            if len(row) != width:
-                self._wrong_width(number, row, current)
-                continue
-            cells = pick_account(row)
-            key = cells[0]
-            key = key.strip() if type(key) is str else _key(key)
-            if not key:
-                self._error(number, None, FieldError("account_id", "expected a value, got nothing"))
-                continue
-            if key != current:
-                if current is not None:
-                    self._close(current, group)
-                    current = None
-                    yield from self.take()
-                if key in scattered:
-                    continue  # the second pass reads all of its rows
-                if key in seen:
-                    self._scatter(key)
-                    continue
-                seen[key] = None
-                current, group = key, []
-            group.append((number, cells, pick_invoice(row), pick_item(row)))
-        if current is not None:
-            self._close(current, group)
-        yield from self.take()
+        for _closed in self.walk(rows):
+            yield from self.take()
+        yield from self.take()  # errors after the last account
 
     def _scatter(self, key: str) -> None:
         """Mark `key` scattered; it was listed already, so it is recalled."""
@@ -194,10 +167,3 @@ class _Streaming(_Reading):
         """Return the listing of `error`, found on row `number` of account `key`."""
         label = f"{self.unit} {number}"
         return Refused(RowError(self.source, label, error.field, error.message), number, key)
-
-
-def _key(value: object) -> str:
-    """Return the grouping key of an account_id cell: stripped text, '' when absent."""
-    if isinstance(value, str):
-        return value.strip()
-    return "" if value is None else str(value)
