@@ -1,24 +1,35 @@
 """How fast Lapse reads and evaluates a large billing database, against a plain SELECT.
 
-For each state database (SQLite, then the lab's PostgreSQL) this builds a billing
+For each state database (SQLite, the lab's PostgreSQL, or both) this builds a billing
 database of ACCOUNTS accounts (most paid up, the rest overdue at every stage of the
-default policy, one row per open invoice line), then measures:
+default policy, one row per open invoice line), in the same kind of database as the
+state, then measures:
 
 - baseline_s: a plain SQLAlchemy SELECT fetching the same rows (the floor: Lapse
   cannot read billing faster than the database hands it over);
-- fetch_s: the `sql` billing source reading and validating every row into snapshots;
+- fetch_s: the `sql` billing source listing every account and reading each into a
+  snapshot (validated), as a sync that finds every account changed does;
 - eval_per_s: pure policy decisions per second over those snapshots;
+- recalled: accounts whose rows the database returned scattered (PostgreSQL keeps
+  no row order without ORDER BY): the listing met them, started over, and reads
+  them from a second pass since;
 - first_sync_s: the first full sync into an empty state database (every account
-  inserted, every due reminder and final notice composed and queued): a one-off
-  when Lapse is put in front of an existing customer base;
-- sync_s: the sync a day later, with that day's reminders, final notices and
-  suspensions written: the whole sync including writes, as it runs in production;
+  inserted, every due reminder and final notice composed, queued and delivered to
+  the outbox): a one-off when Lapse is put in front of an existing customer base;
+  first_deliver_s: the part of it spent delivering those notices;
+- sync_s: the sync a day later, after CHANGED of the accounts changed in billing
+  (half of them paid what they owed, half got an invoice due the day before), with
+  that day's reminders, final notices, suspensions and reactivations written: the
+  whole sync including writes, as it runs in production;
 - idle_sync_s: a sync in which nothing changed, which is what most sync intervals are;
-- ratio: sync_s / baseline_s;
+- ratio: sync_s / baseline_s; idle_ratio: idle_sync_s / baseline_s;
 - rss_mb: the peak resident memory of the process running the three syncs (a fresh
-  process, as the daemon is).
+  process, as the daemon is); rss_base_mb: the same process's resident memory once
+  its parts are built, before the first sync (code and libraries); kb_per_account:
+  what the syncs added to it, per account.
 
-Usage: .venv/bin/python bench/policy.py [--accounts N]
+Usage: .venv/bin/python bench/policy.py [--accounts N] [--db sqlite|postgresql|both]
+       [--changed SHARE]
 It prints one `RESULT db=... key=value ...` line per state database, ending with the
 PostgreSQL one; docs/benchmarks.md records them.
 """
@@ -37,14 +48,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Column, MetaData, String, Table, create_engine, insert, text
+from sqlalchemy import Column, Index, MetaData, String, Table, create_engine, insert, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from daemon.billing.flat import FLAT_COLUMNS
+from daemon.billing.listing import Listed, Recalled, Refused
 from daemon.billing.sql import SqlSource
 from daemon.config.load import validate_config
-from daemon.config.schema import SqlBilling
+from daemon.config.schema import PolicyConfig, SqlBilling
 from daemon.domain.clock import VirtualClock
 from daemon.policy import LifecycleRecord, decide
 from daemon.runtime.app import build_app
@@ -98,11 +110,19 @@ def billing_rows(accounts: int) -> Iterator[dict[str, str]]:
         yield base | invoice | {"item_description": "Domain", "item_amount": "4.00"}
 
 
+def billing_table(metadata: MetaData) -> Table:
+    """The bench's billing table: the flat columns, indexed by account as a billing
+    system's tables are."""
+    table = Table("billing_lines", metadata, *(Column(name, String) for name in FLAT_COLUMNS))
+    Index("ix_billing_lines_account", table.c.account_id)
+    return table
+
+
 def build_billing_db(url: str, accounts: int) -> int:
     """Create and fill the billing table at `url`; returns the number of rows."""
     engine = create_engine(url)
     metadata = MetaData()
-    table = Table("billing_lines", metadata, *(Column(name, String) for name in FLAT_COLUMNS))
+    table = billing_table(metadata)
     metadata.drop_all(engine)
     metadata.create_all(engine)
     count = 0
@@ -117,6 +137,38 @@ def build_billing_db(url: str, accounts: int) -> int:
     return count
 
 
+def change_billing(url: str, accounts: int, share: float, now: datetime) -> tuple[int, int]:
+    """Change `share` of the accounts at `url`: half of them, among those who owe, pay
+    everything; the other half, among those who owed nothing, get an invoice due the
+    day before `now`. Returns (payers, lapsed)."""
+    overdue_every = round(1 / OVERDUE_SHARE)
+    # Every `step`-th overdue (paid) account changes: together `share` of all accounts.
+    step = max(1, round(1 / (overdue_every * share / 2)))
+    payers = [f"acct{n:06d}" for n in range(0, accounts, overdue_every * step)]
+    lapsed = [f"acct{n:06d}" for n in range(1, accounts, overdue_every * step)]
+    blank = {column: "" for column in FLAT_COLUMNS if column.startswith(("invoice", "item"))}
+    invoice = {
+        "invoice_due_at": (now - timedelta(days=1)).isoformat(),
+        "invoice_total": "24.00",
+        "invoice_amount_due": "24.00",
+        "item_description": "Hosting",
+        "item_amount": "24.00",
+    }
+    engine = create_engine(url)
+    table = billing_table(MetaData())
+    account = table.c.account_id
+    with engine.begin() as connection:
+        if payers:
+            domain = table.c.item_description == "Domain"
+            connection.execute(table.delete().where(account.in_(payers), domain))
+            connection.execute(table.update().where(account.in_(payers)).values(blank))
+        for account_id in lapsed:
+            values = invoice | {"invoice_id": f"INV-{account_id}-2"}
+            connection.execute(table.update().where(account == account_id).values(values))
+    engine.dispose()
+    return len(payers), len(lapsed)
+
+
 def timed(function: Callable[..., T], *args: Any) -> tuple[float, T]:
     """Call `function(*args)`; return (seconds, result)."""
     started = time.perf_counter()
@@ -124,7 +176,9 @@ def timed(function: Callable[..., T], *args: Any) -> tuple[float, T]:
     return time.perf_counter() - started, result
 
 
-def run_case(name: str, billing_url: str, state_url: str, work: Path) -> dict[str, float]:
+def run_case(
+    name: str, billing_url: str, state_url: str, work: Path, accounts: int, changed: float
+) -> dict[str, float]:
     """Measure one state database; returns the figures named in the module docstring."""
     engine = create_engine(billing_url)
 
@@ -135,10 +189,6 @@ def run_case(name: str, billing_url: str, state_url: str, work: Path) -> dict[st
     baseline_s = min(timed(baseline)[0] for _ in range(3))
     engine.dispose()
 
-    source = SqlSource(SqlBilling(type="sql", url=billing_url, query=QUERY))
-    fetch_s, result = timed(source.fetch_all)
-    assert not result.errors, result.errors[:3]
-
     raw = {
         "state": {"url": state_url},
         "billing": {"type": "sql", "url": billing_url, "query": QUERY},
@@ -147,49 +197,104 @@ def run_case(name: str, billing_url: str, state_url: str, work: Path) -> dict[st
     }
     config = validate_config(raw, source="bench", base_dir=work)
     policy = config.policy_for("default")
-    started = time.perf_counter()
-    for snapshot in result.snapshots:
-        decide(snapshot, LifecycleRecord(account_id=snapshot.account_id), policy, NOW)
-    eval_per_s = len(result.snapshots) / (time.perf_counter() - started)
+    source = SqlSource(SqlBilling(type="sql", url=billing_url, query=QUERY))
+    recalled = 0
+    for _ in range(4):  # as a sync does: rows found scattered start the listing over
+        fetch_s, eval_s, count, again = read_all(source, policy)
+        if not again:
+            break
+        recalled += again
+    else:
+        raise AssertionError("the billing rows came back scattered anew at every read")
+    eval_per_s = count / eval_s
     source.close()
-    del result, source  # the daemon holds one sync's snapshots, not two
 
     # The syncs run in a fresh process, as the daemon does, so the memory figure is
-    # the daemon's and not this benchmark's lists.
+    # the daemon's and not this benchmark's.
+    job = {"config": raw, "billing": billing_url, "accounts": accounts, "changed": changed}
     child = subprocess.run(
-        [sys.executable, __file__, "--sync-only", json.dumps(raw)],
+        [sys.executable, __file__, "--sync-only", json.dumps(job)],
         capture_output=True,
         text=True,
         check=True,
     )
     syncs = json.loads(child.stdout.splitlines()[-1])
     print(child.stderr.strip(), file=sys.stderr)
+    rss_mb, rss_base_mb = syncs.pop("rss_mb"), syncs.pop("rss_base_mb")
     return {
-        "rss_mb": syncs.pop("rss_mb"),
         "baseline_s": baseline_s,
         "fetch_s": fetch_s,
         "eval_per_s": eval_per_s,
+        "recalled": recalled,
         **syncs,
         "ratio": syncs["sync_s"] / baseline_s,
+        "idle_ratio": syncs["idle_sync_s"] / baseline_s,
+        "kb_per_account": (rss_mb - rss_base_mb) * 1024 / accounts,
+        "rss_base_mb": rss_base_mb,
+        "rss_mb": rss_mb,
     }
 
 
-def run_syncs(raw_config: str) -> None:
-    """In a fresh process: the first sync, the next day's, and an idle one; print their
-    times and this process's peak resident memory as one JSON line."""
-    config = validate_config(json.loads(raw_config), source="bench", base_dir=Path.cwd())
+def read_all(source: SqlSource, policy: PolicyConfig) -> tuple[float, float, int, int]:
+    """List every account of `source`, read each into a snapshot and decide it afresh.
+
+    Returns the seconds spent listing and reading, the seconds spent deciding, the
+    accounts read, and how many accounts the listing recalled (its rows came back
+    scattered: the listing must be made again, as a sync starts over).
+    """
+    eval_s = 0.0
+    count = 0
+    started = time.perf_counter()
+    for listing in source.stream():
+        if isinstance(listing, Recalled):
+            return time.perf_counter() - started - eval_s, eval_s, count, len(listing.ids)
+        if not isinstance(listing, Listed):
+            raise AssertionError(f"billing listed {listing!r}")
+        snapshot = listing.read()
+        assert not isinstance(snapshot, Refused), snapshot
+        deciding = time.perf_counter()
+        decide(snapshot, LifecycleRecord(account_id=snapshot.account_id), policy, NOW)
+        eval_s += time.perf_counter() - deciding
+        count += 1
+    return time.perf_counter() - started - eval_s, eval_s, count, 0
+
+
+def run_syncs(job_json: str) -> None:
+    """In a fresh process: the first sync, the next day's after the billing changes, and
+    an idle one; print their times and this process's memory as one JSON line."""
+    job = json.loads(job_json)
+    config = validate_config(job["config"], source="bench", base_dir=Path.cwd())
     clock = VirtualClock(NOW)
     app = build_app(config, clock)
+    rss_base_mb = current_rss_mb()
+    # What each sync spends delivering the notices it queued (to the outbox), apart.
+    deliver = app.notices.deliver_pending
+    delivering: list[float] = []
+
+    def timed_delivery() -> int:
+        seconds, count = timed(deliver)
+        delivering.append(seconds)
+        return count
+
+    app.notices.deliver_pending = timed_delivery  # type: ignore[method-assign]
     first_sync_s, first = timed(app.lifecycle.sync)
-    clock.set(NOW + timedelta(days=1))
+    tomorrow = NOW + timedelta(days=1)
+    payers, lapsed = change_billing(job["billing"], job["accounts"], job["changed"], tomorrow)
+    clock.set(tomorrow)
     sync_s, daily = timed(app.lifecycle.sync)
-    idle_sync_s, _ = timed(app.lifecycle.sync)
+    idle_sync_s, idle = timed(app.lifecycle.sync)
     app.engine.dispose()
-    print(f"first sync: {first.summary()}; next day: {daily.summary()}", file=sys.stderr)
+    print(
+        f"first sync: {first.summary()}; next day ({payers} paid, {lapsed} lapsed): "
+        f"{daily.summary()}; idle: {idle.summary()}",
+        file=sys.stderr,
+    )
     figures = {
         "first_sync_s": first_sync_s,
+        "first_deliver_s": delivering[0],
         "sync_s": sync_s,
         "idle_sync_s": idle_sync_s,
+        "rss_base_mb": rss_base_mb,
         "rss_mb": peak_rss_mb(),
     }
     print(json.dumps(figures))
@@ -201,43 +306,61 @@ def peak_rss_mb() -> float:
     Not ru_maxrss: for a process started by fork and exec, the kernel carries the
     parent's memory at fork into it.
     """
+    return _status_mb("VmHWM:")
+
+
+def current_rss_mb() -> float:
+    """This process's resident memory now (VmRSS)."""
+    return _status_mb("VmRSS:")
+
+
+def _status_mb(field: str) -> float:
+    """A memory figure of /proc/self/status, in MB."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field):
             return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def main() -> None:
-    """Run both cases and print the RESULT line."""
+    """Run the cases asked for and print their RESULT lines."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=100_000)
-    parser.add_argument("--sync-only", metavar="CONFIG_JSON", help=argparse.SUPPRESS)
+    parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--changed", type=float, default=0.01, metavar="SHARE")
+    parser.add_argument("--sync-only", metavar="JOB_JSON", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     configure_logging("warning", "json")  # one line per transition would swamp the figures
     if arguments.sync_only:
         run_syncs(arguments.sync_only)
         return
+    accounts, changed = arguments.accounts, arguments.changed
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="lapse-bench-") as directory:
         work = Path(directory)
         work.chmod(0o755)  # the lab PostgreSQL runs as an unprivileged user
-        billing_url = f"sqlite:///{work / 'billing.db'}"
-        rows = build_billing_db(billing_url, arguments.accounts)
-        print(f"billing: {arguments.accounts} accounts, {rows} rows", file=sys.stderr)
-        sqlite = run_case("sqlite", billing_url, f"sqlite:///{work / 'state.db'}", work)
-        results["sqlite"] = sqlite
-        postgres = start_postgres(work / "pg")
-        try:
-            pg_billing = postgres.create_database("billing")
-            build_billing_db(pg_billing, arguments.accounts)
-            pg = run_case("postgresql", pg_billing, postgres.create_database("state"), work)
-        finally:
-            postgres.stop()
-        results["postgresql"] = pg
+        if arguments.db in ("sqlite", "both"):
+            billing_url = f"sqlite:///{work / 'billing.db'}"
+            rows = build_billing_db(billing_url, accounts)
+            print(f"billing: {accounts} accounts, {rows} rows", file=sys.stderr)
+            state = f"sqlite:///{work / 'state.db'}"
+            results["sqlite"] = run_case("sqlite", billing_url, state, work, accounts, changed)
+        if arguments.db in ("postgresql", "both"):
+            postgres = start_postgres(work / "pg")
+            try:
+                pg_billing = postgres.create_database("billing")
+                rows = build_billing_db(pg_billing, accounts)
+                print(f"billing: {accounts} accounts, {rows} rows", file=sys.stderr)
+                state = postgres.create_database("state")
+                results["postgresql"] = run_case(
+                    "postgresql", pg_billing, state, work, accounts, changed
+                )
+            finally:
+                postgres.stop()
     for db, figures in results.items():
-        rss_mb = figures.pop("rss_mb")
+        rss = " ".join(f"{key}={figures.pop(key):.0f}" for key in ("rss_base_mb", "rss_mb"))
         pairs = " ".join(f"{key}={value:.3g}" for key, value in figures.items())
-        print(f"RESULT db={db} accounts={arguments.accounts} {pairs} rss_mb={rss_mb:.0f}")
+        print(f"RESULT db={db} accounts={accounts} changed={changed:g} {pairs} {rss}")
 
 
 if __name__ == "__main__":

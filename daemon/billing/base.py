@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 
+from daemon.billing.listing import Listing, listed_from
 from daemon.domain.errors import LapseError
 from daemon.domain.snapshot import AccountSnapshot, SyncResult
 
@@ -27,6 +29,18 @@ class BillingSource(ABC):
         Returns the snapshots that could be read and one RowError per skipped row.
         Raises BillingError when the source cannot be read at all.
         """
+
+    def stream(self) -> Iterator[Listing]:
+        """List every account for a sync, one at a time (see daemon.billing.listing).
+
+        The same accounts and errors as `fetch_all`. By default it is `fetch_all`
+        handed out one by one; a source that can read its rows as they arrive
+        overrides it, so that a sync holds a batch of accounts and not all of them.
+        Raises BillingError when the source cannot be read at all, before or while
+        the accounts are listed.
+        """
+        result = self.fetch_all()
+        return listed_from(result.snapshots, result.errors)
 
     def fetch_one(self, account_id: str) -> AccountSnapshot | None:
         """Read one account afresh, e.g. right before a destructive step.

@@ -181,6 +181,11 @@ class _Reading:
     def stream(self, rows: Iterable[tuple[int, Sequence[object]]]) -> None:
         """First pass: collect each account's adjacent rows and read the account when the
         next account's rows begin. An account met again later is marked scattered."""
+        for _closed in self.walk(rows):
+            pass
+
+    def walk(self, rows: Iterable[tuple[int, Sequence[object]]]) -> Iterator[None]:
+        """The first pass (see `stream`), pausing after each account it closes."""
         seen, scattered, width = self.seen, self.scattered, self.width
         pick_account, pick_invoice, pick_item = self.pick_account, self.pick_invoice, self.pick_item
         current: str | None = None
@@ -202,6 +207,7 @@ class _Reading:
                 if current is not None:
                     self._close(current, group)
                     current = None
+                    yield None
                 if key in seen:
                     self._scatter(key)
                     continue
@@ -210,6 +216,7 @@ class _Reading:
             group.append((number, cells, pick_invoice(row), pick_item(row)))
         if current is not None:
             self._close(current, group)
+            yield None
 
     def regroup(self, rows: Iterable[tuple[int, Sequence[object]]]) -> None:
         """Second pass: file every row of the scattered accounts, then read each of them."""

@@ -10,9 +10,11 @@ them: the host-side tree check sees to links.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable, Sequence
 from pathlib import PurePosixPath
 
+from daemon.billing.listing import Tree, snapshot_trees
 from daemon.domain.snapshot import AccountSnapshot, RowError
 
 # (host, docroot parts, account id) for every service with a docroot.
@@ -25,16 +27,82 @@ def refuse_overlapping_trees(
     """Split `snapshots` into those whose docroots overlap no other account's on the same
     host, and one RowError (field 'services.docroot', under `source`) per refused account
     naming the accounts it shares a tree with. Billing order is kept."""
+    errors = refuse_overlaps(((s.account_id, snapshot_trees(s)) for s in snapshots), source)
+    if not errors:
+        return tuple(snapshots), ()
+    refused = {error.row for error in errors}
+    return tuple(s for s in snapshots if s.account_id not in refused), errors
+
+
+class TreeIndex:
+    """Every account's docroots of one sync, kept as 64-bit hashes, to find in the end
+    whether any two accounts' trees may overlap without keeping a million paths.
+
+    A hash in common proves nothing (two paths may hash alike), so `suspects` only
+    names the hashes to look at; `refuse_overlaps` then decides on the real paths of
+    the few accounts whose trees carry them. Paths are cut on '/' with empty and '.'
+    parts dropped, which never tells apart two paths PurePosixPath takes as one.
+    """
+
+    def __init__(self) -> None:
+        self.trees: set[int] = set()
+        self.doubled: set[int] = set()
+        # The hash of every proper ancestor of every tree (the host alone included).
+        self.ancestors = array("q")
+
+    def add(self, trees: Iterable[Tree]) -> None:
+        """Take one account's (host, docroot) trees."""
+        own: set[int] = set()
+        above: set[int] = set()
+        for host, docroot in trees:
+            full, parents = tree_hashes(host, docroot)
+            own.add(full)
+            above.update(parents)
+        for full in own:
+            if full in self.trees:
+                self.doubled.add(full)
+            self.trees.add(full)
+        self.ancestors.extend(above - own)
+
+    def suspects(self) -> set[int]:
+        """Return the hashes of trees that another account's tree may equal or lie in."""
+        trees = self.trees
+        return self.doubled | {parent for parent in self.ancestors if parent in trees}
+
+
+def tree_hashes(host: str, docroot: str) -> tuple[int, list[int]]:
+    """Return the hash of a tree and those of its proper ancestors on its host."""
+    parts = [part for part in docroot.split("/") if part and part != "."]
+    path: tuple[str, ...] = (host,)
+    parents = []
+    for part in parts:
+        parents.append(hash(path))
+        path = (*path, part)
+    return hash(path), parents
+
+
+def involved(trees: Iterable[Tree], suspects: set[int]) -> bool:
+    """Whether any of an account's trees, or any of their ancestors, is a suspect."""
+    for host, docroot in trees:
+        full, parents = tree_hashes(host, docroot)
+        if full in suspects or not suspects.isdisjoint(parents):
+            return True
+    return False
+
+
+def refuse_overlaps(
+    accounts: Iterable[tuple[str, tuple[Tree, ...]]], source: str
+) -> tuple[RowError, ...]:
+    """Return one RowError (field 'services.docroot', under `source`, `row` the account id)
+    per account whose docroots coincide with or nest in another account's on the same
+    host, naming the accounts it shares a tree with; `accounts` are (id, trees) pairs."""
     clashes: dict[str, dict[str, str]] = {}
-    for (host, outer, owner), (_host, inner, other) in _overlaps(_trees(snapshots)):
+    for (host, outer, owner), (_host, inner, other) in _overlaps(_trees(accounts)):
         for account, peer in ((owner, other), (other, owner)):
             clashes.setdefault(account, {}).setdefault(
                 peer, _clash(host, outer, inner, peer, outer_is_mine=account == owner)
             )
-    if not clashes:
-        return tuple(snapshots), ()
-    kept = tuple(s for s in snapshots if s.account_id not in clashes)
-    errors = tuple(
+    return tuple(
         RowError(
             source,
             account_id,
@@ -44,7 +112,6 @@ def refuse_overlapping_trees(
         )
         for account_id, details in clashes.items()
     )
-    return kept, errors
 
 
 def _clash(
@@ -58,12 +125,11 @@ def _clash(
     return f"{_path(inner)} on {host} lies inside {_path(outer)} of account {peer!r}"
 
 
-def _trees(snapshots: Iterable[AccountSnapshot]) -> list[_Tree]:
+def _trees(accounts: Iterable[tuple[str, tuple[Tree, ...]]]) -> list[_Tree]:
     trees = {
-        (service.host, PurePosixPath(service.docroot).parts, snapshot.account_id)
-        for snapshot in snapshots
-        for service in snapshot.services
-        if service.docroot
+        (host, PurePosixPath(docroot).parts, account_id)
+        for account_id, account_trees in accounts
+        for host, docroot in account_trees
     }
     # Sorted by host, then path parts: a tree's descendants follow it directly.
     return sorted(trees)

@@ -9,6 +9,8 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from daemon.billing.base import BillingError, BillingSource
 from daemon.billing.flat import ReadCache
+from daemon.billing.flat_stream import stream_flat
+from daemon.billing.listing import Listing, Recalled
 from daemon.billing.parse import parse_flat
 from daemon.config.schema import SqlBilling
 from daemon.domain.snapshot import SyncResult
@@ -47,6 +49,8 @@ class SqlSource(BillingSource):
         except (SQLAlchemyError, ImportError) as error:
             raise BillingError(f"{self.name}: cannot set up the database driver: {error}") from None
         self._cache = ReadCache()
+        # Accounts whose rows came back scattered at an earlier sync (see flat_stream).
+        self._apart: frozenset[str] = frozenset()
 
     def fetch_all(self) -> SyncResult:
         """Run the query and read every row, streaming them in chunks.
@@ -71,6 +75,28 @@ class SqlSource(BillingSource):
                 return parse_flat(
                     columns, _numbered(result), self.name, "row", self._cache, reread=reread
                 )
+        except SQLAlchemyError as error:
+            message = f"{self.name}: billing query failed: {self._problem(error)}"
+            raise BillingError(message) from None
+
+    def stream(self) -> Iterator[Listing]:
+        """Run the query and list its accounts as their rows arrive (see fetch_all for the
+        row numbers and the errors raised)."""
+        try:
+            with self._engine.connect() as connection:
+                streaming = connection.execution_options(stream_results=True, yield_per=_CHUNK)
+                result = streaming.execute(self.query)
+
+                def reread() -> Iterator[tuple[int, Sequence[object]]]:
+                    return _numbered(streaming.execute(self.query))
+
+                listings = stream_flat(
+                    list(result.keys()), _numbered(result), self.name, "row", reread, self._apart
+                )
+                for listing in listings:
+                    if isinstance(listing, Recalled):
+                        self._apart |= listing.ids
+                    yield listing
         except SQLAlchemyError as error:
             message = f"{self.name}: billing query failed: {self._problem(error)}"
             raise BillingError(message) from None

@@ -50,6 +50,19 @@ class SafetyBrake:
         how many accounts the state database knew before it. Returns True when the
         brake is (now) engaged. A release by ops lets exactly the next sync through.
         """
+        gate = self.gate(session, now)
+        if gate is not None:
+            return gate
+        if not self.trips(entering, known):
+            return False
+        self.engage(session, entering, known, now)
+        return True
+
+    def gate(self, session: Session, now: datetime) -> bool | None:
+        """Say, before a sync counts anything, how the brake takes it: True when engaged
+        (the sync runs braked), False when ops released it (this sync goes through as
+        read, and the brake is idle again after it), None when the sync must be counted
+        (see `trips`)."""
         flag = session.get(DaemonFlag, FLAG)
         if flag is not None and flag.value.get("state") == "engaged":
             return True
@@ -57,9 +70,20 @@ class SafetyBrake:
             flag.value = {**flag.value, "state": "idle"}
             flag.updated_at = now
             return False
+        return None
+
+    def trips(self, entering: int, known: int) -> bool:
+        """Whether turning `entering` of `known` accounts overdue in one sync trips the brake."""
+        return (
+            entering >= self.config.brake_min_accounts
+            and entering > self.config.brake_share * known
+        )
+
+    def engage(self, session: Session, entering: int, known: int, now: datetime) -> None:
+        """Engage the brake in `session` for a sync that would turn `entering` of `known`
+        accounts overdue, and alert ops."""
+        flag = session.get(DaemonFlag, FLAG)
         limit = max(self.config.brake_min_accounts, self.config.brake_share * known)
-        if entering < self.config.brake_min_accounts or entering <= self.config.brake_share * known:
-            return False
         reason = (
             f"{entering} of {known} accounts would turn overdue in one sync "
             f"(the brake trips above {limit:.0f}): billing data suspected"
@@ -84,7 +108,6 @@ class SafetyBrake:
                 "`lapse brake release`",
                 now,
             )
-        return True
 
     def release(self, actor: str) -> dict[str, Any]:
         """Release the brake; the next sync is applied as read. Returns the record released.

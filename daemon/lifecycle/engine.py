@@ -7,60 +7,46 @@ crash at any point neither repeats nor skips a transition (invariant 4).
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, defer, sessionmaker
 
 from daemon.billing.base import BillingSource
-from daemon.billing.overlap import refuse_overlapping_trees
 from daemon.config.schema import PolicyConfig, policy_for_plan
 from daemon.domain.clock import Clock, system_clock
 from daemon.domain.errors import UnknownAccountError
-from daemon.domain.snapshot import AccountSnapshot, RowError
+from daemon.domain.phases import Phase
+from daemon.domain.snapshot import AccountSnapshot
 from daemon.domain.states import ActionStatus, State
 from daemon.domain.stored_snapshot import snapshot_digest, snapshot_to_json
 from daemon.lifecycle.actions import queue_playbook
 from daemon.lifecycle.after_acts import deferred_to, notices_after
 from daemon.lifecycle.brake import SafetyBrake
+from daemon.lifecycle.report import SyncReport
+from daemon.lifecycle.sync_pass import Due, Plan, run_pass
 from daemon.notices.desk import NoticeDesk
 from daemon.notices.money import minor_unit
 from daemon.policy import Action, Decision, LifecycleRecord, decide
 from daemon.policy.rules import owes
 from daemon.store.models import Account, Event, ScheduledAction
-from daemon.store.records import record_from_row, stored_snapshot, write_record
+from daemon.store.records import record_columns, record_from_row, stored_snapshot, write_record
+
+# SyncReport lives in daemon.lifecycle.report (the sync pass uses it too); callers
+# still find it here.
+__all__ = ["LifecycleEngine", "SyncReport"]
 
 log = structlog.get_logger("lapse.lifecycle")
 
 # One evaluation applies at most this many chained transitions; the policy
 # never needs more than four in a row (active -> overdue -> reminded -> ...).
 _MAX_STEPS = 8
-# Accounts loaded and written per round trip during a sync: bounds memory, not speed.
-_BATCH = 2000
-
-T = TypeVar("T")
-
-
-@dataclass
-class SyncReport:
-    """What one billing sync did."""
-
-    seen: int = 0
-    transitions: Counter[str] = field(default_factory=Counter)
-    row_errors: tuple[RowError, ...] = ()
-    wakeups: dict[str, datetime | None] = field(default_factory=dict)
-    braked: bool = False
-
-    def summary(self) -> str:
-        """One line for logs and the CLI."""
-        moves = ", ".join(f"{k}: {v}" for k, v in sorted(self.transitions.items())) or "none"
-        line = f"{self.seen} accounts, transitions {moves}, {len(self.row_errors)} rows skipped"
-        return line + (" (SAFETY BRAKE ENGAGED: owing accounts held)" if self.braked else "")
+# A sync starts over when the brake trips, accounts turn out to share a tree, or billing
+# recalls accounts (see daemon.lifecycle.sync_pass); each can happen once.
+_MAX_PASSES = 4
 
 
 # How soon a braked wake-up looks at its account again.
@@ -89,7 +75,11 @@ class LifecycleEngine:
         self.brake = brake
         self.clock = clock
         self._policies: dict[str, PolicyConfig] = {}
-        self._digests: dict[str, tuple[AccountSnapshot, str]] = {}
+        # While a sync batch is evaluated: the phases its transitions queue, held until
+        # the batch's events are written and have their ids.
+        self._phases: list[tuple[str, list[Phase], Event]] | None = None
+        # The accounts the last sync refused for sharing a tree (see sync_pass.Plan.held).
+        self._refused: frozenset[str] = frozenset()
         notices.policy_for = self.policy_for
 
     def policy_for(self, plan: str) -> PolicyConfig:
@@ -101,13 +91,29 @@ class LifecycleEngine:
     def sync(self) -> SyncReport:
         """Read every account from billing and apply the policy to each.
 
-        Returns a SyncReport. Raises BillingError when billing cannot be read:
-        then nothing is changed.
+        The accounts stream past a batch at a time (see daemon.lifecycle.sync_pass), in
+        one transaction. Returns a SyncReport. Raises BillingError when billing cannot
+        be read: then nothing is changed.
         """
-        result = self.billing.fetch_all()
-        snapshots, refused = refuse_overlapping_trees(result.snapshots, self.billing.name)
-        errors = result.errors + refused
-        for error in errors:
+        plan = Plan(held=self._refused)
+        for _ in range(_MAX_PASSES):
+            now = self.clock()
+            report = SyncReport()
+            with self.sessions() as session, session.begin():
+                outcome = run_pass(self, session, plan, now, report)
+                if outcome.again is not None:
+                    session.rollback()
+                    plan = outcome.again
+                    continue
+            break
+        else:
+            raise RuntimeError(f"a billing sync started over {_MAX_PASSES} times")
+        outcome.errors.sort(key=lambda refused: refused.order)
+        errors = tuple(refused.error for refused in outcome.errors)
+        report.seen = outcome.seen
+        report.row_errors = errors + tuple(plan.refused.values())
+        self._refused = frozenset(plan.refused)
+        for error in report.row_errors:
             log.error(
                 "billing row skipped",
                 source=error.source,
@@ -115,49 +121,11 @@ class LifecycleEngine:
                 field=error.field,
                 problem=error.message,
             )
-        now = self.clock()
-        report = SyncReport(seen=len(snapshots), row_errors=errors)
-        with self.sessions.begin() as session:
-            due, entering, known_count = self._changed(session, snapshots, now)
-            if self.brake.check(session, entering, known_count, now):
-                # Braked: only accounts that owe nothing move (payments still reactivate).
-                due = [s for s in due if not owes(s, self.policy_for(s.plan))]
-                report.braked = True
-            for batch in _batches(due, _BATCH):
-                self._evaluate_batch(session, list(batch), now, report)
         self.notices.deliver_pending()
         log.info("billing sync done", summary=report.summary())
         return report
 
-    def _changed(
-        self, session: Session, snapshots: Sequence[AccountSnapshot], now: datetime
-    ) -> tuple[list[AccountSnapshot], int, int]:
-        """Find the synced accounts that must be evaluated (see `_needs_evaluation`).
-
-        Returns them in billing order, how many known active accounts among them would
-        turn overdue (for the brake), and how many accounts the state database knew.
-        The stored rows are streamed past the snapshots rather than loaded into a
-        dictionary, which would add some 40 MB at 100,000 accounts.
-        """
-        unseen = {snapshot.account_id: snapshot for snapshot in snapshots}
-        due_ids: set[str] = set()
-        entering = known_count = 0
-        query = select(Account.id, Account.snapshot_hash, Account.next_wake_at, Account.state)
-        for account_id, digest, wake_at, state in session.execute(
-            query.execution_options(yield_per=_BATCH)
-        ):
-            known_count += 1
-            snapshot = unseen.pop(account_id, None)
-            if snapshot is None:
-                continue  # no longer listed by billing
-            if _needs_evaluation((digest, wake_at, state), self._digest(snapshot), now):
-                due_ids.add(account_id)
-                entering += state == State.ACTIVE.value and self._turns_overdue(snapshot, now)
-        # What is left unseen is new to the state database, and always evaluated.
-        due = [s for s in snapshots if s.account_id in due_ids or s.account_id in unseen]
-        return due, entering, known_count
-
-    def _turns_overdue(self, snapshot: AccountSnapshot, now: datetime) -> bool:
+    def turns_overdue(self, snapshot: AccountSnapshot, now: datetime) -> bool:
         """Whether an active account would turn overdue with this snapshot.
 
         New accounts never count for the brake: a first sync of an existing
@@ -280,42 +248,81 @@ class LifecycleEngine:
             )
         log.info("recorded", account=account_id, reason=reason, actor=actor)
 
-    def _digest(self, snapshot: AccountSnapshot) -> str:
-        """Return the snapshot's digest, remembered while billing hands back the very same
-        snapshot object (a source's read cache does for unchanged accounts)."""
-        remembered = self._digests.get(snapshot.account_id)
-        if remembered is not None and remembered[0] is snapshot:
-            return remembered[1]
-        digest = snapshot_digest(snapshot_to_json(snapshot))
-        self._digests[snapshot.account_id] = (snapshot, digest)
-        return digest
-
-    def _evaluate_batch(
+    def evaluate_batch(
         self,
         session: Session,
-        due: list[AccountSnapshot],
+        due: list[Due],
         now: datetime,
         report: SyncReport,
     ) -> None:
         """Evaluate the accounts of one sync batch that changed or reached a deadline.
 
         Only their rows are loaded, and they leave the session once written, so a
-        sync over 100,000 accounts holds one batch of rows in memory at a time.
+        sync holds one batch of rows in memory at a time.
         """
         if not due:
             return
-        ids = [snapshot.account_id for snapshot in due]
+        ids = [entry.snapshot.account_id for entry in due]
         rows = {
             row.id: row
             for row in session.scalars(
                 select(Account).options(defer(Account.snapshot)).where(Account.id.in_(ids))
             )
         }
-        for snapshot in due:
-            row = rows.get(snapshot.account_id) or self._new_row(session, snapshot, now)
-            self._evaluate(session, row, snapshot, now, "billing-sync", report)
+        # New accounts the policy leaves where they start (most of a first sync) are
+        # inserted in one statement, without an ORM object each.
+        resting: list[dict[str, Any]] = []
+        # The batch's events are written in one flush; the phases they queue then refer
+        # to them, in the order they were decided.
+        self._phases = []
+        try:
+            for entry in due:
+                snapshot = entry.snapshot
+                row = rows.get(snapshot.account_id)
+                if row is None:
+                    values = self._resting_row(snapshot, entry, now, report)
+                    if values is not None:
+                        resting.append(values)
+                        continue
+                    row = self._new_row(session, snapshot, now)
+                self._evaluate(session, row, snapshot, now, "billing-sync", report, entry)
+            if resting:
+                session.execute(insert(Account), resting)
+            session.flush()
+            for account_id, phases, event in self._phases:
+                for phase in phases:
+                    queue_playbook(session, account_id, phase, event.id, now)
+        finally:
+            self._phases = None
         session.flush()
         session.expunge_all()
+
+    def _resting_row(
+        self, snapshot: AccountSnapshot, read: Due, now: datetime, report: SyncReport
+    ) -> dict[str, Any] | None:
+        """Return the accounts-table row of a new account on which the policy takes no
+        step (what `_new_row` and `_evaluate` would write for it), or None when it does."""
+        record = LifecycleRecord(account_id=snapshot.account_id)
+        decision = decide(snapshot, record, self.policy_for(snapshot.plan), now)
+        if decision.changed:
+            return None
+        if decision.wake_at is not None:
+            report.wakeups[snapshot.account_id] = decision.wake_at
+        return {
+            "id": snapshot.account_id,
+            "plan": snapshot.plan,
+            "state": State.ACTIVE.value,
+            **record_columns(record),
+            "next_wake_at": decision.wake_at,
+            "balance": snapshot.balance,
+            "currency": snapshot.currency,
+            "snapshot": read.data,
+            "snapshot_hash": read.digest,
+            "billing_digest": read.billing_digest,
+            "first_seen_at": now,
+            "updated_at": now,
+            "version": 1,
+        }
 
     def _evaluate(
         self,
@@ -325,12 +332,14 @@ class LifecycleEngine:
         now: datetime,
         actor: str,
         report: SyncReport,
+        read: Due | None = None,
     ) -> None:
-        """Store the snapshot if it changed, then apply the policy until it rests."""
+        """Store the snapshot if it changed (with what the sync `read` of it, if given),
+        then apply the policy until it rests."""
         # What was owed before this snapshot: a payment's event records it as recovered.
         owed_before, currency = row.balance, row.currency
         if snapshot is not None:
-            self._store_snapshot(row, snapshot, now)
+            self._store_snapshot(row, snapshot, now, read)
         record = record_from_row(row)
         policy = self.policy_for(row.plan)
         decision = decide(snapshot, record, policy, now)
@@ -376,14 +385,18 @@ class LifecycleEngine:
             },
         )
         session.add(event)
-        session.flush()  # gives the event its id for the rows that refer to it
+        phases = [a.phase for a in decision.actions if a.kind == "playbook" and a.phase]
+        if phases and self._phases is not None:
+            self._phases.append((row.id, phases, event))
+        elif phases:
+            session.flush()  # gives the event its id for the rows that refer to it
+            for phase in phases:
+                queue_playbook(session, row.id, phase, event.id, now)
         # A notice that states what a phase of this decision does waits for that phase
         # (phase_done sends it once the phase succeeded, invariant 10).
         waiting = deferred_to(decision.actions)
         for action in decision.actions:
-            if action.kind == "playbook" and action.phase is not None:
-                queue_playbook(session, row.id, action.phase, event.id, now)
-            elif action.notice is not None and snapshot is not None:
+            if action.notice is not None and snapshot is not None:
                 if action.notice in waiting:
                     continue
                 policy = self.policy_for(row.plan)
@@ -416,29 +429,21 @@ class LifecycleEngine:
         session.add(row)
         return row
 
-    def _store_snapshot(self, row: Account, snapshot: AccountSnapshot, now: datetime) -> None:
-        digest = self._digest(snapshot)
+    @staticmethod
+    def _store_snapshot(
+        row: Account, snapshot: AccountSnapshot, now: datetime, read: Due | None = None
+    ) -> None:
+        """Store `snapshot` with `row` when it differs from the one stored. `read` is
+        what a sync made of it (its JSON, digest and the digest of the raw data it was
+        read from); without it (a wake-up's fresh read) they are computed, and the raw
+        digest is cleared when the snapshot changed."""
+        data = read.data if read is not None else snapshot_to_json(snapshot)
+        digest = read.digest if read is not None else snapshot_digest(data)
+        billing_digest = read.billing_digest if read is not None else None
         if digest == row.snapshot_hash:
+            if billing_digest is not None and row.billing_digest != billing_digest:
+                row.billing_digest = billing_digest
             return
-        row.snapshot, row.snapshot_hash = snapshot_to_json(snapshot), digest
+        row.snapshot, row.snapshot_hash, row.billing_digest = data, digest, billing_digest
         row.plan, row.balance, row.currency = snapshot.plan, snapshot.balance, snapshot.currency
         row.updated_at = now
-
-
-def _needs_evaluation(
-    known: tuple[str, datetime | None, str] | None, digest: str, now: datetime
-) -> bool:
-    """Whether a synced account must be evaluated: it is new, its billing data changed,
-    or it reached its next deadline. Otherwise the policy would decide exactly what it
-    decided last time (a decision depends only on snapshot, record and time, and the
-    record's next deadline is when time starts to matter)."""
-    if known is None:
-        return True
-    stored_digest, wake_at, _state = known
-    return stored_digest != digest or (wake_at is not None and wake_at <= now)
-
-
-def _batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    """Yield consecutive slices of `items` of at most `size`."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

@@ -67,6 +67,10 @@ class Account(Base):
     currency: Mapped[str] = mapped_column(String(3))
     snapshot: Mapped[dict[str, Any]]
     snapshot_hash: Mapped[str] = mapped_column(String(64))
+    # The digest of the raw billing data the snapshot was read from (a source's own
+    # form, e.g. flat rows): a sync that finds it unchanged skips reading the account.
+    # Empty when the snapshot came from elsewhere (a wake-up's fresh read).
+    billing_digest: Mapped[str | None] = mapped_column(String(64))
     first_seen_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     # Optimistic locking: the daemon and an operator's CLI command may touch the

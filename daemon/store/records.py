@@ -36,6 +36,13 @@ def record_from_row(row: Account) -> LifecycleRecord:
     )
 
 
+def record_columns(record: LifecycleRecord) -> dict[str, object]:
+    """Return the accounts-table columns of `record` other than state (for a bulk insert)."""
+    values: dict[str, object] = {name: getattr(record, name) for name in _FIELDS}
+    values["resume_state"] = record.resume_state.value if record.resume_state else None
+    return values
+
+
 def write_record(row: Account, record: LifecycleRecord) -> None:
     """Copy `record` onto `row` (only the columns that differ, so clean rows stay clean)."""
     updates = {name: getattr(record, name) for name in _FIELDS}

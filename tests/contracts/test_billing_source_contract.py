@@ -20,7 +20,7 @@ can run it against a deliberately broken source and show that it fails.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -29,6 +29,7 @@ import pytest
 
 from daemon.billing.base import BillingError, BillingSource
 from daemon.billing.file import FileSource
+from daemon.billing.listing import Listed, Listing, Refused
 from daemon.config.schema import FileBilling
 from daemon.domain.errors import LapseError
 from daemon.domain.snapshot import (
@@ -214,6 +215,32 @@ def check_an_unknown_language_is_the_brands(lab: BillingLab) -> None:
     assert rita_read.contact.language is None
 
 
+def check_streams_what_it_fetches(lab: BillingLab) -> None:
+    acme = ACCOUNTS[1]
+    broken = replace(acme, contact=replace(acme.contact, email="not-an-address"))
+    lab.publish([ACCOUNTS[0], broken, ACCOUNTS[2]])
+    source = lab.source()
+
+    snapshots, errors, digests = [], [], {}
+    for listing in source.stream():
+        if isinstance(listing, Refused):
+            errors.append(listing.error)
+            continue
+        assert isinstance(listing, Listed), listing  # nothing recalled: no scattered rows
+        read = listing.read()
+        if isinstance(read, Refused):
+            errors.append(read.error)
+            continue
+        snapshots.append(read)
+        digests[listing.account_id] = listing.digest
+    result = source.fetch_all()
+
+    assert by_id(snapshots) == by_id(result.snapshots)
+    assert sorted(map(str, errors)) == sorted(map(str, result.errors))
+    again = {item.account_id: item.digest for item in source.stream() if isinstance(item, Listed)}
+    assert {key: again[key] for key in digests} == digests  # the same data, the same digest
+
+
 def check_an_unreachable_source_raises_billing_error(lab: BillingLab) -> None:
     source = lab.unreachable()
 
@@ -250,6 +277,10 @@ def test_an_unreachable_source_raises_billing_error(lab: BillingLab) -> None:
 
 def test_an_unknown_language_reads_as_the_brands_without_an_error(lab: BillingLab) -> None:
     check_an_unknown_language_is_the_brands(lab)
+
+
+def test_a_sync_stream_lists_what_a_full_read_gives(lab: BillingLab) -> None:
+    check_streams_what_it_fetches(lab)
 
 
 # --- the checks can fail ---------------------------------------------------------------
@@ -332,6 +363,14 @@ class _ListsNothingWhenUnreachable(FileSource):
             return SyncResult(snapshots=())
 
 
+class _StreamsAllButTheLast(FileSource):
+    """Lists every account but the last to a sync: it never hears of that one."""
+
+    def stream(self) -> Iterator[Listing]:
+        listings = list(super().stream())
+        return iter(listings[:-1])
+
+
 class _BrokenLab(FileJsonLab):
     """The JSON file lab with a broken source in place of the file source."""
 
@@ -355,6 +394,7 @@ class _BrokenLab(FileJsonLab):
         (_RemembersTheLastSync, check_reads_one_account_afresh),
         (_HidesRowErrors, check_skips_a_malformed_account_naming_row_and_field),
         (_ListsNothingWhenUnreachable, check_an_unreachable_source_raises_billing_error),
+        (_StreamsAllButTheLast, check_streams_what_it_fetches),
     ],
 )
 def test_a_broken_source_fails_the_check(
