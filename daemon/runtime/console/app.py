@@ -28,6 +28,7 @@ from starlette.staticfiles import StaticFiles
 
 from daemon.config.schema import ConsoleConfig
 from daemon.domain.errors import LapseError, UnknownAccountError
+from daemon.notices.money import format_money
 from daemon.runtime.console.auth import Authenticator, Identity
 from daemon.runtime.console.security import CSRF_FIELD, SecurityHeaders, csrf_ok, csrf_token
 from daemon.runtime.console.services import ConsoleServices
@@ -96,6 +97,8 @@ class _Console:
             loader=FileSystemLoader(TEMPLATES),
             autoescape=select_autoescape(default=True, default_for_string=True),
         )
+        self.templates.filters["money"] = format_money
+        self.templates.filters["when"] = _when
 
     # -- who is asking ------------------------------------------------------------------
 
@@ -260,6 +263,11 @@ class _Console:
         result = await run_in_threadpool(self.services.release_brake, me.actor)
         log.warning("console action", user=me.name, action="brake release")
         return result
+
+
+def _when(moment: datetime | None) -> str:
+    """A moment as the console shows it (UTC, to the minute); a dash for none."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if moment else "—"
 
 
 def _required(reason: str) -> str:

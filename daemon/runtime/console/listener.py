@@ -25,7 +25,7 @@ def console_services(app: App, scheduler: LapseScheduler) -> ConsoleServices:
         app.approvals,
         app.backups,
         lambda: scheduler.last_sync,
-        scheduler.wake_now,
+        scheduler.wake_soon,
     )
 
 

@@ -23,8 +23,9 @@ from daemon.policy import commands
 from daemon.runtime.app import Readers
 from daemon.store.audit_log import AuditRecord
 
-# States whose balance counts as money overdue on the overview.
-_NOT_OVERDUE = frozenset({State.ACTIVE.value, State.DELETED.value, State.EXEMPT.value})
+# States whose balance is not counted as money overdue on the overview (a deleted
+# account's debt stays overdue: deletion ends the hosting, not what is owed).
+_NOT_OVERDUE = frozenset({State.ACTIVE.value, State.EXEMPT.value})
 
 
 @dataclass(frozen=True)
