@@ -21,9 +21,9 @@ T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
 
 
-def approval_config(tmp_path: Path, state_url: str, **extra: Any) -> dict[str, Any]:
-    """The raw config: one account, 'acct-1' (120 EUR, shop.example), on a local host;
-    `extra` is merged into [policy.default] (e.g. approve = ["delete"])."""
+def write_shop(tmp_path: Path) -> None:
+    """Write acct-1's site (tmp_path/www/site, shop.example, on host 'here') and the
+    billing file where it owes 120 EUR, due 28 days before T0."""
     site = tmp_path / "www" / "site"
     site.mkdir(parents=True)
     (site / "index.html").write_text("<h1>Shop</h1>\n")
@@ -32,6 +32,12 @@ def approval_config(tmp_path: Path, state_url: str, **extra: Any) -> dict[str, A
         {"host": "here", "system_user": "shop", "docroot": str(site), "domains": ["shop.example"]}
     ]
     (tmp_path / "billing.json").write_text(json.dumps({"accounts": [client]}))
+
+
+def approval_config(tmp_path: Path, state_url: str, **extra: Any) -> dict[str, Any]:
+    """The raw config: one account, 'acct-1' (120 EUR, shop.example), on a local host;
+    `extra` is merged into [policy.default] (e.g. approve = ["delete"])."""
+    write_shop(tmp_path)
     return {
         "state": {"url": state_url},
         "billing": {"type": "file", "path": str(tmp_path / "billing.json")},

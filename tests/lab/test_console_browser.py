@@ -56,6 +56,8 @@ def console(tmp_path: Path) -> Iterator[Console]:
             "sam": {"password_hash": hash_password(PASSWORDS["sam"]), "role": "viewer"},
         },
         "login_attempts": 3,
+        "proxy_header": "X-Forwarded-User",
+        "trusted_proxies": ["127.0.0.1"],
     }
     clock = VirtualClock(T0)
     app = build_app(validate_config(raw, source="test", base_dir=tmp_path), clock)
@@ -215,3 +217,19 @@ def test_pages_need_a_session_and_carry_the_security_headers(console: Console) -
     assert "httponly" in cookie and "secure" in cookie and "samesite=strict" in cookie
     posted = httpx.post(console.url + "/accounts/acct-1/approve", data={"csrf_token": "x"})
     assert posted.status_code == 403
+
+
+def test_the_proxy_header_is_believed_only_from_a_trusted_proxy(console: Console) -> None:
+    """From 127.0.0.1 (trusted) the header signs dana in as a viewer; from 127.0.0.2 it is
+    ignored, and so is an X-Forwarded-For that claims the trusted address."""
+    headers = {"X-Forwarded-User": "dana"}
+    trusted = httpx.get(console.url + "/accounts/acct-1", headers=headers)
+    assert trusted.status_code == 200
+    assert "dana <em>(viewer)</em>" in trusted.text
+    assert 'id="approve-acct-1"' not in trusted.text
+    untrusted = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"))
+    url = console.url.replace("localhost", "127.0.0.1") + "/accounts/acct-1"
+    with untrusted:
+        for claim in ({}, {"X-Forwarded-For": "127.0.0.1"}):
+            page = untrusted.get(url, headers=headers | claim, follow_redirects=False)
+            assert (page.status_code, page.headers["location"]) == (303, "/login")

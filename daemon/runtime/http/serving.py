@@ -118,6 +118,9 @@ class ListenerThread:
             log_config=None,
             access_log=False,
             server_header=False,
+            # The peer is the TCP peer: the console decides itself which proxies it
+            # believes (trusted_proxies), and X-Forwarded-For is nobody's word here.
+            proxy_headers=False,
             # uvicorn counts the connection asking too: one more lets exactly
             # max_connections be served at once, and answers 503 past them.
             limit_concurrency=limits().max_connections + 1,
