@@ -5,6 +5,7 @@ deletion that waits."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -133,3 +134,44 @@ def test_a_suspension_waits_only_above_its_threshold(
     waiting = [item.phase for item in app.approvals.waiting()]
     assert waiting == (["suspend"] if waits else [])
     assert ("suspension" in client_notices(tmp_path)) is not waits
+
+
+def test_a_paid_account_whose_deletion_is_rejected_comes_back(
+    tmp_path: Path, state_url: str
+) -> None:
+    """A payment while the deletion waits is not acted on by itself (a deleted account's
+    record is final); rejecting it holds the account, and the hold reactivates it as
+    paid, the site unsuspended."""
+    clock = VirtualClock(T0)
+    app = approval_app(tmp_path, state_url, clock, approve=["delete"])
+    to_deletion(app, clock)
+    app.runner.run_pending()
+    billing = json.loads((tmp_path / "billing.json").read_text())
+    billing["accounts"][0] |= {"balance": "0", "invoices": []}
+    (tmp_path / "billing.json").write_text(json.dumps(billing))
+    app.lifecycle.sync()
+    assert _state(app) == "deleted"  # waiting, and not reactivated by the payment
+    app.approvals.reject("acct-1", "ops:carol", "paid by bank transfer")
+    assert _state(app) == "active"
+    app.runner.run_pending()  # the unsuspend phase
+    assert tmp_path.joinpath(*SITE).read_text() == "<h1>Shop</h1>\n"
+    assert "deletion" not in client_notices(tmp_path)
+
+
+def test_an_approved_deletion_of_an_account_paid_meanwhile_touches_nothing(
+    tmp_path: Path, state_url: str
+) -> None:
+    """Approval lets the phase be picked; the payment check before its first destructive
+    step still finds the payment, and the site stays."""
+    clock = VirtualClock(T0)
+    app = approval_app(tmp_path, state_url, clock, approve=["delete"])
+    to_deletion(app, clock)
+    app.runner.run_pending()
+    billing = json.loads((tmp_path / "billing.json").read_text())
+    billing["accounts"][0] |= {"balance": "0", "invoices": []}
+    (tmp_path / "billing.json").write_text(json.dumps(billing))
+    app.approvals.approve("acct-1", "ops:bob")
+    app.runner.run_pending()
+    assert _delete_status(app) != ActionStatus.DONE
+    assert tmp_path.joinpath(*SITE).exists()
+    assert "deletion" not in client_notices(tmp_path)
