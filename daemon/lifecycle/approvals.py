@@ -122,10 +122,21 @@ class Approvals:
 
     def approve(self, account_id: str, actor: str) -> str:
         """Approve the account's waiting phase; return the phase. The runner picks it at its
-        next turn. Raises NothingToDecideError."""
+        next turn. Raises NothingToDecideError, or CommandRefusedError when billing has
+        reported the account paid since (a rejection then reactivates it)."""
         now = self.clock()
         with self.sessions.begin() as session:
             approval = _waiting(session, account_id)
+            account = session.get(Account, account_id)
+            assert account is not None
+            if account.balance < self.policy_for(account.plan).min_balance:
+                # Approved, the phase would stop at its payment check and leave the
+                # account's record at `deleted`, which the lifecycle treats as final.
+                raise commands.CommandRefusedError(
+                    f"{account_id} has been paid since its {approval.phase} was queued "
+                    f"({account.balance} {account.currency} owed): reject it, and the "
+                    "hold reactivates the account"
+                )
             approval.status, approval.decided_at = ApprovalStatus.APPROVED, now
             approval.decided_by = actor
             phase = approval.phase

@@ -15,6 +15,7 @@ from structlog.testing import capture_logs
 from daemon.domain.clock import VirtualClock
 from daemon.domain.states import ActionStatus, ApprovalStatus
 from daemon.lifecycle.approvals import NothingToDecideError
+from daemon.policy.commands import CommandRefusedError
 from daemon.store.models import Account, Backup, ScheduledAction
 from tests.lab.approval_scene import DAY, T0, approval_app, client_notices, to_deletion
 
@@ -140,8 +141,8 @@ def test_a_paid_account_whose_deletion_is_rejected_comes_back(
     tmp_path: Path, state_url: str
 ) -> None:
     """A payment while the deletion waits is not acted on by itself (a deleted account's
-    record is final); rejecting it holds the account, and the hold reactivates it as
-    paid, the site unsuspended."""
+    record is final) and approving is refused; rejecting it holds the account, and the
+    hold reactivates it as paid, the site unsuspended."""
     clock = VirtualClock(T0)
     app = approval_app(tmp_path, state_url, clock, approve=["delete"])
     to_deletion(app, clock)
@@ -151,6 +152,8 @@ def test_a_paid_account_whose_deletion_is_rejected_comes_back(
     (tmp_path / "billing.json").write_text(json.dumps(billing))
     app.lifecycle.sync()
     assert _state(app) == "deleted"  # waiting, and not reactivated by the payment
+    with pytest.raises(CommandRefusedError, match="paid since its delete was queued"):
+        app.approvals.approve("acct-1", "ops:carol")
     app.approvals.reject("acct-1", "ops:carol", "paid by bank transfer")
     assert _state(app) == "active"
     app.runner.run_pending()  # the unsuspend phase
@@ -161,8 +164,8 @@ def test_a_paid_account_whose_deletion_is_rejected_comes_back(
 def test_an_approved_deletion_of_an_account_paid_meanwhile_touches_nothing(
     tmp_path: Path, state_url: str
 ) -> None:
-    """Approval lets the phase be picked; the payment check before its first destructive
-    step still finds the payment, and the site stays."""
+    """Approved before billing reported the payment: the payment check before the first
+    destructive step reads billing afresh, finds it, and the site stays."""
     clock = VirtualClock(T0)
     app = approval_app(tmp_path, state_url, clock, approve=["delete"])
     to_deletion(app, clock)
@@ -172,6 +175,9 @@ def test_an_approved_deletion_of_an_account_paid_meanwhile_touches_nothing(
     (tmp_path / "billing.json").write_text(json.dumps(billing))
     app.approvals.approve("acct-1", "ops:bob")
     app.runner.run_pending()
-    assert _delete_status(app) != ActionStatus.DONE
+    assert _delete_status(app) == ActionStatus.CANCELLED
+    # The payment check stopped it; the record still reads deleted (as for any payment
+    # between the transition to deleted and the phase), the site and data kept.
+    assert _state(app) == "deleted"
     assert tmp_path.joinpath(*SITE).exists()
     assert "deletion" not in client_notices(tmp_path)
