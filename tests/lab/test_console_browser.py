@@ -233,3 +233,25 @@ def test_the_proxy_header_is_believed_only_from_a_trusted_proxy(console: Console
         for claim in ({}, {"X-Forwarded-For": "127.0.0.1"}):
             page = untrusted.get(url, headers=headers | claim, follow_redirects=False)
             assert (page.status_code, page.headers["location"]) == (303, "/login")
+
+
+@pytest.mark.parametrize(
+    ("query", "found"),
+    [("SHOP.example", True), ("acct-1@example", True), ("acct-", True), ("nowhere", False)],
+)
+def test_search_finds_an_account_by_id_domain_or_email(
+    console: Console, query: str, found: bool
+) -> None:
+    page = httpx.get(
+        console.url + "/search", params={"q": query}, headers={"X-Forwarded-User": "dana"}
+    )
+    assert page.status_code == 200
+    assert ('<a href="/accounts/acct-1">acct-1</a>' in page.text) is found
+    assert ("no account matches" in page.text) is not found
+
+
+def test_the_brake_page_says_the_lifecycle_runs(console: Console) -> None:
+    page = httpx.get(console.url + "/brake", headers={"X-Forwarded-User": "dana"})
+    assert page.status_code == 200
+    assert "the lifecycle runs" in page.text
+    assert 'id="brake-release"' not in page.text
