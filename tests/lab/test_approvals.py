@@ -16,21 +16,23 @@ from daemon.domain.clock import VirtualClock
 from daemon.domain.states import ActionStatus, ApprovalStatus
 from daemon.lifecycle.approvals import NothingToDecideError
 from daemon.policy.commands import CommandRefusedError
+from daemon.runtime.app import App
 from daemon.store.models import Account, Backup, ScheduledAction
 from tests.lab.approval_scene import DAY, T0, approval_app, client_notices, to_deletion
+from tests.lab.engine_helpers import run_days
 
 SITE = ("www", "site", "index.html")
 
 
-def _state(app: object) -> str:
-    with app.sessions() as session:  # type: ignore[attr-defined]
+def _state(app: App) -> str:
+    with app.sessions() as session:
         state = session.scalar(select(Account.state))
     assert isinstance(state, str)
     return state
 
 
-def _delete_status(app: object) -> ActionStatus:
-    with app.sessions() as session:  # type: ignore[attr-defined]
+def _delete_status(app: App) -> ActionStatus:
+    with app.sessions() as session:
         status = session.scalar(
             select(ScheduledAction.status).where(ScheduledAction.name == "delete")
         )
@@ -127,8 +129,6 @@ def test_a_suspension_waits_only_above_its_threshold(
         approve_suspend_over={"EUR": threshold},
     )
     app.lifecycle.sync()
-    from tests.lab.engine_helpers import run_days
-
     run_days(app, clock, 12)
     assert _state(app) == "suspended"
     app.runner.run_pending()
@@ -137,12 +137,8 @@ def test_a_suspension_waits_only_above_its_threshold(
     assert ("suspension" in client_notices(tmp_path)) is not waits
 
 
-def test_a_paid_account_whose_deletion_is_rejected_comes_back(
-    tmp_path: Path, state_url: str
-) -> None:
-    """A payment while the deletion waits is not acted on by itself (a deleted account's
-    record is final) and approving is refused; rejecting it holds the account, and the
-    hold reactivates it as paid, the site unsuspended."""
+def _paid_while_waiting(tmp_path: Path, state_url: str) -> App:
+    """acct-1's deletion waiting for approval, then paid in billing (not synced yet)."""
     clock = VirtualClock(T0)
     app = approval_app(tmp_path, state_url, clock, approve=["delete"])
     to_deletion(app, clock)
@@ -150,6 +146,16 @@ def test_a_paid_account_whose_deletion_is_rejected_comes_back(
     billing = json.loads((tmp_path / "billing.json").read_text())
     billing["accounts"][0] |= {"balance": "0", "invoices": []}
     (tmp_path / "billing.json").write_text(json.dumps(billing))
+    return app
+
+
+def test_a_paid_account_whose_deletion_is_rejected_comes_back(
+    tmp_path: Path, state_url: str
+) -> None:
+    """A payment while the deletion waits is not acted on by itself (a deleted account's
+    record is final) and approving is refused; rejecting it holds the account, and the
+    hold reactivates it as paid, the site unsuspended."""
+    app = _paid_while_waiting(tmp_path, state_url)
     app.lifecycle.sync()
     assert _state(app) == "deleted"  # waiting, and not reactivated by the payment
     with pytest.raises(CommandRefusedError, match="paid since its delete was queued"):
@@ -166,13 +172,7 @@ def test_an_approved_deletion_of_an_account_paid_meanwhile_touches_nothing(
 ) -> None:
     """Approved before billing reported the payment: the payment check before the first
     destructive step reads billing afresh, finds it, and the site stays."""
-    clock = VirtualClock(T0)
-    app = approval_app(tmp_path, state_url, clock, approve=["delete"])
-    to_deletion(app, clock)
-    app.runner.run_pending()
-    billing = json.loads((tmp_path / "billing.json").read_text())
-    billing["accounts"][0] |= {"balance": "0", "invoices": []}
-    (tmp_path / "billing.json").write_text(json.dumps(billing))
+    app = _paid_while_waiting(tmp_path, state_url)
     app.approvals.approve("acct-1", "ops:bob")
     app.runner.run_pending()
     assert _delete_status(app) == ActionStatus.CANCELLED
