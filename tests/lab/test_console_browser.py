@@ -255,3 +255,35 @@ def test_the_brake_page_says_the_lifecycle_runs(console: Console) -> None:
     assert page.status_code == 200
     assert "the lifecycle runs" in page.text
     assert 'id="brake-release"' not in page.text
+
+
+def test_an_operator_rejects_a_deletion_then_releases_the_hold(
+    console: Console, browser: WebDriver
+) -> None:
+    """Reject puts the account on hold; Retry with nothing failed is refused with the
+    service's own sentence; Release resumes the clock, and the deletion, due again,
+    waits for approval again."""
+    sign_in(browser, console, "alice")
+    browser.get(console.url + "/approvals")
+    browser.find_element(By.CSS_SELECTOR, "form[action$='/reject'] input[name=reason]").send_keys(
+        "client phoned"
+    )
+    browser.find_element(By.ID, "reject-acct-1").click()
+    assert browser.current_url == console.url + "/approvals"
+    assert browser.find_element(By.ID, "flash").text == (
+        "acct-1: delete rejected; the account is on hold (by console:alice)"
+    )
+    browser.get(console.url + "/accounts/acct-1")
+    assert browser.find_element(By.ID, "account-state").text == "on-hold"
+    assert "delete rejected: client phoned" in browser.find_element(By.ID, "hold").text
+
+    browser.find_element(By.ID, "retry-button").click()
+    flash = browser.find_element(By.CSS_SELECTOR, "#flash.error").text
+    assert flash == "acct-1 has no failed playbook phase to retry"
+
+    browser.find_element(By.ID, "release-button").click()
+    assert browser.find_element(By.ID, "flash").text.startswith("acct-1: on-hold -> ")
+    assert console.woken == ["acct-1"]
+    console.app.runner.run_pending()
+    browser.get(console.url + "/accounts/acct-1")
+    assert browser.find_element(By.ID, "awaiting").text == "delete waits for approval"
