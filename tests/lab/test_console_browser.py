@@ -22,6 +22,8 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.support.wait import WebDriverWait
 
 from daemon.config.load import validate_config
 from daemon.domain.clock import VirtualClock
@@ -94,11 +96,19 @@ def browser() -> Iterator[WebDriver]:
     driver.quit()
 
 
+def submit(browser: WebDriver, element_id: str) -> None:
+    """Click the button `element_id` and wait until the page it leads to has replaced
+    this one (a click does not wait for the navigation it starts)."""
+    page = browser.find_element(By.TAG_NAME, "html")
+    browser.find_element(By.ID, element_id).click()
+    WebDriverWait(browser, 10).until(staleness_of(page))
+
+
 def sign_in(browser: WebDriver, console: Console, user: str, password: str | None = None) -> None:
     browser.get(console.url + "/login")
     browser.find_element(By.NAME, "user").send_keys(user)
     browser.find_element(By.NAME, "password").send_keys(password or PASSWORDS[user])
-    browser.find_element(By.ID, "sign-in").click()
+    submit(browser, "sign-in")
 
 
 def shot(browser: WebDriver, name: str) -> None:
@@ -128,7 +138,7 @@ def test_an_operator_signs_in_approves_a_deletion_and_sees_the_audit_entry(
     assert "EUR" in browser.find_element(By.ID, "overdue").text
     shot(browser, "overview.png")
 
-    browser.find_element(By.ID, "approve-acct-1").click()
+    submit(browser, "approve-acct-1")
     assert browser.current_url == console.url + "/accounts/acct-1"
     flash = browser.find_element(By.ID, "flash").text
     assert flash == "acct-1: delete approved (by console:alice)"
@@ -186,7 +196,7 @@ def test_a_form_without_its_csrf_token_is_refused(
         """,
         token,
     )
-    browser.find_element(By.ID, "reject-acct-1").click()
+    submit(browser, "reject-acct-1")
     refused = browser.find_element(By.ID, "refused").text
     assert refused == "The form is out of date or forged (CSRF token)."
     assert [item.account_id for item in console.app.approvals.waiting()] == ["acct-1"]
@@ -268,7 +278,7 @@ def test_an_operator_rejects_a_deletion_then_releases_the_hold(
     browser.find_element(By.CSS_SELECTOR, "form[action$='/reject'] input[name=reason]").send_keys(
         "client phoned"
     )
-    browser.find_element(By.ID, "reject-acct-1").click()
+    submit(browser, "reject-acct-1")
     assert browser.current_url == console.url + "/approvals"
     assert browser.find_element(By.ID, "flash").text == (
         "acct-1: delete rejected; the account is on hold (by console:alice)"
@@ -277,11 +287,11 @@ def test_an_operator_rejects_a_deletion_then_releases_the_hold(
     assert browser.find_element(By.ID, "account-state").text == "on-hold"
     assert "delete rejected: client phoned" in browser.find_element(By.ID, "hold").text
 
-    browser.find_element(By.ID, "retry-button").click()
+    submit(browser, "retry-button")
     flash = browser.find_element(By.CSS_SELECTOR, "#flash.error").text
     assert flash == "acct-1 has no failed playbook phase to retry"
 
-    browser.find_element(By.ID, "release-button").click()
+    submit(browser, "release-button")
     assert browser.find_element(By.ID, "flash").text.startswith("acct-1: on-hold -> ")
     assert console.woken == ["acct-1"]
     console.app.runner.run_pending()
