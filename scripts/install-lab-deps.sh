@@ -23,6 +23,10 @@ WANTED=(
     "systemd"
     "apache2"
     "time"
+    # The console's browser tests (tests/lab/test_console_browser.py): Chromium, driven
+    # by Selenium through the chromium-driver of the same version.
+    "chromium"
+    "chromium-driver"
 )
 
 installed() {

@@ -51,6 +51,10 @@ _COMMAND_MODULES = {
     "audit": "audit",
     "brake": "brake",
     "report": "reports",
+    "approvals": "approvals",
+    "approve": "approvals",
+    "reject": "approvals",
+    "console": "console",
 }
 
 

@@ -36,6 +36,7 @@ SECRET_KEYS = frozenset(
         "secret_access_key",
         "stripe_secret",
         "hmac_secret",
+        "session_secret",
     }
 )
 # Where the secret of a URL-valued key goes instead, by the key's path.

@@ -345,6 +345,26 @@ class PolicyConfig(Section):
         "Suspension and deletion also wait for a contact day, since each comes with a notice.",
         examples=[["mon", "tue", "wed", "thu", "fri"]],
     )
+    approve: list[Literal["delete", "suspend"]] = Field(
+        default=[],
+        description="Phases that wait in the approval queue for a person (`lapse approve`, "
+        "the console) instead of running when due: 'delete', and optionally 'suspend'. An "
+        "approved phase still passes every safety check when it runs; a rejected one puts "
+        "the account on hold.",
+        examples=[["delete"]],
+    )
+    approve_suspend_over: dict[str, Decimal] = Field(
+        default={},
+        description="With 'suspend' in 'approve': only a suspension of a balance at least this "
+        "much, per currency (ISO code), waits for approval; a currency not named always "
+        "waits. Empty: every suspension waits.",
+        examples=[{"EUR": "500", "USD": "550"}],
+    )
+    approval_alert_after: Duration = Field(
+        default=timedelta(days=1),
+        description="Ops are alerted (once) about a phase that has waited this long for approval.",
+        examples=["1d"],
+    )
 
     @model_validator(mode="after")
     def _timeline_in_order(self) -> PolicyConfig:
@@ -706,6 +726,88 @@ class WebhooksConfig(Section):
     )
 
 
+class ConsoleUser(Section):
+    """A person who signs in to the console with a password."""
+
+    password_hash: str = Field(
+        description="Argon2 hash of the password, made by `lapse console hash-password`.",
+        examples=["$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"],
+    )
+    role: Literal["viewer", "operator"] = Field(
+        default="viewer",
+        description="'viewer' reads every page (support staff); 'operator' also acts: hold, "
+        "release, retry, approve, reject, restore, brake release.",
+        examples=["operator"],
+    )
+
+    @model_validator(mode="after")
+    def _argon2_hash(self) -> ConsoleUser:
+        if not self.password_hash.startswith("$argon2"):
+            # The value is never quoted: it may be a password pasted by mistake.
+            raise ValueError("'password_hash' is not an argon2 hash: lapse console hash-password")
+        return self
+
+
+class ConsoleConfig(Section):
+    """The operator console: a web dashboard on its own listener (off unless `listen` is set).
+
+    Put it behind a TLS-terminating reverse proxy: its session cookie is Secure, so a
+    browser keeps it only over HTTPS (or on localhost).
+    """
+
+    listen: str | None = Field(
+        default=None,
+        description="host:port the console listens on; unset, there is no console.",
+        examples=["127.0.0.1:9101"],
+    )
+    session_secret: SecretRef | None = Field(
+        default=None,
+        description="Key that signs session cookies (32 random bytes or more). Unset, a "
+        "random key is made at each start, so a restart or reload signs everybody out.",
+        examples=[{"file": "/etc/lapse/console-session-key"}],
+    )
+    users: dict[Name, ConsoleUser] = Field(
+        default_factory=dict,
+        description="Local users, by login name.",
+        examples=[{"alice": {"password_hash": "$argon2id$...", "role": "operator"}}],
+    )
+    proxy_header: str | None = Field(
+        default=None,
+        description="A header naming the signed-in user, set by a reverse proxy that did the "
+        "sign-in (SSO); honoured only from `trusted_proxies`. The user's role is theirs in "
+        "`users` if listed there, else `proxy_role`.",
+        examples=["X-Forwarded-User"],
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or networks of the reverse proxies whose `proxy_header` is "
+        "believed.",
+        examples=[["127.0.0.1", "10.0.0.0/24"]],
+    )
+    proxy_role: Literal["viewer", "operator"] = Field(
+        default="viewer",
+        description="Role of a user named by `proxy_header` who is not in `users`.",
+        examples=["viewer"],
+    )
+    session_lifetime: Duration = Field(
+        default=timedelta(hours=8),
+        description="How long a sign-in lasts.",
+        examples=["8h"],
+    )
+    login_attempts: int = Field(
+        default=5,
+        ge=1,
+        description="Failed sign-ins allowed per user name, and per address, within "
+        "`login_window`; past them sign-in is refused until the window has passed.",
+        examples=[5],
+    )
+    login_window: Duration = Field(
+        default=timedelta(minutes=15),
+        description="The window `login_attempts` counts in.",
+        examples=["15m"],
+    )
+
+
 class Config(Section):
     """Lapse configuration: one TOML file, validated against one schema.
 
@@ -771,6 +873,12 @@ class Config(Section):
         default=None,
         description="Operator playbooks, consulted before the shipped ones.",
         examples=["/etc/lapse/playbooks"],
+    )
+    console: ConsoleConfig = Field(
+        default_factory=ConsoleConfig,
+        description="The operator console (docs/console.md): pages for support staff and "
+        "operators, the approval queue, sign-in by password or a trusted proxy header.",
+        examples=[{"listen": "127.0.0.1:9101", "session_secret": {"env": "LAPSE_CONSOLE_KEY"}}],
     )
     webhooks: WebhooksConfig = Field(
         default_factory=WebhooksConfig,

@@ -153,3 +153,19 @@ class RestoreOutcome(StrEnum):
 
     RESTORED = "restored"
     FAILED = "failed"
+
+
+class ApprovalStatus(StrEnum):
+    """Where a person's approval of a queued phase (a row of `approvals`) stands.
+
+    - WAITING: the plan asks for approval of this phase; the runner leaves the
+      action pending until someone decides (daemon.playbooks.approvals).
+    - APPROVED: a person approved it; the runner may pick the phase, which still
+      passes every safety check when it runs.
+    - REJECTED: a person rejected it; the action is cancelled and the account is
+      put on hold (daemon.lifecycle.approvals).
+    """
+
+    WAITING = "waiting"
+    APPROVED = "approved"
+    REJECTED = "rejected"

@@ -65,6 +65,7 @@ class StepView:
     started_at: datetime
     changed: bool
     error: str | None
+    output: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,7 @@ def _steps(session: Session, account_id: str) -> list[tuple[RunView, StepView]]:
                 _started(step),
                 step.changed,
                 step.error,
+                step.output,
             ),
         )
         for run, step in rows

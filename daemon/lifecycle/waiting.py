@@ -19,8 +19,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.domain.phases import PLAYBOOK_PHASES
-from daemon.domain.states import ActionStatus, NoticeStatus
-from daemon.store.models import Correspondence, ScheduledAction
+from daemon.domain.states import ActionStatus, ApprovalStatus, NoticeStatus
+from daemon.store.models import Approval, Correspondence, ScheduledAction
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,16 @@ class Waiting:
             select(func.count())
             .select_from(Correspondence)
             .where(Correspondence.status == NoticeStatus.PENDING)
+        )
+        with self.sessions() as session:
+            return session.scalar(query) or 0
+
+    def approvals(self) -> int:
+        """Return how many queued phases wait for a person's approval (`approve`)."""
+        query = (
+            select(func.count())
+            .select_from(Approval)
+            .where(Approval.status == ApprovalStatus.WAITING)
         )
         with self.sessions() as session:
             return session.scalar(query) or 0

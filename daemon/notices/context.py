@@ -60,6 +60,9 @@ def build_context(
         "suspend_at": request.record.suspend_at,
         "delete_at": request.record.delete_at,
         "removal_at": removal_at(request),
+        # A deletion that waits for a person's approval happens on that date or later:
+        # the removal warning then says "not before", never a date it may miss.
+        "deletion_needs_approval": "delete" in request.policy.approve,
         "plan_offer": plan_offer(request),
         "instalments": snapshot.instalments,
         "domains": domains(snapshot),

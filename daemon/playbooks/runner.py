@@ -38,6 +38,7 @@ from daemon.domain.snapshot import Service
 from daemon.domain.states import ActionStatus, State
 from daemon.notices.alerts import OpsAlerts
 from daemon.playbooks.action_queue import ActionQueue
+from daemon.playbooks.approvals import ApprovalGate
 from daemon.playbooks.contexts import StepContexts
 from daemon.playbooks.deletion_record import DeletionRecords
 from daemon.playbooks.endings import PhaseEndings
@@ -89,6 +90,7 @@ class PlaybookRunner:
         self.library = PlaybookLibrary(playbooks_dir)
         self.payments = PaymentGuard(lifecycle)
         self.queue = ActionQueue(self.sessions, self.clock, lifecycle.brake)
+        self.approvals = ApprovalGate(self.sessions, self.clock, policy_for)
         self.endings = PhaseEndings(self.sessions, self.clock, lifecycle, alerts)
         self.deletions = DeletionRecords(self.sessions, lifecycle, backups)
         run_log = RunLog(self.sessions, self.clock)
@@ -139,25 +141,34 @@ class PlaybookRunner:
     def run_phase(self, account_id: str, phase: str, backup_id: str | None = None) -> ActionStatus:
         """Queue and run `phase` ('verify' or 'restore') for the account now, as ops ask;
         return its final status. `backup_id` is the backup a restore phase restores
-        (unset: the newest verified one). Raises UnknownAccountError, or ValueError for
-        a phase that only the lifecycle may start (suspend, unsuspend, delete)."""
-        if phase not in tuple(OperatorPhase):
-            raise ValueError(
-                f"the {phase} phase follows the lifecycle; use lapse hold/release (and the "
-                "billing system) to change an account's course"
-            )
-        action_id = self.queue.add(account_id, phase)
+        (unset: the newest verified one). Raises what queue_phase raises."""
+        action_id = self.queue_phase(account_id, phase)
         self.contexts.chosen_backup = backup_id if phase == OperatorPhase.RESTORE else None
         try:
             return self.execute(action_id)
         finally:
             self.contexts.chosen_backup = None
 
-    def retry(self, account_id: str, actor: str) -> ActionStatus:
-        """Run the account's failed suspend or delete phase again from its failed step,
-        putting the account back in the state the phase belongs to; return the status.
+    def queue_phase(self, account_id: str, phase: str) -> int:
+        """Queue `phase` ('verify' or 'restore') for the account, for the daemon to run;
+        return the action's id. Raises UnknownAccountError, or ValueError for a phase
+        that only the lifecycle may start (suspend, unsuspend, delete)."""
+        if phase not in tuple(OperatorPhase):
+            raise ValueError(
+                f"the {phase} phase follows the lifecycle; use lapse hold/release (and the "
+                "billing system) to change an account's course"
+            )
+        return self.queue.add(account_id, phase)
 
-        Raises UnknownAccountError, or ValueError when nothing failed.
+    def retry(self, account_id: str, actor: str) -> ActionStatus:
+        """Run the account's failed suspend or delete phase again from its failed step;
+        return the status. Raises what queue_retry raises."""
+        return self.execute(self.queue_retry(account_id, actor))
+
+    def queue_retry(self, account_id: str, actor: str) -> int:
+        """Make the account's failed phase pending again, to resume at its failed step,
+        putting the account back in the state the phase belongs to; return the action's
+        id. Raises UnknownAccountError, or ValueError when nothing failed.
         """
         action_id, phase, state = self.queue.reopen_failed(account_id)
         back_to = {
@@ -166,17 +177,19 @@ class PlaybookRunner:
         }
         if state in back_to:
             self.lifecycle.mark(account_id, back_to[state], f"{phase} retried", actor)
-        return self.execute(action_id)
+        return action_id
 
     def execute(self, action_id: int, resume: bool = False) -> ActionStatus:
         """Run one queued phase on every host of the account; return its final status
         ('done', 'failed' or 'cancelled'; 'running' when stopped for shutdown or run by
-        another process).
+        another process; 'pending' while it waits in the approval queue).
 
         The action is claimed first (daemon.playbooks.action_queue), so two processes
         never run it at once; `resume` also claims an action left running by a process
         that is gone.
         """
+        if not self.approvals.admits(action_id):
+            return ActionStatus.PENDING  # in the approval queue (daemon.playbooks.approvals)
         claimed = self.queue.claim(action_id, resume)
         if isinstance(claimed, ActionStatus):
             return claimed

@@ -49,6 +49,26 @@ def hold(
     return move(record, after, f"{kind}: {reason}")
 
 
+def reject(
+    record: LifecycleRecord, now: datetime, *, phase: str, back_to: State, reason: str
+) -> Decision:
+    """A person rejected the `phase` (delete or suspend) that waited for approval: the
+    account goes back to `back_to`, the state the transition that queued the phase came
+    from, and from there on an ops hold. Releasing the hold resumes the clock, and the
+    phase, when due again, waits for approval again.
+
+    Raises CommandRefusedError when the account is not in the state the phase left it in.
+    """
+    expected = {State.DELETED} if phase == Phase.DELETE else SUSPENDED_STATES
+    if record.state not in expected:
+        raise CommandRefusedError(
+            f"account {record.account_id} is {record.label}, not waiting for its {phase}"
+        )
+    before = record.evolve(state=back_to)
+    after = pause(before, State.ON_HOLD, now, hold_reason=f"{phase} rejected: {reason}")
+    return move(record, after, f"{phase} rejected: {reason}")
+
+
 def release(record: LifecycleRecord, now: datetime) -> Decision:
     """End an ops or legal hold; deadlines move forward by the time held.
 

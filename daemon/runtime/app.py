@@ -26,6 +26,7 @@ from daemon.config.schema import (
     StateConfig,
 )
 from daemon.domain.clock import Clock, system_clock
+from daemon.lifecycle.approvals import Approvals
 from daemon.lifecycle.brake import SafetyBrake
 from daemon.lifecycle.engine import LifecycleEngine
 from daemon.lifecycle.history import AccountHistory
@@ -74,6 +75,7 @@ class App:
     backups: BackupService
     runner: PlaybookRunner
     readers: Readers
+    approvals: Approvals
 
 
 def state_url_of(state: StateConfig) -> URL:
@@ -166,6 +168,7 @@ def build_app(
         backups,
         runner,
         readers_of(sessions),
+        Approvals(lifecycle, clock, config.policy_for, alerts),
     )
 
 

@@ -247,3 +247,8 @@ class LapseScheduler:
             id=job_id,
             replace_existing=True,
         )
+
+    def wake_soon(self, account_id: str) -> None:
+        """Evaluate the account and run what it has queued as soon as the worker is free
+        (an operator acted on it in the console). Its next deadline is re-armed after."""
+        self._schedule_wake(account_id, self.lifecycle.clock())

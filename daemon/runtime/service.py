@@ -18,7 +18,9 @@ from daemon.config.load import ConfigError
 from daemon.config.schema import Config, StoreConfig
 from daemon.config.secrets import SecretError
 from daemon.runtime.app import App, build_app
+from daemon.runtime.console.listener import console_listener
 from daemon.runtime.http.server import LapseHTTP
+from daemon.runtime.http.serving import ListenerThread
 from daemon.runtime.scheduler import LapseScheduler
 from daemon.runtime.systemd import Watchdog, notify
 from daemon.store.errors import StateStoreError
@@ -58,6 +60,7 @@ def serve(
     watchdog = Watchdog(app.config.daemon.watchdog)
     scheduler = _start(app)
     listener = _listen(app, scheduler)
+    console = _console(app, scheduler)
     notify("READY=1")
     next_housekeeping = next_lock_check = time.monotonic()
     status = ""
@@ -74,10 +77,14 @@ def serve(
                 reload_requested.clear()
                 if listener is not None:
                     listener.stop()
+                if console is not None:
+                    console.stop()
                 app, scheduler = _reload(app, scheduler, reload_config)
                 listener = _listen(app, scheduler)
+                console = _console(app, scheduler)
             if time.monotonic() >= next_housekeeping:
                 _expire_backups(app)
+                _alert_waiting_approvals(app)
                 next_housekeeping = time.monotonic() + HOUSEKEEPING_INTERVAL
             line = _status_line(app, scheduler)
             if line != status:
@@ -88,6 +95,8 @@ def serve(
         notify("STOPPING=1")
         if listener is not None:
             listener.stop()
+        if console is not None:
+            console.stop()
         app.runner.stop_requested.set()
         scheduler.shutdown()
         app.transports.close()
@@ -143,6 +152,15 @@ def _listen(app: App, scheduler: LapseScheduler) -> LapseHTTP | None:
     listener = http_listener(app, scheduler, app.config.daemon.listen)
     listener.start()
     return listener
+
+
+def _console(app: App, scheduler: LapseScheduler) -> ListenerThread | None:
+    """Start the operator console if the config's `[console]` section asks for one."""
+    if app.config.console.listen is None:
+        return None
+    console = console_listener(app, scheduler, app.config.console.listen)
+    console.start()
+    return console
 
 
 def http_listener(app: App, scheduler: LapseScheduler, listen: str) -> LapseHTTP:
@@ -203,6 +221,15 @@ def _expire_backups(app: App) -> None:
         return
     if expired:
         log.info("expired backups past their retention", count=len(expired))
+
+
+def _alert_waiting_approvals(app: App) -> None:
+    """Alert ops about phases waiting for approval too long; a database failure is logged
+    and retried at the next housekeeping."""
+    try:
+        app.approvals.alert_overdue()
+    except StateStoreError as error:
+        log.error("waiting approvals could not be checked; will retry", error=str(error))
 
 
 def _install_signal_handlers(stop: threading.Event, reload_requested: threading.Event) -> None:

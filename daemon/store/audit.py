@@ -20,8 +20,15 @@ from typing import Any
 from sqlalchemy import event, inspect, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from daemon.domain.states import ActionStatus, BackupStatus, NoticeStatus, StepStatus
+from daemon.domain.states import (
+    ActionStatus,
+    ApprovalStatus,
+    BackupStatus,
+    NoticeStatus,
+    StepStatus,
+)
 from daemon.store.models import (
+    Approval,
     AuditEntry,
     AuditHead,
     Backup,
@@ -40,6 +47,7 @@ _STEP_OUTCOMES = frozenset(
     {StepStatus.DONE, StepStatus.FAILED, StepStatus.UNDONE, StepStatus.SKIPPED}
 )
 _ACTION_OUTCOMES = frozenset({ActionStatus.DONE, ActionStatus.FAILED, ActionStatus.CANCELLED})
+_DECISIONS = frozenset({ApprovalStatus.APPROVED, ApprovalStatus.REJECTED})
 _BACKUP_OUTCOMES = frozenset(
     {
         BackupStatus.COMPLETED,
@@ -172,6 +180,17 @@ def _collect(session: Session) -> list[_Pending]:
         elif isinstance(obj, WebhookEvent) and obj in session.new:
             pending.append(
                 _Pending(obj.received_at, obj.account_id, "webhook", f"{obj.source} {obj.key}", {})
+            )
+        elif isinstance(obj, Approval) and (obj in session.new or _changed_to(obj, _DECISIONS)):
+            who = f" by {obj.decided_by}" if obj.decided_by else ""
+            pending.append(
+                _Pending(
+                    obj.decided_at or obj.requested_at,
+                    obj.account_id,
+                    "approval",
+                    f"{obj.phase} {obj.status}{who}",
+                    {"action": obj.action_id, "decided_by": obj.decided_by, "reason": obj.reason},
+                )
             )
         elif isinstance(obj, DaemonFlag):
             pending.append(_Pending(obj.updated_at, None, "flag", f"{obj.name} set", obj.value))

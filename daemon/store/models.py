@@ -14,7 +14,14 @@ from typing import Any
 from sqlalchemy import JSON, Enum, ForeignKey, Index, Integer, LargeBinary, Numeric, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from daemon.domain.states import ActionStatus, BackupStatus, NoticeStatus, RunStatus, StepStatus
+from daemon.domain.states import (
+    ActionStatus,
+    ApprovalStatus,
+    BackupStatus,
+    NoticeStatus,
+    RunStatus,
+    StepStatus,
+)
 from daemon.store.types import UtcDateTime
 
 
@@ -254,3 +261,21 @@ class DaemonFlag(Base):
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     value: Mapped[dict[str, Any]]
     updated_at: Mapped[datetime]
+
+
+class Approval(Base):
+    """A person's decision on a queued phase the plan asks approval for (`approve`)."""
+
+    __tablename__ = "approvals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    action_id: Mapped[int] = mapped_column(ForeignKey("scheduled_actions.id"), unique=True)
+    account_id: Mapped[str] = mapped_column(String(64), index=True)
+    phase: Mapped[str] = mapped_column(String(40))
+    status: Mapped[ApprovalStatus] = mapped_column(status_column(ApprovalStatus))
+    requested_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(100))
+    reason: Mapped[str | None] = mapped_column(Text)
+    # When ops were alerted that it waits too long (once per approval).
+    alerted_at: Mapped[datetime | None]

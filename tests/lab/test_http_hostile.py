@@ -26,7 +26,7 @@ SECRET = "whsec_hostile_test"
 @pytest.fixture
 def listener(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LapseHTTP]:
     """A listener on a fresh daemon (empty billing, SQLite), deadlines shortened for the test."""
-    monkeypatch.setattr(http_server._Handler, "timeout", 1.0)
+    monkeypatch.setattr(http_server, "READ_TIMEOUT", 1.0)
     monkeypatch.setattr(http_server, "CONNECTION_TIMEOUT", 3.0)
     (tmp_path / "secret").write_text(SECRET)
     (tmp_path / "billing.json").write_text('{"accounts": []}')
@@ -81,9 +81,16 @@ def test_a_post_without_a_length_gets_411(listener: LapseHTTP) -> None:
     answer = _raw(listener, b"POST /webhooks/generic HTTP/1.1\r\nHost: x\r\n\r\n")
     assert _status(answer) == 411
     chunked = (
-        b"POST /webhooks/generic HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+        b"POST /webhooks/generic HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"2\r\n{}\r\n0\r\n\r\n"
     )
     assert _status(_raw(listener, chunked)) == 411
+
+
+def test_an_http_1_1_request_without_a_host_gets_400(listener: LapseHTTP) -> None:
+    """RFC 9112 3.2: a server answers 400 to an HTTP/1.1 request that lacks Host."""
+    answer = _raw(listener, b"POST /webhooks/generic HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}")
+    assert _status(answer) == 400
 
 
 @pytest.mark.parametrize("path", ["/webhooks/generic", "/webhooks/stripe"])
@@ -137,7 +144,8 @@ def _health(listener: LapseHTTP) -> int:
 @pytest.mark.parametrize(
     "half",
     [
-        b'POST /webhooks/generic HTTP/1.1\r\nContent-Length: 100\r\n\r\n{"id"',  # half a body
+        # half a body
+        b'POST /webhooks/generic HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"id"',
         b"POST /webhooks/generic HTTP/1.1\r\nHost: x\r\nX-Lapse-Sig",  # half the headers
         b"POST /webhooks/gen",  # half the request line
     ],
@@ -158,7 +166,8 @@ def test_a_trickling_client_is_cut_at_the_connection_deadline(listener: LapseHTT
     body_length = 1000
     with socket.create_connection(("127.0.0.1", listener.port), timeout=10) as sock:
         sock.sendall(
-            f"POST /webhooks/generic HTTP/1.1\r\nContent-Length: {body_length}\r\n\r\n".encode()
+            b"POST /webhooks/generic HTTP/1.1\r\nHost: x\r\n"
+            + f"Content-Length: {body_length}\r\n\r\n".encode()
         )
         started = time.monotonic()
         cut = False
@@ -201,13 +210,15 @@ def test_a_flood_of_idle_connections_is_refused_past_the_limit(
     """Connections past MAX_CONNECTIONS get 503 at once instead of a thread each; once the
     idle ones are cut at their deadline, the listener serves again."""
     # Long enough deadlines for every idle connection to be accepted and held.
-    monkeypatch.setattr(http_server._Handler, "timeout", 4.0)
+    monkeypatch.setattr(http_server, "READ_TIMEOUT", 4.0)
     monkeypatch.setattr(http_server, "CONNECTION_TIMEOUT", 4.0)
     idle = []
     try:
         for _ in range(http_server.MAX_CONNECTIONS):
             sock = socket.create_connection(("127.0.0.1", listener.port), timeout=10)
-            sock.sendall(b"POST /webhooks/generic HTTP/1.1\r\nContent-Length: 10\r\n\r\n")
+            sock.sendall(
+                b"POST /webhooks/generic HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n"
+            )
             idle.append(sock)
         time.sleep(1.0)  # let the server accept them all
         started = time.monotonic()

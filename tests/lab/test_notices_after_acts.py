@@ -18,8 +18,9 @@ from daemon.config.schema import ALL_WEEKDAYS
 from daemon.domain.clock import VirtualClock
 from daemon.runtime.app import App, build_app
 from daemon.store.models import Account, Backup, Correspondence, ScheduledAction
+from tests.lab.approval_scene import write_shop
 from tests.lab.backup_helpers import s3_store
-from tests.lab.engine_helpers import account, run_days
+from tests.lab.engine_helpers import run_days
 from tests.lab.services.s3 import S3Server
 from tests.lab.services.smtp import SMTPServer
 
@@ -33,14 +34,7 @@ def after_acts_app(
 ) -> App:
     """An app whose one account's site is a local directory suspended by the demo
     playbook, backed up to the lab S3, its notices and ops alerts sent by SMTP."""
-    site = tmp_path / "www" / "site"
-    site.mkdir(parents=True)
-    (site / "index.html").write_text("<h1>Shop</h1>\n")
-    client = account("acct-1", T0 - 28 * DAY)
-    client["services"] = [
-        {"host": "here", "system_user": "shop", "docroot": str(site), "domains": ["shop.example"]}
-    ]
-    (tmp_path / "billing.json").write_text(json.dumps({"accounts": [client]}))
+    write_shop(tmp_path)
     bucket = s3.create_bucket(f"after-acts-{abs(hash(str(tmp_path))) % 10**8}")
     raw = {
         "state": {"url": state_url},

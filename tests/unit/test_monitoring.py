@@ -15,15 +15,16 @@ import pytest
 import yaml
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.config.load import load_config
 from daemon.domain.phases import PLAYBOOK_PHASES
-from daemon.domain.states import ActionStatus, NoticeStatus, State
+from daemon.domain.states import ActionStatus, ApprovalStatus, NoticeStatus, State
 from daemon.runtime.app import App, build_app
 from daemon.runtime.http.health import SyncHealth, health
 from daemon.runtime.http.metrics import LapseCollector, make_registry
-from daemon.store.models import Correspondence, DaemonFlag, ScheduledAction
+from daemon.store.models import Approval, Correspondence, DaemonFlag, ScheduledAction
 from tests.unit.test_config import MINIMAL
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,6 +148,18 @@ def test_the_queue_brake_notices_and_sync_failures_are_measured(app: App) -> Non
                 updated_at=NOW,
             )
         )
+        waiting_delete = session.scalars(
+            select(ScheduledAction.id).where(ScheduledAction.name == "delete")
+        ).one()
+        session.add(
+            Approval(
+                action_id=waiting_delete,
+                account_id="a1",
+                phase="delete",
+                status=ApprovalStatus.WAITING,
+                requested_at=NOW,
+            )
+        )
 
     samples = _samples(_exposition(app, failures=3))
 
@@ -156,6 +169,7 @@ def test_the_queue_brake_notices_and_sync_failures_are_measured(app: App) -> Non
     assert _value(samples, "lapse_queue_oldest_age_seconds", phase="delete") == 0
     assert _value(samples, "lapse_playbook_phases", phase="suspend", status="done") == 1
     assert _value(samples, "lapse_notices_waiting") == 1
+    assert _value(samples, "lapse_approvals_waiting") == 1
     assert _value(samples, "lapse_notices", kind="reminder", status="pending") == 1
     assert _value(samples, "lapse_safety_brake_engaged") == 1
     assert _value(samples, "lapse_sync_failures_total") == 3

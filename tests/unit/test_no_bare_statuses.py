@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from daemon.domain.states import (
     ActionStatus,
+    ApprovalStatus,
     BackupStatus,
     NoticeStatus,
     RestoreOutcome,
@@ -42,7 +43,14 @@ def test_the_daemon_holds_no_bare_status_string() -> None:
 
 
 def test_every_status_column_is_scanned_and_every_other_enum_in_context() -> None:
-    assert {ActionStatus, RunStatus, StepStatus, BackupStatus, NoticeStatus} == STATUS_ENUMS
+    assert {
+        ActionStatus,
+        RunStatus,
+        StepStatus,
+        BackupStatus,
+        NoticeStatus,
+        ApprovalStatus,
+    } == STATUS_ENUMS
     assert {State, RestoreOutcome} <= CONTEXT_ENUMS
 
 
@@ -50,6 +58,7 @@ def test_the_stored_strings_are_those_the_database_holds() -> None:
     # Changing one of these strings needs a migration of the rows that hold it.
     assert [*map(str, ActionStatus)] == ["pending", "running", "done", "failed", "cancelled"]
     assert [*map(str, RunStatus)] == ["running", "done", "failed", "cancelled"]
+    assert [*map(str, ApprovalStatus)] == ["waiting", "approved", "rejected"]
     assert [*map(str, StepStatus)] == [
         "pending",
         "running",

@@ -61,7 +61,8 @@ def render(kind: NoticeKind, snapshot: AccountSnapshot, **extra: object) -> tupl
     )
     number = 1 if kind.facts.numbered else 0
     templates_dir = extra.pop("templates_dir", None)
-    request = NoticeRequest(kind, number, snapshot, record, PolicyConfig(), NOW, **extra)  # type: ignore[arg-type]
+    policy = extra.pop("policy", PolicyConfig())
+    request = NoticeRequest(kind, number, snapshot, record, policy, NOW, **extra)  # type: ignore[arg-type]
     message = compose(request, BRAND, create_environment(templates_dir))  # type: ignore[arg-type]
     text = message.get_body(preferencelist=("plain",))
     html = message.get_body(preferencelist=("html",))
@@ -127,6 +128,20 @@ def test_final_notice_has_items_total_options_and_the_local_suspension_time() ->
     assert "3 instalments" in text
     assert "maintenance page" in text
     assert "logins" in text
+
+
+def test_a_removal_warning_names_no_date_an_unapproved_deletion_could_miss() -> None:
+    """A deletion that waits for approval happens on its date or later: "on or after"."""
+    gated = PolicyConfig(approve=["delete"])
+    subject, text, html = render(NoticeKind.REMOVAL_WARNING, account(), policy=gated)
+    review = "may happen later than this, never earlier"
+    assert "deleted on or after 8 Apr" in subject
+    assert review in text
+    assert review in html
+    subject, text, _html = render(NoticeKind.REMOVAL_WARNING, account())
+    assert "deleted on 8 Apr" in subject
+    assert "deleted permanently on:" in text
+    assert review not in text
 
 
 def test_suspension_notice_offers_the_download_link_only_when_there_is_one() -> None:

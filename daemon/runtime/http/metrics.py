@@ -144,13 +144,10 @@ class LapseCollector(Collector):
         )
         notices.add_metric([], self.waiting.notices())
         yield notices
-        # Approval gates (a person's yes before a deletion) are not in this version: no
-        # table records an approval yet, so none ever waits. The series is exported now so
-        # the dashboard and alert rules that use it need no change when they come.
         approvals = GaugeMetricFamily(
             "lapse_approvals_waiting", "Phases waiting for a person's approval."
         )
-        approvals.add_metric([], 0)
+        approvals.add_metric([], self.waiting.approvals())
         yield approvals
 
     def _brake(self) -> Iterator[Metric]:

@@ -1,14 +1,15 @@
 """Reading a request body safely: a declared, sane length, read within the timeouts.
 
-`http.server` leaves the body to the handler; a `Content-Length` of `abc` or `-1`
-would raise inside it (the client then sees a dropped connection) or read until the
-client closes. Here every malformed length gets its own 4xx answer at once.
+The server (uvicorn, with h11) already answers 400 to a `Content-Length` that is not
+a number; a body sent chunked, or too long, or none declared, is refused here, each
+with its own 4xx answer before a byte of it is read. The deadlines of
+daemon.runtime.http.serving bound the reading itself.
 """
 
 from __future__ import annotations
 
-from email.message import Message
-from io import BufferedIOBase
+from starlette.datastructures import Headers
+from starlette.requests import Request
 
 from daemon.domain.errors import LapseError
 
@@ -21,7 +22,7 @@ class BodyError(LapseError):
         self.status = status
 
 
-def declared_length(headers: Message, limit: int) -> int:
+def declared_length(headers: Headers, limit: int) -> int:
     """Return the body length a request declares.
 
     Raises BodyError: 411 without a Content-Length (chunked bodies are not taken),
@@ -30,7 +31,7 @@ def declared_length(headers: Message, limit: int) -> int:
     """
     if headers.get("Transfer-Encoding") is not None:
         raise BodyError(411, "Transfer-Encoding is not accepted; send a Content-Length")
-    values = headers.get_all("Content-Length") or []
+    values = headers.getlist("Content-Length")
     if not values:
         raise BodyError(411, "a Content-Length header is required")
     if len(set(values)) > 1:
@@ -45,15 +46,19 @@ def declared_length(headers: Message, limit: int) -> int:
     return length
 
 
-def read_body(headers: Message, stream: BufferedIOBase, limit: int) -> bytes:
-    """Read exactly the declared body from `stream`.
+async def read_body(request: Request, limit: int) -> bytes:
+    """Read exactly the declared body of `request`.
 
     Raises BodyError as declared_length does, and 400 when the client closes
-    before sending it all. A client that stops sending makes the socket's read
-    timeout raise TimeoutError (an OSError), which ends the connection.
+    before sending it all; ClientDisconnect when the connection was cut (a client
+    that stopped sending, at the server's read deadline).
     """
-    length = declared_length(headers, limit)
-    body = stream.read(length)
+    length = declared_length(request.headers, limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > length:
+            break
     if len(body) != length:
         raise BodyError(400, f"body ended after {len(body)} of {length} bytes")
-    return body
+    return bytes(body)

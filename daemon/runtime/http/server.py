@@ -4,21 +4,26 @@ A valid payment event is recorded (its id makes a replay a no-op) and the accoun
 is evaluated at once: billing is read afresh, and if it is paid, reactivation and
 the unsuspend phase follow within seconds. An invalid signature gets 401 and a
 log line; nothing else is said to the caller.
+
+The routes are a Starlette app served by uvicorn (daemon.runtime.http.serving, which
+also bounds slow and half-sent requests); what each route does is a method of
+`LapseHTTP`, called from a worker thread.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
-import threading
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import IntegrityError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
 
 from daemon.billing import fields
 from daemon.config.schema import WebhooksConfig
@@ -27,6 +32,7 @@ from daemon.lifecycle.engine import LifecycleEngine
 from daemon.runtime.http.health import SyncHealth, health
 from daemon.runtime.http.metrics import LapseCollector, make_registry
 from daemon.runtime.http.requests import BodyError, read_body
+from daemon.runtime.http.serving import Limits, ListenerThread
 from daemon.runtime.http.signatures import SignatureError, verify_hmac, verify_stripe
 from daemon.runtime.scheduler import LapseScheduler
 from daemon.store.models import Account, WebhookEvent
@@ -43,49 +49,19 @@ _STRIPE_PAYMENT_EVENTS = {
 }
 _MAX_BODY = 1024 * 1024
 # A webhook is a few kilobytes sent at once: a read waiting longer than READ_TIMEOUT,
-# or a connection open longer than CONNECTION_TIMEOUT, is a client holding a thread.
+# or a connection open longer than CONNECTION_TIMEOUT, is a client holding a connection.
+# Read for every connection (daemon.runtime.http.serving), so tests may shorten them.
 READ_TIMEOUT = 5.0
 CONNECTION_TIMEOUT = 15.0
 # Connections served at once; webhooks come one at a time, scrapes every few seconds.
+# One over the limit is answered 503 at once.
 MAX_CONNECTIONS = 32
-_BUSY = b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 # The state database keeps an event's key ("<source>:<id>") in 200 characters.
 _MAX_EVENT_KEY = 200
 
 
-class BoundedHTTPServer(ThreadingHTTPServer):
-    """A threading server that serves at most MAX_CONNECTIONS at once.
-
-    Each connection is bounded in time (the handler's deadlines); this bounds them in
-    number, so a flood of connections cannot start a thread each. One over the limit
-    is answered 503 at once and closed.
-    """
-
-    # socketserver's default backlog of 5 drops further SYNs (the client retries a second
-    # later): room for a burst of connections to reach the limit check at once.
-    request_queue_size = 64
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
-        super().__init__(address, handler)
-        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            with contextlib.suppress(OSError):
-                request.sendall(_BUSY)
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()  # no thread was started to release it
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
+def _limits() -> Limits:
+    return Limits(READ_TIMEOUT, CONNECTION_TIMEOUT, MAX_CONNECTIONS)
 
 
 class BadEventError(LapseError):
@@ -107,7 +83,6 @@ class LapseHTTP:
         """Bind `listen` (host:port) for the lifecycle's state database, clock and brake,
         with the `[webhooks]` secrets and the sync interval /healthz measures staleness
         by; serving starts with `start`."""
-        host, _, port = listen.rpartition(":")
         self.sessions = lifecycle.sessions
         self.clock = lifecycle.clock
         self.brake = lifecycle.brake
@@ -122,25 +97,20 @@ class LapseHTTP:
                 clock=lifecycle.clock,
             )
         )
-        handler = type("Handler", (_Handler,), {"lapse": self})
-        self.server = BoundedHTTPServer((host or "127.0.0.1", int(port)), handler)
-        self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, name="http", daemon=True)
+        self.server = ListenerThread(_routes(self), listen, _limits, name="http")
 
     @property
     def port(self) -> int:
         """The port actually bound (useful with port 0)."""
-        return int(self.server.server_address[1])
+        return self.server.port
 
     def start(self) -> None:
         """Serve in a background thread."""
-        self._thread.start()
-        log.info("http listener running", address=self.server.server_address)
+        self.server.start()
 
     def stop(self) -> None:
         """Stop serving and close the socket."""
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
 
     # -- what the handlers do -------------------------------------------------------
 
@@ -237,80 +207,51 @@ def _json(body: bytes) -> dict[str, Any]:
     return value
 
 
-class _Handler(BaseHTTPRequestHandler):
-    lapse: LapseHTTP
-    server_version = "lapse"
-    sys_version = ""
-    # Seconds any single read or write may wait (StreamRequestHandler sets it on the socket).
-    timeout = READ_TIMEOUT
+def _routes(lapse: LapseHTTP) -> Starlette:
+    """The listener's routes, each calling the `lapse` method that does its work."""
 
-    def do_GET(self) -> None:
-        if self.path == "/healthz":
-            status, body = self.lapse.health()
-            self._reply(status, json.dumps(body).encode(), "application/json")
-        elif self.path == "/metrics":
-            self._reply(200, generate_latest(self.lapse.registry), CONTENT_TYPE_LATEST)
-        else:
-            self._reply(404, b"not found\n", "text/plain")
+    async def health(_request: Request) -> Response:
+        status, body = await run_in_threadpool(lapse.health)
+        return JSONResponse(body, status)
 
-    def setup(self) -> None:
-        super().setup()
-        # The socket timeout bounds each read; this bounds the whole connection, so a
-        # client trickling a byte at a time cannot hold the thread either.
-        self._deadline = threading.Timer(CONNECTION_TIMEOUT, self._cut)
-        self._deadline.daemon = True
-        self._deadline.start()
+    async def metrics(_request: Request) -> Response:
+        text = await run_in_threadpool(generate_latest, lapse.registry)
+        return Response(text, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    def finish(self) -> None:
-        self._deadline.cancel()
-        with contextlib.suppress(OSError):  # the connection was cut at its deadline
-            super().finish()
+    async def stripe(request: Request) -> Response:
+        return await _webhook(request, lapse.stripe_event, "Stripe-Signature")
 
-    def _cut(self) -> None:
-        log.warning("http connection cut at its deadline", peer=self.client_address[0])
-        with contextlib.suppress(OSError):
-            self.connection.shutdown(socket.SHUT_RDWR)
+    async def generic(request: Request) -> Response:
+        return await _webhook(request, lapse.generic_event, "X-Lapse-Signature")
 
-    def do_POST(self) -> None:
-        try:
-            body = read_body(self.headers, self.rfile, _MAX_BODY)
-        except BodyError as error:
-            self.close_connection = True
-            with contextlib.suppress(OSError):  # a client cut at its deadline is gone
-                self._reply(error.status, (str(error) + "\n").encode(), "text/plain")
-            return
-        except OSError as error:  # TimeoutError included: the client stopped sending
-            self.close_connection = True
-            log.warning(
-                "http request body not received", peer=self.client_address[0], error=str(error)
-            )
-            return
-        try:
-            if self.path == "/webhooks/stripe":
-                status, message = self.lapse.stripe_event(
-                    body, self.headers.get("Stripe-Signature")
-                )
-            elif self.path == "/webhooks/generic":
-                status, message = self.lapse.generic_event(
-                    body, self.headers.get("X-Lapse-Signature")
-                )
-            else:
-                status, message = 404, "not found"
-        except SignatureError as error:
-            log.warning(
-                "webhook refused", path=self.path, peer=self.client_address[0], reason=str(error)
-            )
-            status, message = 401, "invalid signature"
-        except BadEventError as error:
-            status, message = 400, str(error)
-        self._reply(status, (message + "\n").encode(), "text/plain")
+    return Starlette(
+        routes=[
+            Route("/healthz", health, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+            Route("/webhooks/stripe", stripe, methods=["POST"]),
+            Route("/webhooks/generic", generic, methods=["POST"]),
+        ]
+    )
 
-    def _reply(self, status: int, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("http", request=format % args)
+async def _webhook(request: Request, act: Any, signature_header: str) -> Response:
+    """Read the body within its declared length and hand it to `act`; the answer is the
+    status and message `act` returns, 401 for a bad signature, 400 for a bad event."""
+    try:
+        body = await read_body(request, _MAX_BODY)
+    except BodyError as error:
+        # The rest of a refused body is never read: the connection ends with the answer.
+        return PlainTextResponse(str(error) + "\n", error.status, {"Connection": "close"})
+    except ClientDisconnect:
+        peer = request.client.host if request.client else None
+        log.warning("http request body not received", peer=peer)
+        return Response(status_code=400, headers={"Connection": "close"})
+    try:
+        status, message = await run_in_threadpool(act, body, request.headers.get(signature_header))
+    except SignatureError as error:
+        peer = request.client.host if request.client else None
+        log.warning("webhook refused", path=request.url.path, peer=peer, reason=str(error))
+        status, message = 401, "invalid signature"
+    except BadEventError as error:
+        status, message = 400, str(error)
+    return PlainTextResponse(message + "\n", status)
