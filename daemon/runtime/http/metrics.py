@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.domain.states import BackupStatus
 from daemon.store.models import Account, Backup, Correspondence, ScheduledAction, StepRecord
+from daemon.store.work_queue import WorkQueue
 
 Family = TypeVar("Family", CounterMetricFamily, GaugeMetricFamily)
 
@@ -37,6 +38,7 @@ class LapseCollector(Collector):
             yield from self._actions(session)
             yield from self._backups(session)
             yield from self._notices(session)
+        yield from self._queue()
         synced = GaugeMetricFamily(
             "lapse_last_successful_sync_timestamp_seconds",
             "When the last billing sync succeeded (Unix time).",
@@ -45,6 +47,33 @@ class LapseCollector(Collector):
         if moment is not None:
             synced.add_metric([], moment.timestamp())
         yield synced
+
+    def _queue(self) -> Iterator[Metric]:
+        figures = WorkQueue(self.sessions).figures()
+        queued = GaugeMetricFamily(
+            "lapse_phases_queued", "Playbook phases due and waiting.", labels=["phase", "host"]
+        )
+        running = GaugeMetricFamily(
+            "lapse_phases_running", "Playbook phases running now.", labels=["phase", "host"]
+        )
+        for family, counts in ((queued, figures.queued), (running, figures.running)):
+            for (phase, host), count in sorted(counts.items()):
+                family.add_metric([phase, host], count)
+            yield family
+        oldest = GaugeMetricFamily(
+            "lapse_phase_oldest_wait_seconds", "How long the oldest due phase has waited."
+        )
+        oldest.add_metric([], figures.oldest_wait_s or 0.0)
+        yield oldest
+        alive = GaugeMetricFamily(
+            "lapse_daemons",
+            "Daemons on this state database by role and heartbeat.",
+            labels=["daemon", "role", "alive"],
+        )
+        for daemon in figures.daemons:
+            role = "leader" if daemon.leader else "follower"
+            alive.add_metric([daemon.id, role, str(daemon.alive).lower()], 1)
+        yield alive
 
     def _accounts(self, session: Session) -> Iterator[Metric]:
         family = GaugeMetricFamily(
