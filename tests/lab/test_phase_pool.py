@@ -5,17 +5,29 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from daemon.domain.states import ActionStatus
 from daemon.runtime.app import App
 from daemon.runtime.phase_pool import PhasePool
+from daemon.runtime.scheduler import SYNC_JOB, LapseScheduler
+from daemon.store.models import ScheduledAction
+from daemon.store.payment_events import record_payment
 from tests.e2e.daemon_process import wait_for
 from tests.lab.services.sshd import SSHServer
-from tests.lab.storm_scene import intervals, lapse, most_at_once, prepare, statuses, write_storm
+from tests.lab.storm_scene import (
+    Storm,
+    intervals,
+    lapse,
+    most_at_once,
+    prepare,
+    statuses,
+    write_storm,
+)
 
 
 @pytest.fixture
@@ -92,3 +104,75 @@ def test_unsuspend_first_then_the_oldest(
         if line.startswith("start ")
     ]
     assert starts == [(a3, "unsuspend"), (a2, "suspend"), (a1, "suspend"), (a0, "verify")]
+
+
+def _started(storm: Storm, account_id: str) -> bool:
+    return f"start {account_id} " in storm.trace.read_text()
+
+
+def test_a_sync_does_not_wait_behind_a_long_phase(
+    tmp_path: Path, sshd: SSHServer, state_url: str
+) -> None:
+    storm = write_storm(tmp_path, [sshd], state_url, accounts=1, sleep_s=20)
+    app = storm.app()
+    prepare(storm, app)
+    [account_id] = storm.accounts
+    scheduler = LapseScheduler(app.engine, app.lifecycle, timedelta(hours=1), app.runner)
+    scheduler.start(sync_now=False)
+    try:
+        wait_for(lambda: _started(storm, account_id), 60, "the long phase to start")
+        asked = time.monotonic()
+        scheduler.scheduler.modify_job(SYNC_JOB, next_run_time=datetime.now(UTC))
+        wait_for(lambda: scheduler.last_sync is not None, 15, "the sync")
+        took = time.monotonic() - asked
+        assert f"end {account_id} " not in storm.trace.read_text()  # the phase still runs
+    finally:
+        scheduler.shutdown()
+    assert took < 10
+
+
+def test_a_payment_is_acted_on_within_a_second_with_every_worker_busy(
+    tmp_path: Path, sshd: SSHServer, state_url: str
+) -> None:
+    """One worker, busy with a long suspension; another suspension waits. A suspended
+    client on the other host pays: within a second its unsuspend runs (the reserved
+    worker), ahead of the waiting suspension."""
+    storm = write_storm(tmp_path, [sshd], state_url, accounts=3, sleep_s=20)
+    app = storm.app()
+    busy, payer, waiting = storm.accounts  # web1, web2, web1
+    prepare(storm, app)
+    with app.sessions.begin() as session:  # the payer's suspension ran earlier
+        action = session.scalars(
+            select(ScheduledAction).where(ScheduledAction.account_id == payer)
+        ).one()
+        action.status = ActionStatus.DONE
+    pool = PhasePool(app.runner, app.config.hosts, workers=1, lease=timedelta(seconds=30))
+    scheduler = LapseScheduler(app.engine, app.lifecycle, timedelta(hours=1), app.runner, pool=pool)
+    pool.after_phase = scheduler.payments_due
+    pool.start()
+    scheduler.start(sync_now=False)
+    try:
+        wait_for(lambda: _started(storm, busy), 60, "the long phase to start")
+        storm.pay([payer])
+        with app.sessions.begin() as session:
+            record_payment(session, "generic:evt-1", payer, "generic", app.clock(), known=True)
+        paid = time.monotonic()
+        scheduler.wake_now(payer)
+        wait_for(lambda: _unsuspend_started(app, payer), 5, "the unsuspend")
+        acted = time.monotonic() - paid
+        wait_for(lambda: _started(storm, payer), 30, "the unsuspend's step")
+        assert not _started(storm, waiting)  # still queued behind the busy worker
+    finally:
+        scheduler.shutdown()
+        pool.stop(30)
+    assert acted < 1.0
+
+
+def _unsuspend_started(app: App, account_id: str) -> bool:
+    with app.sessions() as session:
+        status = session.scalar(
+            select(ScheduledAction.status).where(
+                ScheduledAction.account_id == account_id, ScheduledAction.name == "unsuspend"
+            )
+        )
+    return status in (ActionStatus.RUNNING, ActionStatus.DONE)
