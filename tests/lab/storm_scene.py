@@ -115,6 +115,7 @@ def write_storm(
     lease: str = "30s",
     extra_daemon: str = "",
     one_host: bool = False,
+    notifier: str = "",
 ) -> Storm:
     """Write the storm's config, sites and billing under `root` (accounts spread over
     web1 and web2, the first on the first sshd, the second on the last; all on web1
@@ -199,8 +200,7 @@ def write_storm(
             type = "local"
             path = "{root / "backups"}"
             [notices.notifier]
-            type = "outbox"
-            path = "{root / "outbox"}"
+            {notifier or f'type = "outbox"{chr(10)}path = "{root / "outbox"}"'}
             [policy.default]
             quiet_hours = ""
             contact_days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
