@@ -151,6 +151,7 @@ def write_storm(
                 [hosts.{name}.vars]
                 sleep = "{sleep_s}"
                 sites_dir = "{root / "sites-unused"}"
+                state_dir = "{root / f"lapse-state-{name}"}"
                 """
             )
         )
