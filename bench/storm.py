@@ -101,7 +101,7 @@ def payment_storm(args: argparse.Namespace, workdir: Path, sshds: list[SSHServer
     latencies, makespan, peaks, twice = run_storm(
         workdir / "pool", sshds, accounts, args, workers=args.workers, payers=args.payers
     )
-    _, serial, serial_peaks, serial_twice = run_storm(
+    _, serial, _, serial_twice = run_storm(
         workdir / "serial", sshds, accounts, args, workers=1, payers=0
     )
     cuts = (

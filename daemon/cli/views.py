@@ -76,7 +76,7 @@ def _queue_summary(queue: QueueFigures) -> dict[str, Any]:
                 "phase": phase,
                 "host": host,
                 "queued": queue.queued[key],
-                "running": queue.running[key],
+                "in_progress": queue.running[key],
             }
             for key in sorted(set(queue.queued) | set(queue.running))
             for phase, host in [key]
@@ -89,7 +89,7 @@ def _queue_summary(queue: QueueFigures) -> dict[str, Any]:
                 "pid": d.pid,
                 "leader": d.leader,
                 "alive": d.alive,
-                "running": d.running,
+                "phases_in_progress": d.running,
                 "seen_at": d.seen_at,
             }
             for d in queue.daemons
@@ -105,7 +105,7 @@ def _show_queue(queue: QueueFigures) -> None:
         for phase, host in sorted(set(queue.queued) | set(queue.running))
     ]
     if rows:
-        show_table("playbook phases", ["phase", "host", "queued", "running"], rows)
+        show_table("playbook phases", ["phase", "host", "queued", "in progress"], rows)
     if queue.oldest_wait_s is not None:
         click.echo(f"oldest queued phase waiting {queue.oldest_wait_s:.0f} s")
     daemons = [
