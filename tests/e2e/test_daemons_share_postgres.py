@@ -26,7 +26,7 @@ from tests.e2e.daemon_process import lapse, start_daemon, stop_daemon, wait_for
 from tests.lab.services.postgres import PostgresServer
 from tests.lab.services.smtp import SMTPServer
 from tests.lab.services.sshd import SSHServer
-from tests.lab.storm_scene import Storm, prepare, write_storm
+from tests.lab.storm_scene import Storm, intervals, most_at_once, prepare, write_storm
 
 
 @pytest.fixture
@@ -105,11 +105,12 @@ def test_one_leads_another_takes_over_when_it_is_killed(
 def test_a_killed_daemons_phases_resume_elsewhere_from_the_step_reached(
     tmp_path: Path, sshd: SSHServer, pg_url: str, daemons: list[subprocess.Popen[bytes]]
 ) -> None:
-    """Eight suspensions on two hosts (limit 2 each), two daemons; one is killed with
+    """Eight suspensions on two hosts (limit 2 each), two daemons of two workers (so both
+    run phases at once); one is killed with
     SIGKILL while its phases sleep on the host. The other resumes them once their lease
     (3 s) ran out: every phase done once, no finished step run again, never more than
     two phases on a host."""
-    storm = write_storm(tmp_path, [sshd], pg_url, accounts=8, sleep_s=4, lease="3s")
+    storm = write_storm(tmp_path, [sshd], pg_url, accounts=8, sleep_s=4, lease="3s", workers=2)
     app = storm.app()
     ids = prepare(storm, app)
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
@@ -149,6 +150,10 @@ def test_a_killed_daemons_phases_resume_elsewhere_from_the_step_reached(
         assert sum(line.startswith(f"step2 {account_id} ") for line in trace) == 1
         assert sum(line.startswith(f"end {account_id} ") for line in trace) == 1
         assert 1 <= sum(line.startswith(f"start {account_id} ") for line in trace) <= 2
+    # The limits are counted in the database: two daemons never ran three on a host.
+    for host in ("web1", "web2"):
+        spans = [(s, e) for account, _, s, e in intervals(storm) if storm.accounts[account] == host]
+        assert most_at_once(spans) <= 2, host
     assert stop_daemon(daemons[1]) == 0
     app.engine.dispose()
 

@@ -268,7 +268,9 @@ def lapse(app: App, account_id: str) -> None:
 
 
 def intervals(storm: Storm) -> list[tuple[str, str, float, float]]:
-    """(account, phase, start, end) of every sleep step that ran, from the host's trace."""
+    """(account, phase, start, end) of every sleep step that ran to its end, from the
+    host's trace (an end closes the latest start: a start cut by a killed daemon stays
+    open and is left out)."""
     starts: dict[tuple[str, str], list[float]] = {}
     spans = []
     for line in storm.trace.read_text().splitlines():
@@ -278,7 +280,7 @@ def intervals(storm: Storm) -> list[tuple[str, str, float, float]]:
             if parts[0] == "start":
                 starts.setdefault(key, []).append(float(parts[3]))
             elif starts.get(key):
-                spans.append((key[0], key[1], starts[key].pop(0), float(parts[3])))
+                spans.append((key[0], key[1], starts[key].pop(), float(parts[3])))
     return spans
 
 
