@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib.metadata import version
@@ -267,13 +267,19 @@ class BackupService:
         files = [url for name, url in links.items() if name.startswith("files-")]
         return files[0] if files else None
 
-    def recover_interrupted(self) -> int:
+    def recover_interrupted(self, busy: Collection[str] = ()) -> int:
         """Mark backups left 'running' by a stopped process as failed and remove their
-        objects and unfinished uploads. Returns how many there were."""
+        objects and unfinished uploads, but those of the `busy` accounts (a phase of
+        theirs runs in a live process: another daemon's backup goes on). Returns how many
+        there were."""
         with self.sessions() as session:
-            rows = session.scalars(
-                select(Backup).where(Backup.status == BackupStatus.RUNNING)
-            ).all()
+            rows = [
+                row
+                for row in session.scalars(
+                    select(Backup).where(Backup.status == BackupStatus.RUNNING)
+                )
+                if row.account_id not in busy
+            ]
             for row in rows:
                 prefix = object_key(row.account_id, row.id)
                 try:

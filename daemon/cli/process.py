@@ -22,10 +22,11 @@ from daemon.cli.common import (
 from daemon.config import ConfigError
 from daemon.domain.clock import system_clock
 from daemon.runtime.app import build_app, migrate_state, prepare_embedded_data, state_url_of
+from daemon.runtime.leadership import Leadership
 from daemon.runtime.logs import configure_logging
 from daemon.runtime.probes import deep_check
 from daemon.runtime.service import serve
-from daemon.store.writer_lock import acquire_writer_lock
+from daemon.store.writer_lock import WriterLock, acquire_writer_lock, shares_daemons
 
 
 @click.command()
@@ -38,8 +39,12 @@ def run(once: bool, config_path: Path | None) -> None:
     config = read_config(config_path)
     announce(config_path, config)
     configure_logging(config.daemon.log_level, config.daemon.log_format)
-    # Before anything is written (the migration included): one daemon per state database.
-    lock = acquire_writer_lock(state_url_of(config.state))
+    url = state_url_of(config.state)
+    # Before anything is written (the migration included): on SQLite one daemon per state
+    # database, and `--once` never beside a running daemon. Daemons sharing a PostgreSQL
+    # database elect a leader as they run (daemon.runtime.leadership).
+    shared = shares_daemons(url) and not once
+    lock = WriterLock() if shared else acquire_writer_lock(url)
     try:
         if config_path is None:
             prepare_embedded_data(config.billing, system_clock())
@@ -53,7 +58,8 @@ def run(once: bool, config_path: Path | None) -> None:
             app.transports.close()
             return
         reload_config = (lambda: read_config(config_path)) if config_path else None
-        status = serve(app, reload_config=reload_config, check_lock=lock.check)
+        leadership = Leadership(url, None if shared else lock)
+        status = serve(app, reload_config=reload_config, leadership=leadership)
     finally:
         lock.release()
     sys.exit(status)

@@ -23,6 +23,7 @@ from daemon.domain.states import NoticeStatus, State, StepStatus
 from daemon.lifecycle.history import History
 from daemon.lifecycle.queries import AccountView, PendingAction
 from daemon.runtime.app import describe_state
+from daemon.store.work_queue import QueueFigures
 
 
 def _account_summary(row: AccountView) -> dict[str, Any]:
@@ -62,20 +63,77 @@ def status(account: str | None, as_json: bool, config_path: Path | None) -> None
         return
     census = readers.accounts.census()
     counts, pending = census.by_state, census.pending_actions
+    queue = readers.queue.figures()
     if as_json:
         show_json(
-            {"accounts": census.accounts, "by_state": dict(counts), "pending_actions": pending}
+            {
+                "accounts": census.accounts,
+                "by_state": dict(counts),
+                "pending_actions": pending,
+                "queue": _queue_summary(queue),
+            }
             | using
         )
         return
     show_table("accounts by state", ["state", "accounts"], sorted(counts.items()))
     click.echo(f"{census.accounts} accounts; {pending} playbook action(s) pending")
+    _show_queue(queue)
     _show_using(using)
 
 
 def _show_using(using: dict[str, str]) -> None:
     click.echo(f"config: {using['config']}")
     click.echo(f"state database: {using['state_database']}")
+
+
+def _queue_summary(queue: QueueFigures) -> dict[str, Any]:
+    """The phase queue and the daemons, for `status --json`."""
+    return {
+        "phases": [
+            {
+                "phase": phase,
+                "host": host,
+                "queued": queue.queued[key],
+                "in_progress": queue.running[key],
+            }
+            for key in sorted(set(queue.queued) | set(queue.running))
+            for phase, host in [key]
+        ],
+        "oldest_wait_s": queue.oldest_wait_s,
+        "daemons": [
+            {
+                "id": d.id,
+                "host": d.host,
+                "pid": d.pid,
+                "leader": d.leader,
+                "alive": d.alive,
+                "phases_in_progress": d.running,
+                "seen_at": d.seen_at,
+            }
+            for d in queue.daemons
+        ],
+        "leader": queue.leader.id if queue.leader else None,
+    }
+
+
+def _show_queue(queue: QueueFigures) -> None:
+    """The phase queue per phase and host, its oldest wait, and the daemons."""
+    rows = [
+        [phase, host, queue.queued[(phase, host)], queue.running[(phase, host)]]
+        for phase, host in sorted(set(queue.queued) | set(queue.running))
+    ]
+    if rows:
+        show_table("playbook phases", ["phase", "host", "queued", "in progress"], rows)
+    if queue.oldest_wait_s is not None:
+        click.echo(f"oldest queued phase waiting {queue.oldest_wait_s:.0f} s")
+    daemons = [
+        [d.id, "leader" if d.leader else "follower", "alive" if d.alive else "gone", d.running]
+        for d in queue.daemons
+    ]
+    if daemons:
+        show_table("daemons", ["daemon", "role", "heartbeat", "phases running"], daemons)
+    else:
+        click.echo("no daemon running")
 
 
 @click.command()

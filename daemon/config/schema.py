@@ -111,6 +111,29 @@ class DaemonConfig(Section):
         description="Ping systemd's watchdog from the main loop (when the unit sets WatchdogSec).",
         examples=[True],
     )
+    workers: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description="Playbook phases this daemon runs at once (each host's max_parallel "
+        "also holds, across daemons). One more is kept for a paying client's unsuspend, so "
+        "a payment never waits for a busy pool. Syncs, wake-ups and payments have threads "
+        "of their own and never wait behind a phase.",
+        examples=[8],
+    )
+    stop_timeout: Duration = Field(
+        default=timedelta(seconds=60),
+        description="On SIGTERM, how long the running steps may take to finish before the "
+        "daemon exits anyway; each phase resumes at the next start from the step it reached.",
+        examples=["60s"],
+    )
+    lease: Duration = Field(
+        default=timedelta(seconds=30),
+        description="How long a daemon holds a phase it runs without renewing it (it renews "
+        "every third of this). Past it, another daemon on the same PostgreSQL resumes the "
+        "phase from the step reached; a new leader takes over within it.",
+        examples=["30s"],
+    )
 
 
 class FileBilling(Section):
@@ -442,6 +465,13 @@ class HostConfig(Section):
     )
     max_sessions: int = Field(
         default=4, ge=1, description="Commands run at once on this host.", examples=[4]
+    )
+    max_parallel: int = Field(
+        default=2,
+        ge=1,
+        description="Playbook phases run at once on this host, counted across every daemon "
+        "sharing the state database.",
+        examples=[2],
     )
     connect_timeout: Duration = Field(
         default=timedelta(seconds=15), description="SSH connect timeout.", examples=["15s"]

@@ -42,3 +42,21 @@ def playbook_phase(name: str) -> PlaybookPhase:
         if phase == name:
             return phase
     raise ValueError(f"unknown playbook phase {name!r}")
+
+
+# Which due phase runs first when workers are scarce: lower first, then the oldest. A
+# paying client's unsuspend goes before everything; then the lifecycle's suspend and
+# delete (in the order an account meets them); then what ops asked for.
+PHASE_PRIORITY: dict[str, int] = {
+    Phase.UNSUSPEND: 0,
+    Phase.SUSPEND: 1,
+    Phase.DELETE: 2,
+    OperatorPhase.VERIFY: 3,
+    OperatorPhase.RESTORE: 4,
+}
+
+
+def phase_priority(name: str) -> int:
+    """Return the priority of the phase called `name` (0 runs first); a name no playbook
+    has runs last."""
+    return PHASE_PRIORITY.get(name, len(PHASE_PRIORITY))

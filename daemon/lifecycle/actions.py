@@ -7,9 +7,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from daemon.domain.phases import Phase
+from daemon.domain.phases import Phase, phase_priority
 from daemon.domain.states import ActionStatus
 from daemon.store.models import ScheduledAction
+from daemon.store.records import action_host
 
 
 def queue_playbook(
@@ -45,6 +46,8 @@ def queue_playbook(
         created_at=now,
         updated_at=now,
         attempts=0,
+        priority=phase_priority(phase),
+        host=action_host(session, account_id),
     )
     session.add(action)
     return action

@@ -4,12 +4,19 @@ A notice is inserted as `pending` in the same transaction as the transition
 that asked for it, then delivered, then marked `sent` with the server's reply.
 A crash in between leaves it pending and it is delivered at the next start;
 the Message-ID is the idempotency key (the outbox never writes one twice).
+
+Several threads (the sync, the payments, each running phase) and several daemons
+deliver: a notice is sent once. Each is delivered with its row locked (`FOR UPDATE
+SKIP LOCKED` on PostgreSQL: another daemon skips it, then finds it sent), and in
+one process one thread delivers at a time; one that finds another delivering leaves
+it a note to go round once more (SQLite has no row locks, and one daemon).
 """
 
 from __future__ import annotations
 
 import email
 import email.policy
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from email.message import EmailMessage
@@ -60,6 +67,8 @@ class NoticeDesk:
         # Set by the app once backups exist: (account id, made since) -> a client download
         # link to the newest verified backup made since then, or None.
         self.download_link: Callable[[str, datetime | None], str | None] | None = None
+        self._delivering = threading.Lock()
+        self._again = threading.Event()
 
     def _download_url(
         self, account_id: str, kind: NoticeKind, since: datetime | None
@@ -151,9 +160,25 @@ class NoticeDesk:
     def deliver_pending(self) -> int:
         """Deliver every pending notice, oldest first.
 
-        Returns how many were delivered. A temporary failure leaves the notice
-        pending for the next round; a permanent one marks it failed.
+        Returns how many this call delivered (none when another thread of this process
+        delivers: it goes round once more for the caller's). A temporary failure leaves
+        the notice pending for the next round; a permanent one marks it failed.
         """
+        delivered = 0
+        self._again.set()
+        while self._again.is_set():
+            if not self._delivering.acquire(blocking=False):
+                return delivered  # the thread delivering saw the note and goes round again
+            try:
+                while self._again.is_set():
+                    self._again.clear()
+                    delivered += self._deliver_round()
+            finally:
+                self._delivering.release()
+        return delivered
+
+    def _deliver_round(self) -> int:
+        """Deliver the notices pending now, oldest first; return how many were delivered."""
         with self.sessions.begin() as session:
             pending = session.scalars(
                 select(Correspondence)
@@ -165,7 +190,8 @@ class NoticeDesk:
 
     def _deliver_one(self, letter_id: int) -> bool:
         with self.sessions.begin() as session:
-            letter = session.get(Correspondence, letter_id)
+            # Locked until marked sent; another daemon skips it, then reads it sent.
+            letter = session.get(Correspondence, letter_id, with_for_update={"skip_locked": True})
             if letter is None or letter.status != NoticeStatus.PENDING:
                 return False
             message = email.message_from_bytes(letter.raw, policy=email.policy.default)

@@ -64,26 +64,32 @@ class ApprovalGate:
         person approved it. An action that needs one and has none gets a waiting approval
         (once); a rejected one is never admitted."""
         with self.sessions.begin() as session:
-            action = session.get(ScheduledAction, action_id)
-            if action is None or action.name not in GATED_PHASES:
-                return True
-            decision = session.scalar(select(Approval).where(Approval.action_id == action_id))
-            if decision is not None:
-                return decision.status is ApprovalStatus.APPROVED
-            account = session.get(Account, action.account_id)
-            if account is None or account.state == State.OPS_SUSPENDED:
-                return True  # an operator's own suspension is decided already
-            policy = self.policy_for(account.plan)
-            if not needs_approval(policy, action.name, account.balance, account.currency):
-                return True
-            session.add(
-                Approval(
-                    action_id=action_id,
-                    account_id=action.account_id,
-                    phase=action.name,
-                    status=ApprovalStatus.WAITING,
-                    requested_at=self.clock(),
-                )
+            return self.admits_in(session, action_id)
+
+    def admits_in(self, session: Session, action_id: int) -> bool:
+        """`admits`, inside `session`'s transaction (the worker pool's claim, which holds
+        its lock while it picks): a waiting approval is recorded with the claim's commit."""
+        action = session.get(ScheduledAction, action_id)
+        if action is None or action.name not in GATED_PHASES:
+            return True
+        decision = session.scalar(select(Approval).where(Approval.action_id == action_id))
+        if decision is not None:
+            return decision.status is ApprovalStatus.APPROVED
+        account = session.get(Account, action.account_id)
+        if account is None or account.state == State.OPS_SUSPENDED:
+            return True  # an operator's own suspension is decided already
+        policy = self.policy_for(account.plan)
+        if not needs_approval(policy, action.name, account.balance, account.currency):
+            return True
+        session.add(
+            Approval(
+                action_id=action_id,
+                account_id=action.account_id,
+                phase=action.name,
+                status=ApprovalStatus.WAITING,
+                requested_at=self.clock(),
             )
+        )
+        session.flush()
         log.warning("phase waits for approval", account=action.account_id, phase=action.name)
         return False

@@ -41,7 +41,7 @@ class PhaseEndings:
             session.execute(
                 update(ScheduledAction)
                 .where(ScheduledAction.id == action_id)
-                .values(claimed_by=None)
+                .values(claimed_by=None, lease_until=None)
             )
         log.info("playbook phase paused for shutdown", account=account_id, phase=phase)
         return ActionStatus.RUNNING

@@ -37,7 +37,7 @@ from daemon.domain.phases import OperatorPhase, Phase
 from daemon.domain.snapshot import Service
 from daemon.domain.states import ActionStatus, State
 from daemon.notices.alerts import OpsAlerts
-from daemon.playbooks.action_queue import ActionQueue
+from daemon.playbooks.action_queue import ActionQueue, ClaimedAction
 from daemon.playbooks.approvals import ApprovalGate
 from daemon.playbooks.contexts import StepContexts
 from daemon.playbooks.deletion_record import DeletionRecords
@@ -58,7 +58,9 @@ log = structlog.get_logger("lapse.playbooks")
 
 
 class PlaybookRunner:
-    """Executes queued playbook phases, one at a time.
+    """Executes queued playbook phases: one at a time for `run_pending` and the
+    commands, side by side when a worker pool (daemon.runtime.phase_pool) hands each of
+    its workers a claimed phase through `run_claimed`.
 
     Takes the lifecycle (through daemon.playbooks.ports), billing, the backup
     service, the hosts' transports and the ops alerts, and of the config only what
@@ -83,14 +85,18 @@ class PlaybookRunner:
         notice_templates_dir: Path | None = None,
     ) -> None:
         self.lifecycle = lifecycle
+        self.hosts = hosts
         self.sessions = lifecycle.sessions
         self.clock = lifecycle.clock
         # Set on SIGTERM: the step under way finishes, the run resumes at the next start.
         self.stop_requested = threading.Event()
         self.library = PlaybookLibrary(playbooks_dir)
         self.payments = PaymentGuard(lifecycle)
-        self.queue = ActionQueue(self.sessions, self.clock, lifecycle.brake)
         self.approvals = ApprovalGate(self.sessions, self.clock, policy_for)
+        # The worker pool's claims ask the approval gate too, as `execute` does.
+        self.queue = ActionQueue(
+            self.sessions, self.clock, lifecycle.brake, admits=self.approvals.admits_in
+        )
         self.endings = PhaseEndings(self.sessions, self.clock, lifecycle, alerts)
         self.deletions = DeletionRecords(self.sessions, lifecycle, backups)
         run_log = RunLog(self.sessions, self.clock)
@@ -193,6 +199,13 @@ class PlaybookRunner:
         claimed = self.queue.claim(action_id, resume)
         if isinstance(claimed, ActionStatus):
             return claimed
+        return self.run_claimed(claimed)
+
+    def run_claimed(self, claimed: ClaimedAction) -> ActionStatus:
+        """Run a phase this process claimed (by `execute`, or a worker pool's
+        `ActionQueue.claim_next`) on every host of the account; return its final status
+        as `execute` does."""
+        action_id = claimed.action_id
         phase, account_id = claimed.phase, claimed.account_id
         log.info("playbook phase started", account=account_id, phase=phase, action=action_id)
         self.guards.forget_proof(action_id)  # a proof is made afresh by every execution

@@ -44,6 +44,7 @@ from daemon.reports.figures import Reports
 from daemon.store.audit_log import AuditLog
 from daemon.store.db import open_engine, session_factory, state_url
 from daemon.store.migrate import migrate, require_file, require_schema
+from daemon.store.work_queue import WorkQueue
 from daemon.transport import Transports
 
 
@@ -56,6 +57,7 @@ class Readers:
     audit: AuditLog
     letters: Letters
     reports: Reports
+    queue: WorkQueue
 
 
 @dataclass
@@ -180,6 +182,7 @@ def readers_of(sessions: sessionmaker[Session]) -> Readers:
         AuditLog(sessions),
         Letters(sessions),
         Reports(sessions),
+        WorkQueue(sessions),
     )
 
 

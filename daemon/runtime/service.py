@@ -19,9 +19,10 @@ from daemon.config.schema import Config, StoreConfig
 from daemon.config.secrets import SecretError
 from daemon.runtime.app import App, build_app
 from daemon.runtime.console.listener import console_listener
-from daemon.runtime.http.server import LapseHTTP
+from daemon.runtime.coordinator import Coordinator
+from daemon.runtime.http.server import LapseHTTP, Scheduling
 from daemon.runtime.http.serving import ListenerThread
-from daemon.runtime.scheduler import LapseScheduler
+from daemon.runtime.leadership import Leadership
 from daemon.runtime.systemd import Watchdog, notify
 from daemon.store.errors import StateStoreError
 
@@ -31,62 +32,62 @@ log = structlog.get_logger("lapse.service")
 HOUSEKEEPING_INTERVAL = 3600.0
 # The main loop's beat: signals, the watchdog and status lines are handled this often.
 WATCHDOG_TICK = 0.5
-# How often the one-daemon lock is confirmed (a PostgreSQL restart ends it with the
-# connection; a deleted lock file lets another daemon lock a new one).
-LOCK_CHECK_INTERVAL = 5.0
 
 
 def serve(
     app: App,
     stop: threading.Event | None = None,
     reload_config: Callable[[], Config] | None = None,
-    check_lock: Callable[[], None] | None = None,
+    leadership: Leadership | None = None,
 ) -> int:
     """Run the daemon until SIGTERM/SIGINT (or `stop` is set).
 
     Notices left pending and backups interrupted by an earlier stop are dealt with
     first; then systemd hears READY=1, watchdog pings from this loop and a STATUS
-    line after each sync. SIGHUP re-reads the config through `reload_config`: an
-    invalid one is rejected and the running one kept. SIGTERM lets the running step
-    finish, records progress, says STOPPING=1 and returns 0. `check_lock` (the
-    one-daemon lock's check) runs every LOCK_CHECK_INTERVAL: a lock lost to another
-    daemon stops this one the same way, returning 1. Raises BackupStoreError, before
-    anything starts, when the config requires an Object Lock the bucket lacks.
+    line after each sync. Phases run in the pool; the scheduler runs while this
+    daemon leads (`leadership`; None: a lone daemon without a lock). SIGHUP re-reads
+    the config through `reload_config`: an invalid one is rejected and the running one
+    kept. SIGTERM lets the running steps finish (up to `daemon.stop_timeout`), records
+    progress, says STOPPING=1 and returns 0. A lone daemon whose lock was lost to
+    another stops the same way, returning 1. Raises BackupStoreError, before anything
+    starts, when the config requires an Object Lock the bucket lacks.
     """
     _check_store_protection(app.config.backup.store)
     stop = stop or threading.Event()
     reload_requested = threading.Event()
     _install_signal_handlers(stop, reload_requested)
     watchdog = Watchdog(app.config.daemon.watchdog)
-    scheduler = _start(app)
-    listener = _listen(app, scheduler)
-    console = _console(app, scheduler)
-    notify("READY=1")
-    next_housekeeping = next_lock_check = time.monotonic()
+    coordinator = Coordinator(app, leadership)
+    listener: LapseHTTP | None = None
+    console: ListenerThread | None = None
+    next_housekeeping = time.monotonic()
     status = ""
     result = 0
     try:
+        if not _still_the_writer(coordinator.start):
+            return 1
+        listener = _listen(app, coordinator)
+        console = _console(app, coordinator)
+        notify("READY=1")
         while not stop.wait(timeout=WATCHDOG_TICK):
             watchdog.tick()
-            if check_lock is not None and time.monotonic() >= next_lock_check:
-                if not _still_the_writer(check_lock):
-                    result = 1
-                    break
-                next_lock_check = time.monotonic() + LOCK_CHECK_INTERVAL
+            if not _still_the_writer(coordinator.tick):
+                result = 1
+                break
             if reload_requested.is_set():
                 reload_requested.clear()
                 if listener is not None:
                     listener.stop()
                 if console is not None:
                     console.stop()
-                app, scheduler = _reload(app, scheduler, reload_config)
-                listener = _listen(app, scheduler)
-                console = _console(app, scheduler)
-            if time.monotonic() >= next_housekeeping:
+                app, coordinator = _reload(app, coordinator, reload_config)
+                listener = _listen(app, coordinator)
+                console = _console(app, coordinator)
+            if time.monotonic() >= next_housekeeping and coordinator.scheduler is not None:
                 _expire_backups(app)
                 _alert_waiting_approvals(app)
                 next_housekeeping = time.monotonic() + HOUSEKEEPING_INTERVAL
-            line = _status_line(app, scheduler)
+            line = _status_line(coordinator)
             if line != status:
                 notify(f"STATUS={line}")
                 status = line
@@ -98,16 +99,17 @@ def serve(
         if console is not None:
             console.stop()
         app.runner.stop_requested.set()
-        scheduler.shutdown()
+        coordinator.shutdown()
         app.transports.close()
         app.engine.dispose()
     return result
 
 
-def _still_the_writer(check_lock: Callable[[], None]) -> bool:
-    """Run the one-daemon lock's check; False (logged) when this daemon must stop."""
+def _still_the_writer(check: Callable[[], None]) -> bool:
+    """Run a step that confirms a lone daemon's lock; False (logged) when it was lost
+    and this daemon must stop."""
     try:
-        check_lock()
+        check()
     except StateStoreError as error:
         log.error("one-daemon lock lost; stopping", error=str(error))
         return False
@@ -125,27 +127,7 @@ def _check_store_protection(store: StoreConfig) -> None:
         raise BackupStoreError("; ".join(protection.errors))
 
 
-def _start(app: App) -> LapseScheduler:
-    """Deal with what the last run left, then start the scheduler for `app`."""
-    delivered = app.notices.deliver_pending()
-    if delivered:
-        log.info("delivered notices left pending by the last run", count=delivered)
-    interrupted = app.backups.recover_interrupted()
-    if interrupted:
-        log.warning("backups interrupted by the last stop were marked failed", count=interrupted)
-    scheduler = LapseScheduler(
-        app.engine, app.lifecycle, app.config.daemon.sync_interval, app.runner
-    )
-    scheduler.start()
-    log.info(
-        "lapse running",
-        state=app.engine.url.render_as_string(hide_password=True),
-        sync_interval=str(app.config.daemon.sync_interval),
-    )
-    return scheduler
-
-
-def _listen(app: App, scheduler: LapseScheduler) -> LapseHTTP | None:
+def _listen(app: App, scheduler: Scheduling) -> LapseHTTP | None:
     """Start the webhook, health and metrics listener if the config asks for one."""
     if app.config.daemon.listen is None:
         return None
@@ -154,16 +136,16 @@ def _listen(app: App, scheduler: LapseScheduler) -> LapseHTTP | None:
     return listener
 
 
-def _console(app: App, scheduler: LapseScheduler) -> ListenerThread | None:
+def _console(app: App, coordinator: Coordinator) -> ListenerThread | None:
     """Start the operator console if the config's `[console]` section asks for one."""
     if app.config.console.listen is None:
         return None
-    console = console_listener(app, scheduler, app.config.console.listen)
+    console = console_listener(app, coordinator, app.config.console.listen)
     console.start()
     return console
 
 
-def http_listener(app: App, scheduler: LapseScheduler, listen: str) -> LapseHTTP:
+def http_listener(app: App, scheduler: Scheduling, listen: str) -> LapseHTTP:
     """Build (not start) `app`'s webhook, health and metrics listener on `listen`, with the
     config's `[webhooks]` secrets and sync interval."""
     return LapseHTTP(
@@ -176,12 +158,13 @@ def http_listener(app: App, scheduler: LapseScheduler, listen: str) -> LapseHTTP
 
 
 def _reload(
-    app: App, scheduler: LapseScheduler, reload_config: Callable[[], Config] | None
-) -> tuple[App, LapseScheduler]:
-    """Swap in a freshly read config, or keep the running one if it is invalid."""
+    app: App, coordinator: Coordinator, reload_config: Callable[[], Config] | None
+) -> tuple[App, Coordinator]:
+    """Swap in a freshly read config, or keep the running one if it is invalid. The
+    leadership carries over (it is held on the database, which a reload may not move)."""
     if reload_config is None:
         log.warning("SIGHUP ignored: the daemon runs on its embedded defaults")
-        return app, scheduler
+        return app, coordinator
     notify("RELOADING=1")
     try:
         config = reload_config()
@@ -192,24 +175,32 @@ def _reload(
     except (ConfigError, StateStoreError, SecretError, BillingError) as error:
         log.error("config reload rejected; the running config stays", error=str(error))
         notify("READY=1")
-        return app, scheduler
+        return app, coordinator
+    leadership = coordinator.leadership
+    coordinator.leadership = None  # kept for the replacement, not released
     app.runner.stop_requested.set()
-    scheduler.shutdown()
+    coordinator.shutdown()
     app.transports.close()
     app.engine.dispose()
     log.info("config reloaded")
-    replacement = _start(fresh)
+    replacement = Coordinator(fresh, leadership)
+    replacement.start()
     notify("READY=1")
     return fresh, replacement
 
 
-def _status_line(app: App, scheduler: LapseScheduler) -> str:
-    """One line for `systemctl status`: the last sync and whether the brake holds."""
+def _status_line(coordinator: Coordinator) -> str:
+    """One line for `systemctl status`: the last sync and whether the brake holds, or
+    that this daemon follows; and the phases it runs."""
+    running = coordinator.pool.figures().running
+    scheduler = coordinator.scheduler
+    if scheduler is None:
+        return f"following (another daemon leads); {running} phase(s) running here"
     report = scheduler.last_report
     if report is None or scheduler.last_sync is None:
         return "starting: first billing sync"
     line = f"last sync {scheduler.last_sync:%Y-%m-%d %H:%M} UTC: {report.summary()}"
-    return line
+    return f"{line}; {running} phase(s) running"
 
 
 def _expire_backups(app: App) -> None:

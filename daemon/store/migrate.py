@@ -18,7 +18,9 @@ _SCRIPTS = Path(__file__).parent / "migrations"
 # The newest revision under migrations/versions (a test keeps the two in step). Known
 # here so that a database already at it is recognised without loading alembic, which
 # is a tenth of a CLI command's memory.
-SHIPPED_HEAD = "0007_approvals"
+SHIPPED_HEAD = "0008_work_pool"
+# The transaction-level advisory lock migrations take on PostgreSQL ("LapseMig").
+_MIGRATE_KEY = 0x4C617073654D6967
 
 
 def _alembic_config() -> AlembicConfig:
@@ -42,6 +44,12 @@ def migrate(engine: Engine) -> str:
 
         config = _alembic_config()
         with engine.begin() as connection:
+            if engine.dialect.name == "postgresql":
+                # Daemons started together on one database migrate one after the other
+                # (the later finds the schema at the head and does nothing).
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATE_KEY}
+                )
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
     except SQLAlchemyError as error:

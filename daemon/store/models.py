@@ -107,7 +107,10 @@ class ScheduledAction(Base):
     """An action a transition asked for (a notice or a playbook phase) and its progress."""
 
     __tablename__ = "scheduled_actions"
-    __table_args__ = (Index("ix_actions_status_due", "status", "due_at"),)
+    __table_args__ = (
+        Index("ix_actions_status_due", "status", "due_at"),
+        Index("ix_actions_pick", "kind", "status", "priority", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     account_id: Mapped[str] = mapped_column(String(64), index=True)
@@ -122,6 +125,14 @@ class ScheduledAction(Base):
     error: Mapped[str | None] = mapped_column(Text)
     # The process running it ("host:pid:start"), so a crashed run is told from a live one.
     claimed_by: Mapped[str | None] = mapped_column(String(120))
+    # Which runs first among due actions: lower first (daemon.domain.phases.PHASE_PRIORITY).
+    priority: Mapped[int] = mapped_column(Integer, default=4, server_default="4")
+    # The host whose `max_parallel` the action counts against (its first service's host).
+    host: Mapped[str | None] = mapped_column(String(63))
+    # Until when the daemon running it holds it; renewed while it works. Past it, another
+    # daemon resumes the action from the step reached. None: claimed by a command
+    # (or before leases), told stale by `claimed_by` alone.
+    lease_until: Mapped[datetime | None]
 
 
 class Correspondence(Base):
@@ -279,3 +290,18 @@ class Approval(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     # When ops were alerted that it waits too long (once per approval).
     alerted_at: Mapped[datetime | None]
+
+
+class DaemonBeat(Base):
+    """One live `lapse run` process and when it last said so (its heartbeat), whether it
+    leads (runs syncs, brake decisions and wake-ups) and how many phases it runs."""
+
+    __tablename__ = "daemons"
+
+    id: Mapped[str] = mapped_column(String(120), primary_key=True)  # "host:pid:start"
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    seen_at: Mapped[datetime]
+    leader: Mapped[bool]
+    running: Mapped[int] = mapped_column(Integer)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy.orm import Session
+
 from daemon.domain.snapshot import AccountSnapshot
 from daemon.domain.states import State
 from daemon.domain.stored_snapshot import snapshot_from_json
@@ -56,3 +58,12 @@ def write_record(row: Account, record: LifecycleRecord) -> None:
 def stored_snapshot(row: Account) -> AccountSnapshot | None:
     """Return the snapshot last stored with `row`, or None before the first sync."""
     return snapshot_from_json(row.snapshot) if row.snapshot else None
+
+
+def action_host(session: Session, account_id: str) -> str | None:
+    """Return the host whose `max_parallel` a phase of the account counts against: its
+    first service's host, or None when it has no service (nothing runs on any host)."""
+    account = session.get(Account, account_id)
+    services = ((account.snapshot or {}).get("services") or []) if account else []
+    host = services[0].get("host") if services and isinstance(services[0], dict) else None
+    return str(host) if host else None

@@ -7,8 +7,11 @@ names the holder. Either way the operating system ends the lock with the process
 (a SIGKILL included: the file is closed, the connection drops), so a crashed
 daemon never leaves a stale lock behind. Operator commands (`lapse suspend`,
 `lapse restore`, ...) take no lock: their actions are coordinated by claims.
-This is how invariant 11 (one writer per account) holds across processes until
-several daemons may share one PostgreSQL database.
+On SQLite this is how invariant 11 (one writer per account) holds across
+processes. On PostgreSQL several daemons share the database and the same advisory
+lock elects their leader instead (`try_writer_lock`, daemon.runtime.leadership):
+the one holding it runs syncs, brake decisions and wake-ups; `lapse run --once`
+still takes it, so it never runs beside a leader.
 """
 
 from __future__ import annotations
@@ -158,6 +161,20 @@ def acquire_writer_lock(url: URL | str) -> WriterLock:
     if backend == "postgresql":
         return _lock_advisory(parsed)
     raise StateStoreError(f"no one-daemon lock for {backend} state databases")
+
+
+def try_writer_lock(url: URL | str) -> WriterLock | None:
+    """Take the lock for the state database at `url` if it is free; None when another
+    daemon holds it. Raises StateStoreError when the lock cannot be set up."""
+    try:
+        return acquire_writer_lock(url)
+    except WriterLockHeldError:
+        return None
+
+
+def shares_daemons(url: URL | str) -> bool:
+    """Whether several daemons may share the state database at `url` (PostgreSQL)."""
+    return make_url(url).get_backend_name() == "postgresql"
 
 
 def lock_file_path(database: Path) -> Path:

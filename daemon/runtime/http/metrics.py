@@ -28,6 +28,7 @@ from daemon.domain.states import BackupStatus, State
 from daemon.lifecycle.brake import brake_status
 from daemon.lifecycle.waiting import Waiting
 from daemon.store.models import Account, Backup, Correspondence, ScheduledAction, StepRecord
+from daemon.store.work_queue import WorkQueue
 
 Family = TypeVar("Family", CounterMetricFamily, GaugeMetricFamily)
 
@@ -62,6 +63,36 @@ class LapseCollector(Collector):
         yield from self._queue()
         yield from self._brake()
         yield from self._syncs()
+        yield from self._work_queue()
+
+    def _work_queue(self) -> Iterator[Metric]:
+        """The phases queued and running per phase and host (across daemons), the
+        oldest wait, and the daemons with their roles."""
+        figures = WorkQueue(self.sessions).figures()
+        queued = GaugeMetricFamily(
+            "lapse_phases_queued", "Playbook phases due and waiting.", labels=["phase", "host"]
+        )
+        running = GaugeMetricFamily(
+            "lapse_phases_running", "Playbook phases running now.", labels=["phase", "host"]
+        )
+        for family, counts in ((queued, figures.queued), (running, figures.running)):
+            for (phase, host), count in sorted(counts.items()):
+                family.add_metric([phase, host], count)
+            yield family
+        oldest = GaugeMetricFamily(
+            "lapse_phase_oldest_wait_seconds", "How long the oldest due phase has waited."
+        )
+        oldest.add_metric([], figures.oldest_wait_s or 0.0)
+        yield oldest
+        alive = GaugeMetricFamily(
+            "lapse_daemons",
+            "Daemons on this state database by role and heartbeat.",
+            labels=["daemon", "role", "alive"],
+        )
+        for daemon in figures.daemons:
+            role = "leader" if daemon.leader else "follower"
+            alive.add_metric([daemon.id, role, str(daemon.alive).lower()], 1)
+        yield alive
 
     def _accounts(self, session: Session) -> Iterator[Metric]:
         family = GaugeMetricFamily(

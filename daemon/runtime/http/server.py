@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -34,7 +34,6 @@ from daemon.runtime.http.metrics import LapseCollector, make_registry
 from daemon.runtime.http.requests import BodyError, read_body
 from daemon.runtime.http.serving import Limits, ListenerThread
 from daemon.runtime.http.signatures import SignatureError, verify_hmac, verify_stripe
-from daemon.runtime.scheduler import LapseScheduler
 from daemon.store.models import Account, WebhookEvent
 from daemon.store.payment_events import record_payment
 
@@ -68,13 +67,29 @@ class BadEventError(LapseError):
     """The event is signed but not understood (400)."""
 
 
+class Scheduling(Protocol):
+    """What the listener asks of the daemon's scheduling: act on a recorded payment now,
+    and when billing was last synced (None before the first sync, or on a follower)."""
+
+    @property
+    def last_sync(self) -> datetime | None:
+        """When billing was last synced here."""
+
+    @property
+    def sync_failures(self) -> int:
+        """How many billing syncs failed here since the daemon started."""
+
+    def wake_now(self, account_id: str) -> None:
+        """A payment event for the account was recorded: act on it now."""
+
+
 class LapseHTTP:
     """Owns the listener thread and the handlers' access to the daemon."""
 
     def __init__(
         self,
         lifecycle: LifecycleEngine,
-        scheduler: LapseScheduler,
+        scheduler: Scheduling,
         listen: str,
         *,
         webhooks: WebhooksConfig,

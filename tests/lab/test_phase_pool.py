@@ -1,0 +1,178 @@
+"""Phases side by side on the lab sshd: one per account, each host's limit, unsuspend first,
+syncs and payments never waiting behind a phase. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from daemon.domain.states import ActionStatus
+from daemon.runtime.app import App
+from daemon.runtime.phase_pool import PhasePool
+from daemon.runtime.scheduler import SYNC_JOB, LapseScheduler
+from daemon.store.models import ScheduledAction
+from daemon.store.payment_events import record_payment
+from tests.e2e.daemon_process import wait_for
+from tests.lab.services.sshd import SSHServer
+from tests.lab.storm_scene import (
+    Storm,
+    intervals,
+    lapse,
+    most_at_once,
+    prepare,
+    statuses,
+    write_storm,
+)
+
+
+@pytest.fixture
+def pool_factory() -> Iterator[list[PhasePool]]:
+    pools: list[PhasePool] = []
+    yield pools
+    for pool in pools:
+        pool.stop(10)
+
+
+def _pool(app: App, pools: list[PhasePool], workers: int) -> PhasePool:
+    pool = PhasePool(app.runner, app.config.hosts, workers=workers, lease=timedelta(seconds=30))
+    pools.append(pool)
+    pool.start()
+    pool.kick()
+    return pool
+
+
+def _all_done(app: App, ids: list[int]) -> bool:
+    done = statuses(app)
+    return all(done.get(action_id) == ActionStatus.DONE for action_id in ids)
+
+
+def test_each_host_runs_at_most_its_limit_and_an_account_one_phase(
+    tmp_path: Path, sshd: SSHServer, state_url: str, pool_factory: list[PhasePool]
+) -> None:
+    """Twelve accounts on two hosts (limit 2), eight workers: never more than two phases
+    on a host, both hosts busy at once, and an account's verify never beside its suspend."""
+    storm = write_storm(tmp_path, [sshd], state_url, accounts=12, sleep_s=2.0, max_parallel=2)
+    app = storm.app()
+    ids = prepare(storm, app)
+    first = next(iter(storm.accounts))
+    ids.append(app.runner.queue.add(first, "verify"))  # same account, queued behind
+
+    _pool(app, pool_factory, workers=8)
+    wait_for(lambda: _all_done(app, ids), 90, "every phase")
+
+    spans = intervals(storm)
+    assert len(spans) == 13
+    for host in ("web1", "web2"):
+        on_host = [(s, e) for account, _, s, e in spans if storm.accounts[account] == host]
+        assert most_at_once(on_host) == 2, host
+    # Both hosts at work at once: more than one host's limit ran together.
+    assert most_at_once([(s, e) for _, _, s, e in spans]) > 2
+    own = [(s, e) for account, _, s, e in spans if account == first]
+    assert len(own) == 2 and most_at_once(own) == 1
+
+
+def test_unsuspend_first_then_the_oldest(
+    tmp_path: Path, sshd: SSHServer, state_url: str, pool_factory: list[PhasePool]
+) -> None:
+    """One host slot: the queue runs the unsuspend queued last first, then the suspends
+    oldest first, then the verify queued first."""
+    storm = write_storm(
+        tmp_path, [sshd], state_url, accounts=4, sleep_s=0.2, max_parallel=1, one_host=True
+    )
+    app = storm.app()
+    a0, a1, a2, a3 = storm.accounts
+    storm.pay([a0, a3])
+    app.lifecycle.sync()
+    ids = [app.runner.queue.add(a0, "verify")]
+    for account_id in (a2, a1):
+        lapse(app, account_id)
+        ids.append(app.runner.queue.add(account_id, "suspend"))
+        time.sleep(0.01)  # distinct queueing instants
+    ids.append(app.runner.queue.add(a3, "unsuspend"))
+
+    _pool(app, pool_factory, workers=4)
+    wait_for(lambda: _all_done(app, ids), 60, "the queue")
+
+    starts = [
+        tuple(line.split()[1:3])
+        for line in storm.trace.read_text().splitlines()
+        if line.startswith("start ")
+    ]
+    assert starts == [(a3, "unsuspend"), (a2, "suspend"), (a1, "suspend"), (a0, "verify")]
+
+
+def _started(storm: Storm, account_id: str) -> bool:
+    return f"start {account_id} " in storm.trace.read_text()
+
+
+def test_a_sync_does_not_wait_behind_a_long_phase(
+    tmp_path: Path, sshd: SSHServer, state_url: str
+) -> None:
+    storm = write_storm(tmp_path, [sshd], state_url, accounts=1, sleep_s=20)
+    app = storm.app()
+    prepare(storm, app)
+    [account_id] = storm.accounts
+    scheduler = LapseScheduler(app.engine, app.lifecycle, timedelta(hours=1), app.runner)
+    scheduler.start(sync_now=False)
+    try:
+        wait_for(lambda: _started(storm, account_id), 60, "the long phase to start")
+        asked = time.monotonic()
+        scheduler.scheduler.modify_job(SYNC_JOB, next_run_time=datetime.now(UTC))
+        wait_for(lambda: scheduler.last_sync is not None, 15, "the sync")
+        took = time.monotonic() - asked
+        assert f"end {account_id} " not in storm.trace.read_text()  # the phase still runs
+    finally:
+        scheduler.shutdown()
+    assert took < 10
+
+
+def test_a_payment_is_acted_on_within_a_second_with_every_worker_busy(
+    tmp_path: Path, sshd: SSHServer, state_url: str
+) -> None:
+    """One worker, busy with a long suspension; another suspension waits. A suspended
+    client on the other host pays: within a second its unsuspend runs (the reserved
+    worker), ahead of the waiting suspension."""
+    storm = write_storm(tmp_path, [sshd], state_url, accounts=3, sleep_s=20)
+    app = storm.app()
+    busy, payer, waiting = storm.accounts  # web1, web2, web1
+    prepare(storm, app)
+    with app.sessions.begin() as session:  # the payer's suspension ran earlier
+        action = session.scalars(
+            select(ScheduledAction).where(ScheduledAction.account_id == payer)
+        ).one()
+        action.status = ActionStatus.DONE
+    pool = PhasePool(app.runner, app.config.hosts, workers=1, lease=timedelta(seconds=30))
+    scheduler = LapseScheduler(app.engine, app.lifecycle, timedelta(hours=1), app.runner, pool=pool)
+    pool.after_phase = scheduler.payments_due
+    pool.start()
+    scheduler.start(sync_now=False)
+    try:
+        wait_for(lambda: _started(storm, busy), 60, "the long phase to start")
+        storm.pay([payer])
+        with app.sessions.begin() as session:
+            record_payment(session, "generic:evt-1", payer, "generic", app.clock(), known=True)
+        paid = time.monotonic()
+        scheduler.wake_now(payer)
+        wait_for(lambda: _unsuspend_started(app, payer), 5, "the unsuspend")
+        acted = time.monotonic() - paid
+        wait_for(lambda: _started(storm, payer), 30, "the unsuspend's step")
+        assert not _started(storm, waiting)  # still queued behind the busy worker
+    finally:
+        scheduler.shutdown()
+        pool.stop(30)
+    assert acted < 1.0
+
+
+def _unsuspend_started(app: App, account_id: str) -> bool:
+    with app.sessions() as session:
+        status = session.scalar(
+            select(ScheduledAction.status).where(
+                ScheduledAction.account_id == account_id, ScheduledAction.name == "unsuspend"
+            )
+        )
+    return status in (ActionStatus.RUNNING, ActionStatus.DONE)
