@@ -28,9 +28,10 @@ from daemon.lifecycle.after_acts import deferred_to, notices_after
 from daemon.lifecycle.brake import SafetyBrake
 from daemon.lifecycle.report import SyncReport
 from daemon.lifecycle.sync_pass import Due, Plan, run_pass
+from daemon.lifecycle.unstarted_deletion import withdraw_unstarted_deletion
 from daemon.notices.desk import NoticeDesk
 from daemon.notices.money import minor_unit
-from daemon.policy import Action, Decision, LifecycleRecord, decide
+from daemon.policy import Action, Decision, LifecycleRecord, commands, decide
 from daemon.policy.rules import owes
 from daemon.store.models import Account, Event, ScheduledAction
 from daemon.store.records import record_columns, record_from_row, stored_snapshot, write_record
@@ -342,6 +343,14 @@ class LifecycleEngine:
             self._store_snapshot(row, snapshot, now, read)
         record = record_from_row(row)
         policy = self.policy_for(row.plan)
+        if record.state is State.DELETED and snapshot is not None and not owes(snapshot, policy):
+            # Paid before the deletion began: it is withdrawn, and the policy below
+            # reactivates the account from the state the deletion left.
+            back_to = withdraw_unstarted_deletion(session, row.id, now)
+            if back_to is not None:
+                withdrawn = commands.deletion_withdrawn(record, now, back_to=back_to)
+                self._record(session, row, withdrawn, now, actor, snapshot)
+                record = withdrawn.record
         decision = decide(snapshot, record, policy, now)
         for _ in range(_MAX_STEPS):
             if not decision.changed:

@@ -69,6 +69,19 @@ def reject(
     return move(record, after, f"{phase} rejected: {reason}")
 
 
+def deletion_withdrawn(record: LifecycleRecord, now: datetime, *, back_to: State) -> Decision:
+    """Billing shows the account paid while its deletion was queued and no step of it had
+    started (daemon.lifecycle.unstarted_deletion withdrew it): the account goes back to
+    `back_to`, the state the deletion left, from which a paid account is reactivated.
+
+    Raises CommandRefusedError when the account is not deleted.
+    """
+    if record.state is not State.DELETED:
+        raise CommandRefusedError(f"account {record.account_id} is {record.label}, not deleted")
+    after = record.evolve(state=back_to)
+    return move(record, after, "paid before the deletion began: the deletion is withdrawn")
+
+
 def release(record: LifecycleRecord, now: datetime) -> Decision:
     """End an ops or legal hold; deadlines move forward by the time held.
 

@@ -15,9 +15,8 @@ from structlog.testing import capture_logs
 from daemon.domain.clock import VirtualClock
 from daemon.domain.states import ActionStatus, ApprovalStatus
 from daemon.lifecycle.approvals import NothingToDecideError
-from daemon.policy.commands import CommandRefusedError
 from daemon.runtime.app import App
-from daemon.store.models import Account, Backup, ScheduledAction
+from daemon.store.models import Account, Approval, Backup, ScheduledAction
 from tests.lab.approval_scene import DAY, T0, approval_app, client_notices, to_deletion
 from tests.lab.engine_helpers import run_days
 
@@ -149,18 +148,38 @@ def _paid_while_waiting(tmp_path: Path, state_url: str) -> App:
     return app
 
 
+def test_a_payment_while_the_deletion_waits_reactivates_the_account(
+    tmp_path: Path, state_url: str
+) -> None:
+    """Paying at any point before deletion reactivates the account: a payment while the
+    deletion waits for approval withdraws it (no step of it had started), closes the
+    approval as decided by billing, and the account comes back as paid, the site
+    unsuspended; approving afterwards finds nothing to decide."""
+    app = _paid_while_waiting(tmp_path, state_url)
+    app.lifecycle.sync()
+    assert _state(app) == "active"
+    assert _delete_status(app) == ActionStatus.CANCELLED
+    assert app.approvals.waiting() == []
+    with app.sessions() as session:
+        decided = session.scalars(select(Approval)).one()
+    assert (decided.status, decided.decided_by) == (ApprovalStatus.REJECTED, "billing")
+    with pytest.raises(NothingToDecideError):
+        app.approvals.approve("acct-1", "ops:carol")
+    app.runner.run_pending()  # the unsuspend phase
+    assert tmp_path.joinpath(*SITE).read_text() == "<h1>Shop</h1>\n"
+    assert "deletion" not in client_notices(tmp_path)
+    assert app.readers.audit.check().problems == []
+
+
 def test_a_paid_account_whose_deletion_is_rejected_comes_back(
     tmp_path: Path, state_url: str
 ) -> None:
-    """A payment while the deletion waits is not acted on by itself (a deleted account's
-    record is final) and approving is refused; rejecting it holds the account, and the
-    hold reactivates it as paid, the site unsuspended."""
+    """Rejected before the daemon saw the payment: the account is on hold, and the next
+    look at billing reactivates it as paid."""
     app = _paid_while_waiting(tmp_path, state_url)
-    app.lifecycle.sync()
-    assert _state(app) == "deleted"  # waiting, and not reactivated by the payment
-    with pytest.raises(CommandRefusedError, match="paid since its delete was queued"):
-        app.approvals.approve("acct-1", "ops:carol")
     app.approvals.reject("acct-1", "ops:carol", "paid by bank transfer")
+    assert _state(app) == "on-hold"
+    app.lifecycle.sync()
     assert _state(app) == "active"
     app.runner.run_pending()  # the unsuspend phase
     assert tmp_path.joinpath(*SITE).read_text() == "<h1>Shop</h1>\n"
@@ -171,13 +190,15 @@ def test_an_approved_deletion_of_an_account_paid_meanwhile_touches_nothing(
     tmp_path: Path, state_url: str
 ) -> None:
     """Approved before billing reported the payment: the payment check before the first
-    destructive step reads billing afresh, finds it, and the site stays."""
+    step reads billing afresh, finds it, the site stays, and the account comes back."""
     app = _paid_while_waiting(tmp_path, state_url)
     app.approvals.approve("acct-1", "ops:bob")
     app.runner.run_pending()
     assert _delete_status(app) == ActionStatus.CANCELLED
-    # The payment check stopped it; the record still reads deleted (as for any payment
-    # between the transition to deleted and the phase), the site and data kept.
-    assert _state(app) == "deleted"
+    # The payment check stopped it before its first step, the site and data kept, and
+    # the account, evaluated at once, is reactivated as paid.
     assert tmp_path.joinpath(*SITE).exists()
+    assert _state(app) == "active"
+    app.runner.run_pending()  # the unsuspend phase
+    assert tmp_path.joinpath(*SITE).read_text() == "<h1>Shop</h1>\n"
     assert "deletion" not in client_notices(tmp_path)
