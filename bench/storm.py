@@ -98,10 +98,10 @@ def main() -> None:
 
 def payment_storm(args: argparse.Namespace, workdir: Path, sshds: list[SSHServer]) -> None:
     accounts = args.accounts or 40
-    latencies, makespan, peaks, twice = run_storm(
+    latencies, makespan, peaks, all_peaks, twice = run_storm(
         workdir / "pool", sshds, accounts, args, workers=args.workers, payers=args.payers
     )
-    _, serial, _, serial_twice = run_storm(
+    _, serial, _, _, serial_twice = run_storm(
         workdir / "serial", sshds, accounts, args, workers=1, payers=0
     )
     cuts = (
@@ -115,6 +115,7 @@ def payment_storm(args: argparse.Namespace, workdir: Path, sshds: list[SSHServer
         f"RESULT paid_to_online_p95_s={p95:.2f} storm_makespan_s={makespan:.1f} "
         f"workers1_makespan_s={serial:.1f} ratio={serial / makespan:.2f} "
         f"max_per_host={_peaks(peaks)} max_parallel={args.max_parallel} "
+        f"max_per_host_with_unsuspend={_peaks(all_peaks)} "
         f"phases_run_twice={twice + serial_twice} accounts={accounts} site_mb={args.site_mb:g} "
         f"payers={args.payers} workers={args.workers}"
     )
@@ -167,9 +168,10 @@ def run_storm(
     *,
     workers: int,
     payers: int,
-) -> tuple[list[float], float, dict[str, int], int]:
+) -> tuple[list[float], float, dict[str, int], dict[str, int], int]:
     """One storm in this process; returns the payers' paid-to-online seconds, the
-    makespan of the other accounts' suspensions, the peak per host, phases run twice."""
+    makespan of the other accounts' suspensions, the peak per host without and with
+    unsuspends, and the phases run twice."""
     storm = write_storm(
         root,
         sshds,
@@ -207,7 +209,13 @@ def run_storm(
         scheduler.shutdown()
         pool.stop(30)
         print(f"workers={workers}: {accounts} suspensions in {makespan:.1f} s", file=sys.stderr)
-        return latencies, makespan, _host_peaks(app), _run_twice(app)
+        return (
+            latencies,
+            makespan,
+            _host_peaks(app),
+            _host_peaks(app, unsuspends=True),
+            _run_twice(app),
+        )
     finally:
         storm.remove_users()
 
@@ -337,13 +345,22 @@ def _wait_done(app: App, ids: list[int]) -> None:
     raise RuntimeError("the storm did not end")
 
 
-def _host_peaks(app: App) -> dict[str, int]:
-    """The most playbook runs seen at once on each host (from the runs' start and end)."""
+def _host_peaks(app: App, *, unsuspends: bool = False) -> dict[str, int]:
+    """The most playbook runs seen at once on each host (from the runs' start and end):
+    without unsuspends, whose own slot beyond `max_parallel` the picker keeps
+    (daemon.playbooks.picking.UNSUSPEND_HEADROOM), unless `unsuspends`."""
     spans: dict[str, list[tuple[float, int]]] = defaultdict(list)
     with app.sessions() as session:
-        for host, start, end in session.execute(
-            select(PlaybookRun.host, PlaybookRun.started_at, PlaybookRun.finished_at)
+        for host, phase, start, end in session.execute(
+            select(
+                PlaybookRun.host,
+                PlaybookRun.phase,
+                PlaybookRun.started_at,
+                PlaybookRun.finished_at,
+            )
         ):
+            if phase == "unsuspend" and not unsuspends:
+                continue
             finish = end.timestamp() if end else math.inf
             spans[host] += [(start.timestamp(), 1), (finish, -1)]
     peaks = {}

@@ -5,7 +5,10 @@
 every daemon sharing the state database), and returns the first action that may start:
 
 - never two phases of one account at once;
-- never more phases on a host than its `max_parallel`;
+- never more phases on a host than its `max_parallel`, but for one slot more kept for
+  a paying client's unsuspend (UNSUSPEND_HEADROOM): a reactivation is light (a
+  maintenance page taken down, logins given back) and must not wait for a suspension's
+  backup to end on its host;
 - while the safety brake holds, no suspend and no delete;
 - when only the reserved worker is free, only an unsuspend (a paying client).
 
@@ -21,6 +24,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from daemon.domain.phases import Phase
+
+# Slots per host beyond `max_parallel` that only an unsuspend may take (issue: a
+# payment acted on at once even when every slot is busy with suspensions).
+UNSUSPEND_HEADROOM = 1
 
 # The phases the safety brake holds (invariant 7).
 BRAKED_PHASES = frozenset({Phase.SUSPEND.value, Phase.DELETE.value})
@@ -73,12 +80,20 @@ def pick_next(
             continue
         if only is not None and action.phase not in only:
             continue
-        if action.host is not None and running.per_host[action.host] >= host_limit(action.host):
+        if action.host is not None and running.per_host[action.host] >= _limit(action, host_limit):
             continue
         if allow is not None and not allow(action):
             continue
         return action
     return None
+
+
+def _limit(action: QueuedAction, host_limit: Callable[[str], int]) -> int:
+    """How many phases may run on the action's host when it starts: `max_parallel`, and
+    for an unsuspend the headroom kept for it."""
+    assert action.host is not None
+    extra = UNSUSPEND_HEADROOM if action.phase == Phase.UNSUSPEND.value else 0
+    return host_limit(action.host) + extra
 
 
 def host_limits(limits: Mapping[str, int], default: int) -> Callable[[str], int]:

@@ -19,7 +19,7 @@ from daemon.runtime.app import App
 from daemon.runtime.leadership import LEADER_CHECK, Leadership
 from daemon.runtime.phase_pool import PhasePool
 from daemon.runtime.scheduler import LapseScheduler
-from daemon.store.daemons import HEARTBEAT, Heartbeats, daemons
+from daemon.store.daemons import HEARTBEAT, Heartbeats, daemons, leaders_last_sync
 
 log = structlog.get_logger("lapse.service")
 
@@ -47,8 +47,13 @@ class Coordinator:
 
     @property
     def last_sync(self) -> datetime | None:
-        """When this daemon's scheduler last synced (None while it follows)."""
-        return self.scheduler.last_sync if self.scheduler is not None else None
+        """When billing was last synced: by this daemon's scheduler while it leads, else
+        by the live leader, as its heartbeat says (None before any sync), so that every
+        daemon's /healthz judges the syncs."""
+        if self.scheduler is not None:
+            return self.scheduler.last_sync
+        with self.app.sessions() as session:
+            return leaders_last_sync(session, datetime.now(UTC))
 
     @property
     def sync_failures(self) -> int:
@@ -107,7 +112,10 @@ class Coordinator:
         if now >= self._next_beat:
             self._next_beat = now + HEARTBEAT.total_seconds()
             try:
-                self.heartbeats.beat(self.scheduler is not None, self.pool.figures().running)
+                synced = self.scheduler.last_sync if self.scheduler is not None else None
+                self.heartbeats.beat(
+                    self.scheduler is not None, self.pool.figures().running, synced
+                )
             except Exception:  # the database away for a moment: the next beat says it
                 log.exception("could not write this daemon's heartbeat")
 

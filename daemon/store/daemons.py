@@ -14,7 +14,7 @@ import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.store.models import DaemonBeat
@@ -47,8 +47,9 @@ class Heartbeats:
         self.owner = owner
         self.started_at = datetime.now(UTC)
 
-    def beat(self, leader: bool, running: int) -> None:
-        """Say this daemon is alive, whether it leads and how many phases it runs."""
+    def beat(self, leader: bool, running: int, last_sync: datetime | None = None) -> None:
+        """Say this daemon is alive, whether it leads, how many phases it runs and (a
+        leader) when it last synced billing."""
         now = datetime.now(UTC)
         with self.sessions.begin() as session:
             row = session.get(DaemonBeat, self.owner)
@@ -61,12 +62,23 @@ class Heartbeats:
                 )
                 session.add(row)
             row.seen_at, row.leader, row.running = now, leader, running
+            row.last_sync = last_sync
             session.execute(delete(DaemonBeat).where(DaemonBeat.seen_at < now - _FORGET_AFTER))
 
     def forget(self) -> None:
         """Remove this daemon's row (a clean stop)."""
         with self.sessions.begin() as session:
             session.execute(delete(DaemonBeat).where(DaemonBeat.id == self.owner))
+
+
+def leaders_last_sync(session: Session, now: datetime) -> datetime | None:
+    """When a live leader last synced billing, as its heartbeat says (None: no live
+    leader has synced yet)."""
+    return session.scalar(
+        select(func.max(DaemonBeat.last_sync)).where(
+            DaemonBeat.leader.is_(True), DaemonBeat.seen_at >= now - ALIVE_WITHIN
+        )
+    )
 
 
 def daemons(session: Session, now: datetime) -> list[DaemonView]:

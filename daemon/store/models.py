@@ -305,3 +305,6 @@ class DaemonBeat(Base):
     seen_at: Mapped[datetime]
     leader: Mapped[bool]
     running: Mapped[int] = mapped_column(Integer)
+    # The leader's last successful billing sync, so that every daemon's /healthz can
+    # judge the syncs, not only the leader's.
+    last_sync: Mapped[datetime | None]

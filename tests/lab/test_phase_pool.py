@@ -176,3 +176,43 @@ def _unsuspend_started(app: App, account_id: str) -> bool:
             )
         )
     return status in (ActionStatus.RUNNING, ActionStatus.DONE)
+
+
+def test_a_payment_on_a_host_at_its_limit_is_acted_on_at_once(
+    tmp_path: Path, sshd: SSHServer, state_url: str
+) -> None:
+    """One host with one slot, busy with a long suspension, another suspension queued
+    behind it: a client on that host pays, and its unsuspend starts in the slot the host
+    keeps for it (daemon.playbooks.picking.UNSUSPEND_HEADROOM), not after the
+    suspension; the queued suspension still waits."""
+    storm = write_storm(
+        tmp_path, [sshd], state_url, accounts=3, sleep_s=20, max_parallel=1, one_host=True
+    )
+    app = storm.app()
+    busy, payer, waiting = storm.accounts
+    prepare(storm, app)
+    with app.sessions.begin() as session:  # the payer's suspension ran earlier
+        action = session.scalars(
+            select(ScheduledAction).where(ScheduledAction.account_id == payer)
+        ).one()
+        action.status = ActionStatus.DONE
+    pool = PhasePool(app.runner, app.config.hosts, workers=4, lease=timedelta(seconds=30))
+    scheduler = LapseScheduler(app.engine, app.lifecycle, timedelta(hours=1), app.runner, pool=pool)
+    pool.after_phase = scheduler.payments_due
+    pool.start()
+    scheduler.start(sync_now=False)
+    try:
+        wait_for(lambda: _started(storm, busy), 60, "the long phase to start")
+        storm.pay([payer])
+        with app.sessions.begin() as session:
+            record_payment(session, "generic:evt-2", payer, "generic", app.clock(), known=True)
+        paid = time.monotonic()
+        scheduler.wake_now(payer)
+        wait_for(lambda: _started(storm, payer), 10, "the unsuspend's step on the busy host")
+        acted = time.monotonic() - paid
+        assert f"end {busy} " not in storm.trace.read_text()  # the suspension still runs
+        assert not _started(storm, waiting)  # held by the host's limit
+    finally:
+        scheduler.shutdown()
+        pool.stop(30)
+    assert acted < 5.0

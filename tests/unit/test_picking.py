@@ -49,7 +49,7 @@ def test_never_two_phases_of_one_account() -> None:
 
 
 def test_a_host_at_its_limit_takes_no_more_and_others_go_on() -> None:
-    queued = [_action(1, "a", "unsuspend", "web2"), _action(2, "b", "suspend", "web1")]
+    queued = [_action(1, "a", "verify", "web2"), _action(2, "b", "suspend", "web1")]
     busy = Running(per_host=Counter({"web2": 1, "web1": 1}))
     picked = pick_next(queued, busy, LIMITS)
     assert picked is not None and picked.host == "web1"  # web2's limit is 1, web1's 2
@@ -58,6 +58,18 @@ def test_a_host_at_its_limit_takes_no_more_and_others_go_on() -> None:
     # A host the config no longer names gets the default; no host counts against none.
     assert LIMITS("gone") == 2
     assert pick_next([_action(3, "c", "verify", None)], full, LIMITS) is not None
+
+
+def test_a_full_host_keeps_one_slot_for_a_paying_clients_unsuspend() -> None:
+    """Every slot of web2 (limit 1) busy with a suspension: an unsuspend still starts
+    there, once; a second unsuspend, and any other phase, waits."""
+    full = Running(per_host=Counter({"web2": 1}))
+    queued = [_action(1, "a", "suspend", "web2", age=9), _action(2, "b", "unsuspend", "web2")]
+    picked = pick_next(queued, full, LIMITS)
+    assert picked is not None and picked.phase == "unsuspend"
+    assert pick_next(queued[:1], full, LIMITS) is None
+    beyond = Running(per_host=Counter({"web2": 2}))
+    assert pick_next([_action(3, "c", "unsuspend", "web2")], beyond, LIMITS) is None
 
 
 def test_the_brake_holds_suspend_and_delete_only() -> None:

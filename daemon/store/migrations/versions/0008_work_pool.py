@@ -41,6 +41,7 @@ def upgrade() -> None:
         sa.Column('seen_at', daemon.store.types.UtcDateTime(timezone=True), nullable=False),
         sa.Column('leader', sa.Boolean(), nullable=False),
         sa.Column('running', sa.Integer(), nullable=False),
+        sa.Column('last_sync', daemon.store.types.UtcDateTime(timezone=True), nullable=True),
     )
 
 
