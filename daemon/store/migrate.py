@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,6 +44,9 @@ def migrate(engine: Engine) -> str:
         from alembic import command
 
         config = _alembic_config()
+        if engine.dialect.name == "sqlite":
+            _upgrade_sqlite(engine, config)
+            return current_revision(engine) or "base"
         with engine.begin() as connection:
             if engine.dialect.name == "postgresql":
                 # Daemons started together on one database migrate one after the other
@@ -56,6 +60,37 @@ def migrate(engine: Engine) -> str:
         url = engine.url.render_as_string(hide_password=True)
         raise StateStoreError(f"cannot migrate the state database {url}: {error}") from error
     return current_revision(engine) or "base"
+
+
+def _upgrade_sqlite(engine: Engine, config: AlembicConfig) -> None:
+    """Run every pending migration on SQLite in one transaction, DDL included.
+
+    Python's sqlite3 driver opens a transaction only before an INSERT, UPDATE or DELETE,
+    so each CREATE or ALTER would commit on its own: a daemon killed in the middle of a
+    migration (SIGKILL, power loss) left tables without the revision that made them, and
+    every later start failed on "table already exists". Here the driver is told to
+    leave transactions alone and the migration runs between an explicit BEGIN and
+    COMMIT, so a kill leaves the database as it was before. Raises SQLAlchemyError.
+    """
+    from alembic import command
+
+    with engine.connect() as connection:
+        raw = connection.connection.driver_connection
+        assert isinstance(raw, sqlite3.Connection)
+        previous = raw.isolation_level
+        raw.isolation_level = None  # the driver issues no BEGIN or COMMIT of its own
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+            except BaseException:
+                if raw.in_transaction:
+                    raw.rollback()
+                raise
+            connection.exec_driver_sql("COMMIT")
+        finally:
+            raw.isolation_level = previous
 
 
 def require_file(url: URL) -> None:

@@ -5,15 +5,20 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import alembic.op
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect
+from sqlalchemy.exc import OperationalError
 
 import daemon.store.migrate
 from daemon.store.db import open_engine
+from daemon.store.errors import StateStoreError
 from daemon.store.migrate import SHIPPED_HEAD, current_revision, head_revision, migrate
 from daemon.store.models import Base
 
@@ -66,3 +71,29 @@ def test_a_database_behind_the_head_is_still_migrated(tmp_path: Path) -> None:
 
 def _columns(engine: Engine, table: str) -> set[str]:
     return {column["name"] for column in inspect(engine).get_columns(table)}
+
+
+def test_a_migration_stopped_midway_leaves_the_sqlite_database_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A daemon killed in the middle of its first migration must start next time: the
+    tables made before the stop are not left behind without their revision (SQLite's
+    driver would commit each CREATE on its own)."""
+    engine = open_engine(f"sqlite:///{tmp_path / 'state.db'}")
+    made: list[str] = []
+    create_table = alembic.op.create_table
+
+    def create_then_stop(name: str, *columns: Any, **options: Any) -> Any:
+        if len(made) == 3:
+            raise OperationalError("CREATE TABLE", {}, Exception("the process stops here"))
+        made.append(name)
+        return create_table(name, *columns, **options)
+
+    monkeypatch.setattr(alembic.op, "create_table", create_then_stop)
+    with pytest.raises(StateStoreError):
+        migrate(engine)
+    assert len(made) == 3
+    assert inspect(engine).get_table_names() == []  # nothing of the stopped migration
+    monkeypatch.undo()
+    assert migrate(engine) == head_revision()
+    assert set(made) <= set(inspect(engine).get_table_names())
