@@ -297,7 +297,12 @@ def _injection_cases() -> list[Any]:
 # Runs each command with an empty PATH: bash builtins work, every other command goes to
 # command_not_found_handle, which records its arguments and reports success. Nothing
 # outside the temporary directory is touched (path vars are moved into it).
-_RECORDER = """command_not_found_handle() { printf '%s\\0' "$#" "$@" >> "$LAPSE_CALLS"; }
+# Commands of one pipeline run at once, and bash's printf may write one record in
+# several writes: each record is appended under a lock, or two would interleave.
+# (PATH is empty in the test, hence flock by its full path.)
+_RECORDER = """command_not_found_handle() {
+  { /usr/bin/flock 9; printf '%s\\0' "$#" "$@" >> "$LAPSE_CALLS"; } 9>>"$LAPSE_CALLS.lock"
+}
 """
 
 
