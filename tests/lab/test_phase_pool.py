@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -141,31 +142,50 @@ def test_a_payment_is_acted_on_within_a_second_with_every_worker_busy(
     app = storm.app()
     busy, payer, waiting = storm.accounts  # web1, web2, web1
     prepare(storm, app)
-    with app.sessions.begin() as session:  # the payer's suspension ran earlier
+    _suspended_earlier(app, payer)
+    with _pool_and_scheduler(app, workers=1) as scheduler:
+        wait_for(lambda: _started(storm, busy), 60, "the long phase to start")
+        paid = _pay(storm, app, scheduler, payer, "generic:evt-1")
+        wait_for(lambda: _unsuspend_started(app, payer), 5, "the unsuspend")
+        acted = time.monotonic() - paid
+        wait_for(lambda: _started(storm, payer), 30, "the unsuspend's step")
+        assert not _started(storm, waiting)  # still queued behind the busy worker
+    assert acted < 1.0
+
+
+def _suspended_earlier(app: App, payer: str) -> None:
+    """Mark the payer's suspension as run before the pool starts."""
+    with app.sessions.begin() as session:
         action = session.scalars(
             select(ScheduledAction).where(ScheduledAction.account_id == payer)
         ).one()
         action.status = ActionStatus.DONE
-    pool = PhasePool(app.runner, app.config.hosts, workers=1, lease=timedelta(seconds=30))
+
+
+@contextmanager
+def _pool_and_scheduler(app: App, workers: int) -> Iterator[LapseScheduler]:
+    """A phase pool of `workers` workers and a scheduler acting on payments, running."""
+    pool = PhasePool(app.runner, app.config.hosts, workers=workers, lease=timedelta(seconds=30))
     scheduler = LapseScheduler(app.engine, app.lifecycle, timedelta(hours=1), app.runner, pool=pool)
     pool.after_phase = scheduler.payments_due
     pool.start()
     scheduler.start(sync_now=False)
     try:
-        wait_for(lambda: _started(storm, busy), 60, "the long phase to start")
-        storm.pay([payer])
-        with app.sessions.begin() as session:
-            record_payment(session, "generic:evt-1", payer, "generic", app.clock(), known=True)
-        paid = time.monotonic()
-        scheduler.wake_now(payer)
-        wait_for(lambda: _unsuspend_started(app, payer), 5, "the unsuspend")
-        acted = time.monotonic() - paid
-        wait_for(lambda: _started(storm, payer), 30, "the unsuspend's step")
-        assert not _started(storm, waiting)  # still queued behind the busy worker
+        yield scheduler
     finally:
         scheduler.shutdown()
         pool.stop(30)
-    assert acted < 1.0
+
+
+def _pay(storm: Storm, app: App, scheduler: LapseScheduler, payer: str, event: str) -> float:
+    """Pay in billing, record the payment event as the webhook does, and hand it to the
+    scheduler; return the monotonic time of the payment."""
+    storm.pay([payer])
+    with app.sessions.begin() as session:
+        record_payment(session, event, payer, "generic", app.clock(), known=True)
+    paid = time.monotonic()
+    scheduler.wake_now(payer)
+    return paid
 
 
 def _unsuspend_started(app: App, account_id: str) -> bool:
@@ -191,28 +211,12 @@ def test_a_payment_on_a_host_at_its_limit_is_acted_on_at_once(
     app = storm.app()
     busy, payer, waiting = storm.accounts
     prepare(storm, app)
-    with app.sessions.begin() as session:  # the payer's suspension ran earlier
-        action = session.scalars(
-            select(ScheduledAction).where(ScheduledAction.account_id == payer)
-        ).one()
-        action.status = ActionStatus.DONE
-    pool = PhasePool(app.runner, app.config.hosts, workers=4, lease=timedelta(seconds=30))
-    scheduler = LapseScheduler(app.engine, app.lifecycle, timedelta(hours=1), app.runner, pool=pool)
-    pool.after_phase = scheduler.payments_due
-    pool.start()
-    scheduler.start(sync_now=False)
-    try:
+    _suspended_earlier(app, payer)
+    with _pool_and_scheduler(app, workers=4) as scheduler:
         wait_for(lambda: _started(storm, busy), 60, "the long phase to start")
-        storm.pay([payer])
-        with app.sessions.begin() as session:
-            record_payment(session, "generic:evt-2", payer, "generic", app.clock(), known=True)
-        paid = time.monotonic()
-        scheduler.wake_now(payer)
+        paid = _pay(storm, app, scheduler, payer, "generic:evt-2")
         wait_for(lambda: _started(storm, payer), 10, "the unsuspend's step on the busy host")
         acted = time.monotonic() - paid
         assert f"end {busy} " not in storm.trace.read_text()  # the suspension still runs
         assert not _started(storm, waiting)  # held by the host's limit
-    finally:
-        scheduler.shutdown()
-        pool.stop(30)
     assert acted < 5.0
