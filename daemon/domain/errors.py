@@ -45,6 +45,7 @@ TypeError) still surfaces as one. The whole family, by room:
     ├── StepCancelledError               playbooks.steps.base: a step was cancelled
     ├── RunInterruptedError              playbooks.errors: the daemon is stopping
     ├── RunCancelledError                playbooks.errors: a payment cancelled the run
+    ├── ClaimLostError                   playbooks.errors: another daemon took the phase over
     ├── NothingToDecideError (ValueError) lifecycle.approvals: no phase waits for approval
     ├── BodyError                        runtime.http.requests: a request body refused
     ├── SignatureError                   runtime.http.signatures: a bad webhook signature

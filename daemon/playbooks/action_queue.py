@@ -60,6 +60,8 @@ class ClaimedAction:
     snapshot: AccountSnapshot | None
     suspended_at: datetime | None
     legal_hold: bool
+    owner: str  # the claim's holder: this daemon's worker pool, or this process
+    lease: timedelta | None  # None: held while the claiming process lives (a command)
 
 
 class ActionQueue:
@@ -103,7 +105,7 @@ class ActionQueue:
             picked = pick_next(queued, running, host_limit, braked=braked, only=only, allow=allow)
             if picked is None:
                 return None
-            return self._take(session, picked.action_id, owner, now + lease)
+            return self._take(session, picked.action_id, owner, lease)
 
     def busy_accounts(self) -> set[str]:
         """The accounts with a phase running now, in any process."""
@@ -133,8 +135,29 @@ class ActionQueue:
             )
             return set(held)
 
+    def holds(self, claimed: ClaimedAction) -> bool:
+        """Whether `claimed` is still its owner's to run, extending its lease if so.
+
+        False once another daemon took the action over (the owner's lease ran out while
+        it was paused, cut off from the database or too slow to renew) or it was settled
+        elsewhere: the owner must then stop without touching the action or its records.
+        One conditional update, so a takeover after this answer waits out a full lease.
+        """
+        until = None if claimed.lease is None else wall_clock() + claimed.lease
+        with self.sessions.begin() as session:
+            kept = session.execute(
+                update(ScheduledAction)
+                .where(
+                    ScheduledAction.id == claimed.action_id,
+                    ScheduledAction.claimed_by == claimed.owner,
+                    ScheduledAction.status == ActionStatus.RUNNING,
+                )
+                .values(lease_until=until)
+            )
+            return bool(kept.rowcount == 1)  # type: ignore[attr-defined]
+
     def _take(
-        self, session: Session, action_id: int, owner: str, until: datetime
+        self, session: Session, action_id: int, owner: str, lease: timedelta
     ) -> ClaimedAction | None:
         """Claim the picked action in `session` (it is pending, or running and stale)."""
         action = session.get(ScheduledAction, action_id)
@@ -149,7 +172,7 @@ class ActionQueue:
             .values(
                 status=ActionStatus.RUNNING,
                 claimed_by=owner,
-                lease_until=until,
+                lease_until=wall_clock() + lease,
                 updated_at=self.clock(),
                 attempts=ScheduledAction.attempts + 1,
             )
@@ -157,7 +180,7 @@ class ActionQueue:
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             return None
         session.refresh(action)
-        return _claimed(session, action)
+        return _claimed(session, action, lease)
 
     def due(self) -> list[int]:
         """The ids of the playbook actions due now, pending or left running, oldest first;
@@ -301,11 +324,12 @@ class ActionQueue:
             if claimed.rowcount != 1:  # type: ignore[attr-defined]
                 return ActionStatus.RUNNING  # another process claimed it between the read and now
             session.refresh(action)
-            return _claimed(session, action)
+            return _claimed(session, action, None)
 
 
-def _claimed(session: Session, action: ScheduledAction) -> ClaimedAction:
-    """What the runner needs of a just-claimed action and its account."""
+def _claimed(session: Session, action: ScheduledAction, lease: timedelta | None) -> ClaimedAction:
+    """What the runner needs of a just-claimed action and its account; `lease` is the
+    claim's lease (None: a command's claim, held while its process lives)."""
     account = session.get(Account, action.account_id)
     assert account is not None
     return ClaimedAction(
@@ -316,6 +340,8 @@ def _claimed(session: Session, action: ScheduledAction) -> ClaimedAction:
         snapshot=stored_snapshot(account),
         suspended_at=account.suspended_at,
         legal_hold=State.LEGAL_HOLD.value in (account.state, account.resume_state),
+        owner=action.claimed_by or this_process(),
+        lease=lease,
     )
 
 

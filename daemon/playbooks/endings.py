@@ -1,5 +1,6 @@
 """How a phase that did not finish ends: paused for shutdown, cancelled by a payment or
-a change of course, or failed (the account marked, ops alerted)."""
+a change of course, taken over by another daemon, or failed (the account marked, ops
+alerted)."""
 
 from __future__ import annotations
 
@@ -33,17 +34,31 @@ class PhaseEndings:
         self.lifecycle = lifecycle
         self.alerts = alerts
 
-    def paused(self, action_id: int, account_id: str, phase: str) -> ActionStatus:
-        """Release the claim on an action stopped for shutdown; return 'running'."""
+    def paused(self, action_id: int, account_id: str, phase: str, owner: str) -> ActionStatus:
+        """Release `owner`'s claim on an action stopped for shutdown; return 'running'."""
         # Paused, not abandoned: releasing the claim lets the next runner (after a
-        # restart, or a reload in this same process) resume the phase.
+        # restart, or a reload in this same process) resume the phase. Only this
+        # owner's claim: one another daemon took over meanwhile stays that daemon's.
         with self.sessions.begin() as session:
             session.execute(
                 update(ScheduledAction)
-                .where(ScheduledAction.id == action_id)
+                .where(ScheduledAction.id == action_id, ScheduledAction.claimed_by == owner)
                 .values(claimed_by=None, lease_until=None)
             )
         log.info("playbook phase paused for shutdown", account=account_id, phase=phase)
+        return ActionStatus.RUNNING
+
+    def lost(self, action_id: int, account_id: str, phase: str, why: str) -> ActionStatus:
+        """Leave an action another daemon took over to it, writing nothing; return
+        'running' (it runs there)."""
+        log.error(
+            "playbook phase stopped: another daemon took it over after this one's lease ran "
+            "out; it resumes there from the step it reached",
+            account=account_id,
+            phase=phase,
+            action=action_id,
+            reason=why,
+        )
         return ActionStatus.RUNNING
 
     def cancelled(self, action_id: int, account_id: str, phase: str, reason: str) -> ActionStatus:

@@ -1,5 +1,5 @@
-"""How a playbook run stops short: interrupted for shutdown, cancelled by a payment, or
-failed by one of the errors a step may raise."""
+"""How a playbook run stops short: interrupted for shutdown, cancelled by a payment,
+taken over by another daemon, or failed by one of the errors a step may raise."""
 
 from __future__ import annotations
 
@@ -30,3 +30,8 @@ class RunInterruptedError(LapseError):
 
 class RunCancelledError(LapseError):
     """The run must stop without failing: the account was paid or changed course."""
+
+
+class ClaimLostError(LapseError):
+    """Another daemon took the run's action over (this one's lease ran out): the run
+    stops where it is and writes nothing more, the new holder resumes it."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 import structlog
@@ -24,7 +24,7 @@ from daemon.domain.phases import Phase
 from daemon.domain.snapshot import Service
 from daemon.domain.states import RunStatus, StepStatus
 from daemon.playbooks.contexts import StepContexts
-from daemon.playbooks.errors import STEP_ERRORS, RunInterruptedError
+from daemon.playbooks.errors import STEP_ERRORS, ClaimLostError, RunInterruptedError
 from daemon.playbooks.guards import PhaseGuards
 from daemon.playbooks.library import PlaybookLibrary
 from daemon.playbooks.payment_guard import PaymentGuard
@@ -67,13 +67,26 @@ class PhaseSteps:
         self.stop_requested = stop_requested
 
     def run(
-        self, action_id: int, account_id: str, phase: str, service: Service, since: datetime
+        self,
+        action_id: int,
+        account_id: str,
+        phase: str,
+        service: Service,
+        since: datetime,
+        holds: Callable[[], bool],
     ) -> None:
-        """Run `phase` on the service's host, from its first unfinished step.
+        """Run `phase` on the service's host, from its first unfinished step; `holds()`
+        says whether the action is still this run's (and extends its lease).
 
-        Raises RunInterruptedError (shutdown), RunCancelledError (paid, or off course)
+        Raises RunInterruptedError (shutdown), RunCancelledError (paid, or off course),
+        ClaimLostError (another daemon took the action over: nothing more was written)
         or one of STEP_ERRORS (the run is recorded as failed).
         """
+
+        def still_mine() -> None:
+            if not holds():
+                raise ClaimLostError(f"action {action_id} was taken over by another daemon")
+
         host = self.hosts.get(service.host)
         if host is None:
             raise StepFailedError(f"host {service.host!r} is not in the config's [hosts] table")
@@ -102,6 +115,7 @@ class PhaseSteps:
             while True:
                 if self.stop_requested.is_set():
                     raise RunInterruptedError
+                still_mine()
                 if phase in PHASE_STATES:
                     # A payment recorded since the last step: billing is read afresh, and a
                     # paid account leaves the phase's states, which stops the run just below.
@@ -122,12 +136,15 @@ class PhaseSteps:
                 try:
                     outcome = self._attempt(step, context)
                 except StepCancelledError as stop:
+                    still_mine()
                     self.run_log.record_step(record.id, StepStatus.PENDING, str(stop), None)
                     continue
                 except STEP_ERRORS as error:
+                    still_mine()
                     self.run_log.record_step(record.id, StepStatus.FAILED, str(error), None)
                     self.run_log.finish_run(run_id, RunStatus.FAILED, str(error))
                     raise
+                still_mine()
                 if step.undo_of is None:
                     self.run_log.record_step(record.id, StepStatus.DONE, None, outcome)
                 else:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 
 import structlog
@@ -42,7 +43,12 @@ from daemon.playbooks.approvals import ApprovalGate
 from daemon.playbooks.contexts import StepContexts
 from daemon.playbooks.deletion_record import DeletionRecords
 from daemon.playbooks.endings import PhaseEndings
-from daemon.playbooks.errors import STEP_ERRORS, RunCancelledError, RunInterruptedError
+from daemon.playbooks.errors import (
+    STEP_ERRORS,
+    ClaimLostError,
+    RunCancelledError,
+    RunInterruptedError,
+)
 from daemon.playbooks.guards import PhaseGuards
 from daemon.playbooks.library import PlaybookLibrary
 from daemon.playbooks.pages import MaintenancePages
@@ -209,15 +215,20 @@ class PlaybookRunner:
         phase, account_id = claimed.phase, claimed.account_id
         log.info("playbook phase started", account=account_id, phase=phase, action=action_id)
         self.guards.forget_proof(action_id)  # a proof is made afresh by every execution
+        holds = partial(self.queue.holds, claimed)
         try:
             if phase == Phase.DELETE:
                 self.guards.check_deletion_allowed(
                     account_id, claimed.suspended_at, claimed.legal_hold
                 )
             for service in claimed.snapshot.services if claimed.snapshot else ():
-                self.steps.run(action_id, account_id, phase, service, claimed.since)
+                self.steps.run(action_id, account_id, phase, service, claimed.since, holds)
+            if not holds():  # the outcome is the new holder's to record
+                raise ClaimLostError(f"action {action_id} was taken over by another daemon")
+        except ClaimLostError as lost:
+            return self.endings.lost(action_id, account_id, phase, str(lost))
         except RunInterruptedError:
-            return self.endings.paused(action_id, account_id, phase)
+            return self.endings.paused(action_id, account_id, phase, claimed.owner)
         except RunCancelledError as stop:
             return self.endings.cancelled(action_id, account_id, phase, str(stop))
         except STEP_ERRORS as error:

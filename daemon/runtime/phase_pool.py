@@ -201,6 +201,7 @@ class PhasePool:
                 continue
             lost = (mine & self.running_ids()) - held
             if lost:
+                # Each stops before its next step (PhaseSteps checks its claim there).
                 log.error(
                     "leases lost: another daemon took these phases over", actions=sorted(lost)
                 )

@@ -10,13 +10,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from daemon.domain.states import ActionStatus
+from daemon.domain.states import ActionStatus, StepStatus
 from daemon.runtime.app import App
 from daemon.runtime.phase_pool import PhasePool
 from daemon.runtime.scheduler import SYNC_JOB, LapseScheduler
-from daemon.store.models import ScheduledAction
+from daemon.store.models import PlaybookRun, ScheduledAction, StepRecord
 from daemon.store.payment_events import record_payment
 from tests.e2e.daemon_process import wait_for
 from tests.lab.services.sshd import SSHServer
@@ -220,3 +220,51 @@ def test_a_payment_on_a_host_at_its_limit_is_acted_on_at_once(
         assert f"end {busy} " not in storm.trace.read_text()  # the suspension still runs
         assert not _started(storm, waiting)  # held by the host's limit
     assert acted < 5.0
+
+
+def test_a_phase_taken_over_by_another_daemon_stops_here_and_writes_nothing(
+    tmp_path: Path, sshd: SSHServer, state_url: str, pool_factory: list[PhasePool]
+) -> None:
+    """This daemon's lease ran out mid-step (paused, cut off from the database) and
+    another daemon resumed the phase: this one must not run the next step, record the
+    step it was in, or release the other's claim, even when it is then stopped."""
+    storm = write_storm(tmp_path, [sshd], state_url, accounts=1, sleep_s=3.0)
+    app = storm.app()
+    [action_id] = prepare(storm, app)
+    pool = _pool(app, pool_factory, workers=1)
+    wait_for(lambda: "start" in storm.trace.read_text(), 30, "the first step to start")
+    other = "other-daemon:4242"
+    with app.sessions.begin() as session:
+        session.execute(
+            update(ScheduledAction)
+            .where(ScheduledAction.id == action_id)
+            .values(claimed_by=other, lease_until=datetime.now(UTC) + timedelta(minutes=10))
+        )
+    wait_for(lambda: not pool.running_ids(), 30, "the taken-over phase to stop here")
+
+    trace = storm.trace.read_text()
+    assert "end " in trace  # the step under way ran to its end on the host
+    assert "step2" not in trace  # and nothing after it did
+    with app.sessions() as session:
+        action = session.get(ScheduledAction, action_id)
+        assert action is not None
+        assert (action.status, action.claimed_by) == (ActionStatus.RUNNING, other)
+        steps = session.scalars(
+            select(StepRecord.status)
+            .join(PlaybookRun, PlaybookRun.id == StepRecord.run_id)
+            .where(PlaybookRun.action_id == action_id)
+            .order_by(StepRecord.id)
+        ).all()
+    # The first step's outcome is the new holder's to write; the second never began.
+    assert list(steps) == [StepStatus.RUNNING, StepStatus.PENDING]
+
+    # A shutdown releases only this daemon's own claims.
+    account_id = next(iter(storm.accounts))
+    app.runner.endings.paused(action_id, account_id, "suspend", owner=pool.owner)
+    with app.sessions() as session:
+        assert (
+            session.scalar(
+                select(ScheduledAction.claimed_by).where(ScheduledAction.id == action_id)
+            )
+            == other
+        )
