@@ -108,8 +108,9 @@ def test_a_killed_daemons_phases_resume_elsewhere_from_the_step_reached(
     """Eight suspensions on two hosts (limit 2 each), two daemons of two workers (so both
     run phases at once); one is killed with
     SIGKILL while its phases sleep on the host. The other resumes them once their lease
-    (3 s) ran out: every phase done once, no finished step run again, never more than
-    two phases on a host."""
+    (3 s) ran out and one of its workers came free: every phase done once, no finished
+    step run again, never more than two phases on a host. (bench/storm.py --daemons 2
+    measures the resume time at full size.)"""
     storm = write_storm(tmp_path, [sshd], pg_url, accounts=8, sleep_s=4, lease="3s", workers=2)
     app = storm.app()
     ids = prepare(storm, app)
@@ -131,7 +132,9 @@ def test_a_killed_daemons_phases_resume_elsewhere_from_the_step_reached(
     victim.send_signal(signal.SIGKILL)
     victim.wait(10)
     killed_at = time.monotonic()
-    wait_for(lambda: str(victim.pid) not in holders(), 3 + 10, "the cut phases resumed")
+    # The survivor takes them over once the lease ran out and a worker of its own is free:
+    # both of its workers may be in phases of their own (4 s on the host) at the kill.
+    wait_for(lambda: str(victim.pid) not in holders(), 3 + 5 + 4 + 5, "the cut phases resumed")
     resumed_after = time.monotonic() - killed_at
 
     def all_done() -> bool:
@@ -143,7 +146,7 @@ def test_a_killed_daemons_phases_resume_elsewhere_from_the_step_reached(
 
     wait_for(all_done, 120, "every phase")
     assert cut >= 1
-    assert resumed_after < 3 + 5
+    assert resumed_after < 3 + 5 + 4  # lease + 5 s, after a phase of the survivor's own
     trace = storm.trace.read_text().splitlines()
     for account_id in storm.accounts:
         # The second step ran once; the first finished once (cut ones started twice).
