@@ -62,6 +62,8 @@ _CHUNK = 1 << 20
 # How many differing paths an error quotes from the comparison.
 _SHOWN_DIFFERENCES = 10
 _ARCHIVE_ERRORS = (tarfile.TarError, zstandard.ZstdError, EOFError, OSError, ValueError)
+# What the OpenSSH client exits with when it failed itself (connecting, or a lost link).
+_SSH_FAILED = 255
 CHECKED = "every member matches the archive (type, mode, owner, time, size, digest, link)"
 
 # Told (object name, bytes just moved) as objects stream into the host.
@@ -293,23 +295,24 @@ def _stage(
         # path replaces a directory with something in it only with --force.
         replace = request.force or request.path is None
         script = staging.extract_script(target, "none", replace)
-        stream = service.store.open(key)
-    except (commands.UnsafeValueError, BackupStoreError) as error:
+    except commands.UnsafeValueError as error:
         raise BackupError(f"{label} on {item.host} failed: {error}") from error
     try:
+        # The host first: its connection is made while the store answers the request.
         with transport.start_bulk(script, label) as process:
+            stream = service.store.open(key)
             try:
                 expected, size, digest = _stream(process, stream, entry, sent, label)
             except TransportError as error:
                 # The host may have stopped reading because its script refused the target.
                 _raise_refusal(process, item.host, label, error)
                 raise
+            finally:
+                stream.close()
             output = process.read_all()
             result = process.wait()
     except (TransportError, BackupStoreError) as error:
         raise BackupError(f"{label} on {item.host} failed: {error}") from error
-    finally:
-        stream.close()
     if result.status != 0:
         failed = CommandError(item.host, label, result.status, result.stderr)
         raise BackupError(f"{failed}; the live tree is untouched")
@@ -405,21 +408,31 @@ def _swap(service: BackupService, item: _Staged) -> None:
     item.in_doubt = True
     with _interrupt_held():
         try:
-            result = transport.run(staging.swap_script(item.target), label, check=False)
+            # Through the OpenSSH client as the stream was: no paramiko connection to open.
+            result = transport.run_standalone(staging.swap_script(item.target), label, check=False)
         except TransportError as error:
-            # The script ignores hang-ups: it finishes both renames or neither on its own.
-            raise BackupError(
-                f"{label} on {item.host}: the link was lost ({error}); the host holds either "
-                f"the previous or the fully restored tree at {item.target.path}"
-            ) from error
+            raise _swap_in_doubt(item, label, str(error)) from error
+        swapped = staging.SWAPPED in result.stdout.split()
+        if not swapped and result.status == _SSH_FAILED:
+            # The OpenSSH client's own failure (the script exits 0 or 3): the link may have
+            # gone after the host started the script.
+            raise _swap_in_doubt(item, label, result.stderr.strip() or "ssh exited 255")
         item.in_doubt = False
-        if staging.SWAPPED not in result.stdout.split():
+        if not swapped:
             failed = CommandError(item.host, label, result.status, result.stderr)
             raise BackupError(str(failed))
         item.swapped = True
     if result.stderr.strip():
         log.warning("restore swap", host=item.host, target=item.target.path, output=result.stderr)
     log.info("restore finished", object=item.entry.name, host=item.host, target=item.target.path)
+
+
+def _swap_in_doubt(item: _Staged, label: str, reason: str) -> BackupError:
+    # The script ignores hang-ups: it finishes both renames or neither on its own.
+    return BackupError(
+        f"{label} on {item.host}: the link was lost ({reason}); the host holds either "
+        f"the previous or the fully restored tree at {item.target.path}"
+    )
 
 
 @contextmanager

@@ -354,14 +354,14 @@ def test_a_ctrl_c_as_the_swap_is_sent_waits_for_the_swap(
     original = tree_fingerprint(scene.docroot)
     _deface(scene.docroot)
     transport = scene.app.transports.get("web1")
-    run = transport.run
+    run = transport.run_standalone
 
     def interrupted(script: str, label: str, **options: Any) -> Any:
         if label.startswith("swap of"):
             os.kill(os.getpid(), signal.SIGINT)
         return run(script, label, **options)
 
-    monkeypatch.setattr(transport, "run", interrupted)
+    monkeypatch.setattr(transport, "run_standalone", interrupted)
 
     with pytest.raises(KeyboardInterrupt):
         _restore(scene, force=True)
