@@ -28,6 +28,8 @@ from daemon.domain.errors import LapseError
 LISTING_DIGESTS_MARK = b"--lapse-digests--"
 UID_MARK = b"lapse-uid"
 SWAPPED = b"swapped"
+# The line an armed swap script waits for before it does anything.
+SWAP_ORDER = b"swap\n"
 STAGING_PREFIX = ".lapse-restore-"
 PREVIOUS_PREFIX = ".lapse-previous-"
 
@@ -193,7 +195,7 @@ def _decompress(compression: str) -> str:
     return "" if compression == "none" else f"{decompress_command(compression)} | "
 
 
-def swap_script(target: StagedTarget) -> str:
+def swap_script(target: StagedTarget, armed: bool = False) -> str:
     """Return a script putting the staging directory in place of `target`.
 
     The live tree is renamed aside and the staging directory renamed in; if the
@@ -202,9 +204,15 @@ def swap_script(target: StagedTarget) -> str:
     script between the two renames. Prints SWAPPED once the new tree is in
     place, then starts the removal of the previous tree in a session of its own
     and returns without waiting for it (a removal that cannot start is a warning).
+
+    `armed`: the script first waits for the line SWAP_ORDER on its input (started
+    ahead, its connection is made while the host still lists the staging tree); any
+    other line, or the input's end (the daemon gave up, or its link went), ends
+    it with status 0 before it looked at anything, nothing printed.
     """
+    wait = 'IFS= read -r order || exit 0\n[ "$order" = swap ] || exit 0\n' if armed else ""
     return (
-        "trap '' HUP INT TERM PIPE\nexec </dev/null\n"
+        f"trap '' HUP INT TERM PIPE\n{wait}exec </dev/null\n"
         + _walk(target, create=False)
         + f"""
 previous={quote(target.previous)}
