@@ -437,3 +437,41 @@ def test_an_armed_swap_script_without_its_order_touches_nothing(
     done = run(staging.SWAP_ORDER)
     assert done.returncode == 0 and staging.SWAPPED in done.stdout.split()
     assert (root / "site" / "index.html").read_text() == "restored\n"
+
+
+def test_a_swap_whose_ssh_client_failed_is_in_doubt(
+    ssh_scene: RestoreScene, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The swap's OpenSSH client exits 255 without the swap's mark (here: the host key
+    changed between the stream and the swap): the host may have run the script, so
+    the restore says so and leaves the staging directory alone rather than remove it
+    under a swap that may be under way."""
+    scene = ssh_scene
+    _deface(scene.docroot)
+    defaced = tree_fingerprint(scene.docroot)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")],
+        check=True,
+    )
+    shared = Path(scene.app.config.hosts["web1"].known_hosts or "")
+    changed = tmp_path / "known_hosts"
+    other_key = " ".join((tmp_path / "other.pub").read_text().split()[:2])
+    changed.write_text(f"{shared.read_text().split()[0]} {other_key}\n")
+    transport = scene.app.transports.get("web1")
+    swap = restore_module._swap
+
+    def swap_after_the_key_changed(*args: Any) -> None:
+        monkeypatch.setattr(transport, "_known_hosts", changed)
+        swap(*args)
+
+    monkeypatch.setattr(restore_module, "_spare_session", lambda *_args: False)
+    monkeypatch.setattr(restore_module, "_swap", swap_after_the_key_changed)
+
+    with pytest.raises(BackupError, match="the link was lost") as caught:
+        _restore(scene, force=True)
+
+    assert "Host key verification failed" in str(caught.value)
+    assert tree_fingerprint(scene.docroot) == defaced
+    left = scene.leftovers()
+    assert [Path(path).name.startswith(staging.STAGING_PREFIX) for path in left] == [True]
+    shutil.rmtree(left[0])
