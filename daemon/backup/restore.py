@@ -28,7 +28,7 @@ import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import BinaryIO, cast
@@ -54,7 +54,7 @@ from daemon.backup.stores.base import BackupStoreError, Readable
 from daemon.backup.verify import check_object
 from daemon.domain.states import PROVABLE_BACKUPS, RestoreOutcome, State
 from daemon.store.models import Account, Event
-from daemon.transport import CommandError, RemoteProcess, TransportError
+from daemon.transport import CommandError, CommandResult, RemoteProcess, Transport, TransportError
 
 log = structlog.get_logger("lapse.backup")
 
@@ -62,6 +62,8 @@ _CHUNK = 1 << 20
 # How many differing paths an error quotes from the comparison.
 _SHOWN_DIFFERENCES = 10
 _ARCHIVE_ERRORS = (tarfile.TarError, zstandard.ZstdError, EOFError, OSError, ValueError)
+# What the OpenSSH client exits with when it failed itself (connecting, or a lost link).
+_SSH_FAILED = 255
 CHECKED = "every member matches the archive (type, mode, owner, time, size, digest, link)"
 
 # Told (object name, bytes just moved) as objects stream into the host.
@@ -122,6 +124,8 @@ class _Staged:
     # The swap script was started and its end not seen (link lost, interrupted): it
     # finishes on its own, so its staging directory must not be touched.
     in_doubt: bool = False
+    # The swap's session, started ahead and waiting for its order (see _arm_swap).
+    armed: RemoteProcess | None = None
 
 
 def restore_backup(
@@ -184,24 +188,38 @@ def _restore_all(
     report: RestoreReport,
     progress: Progress | None,
 ) -> None:
-    """Stage and compare every site archive, import the databases, then swap each tree in."""
-    for item in plans:
-        started = time.monotonic()
-        _stage(service, request, prefix + item.entry.name, item, progress)
-        item.restored.seconds = time.monotonic() - started
-    for entry in databases:
-        restored = _database_item(request, entry)
-        started = time.monotonic()
-        _restore_database(service, prefix + entry.name, entry, restored, progress)
-        restored.check = "imported, client exited 0"
-        restored.seconds = time.monotonic() - started
-        report.restored.append(restored)
-    for item in plans:
-        started = time.monotonic()
-        _swap(service, item)
-        item.restored.seconds += time.monotonic() - started
-        item.restored.check = CHECKED + "; swapped in"
-        report.restored.insert(plans.index(item), item.restored)
+    """Stage and compare every site archive, import the databases, then swap each tree in.
+
+    Leaving, by an error or an interrupt, ends an armed swap session that was not
+    given its order: its script then ends without touching anything.
+    """
+    with ExitStack() as sessions:
+        for item in plans:
+            started = time.monotonic()
+            # Only the swap that follows at once is started ahead: an armed session
+            # holds one of the host's max_sessions while it waits.
+            arm = item is plans[-1] and not databases and _spare_session(service, item.host)
+            _stage(service, request, prefix + item.entry.name, item, progress, arm, sessions)
+            item.restored.seconds = time.monotonic() - started
+        for entry in databases:
+            restored = _database_item(request, entry)
+            started = time.monotonic()
+            _restore_database(service, prefix + entry.name, entry, restored, progress)
+            restored.check = "imported, client exited 0"
+            restored.seconds = time.monotonic() - started
+            report.restored.append(restored)
+        for item in plans:
+            started = time.monotonic()
+            _swap(service, item)
+            item.restored.seconds += time.monotonic() - started
+            item.restored.check = CHECKED + "; swapped in"
+            report.restored.insert(plans.index(item), item.restored)
+
+
+def _spare_session(service: BackupService, host_name: str) -> bool:
+    """Whether the host allows a second command beside the extraction (the armed swap)."""
+    host = service.hosts.get(host_name)
+    return host is not None and host.max_sessions > 1
 
 
 def _check_path(path: str) -> None:
@@ -273,11 +291,15 @@ def _stage(
     key: str,
     item: _Staged,
     progress: Progress | None,
+    arm: bool,
+    sessions: ExitStack,
 ) -> None:
     """Extract site archive `key` into a staging directory on the host and compare it.
 
-    Raises UnsafeArchiveError, or BackupError when the host fails, the object
-    does not match the manifest, or the staging tree differs from the archive.
+    With `arm`, the swap's session is started (into `sessions`) once the stream is
+    sent, while the host still lists what it extracted. Raises UnsafeArchiveError,
+    or BackupError when the host fails, the object does not match the manifest, or
+    the staging tree differs from the archive.
     """
     entry, target = item.entry, item.target
     transport = service.transports.get(item.host)
@@ -293,23 +315,26 @@ def _stage(
         # path replaces a directory with something in it only with --force.
         replace = request.force or request.path is None
         script = staging.extract_script(target, "none", replace)
-        stream = service.store.open(key)
-    except (commands.UnsafeValueError, BackupStoreError) as error:
+    except commands.UnsafeValueError as error:
         raise BackupError(f"{label} on {item.host} failed: {error}") from error
     try:
+        # The host first: its connection is made while the store answers the request.
         with transport.start_bulk(script, label) as process:
+            stream = service.store.open(key)
             try:
                 expected, size, digest = _stream(process, stream, entry, sent, label)
             except TransportError as error:
                 # The host may have stopped reading because its script refused the target.
                 _raise_refusal(process, item.host, label, error)
                 raise
+            finally:
+                stream.close()
+            if arm:
+                item.armed = _arm_swap(transport, item, sessions)
             output = process.read_all()
             result = process.wait()
     except (TransportError, BackupStoreError) as error:
         raise BackupError(f"{label} on {item.host} failed: {error}") from error
-    finally:
-        stream.close()
     if result.status != 0:
         failed = CommandError(item.host, label, result.status, result.stderr)
         raise BackupError(f"{failed}; the live tree is untouched")
@@ -398,6 +423,18 @@ def _compare(expected: Tree, output: bytes, item: _Staged) -> None:
     )
 
 
+def _arm_swap(transport: Transport, item: _Staged, sessions: ExitStack) -> RemoteProcess:
+    """Start `item`'s swap script, waiting for its order, and return its process.
+
+    Its connection (a new one: the OpenSSH client) is made while the host lists and
+    digests the staging tree, instead of after the comparison. Raises TransportError.
+    """
+    label = f"swap of {item.target.path}"
+    return sessions.enter_context(
+        transport.start_bulk(staging.swap_script(item.target, armed=True), label)
+    )
+
+
 def _swap(service: BackupService, item: _Staged) -> None:
     """Put the staging directory in place of the target. Raises BackupError."""
     transport = service.transports.get(item.host)
@@ -405,21 +442,39 @@ def _swap(service: BackupService, item: _Staged) -> None:
     item.in_doubt = True
     with _interrupt_held():
         try:
-            result = transport.run(staging.swap_script(item.target), label, check=False)
+            if item.armed is not None:
+                result = _order_swap(item.armed)
+            else:
+                # Through the OpenSSH client as the stream was: no paramiko connection.
+                result = transport.run_standalone(staging.swap_script(item.target), label)
         except TransportError as error:
-            # The script ignores hang-ups: it finishes both renames or neither on its own.
-            raise BackupError(
-                f"{label} on {item.host}: the link was lost ({error}); the host holds either "
-                f"the previous or the fully restored tree at {item.target.path}"
-            ) from error
+            raise _swap_in_doubt(item, label, str(error)) from error
+        swapped = staging.SWAPPED in result.stdout.split()
+        if not swapped and result.status == _SSH_FAILED:
+            # The OpenSSH client's own failure (the script exits 0 or 3): the link may have
+            # gone after the host started the script.
+            raise _swap_in_doubt(item, label, result.stderr.strip() or "ssh exited 255")
         item.in_doubt = False
-        if staging.SWAPPED not in result.stdout.split():
+        if not swapped:
             failed = CommandError(item.host, label, result.status, result.stderr)
             raise BackupError(str(failed))
         item.swapped = True
     if result.stderr.strip():
         log.warning("restore swap", host=item.host, target=item.target.path, output=result.stderr)
     log.info("restore finished", object=item.entry.name, host=item.host, target=item.target.path)
+
+
+def _order_swap(armed: RemoteProcess) -> CommandResult:
+    """Give an armed swap script its order; return what it did. Raises TransportError."""
+    return armed.run_to_end(staging.SWAP_ORDER)
+
+
+def _swap_in_doubt(item: _Staged, label: str, reason: str) -> BackupError:
+    # The script ignores hang-ups: it finishes both renames or neither on its own.
+    return BackupError(
+        f"{label} on {item.host}: the link was lost ({reason}); the host holds either "
+        f"the previous or the fully restored tree at {item.target.path}"
+    )
 
 
 @contextmanager

@@ -123,6 +123,16 @@ class RemoteProcess(ABC):
             chunks.append(chunk)
         return b"".join(chunks)
 
+    def run_to_end(self, stdin: bytes = b"") -> CommandResult:
+        """Send `stdin`, close it, read stdout to its end and wait; return the result
+        (a non-zero status is returned, not raised). Raises TransportError as `wait`."""
+        if stdin:
+            self.write(stdin)
+        self.close_stdin()
+        stdout = self.read_all()
+        result = self.wait()
+        return CommandResult(result.status, stdout, result.stderr)
+
 
 class Transport(ABC):
     """Runs bash scripts on one host."""
@@ -178,11 +188,15 @@ class Transport(ABC):
         TransportError when the host cannot be reached.
         """
         with self.start(script, label) as process:
-            if stdin:
-                process.write(stdin)
-            process.close_stdin()
-            stdout = process.read_all()
-            result = process.wait()
+            result = process.run_to_end(stdin)
         if check and result.status != 0:
             raise CommandError(self.name, label, result.status, result.stderr)
-        return CommandResult(result.status, stdout, result.stderr)
+        return result
+
+    def run_standalone(self, script: str, label: str, stdin: bytes = b"") -> CommandResult:
+        """Like `run` with `check` off, on `start_bulk`'s path: for a command in a
+        process that runs no other through `start` (a restore), which then opens no
+        connection of its own (and loads no SSH library) for it. Raises TransportError
+        when the host cannot be reached (through the OpenSSH client: exit status 255)."""
+        with self.start_bulk(script, label) as process:
+            return process.run_to_end(stdin)

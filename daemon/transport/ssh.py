@@ -12,6 +12,11 @@ handled here:
 
 A channel's stdout is buffered as the packets that carried it (PacketPipe), not
 in paramiko's byte array, which cost two page faults for every 4 KiB streamed.
+
+paramiko (and cryptography under it) is imported on the first paramiko connection,
+not with this module: a command that only streams through the OpenSSH client
+(`start_bulk`, `run_standalone`: a restore) never loads it, about a third of a
+second of CPU at start-up.
 """
 
 from __future__ import annotations
@@ -24,8 +29,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import paramiko
+from typing import TYPE_CHECKING
 
 from daemon.transport import openssh
 from daemon.transport.base import (
@@ -36,7 +40,9 @@ from daemon.transport.base import (
     Transport,
     TransportError,
 )
-from daemon.transport.packet_pipe import PacketPipe
+
+if TYPE_CHECKING:
+    import paramiko
 
 # Effectively never: rekeying is left to the server (see the module docstring).
 _NO_CLIENT_REKEY = 2**40
@@ -92,6 +98,10 @@ class SSHTransport(Transport):
         self._connection: paramiko.Transport | None = None
 
     def _spawn(self, script: str, label: str) -> SSHProcess:
+        import paramiko  # on first use (module docstring)
+
+        from daemon.transport.packet_pipe import PacketPipe  # subclasses paramiko's pipe
+
         self._slots.acquire()
         try:
             connection = self.connection()
@@ -171,6 +181,8 @@ class SSHTransport(Transport):
                 self._connection = None
 
     def _connect(self) -> paramiko.Transport:
+        import paramiko  # on first use (module docstring)
+
         where = f"{self.name} ({self._user}@{self._address}:{self._port})"
         known = self._known_keys()
         try:
@@ -199,6 +211,8 @@ class SSHTransport(Transport):
 
         Raises HostKeyError when the file is unreadable or has no line for the host.
         """
+        import paramiko  # on first use (module docstring)
+
         try:
             host_keys = paramiko.HostKeys(str(self._known_hosts))
         except OSError as error:
@@ -228,6 +242,8 @@ class SSHTransport(Transport):
             )
 
     def _authenticate(self, connection: paramiko.Transport, where: str) -> None:
+        import paramiko  # on first use (module docstring)
+
         keys = self._client_keys(where)
         errors = []
         for key in keys:
@@ -245,6 +261,8 @@ class SSHTransport(Transport):
         )
 
     def _client_keys(self, where: str) -> list[paramiko.PKey]:
+        import paramiko  # on first use (module docstring)
+
         if self._key_file is not None:
             try:
                 return [paramiko.PKey.from_path(self._key_file)]
@@ -271,8 +289,12 @@ class SSHProcess(RemoteProcess):
         channel: paramiko.Channel,
         timeout: float,
     ) -> None:
+        import paramiko  # loaded already: the connection is paramiko's
+
         self.host = host
         self.label = label
+        # What a write or close on a channel raises when the link or the command is gone.
+        self._channel_errors = (OSError, EOFError, paramiko.SSHException)
         self._connection = connection
         self._channel = channel
         self._timeout = timeout
@@ -301,7 +323,7 @@ class SSHProcess(RemoteProcess):
     def write(self, data: bytes) -> None:
         try:
             self._channel.sendall(data)
-        except (OSError, EOFError, paramiko.SSHException) as error:
+        except self._channel_errors as error:
             # EOFError: paramiko's word for a link that went down under it.
             if isinstance(error, EOFError) or self._link_down():
                 raise self._lost() from error
@@ -331,7 +353,7 @@ class SSHProcess(RemoteProcess):
         # Closing the channel makes sshd hang up on the command (SIGHUP to its session).
         # On a link already down there is nobody to tell: the close itself fails then.
         self._killed = True
-        with contextlib.suppress(EOFError, OSError, paramiko.SSHException):
+        with contextlib.suppress(*self._channel_errors):
             self._channel.close()
         self._drainer.join(timeout=5)
 

@@ -345,26 +345,133 @@ def test_a_changed_host_key_stops_the_stream_before_anything_is_sent(
     assert scene.leftovers() == []
 
 
+@pytest.mark.parametrize("armed", [True, False], ids=["armed ahead", "started after"])
 def test_a_ctrl_c_as_the_swap_is_sent_waits_for_the_swap(
-    scene: RestoreScene, monkeypatch: pytest.MonkeyPatch
+    scene: RestoreScene, monkeypatch: pytest.MonkeyPatch, armed: bool
 ) -> None:
-    """Ctrl-C arrives the moment the swap script is handed to the host, before the host
-    could start it: the swap still runs, then the interrupt stops the command, and no
-    staging directory is left neither swapped in nor removed."""
+    """Ctrl-C arrives the moment the swap is handed to the host (its order to a script
+    started ahead, or the script itself), before the host could act on it: the swap
+    still runs, then the interrupt stops the command, and no staging directory is
+    left neither swapped in nor removed."""
     original = tree_fingerprint(scene.docroot)
     _deface(scene.docroot)
     transport = scene.app.transports.get("web1")
-    run = transport.run
+    run, order = transport.run_standalone, restore_module._order_swap
 
     def interrupted(script: str, label: str, **options: Any) -> Any:
         if label.startswith("swap of"):
             os.kill(os.getpid(), signal.SIGINT)
         return run(script, label, **options)
 
-    monkeypatch.setattr(transport, "run", interrupted)
+    def interrupted_order(process: Any) -> Any:
+        os.kill(os.getpid(), signal.SIGINT)
+        return order(process)
+
+    monkeypatch.setattr(transport, "run_standalone", interrupted)
+    monkeypatch.setattr(restore_module, "_order_swap", interrupted_order)
+    monkeypatch.setattr(restore_module, "_spare_session", lambda *_args: armed)
 
     with pytest.raises(KeyboardInterrupt):
         _restore(scene, force=True)
 
     assert tree_fingerprint(scene.docroot) == original
     assert scene.leftovers() == []
+
+
+def test_a_swap_started_ahead_does_nothing_without_its_order(
+    scene: RestoreScene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The swap's session is started while the host still lists the staging tree; the
+    comparison then fails (a file changed under the extraction): the waiting script
+    ends without its order, and the live tree stays as it was."""
+    _deface(scene.docroot)
+    defaced = tree_fingerprint(scene.docroot)
+    armed: list[Any] = []
+    arm = restore_module._arm_swap
+
+    def arm_and_keep(*args: Any) -> Any:
+        armed.append(arm(*args))
+        return armed[-1]
+
+    extract = staging.extract_script
+
+    def tampered(target: staging.StagedTarget, compression: str, replace: bool = True) -> str:
+        return extract(target, compression, replace).replace(
+            "printf '%s %s\\0' lapse-uid", "echo more >> index.html\nprintf '%s %s\\0' lapse-uid"
+        )
+
+    monkeypatch.setattr(staging, "extract_script", tampered)
+    monkeypatch.setattr(restore_module, "_arm_swap", arm_and_keep)
+
+    with pytest.raises(BackupError, match=r"index\.html: size differs"):
+        _restore(scene, force=True)
+
+    assert len(armed) == 1
+    ended = armed[0].wait()  # ended by the failure, without the order
+    assert ended.status in (0, -signal.SIGKILL)
+    assert tree_fingerprint(scene.docroot) == defaced
+    assert scene.leftovers() == []
+
+
+@pytest.mark.parametrize("given", [b"", b"swapx\n", b"no\n"])
+def test_an_armed_swap_script_without_its_order_touches_nothing(
+    tmp_path: Path, given: bytes
+) -> None:
+    """Run by itself: an armed swap script given the input's end or another line exits 0
+    having printed nothing and moved nothing; given SWAP_ORDER, it swaps."""
+    root = tmp_path / "www"
+    (root / "site").mkdir(parents=True)
+    (root / "site" / "index.html").write_text("live\n")
+    target = staging.staged_target(str(root / "site"), [str(root)])
+    (root / target.staging).mkdir()
+    (root / target.staging / "index.html").write_text("restored\n")
+    script = staging.swap_script(target, armed=True)
+
+    def run(stdin: bytes) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(["bash", "-c", script], input=stdin, capture_output=True)
+
+    idle = run(given)
+    assert (idle.returncode, idle.stdout, idle.stderr) == (0, b"", b"")
+    assert (root / "site" / "index.html").read_text() == "live\n"
+    assert (root / target.staging / "index.html").read_text() == "restored\n"
+    done = run(staging.SWAP_ORDER)
+    assert done.returncode == 0 and staging.SWAPPED in done.stdout.split()
+    assert (root / "site" / "index.html").read_text() == "restored\n"
+
+
+def test_a_swap_whose_ssh_client_failed_is_in_doubt(
+    ssh_scene: RestoreScene, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The swap's OpenSSH client exits 255 without the swap's mark (here: the host key
+    changed between the stream and the swap): the host may have run the script, so
+    the restore says so and leaves the staging directory alone rather than remove it
+    under a swap that may be under way."""
+    scene = ssh_scene
+    _deface(scene.docroot)
+    defaced = tree_fingerprint(scene.docroot)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")],
+        check=True,
+    )
+    shared = Path(scene.app.config.hosts["web1"].known_hosts or "")
+    changed = tmp_path / "known_hosts"
+    other_key = " ".join((tmp_path / "other.pub").read_text().split()[:2])
+    changed.write_text(f"{shared.read_text().split()[0]} {other_key}\n")
+    transport = scene.app.transports.get("web1")
+    swap = restore_module._swap
+
+    def swap_after_the_key_changed(*args: Any) -> None:
+        monkeypatch.setattr(transport, "_known_hosts", changed)
+        swap(*args)
+
+    monkeypatch.setattr(restore_module, "_spare_session", lambda *_args: False)
+    monkeypatch.setattr(restore_module, "_swap", swap_after_the_key_changed)
+
+    with pytest.raises(BackupError, match="the link was lost") as caught:
+        _restore(scene, force=True)
+
+    assert "Host key verification failed" in str(caught.value)
+    assert tree_fingerprint(scene.docroot) == defaced
+    left = scene.leftovers()
+    assert [Path(path).name.startswith(staging.STAGING_PREFIX) for path in left] == [True]
+    shutil.rmtree(left[0])
