@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from daemon.billing import fields as f
 from daemon.billing.fields import FieldError
-from daemon.billing.flat import ReadCache, _Reading
+from daemon.billing.flat import ReadCache, _key, _Reading, column_positions
 from daemon.billing.flat_account import ACCOUNT_COLUMNS, AccountReader, BadRowError, Line
 from daemon.billing.listing import Listed, Listing, Recalled, Refused, Tree
 from daemon.domain.snapshot import AccountSnapshot, RowError
@@ -60,6 +60,33 @@ def stream_flat(
     if reading.scattered:
         reading.regroup(reading.second_pass_rows(reread, read_apart))
         yield from reading.take()
+
+
+def scattered_accounts(
+    columns: Sequence[str], rows: Iterable[Sequence[object]], source: str
+) -> frozenset[str]:
+    """Return the ids of the accounts whose rows among `rows` are not adjacent, from
+    each row's account_id cell alone: the accounts a listing of the same rows in the same
+    order would recall, known before any account is listed. Rows of the wrong width are
+    passed over (the listing still recalls what they hide). Raises BillingError when a
+    column is missing or duplicated."""
+    index = column_positions(columns, source)["account_id"]
+    width = len(columns)
+    seen = _SeenKeys()
+    scattered: set[str] = set()
+    current: str | None = None
+    for row in rows:
+        if len(row) != width:
+            continue
+        key = _key(row[index])
+        if not key or key == current:
+            continue
+        if key in seen:
+            scattered.add(key)
+        else:
+            seen[key] = None
+        current = key
+    return frozenset(scattered)
 
 
 # Given account ids, the rows of those accounts (numbered from 1), or None when the

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 
 import structlog
-from sqlalchemy import Engine, bindparam, create_engine, make_url, text
+from sqlalchemy import Connection, Engine, bindparam, create_engine, make_url, text
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from daemon.billing.base import BillingError, BillingSource
 from daemon.billing.flat import ReadCache
-from daemon.billing.flat_stream import stream_flat
+from daemon.billing.flat_stream import scattered_accounts, stream_flat
 from daemon.billing.listing import Listing, Recalled
 from daemon.billing.parse import parse_flat
 from daemon.config.schema import SqlBilling
@@ -64,6 +64,8 @@ class SqlSource(BillingSource):
             f"SELECT * FROM ({configured}) AS lapse_billing WHERE account_id IN :ids"  # noqa: S608
         ).bindparams(bindparam("ids", expanding=True))
         self._wraps = True
+        # Whether a listing looked for scattered accounts before its first (see _scout).
+        self._scouted = False
         # Accounts whose rows came back scattered at an earlier sync (see flat_stream).
         self._apart: frozenset[str] = frozenset()
 
@@ -100,6 +102,8 @@ class SqlSource(BillingSource):
         try:
             with self._engine.connect() as connection:
                 streaming = connection.execution_options(stream_results=True, yield_per=_CHUNK)
+                if not self._scouted:
+                    self._scout(streaming)
                 result = streaming.execute(self.query)
 
                 def reread() -> Iterator[tuple[int, Sequence[object]]]:
@@ -124,6 +128,19 @@ class SqlSource(BillingSource):
         except SQLAlchemyError as error:
             message = f"{self.name}: billing query failed: {self._problem(error)}"
             raise BillingError(message) from None
+
+    def _scout(self, connection: Connection) -> None:
+        """Find the accounts whose rows the query returns apart before the first listing
+        lists any, from a read of their account_id cells: a sync that meets such an
+        account starts over (it acted on part of its rows), and on a first sync that
+        would be every account evaluated and every notice composed twice. Later listings
+        learn from their recalls. Raises SQLAlchemyError."""
+        result = connection.execute(self.query)
+        found = scattered_accounts(list(result.keys()), result, self.name)
+        self._apart |= found
+        self._scouted = True
+        if found:
+            log.info("billing rows come back apart; read by account", accounts=len(found))
 
     def _read_apart(self, ids: frozenset[str]) -> list[tuple[int, Sequence[object]]] | None:
         """Return the rows of the accounts `ids`, read by the configured query wrapped in

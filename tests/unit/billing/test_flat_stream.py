@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from daemon.billing.flat import FLAT_COLUMNS, parse_flat
-from daemon.billing.flat_stream import stream_flat
+from daemon.billing.flat_stream import scattered_accounts, stream_flat
 from daemon.billing.listing import Listed, Listing, Recalled, Refused
 from tests.unit.billing.helpers import account_rows, flat_row, paid_row
 
@@ -135,3 +135,13 @@ def test_a_read_by_id_that_misses_an_account_met_gives_way_to_every_row() -> Non
         whole = listed(items)[-1].read()
         assert not isinstance(whole, Refused)
         assert [item.description for item in whole.invoices[0].items] == ["Hosting", "Domain"]
+
+
+def test_the_accounts_a_listing_would_recall_are_found_from_their_ids_alone() -> None:
+    hosting, domain = account_rows("acme")
+    rows = numbered(hosting, paid_row("zen"), *account_rows("bolt"), domain, paid_row("zen"))
+    recalled = next(item for item in listings(rows) if isinstance(item, Recalled))
+
+    found = scattered_accounts(FLAT_COLUMNS, [cells for _number, cells in rows], "db")
+
+    assert found == recalled.ids == {"acme", "zen"}

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import create_engine, event, text
 
 from daemon.billing.base import BillingError
-from daemon.billing.listing import Listed, Refused
+from daemon.billing.listing import Listed, Recalled, Refused
 from daemon.billing.sql import SqlSource
 from daemon.config.schema import SqlBilling
 from daemon.domain.snapshot import AccountSnapshot
@@ -169,12 +169,27 @@ def test_scattered_accounts_are_read_again_by_their_ids_not_every_row(db_url: st
     ran = _statements(source)
 
     first = _streamed(source)
-    again = _streamed(source)  # acme is known apart now: no recall, still by id
+    again = _streamed(source)
 
     assert [i.description for i in first["acme"].invoices[0].items] == ["Hosting", "Domain"]
     assert first == again and set(first) == {"acme", "zen", "bolt"}
-    assert ran.count("SELECT * FROM billing_lines") == 2  # once per sync
+    # The first listing's look for scattered accounts, then one read per listing.
+    assert ran.count("SELECT * FROM billing_lines") == 3
     assert len([s for s in ran if "WHERE account_id IN" in s]) == 2
+    source.close()
+
+
+def test_accounts_scattered_from_the_start_are_known_before_the_first_listing(
+    db_url: str,
+) -> None:
+    hosting, domain = account_rows("acme")
+    fill_billing_table(db_url, [hosting, paid_row("zen"), domain])
+    source = sql_source(db_url)
+
+    listings = list(source.stream())
+
+    assert not [item for item in listings if isinstance(item, Recalled)]
+    assert [item.account_id for item in listings if isinstance(item, Listed)] == ["zen", "acme"]
     source.close()
 
 
@@ -188,7 +203,7 @@ def test_a_query_that_cannot_be_wrapped_reads_every_row_again(db_url: str) -> No
     first = _streamed(source)
 
     assert [i.description for i in first["acme"].invoices[0].items] == ["Hosting", "Domain"]
-    assert ran.count(query) == 2  # the listing, then its second pass
+    assert ran.count(query) == 3  # the look for scattered accounts, the listing, every row
     source.close()
 
 
@@ -204,6 +219,6 @@ def test_an_id_spelled_apart_sends_the_second_pass_back_to_every_row(db_url: str
 
     refused = first["acme"]
     assert isinstance(refused, Refused) and refused.error.field == "account_id"
-    assert ran.count("SELECT * FROM billing_lines") == 2
+    assert ran.count("SELECT * FROM billing_lines") == 3  # the look, the listing, every row
     assert not [statement for statement in ran if "WHERE account_id IN" in statement]
     source.close()
