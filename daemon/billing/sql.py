@@ -129,6 +129,11 @@ class SqlSource(BillingSource):
             message = f"{self.name}: billing query failed: {self._problem(error)}"
             raise BillingError(message) from None
 
+    @property
+    def apart(self) -> frozenset[str]:
+        """The accounts whose rows this source found scattered and reads apart."""
+        return self._apart
+
     def _scout(self, connection: Connection) -> None:
         """Find the accounts whose rows the query returns apart before the first listing
         lists any, from a read of their account_id cells: a sync that meets such an
