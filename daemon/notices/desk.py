@@ -48,6 +48,8 @@ from daemon.store.records import record_from_row, write_record
 log = structlog.get_logger("lapse.notices")
 
 Composer = Callable[[NoticeRequest], EmailMessage]
+# The notices waiting to be delivered.
+_PENDING = Correspondence.status == NoticeStatus.PENDING
 # What handing a letter to the delivery gave: its receipt, or the refusal.
 _Outcome = str | TemporaryDeliveryError | PermanentDeliveryError
 
@@ -189,9 +191,7 @@ class NoticeDesk:
         with self.sessions() as session:
             # Only their ids: the letters themselves are loaded a batch at a time.
             ids = session.scalars(
-                select(Correspondence.id)
-                .where(Correspondence.status == NoticeStatus.PENDING)
-                .order_by(Correspondence.id)
+                select(Correspondence.id).where(_PENDING).order_by(Correspondence.id)
             ).all()
         size = max(1, self.delivery.batch_size)
         return sum(self._deliver_batch(ids[at : at + size]) for at in range(0, len(ids), size))
@@ -208,8 +208,7 @@ class NoticeDesk:
             # Locked until marked sent; another daemon skips them, then reads them sent.
             letters = session.scalars(
                 select(Correspondence)
-                .where(Correspondence.id.in_(ids))
-                .where(Correspondence.status == NoticeStatus.PENDING)
+                .where(Correspondence.id.in_(ids), _PENDING)
                 .order_by(Correspondence.id)
                 .with_for_update(skip_locked=True)
             ).all()
