@@ -172,6 +172,9 @@ class _Reading:
         # (None while open, when unreadable, or when scattered).
         self.seen: dict[str, AccountSnapshot | None] = {}
         self.broken: set[str] = set()
+        # Whether every account_id cell of the first pass was text spelled as its key
+        # (nothing stripped): then selecting rows by key finds all of an account's rows.
+        self.plain_ids = True
         # Accounts whose rows are not adjacent: read in the second pass.
         self.scattered: set[str] = set()
         # (row number, account key or None, error), so a scattered account's errors
@@ -195,14 +198,17 @@ class _Reading:
                 self._wrong_width(number, row, current)
                 continue
             cells = pick_account(row)
-            key = cells[0]
-            key = key.strip() if type(key) is str else _key(key)
+            raw = cells[0]
+            key = raw.strip() if type(raw) is str else _key(raw)
+            if len(key) != len(raw) if type(raw) is str else raw is not None:
+                self.plain_ids = False
             if not key:
                 # Belongs to no account, so it neither opens nor interrupts one.
                 self._error(number, None, FieldError("account_id", "expected a value, got nothing"))
                 continue
             if key != current:
                 if key in scattered:
+                    self._met_apart(key)
                     continue  # the second pass reads all of its rows
                 if current is not None:
                     self._close(current, group)
@@ -217,6 +223,9 @@ class _Reading:
         if current is not None:
             self._close(current, group)
             yield None
+
+    def _met_apart(self, key: str) -> None:
+        """Note a row of `key`, an account left to the second pass, met in the first."""
 
     def regroup(self, rows: Iterable[tuple[int, Sequence[object]]]) -> None:
         """Second pass: file every row of the scattered accounts, then read each of them."""

@@ -10,6 +10,10 @@ account's rows was listed too early, from part of its rows: the stream then says
 (`Recalled`) and lists it again, read from a second pass over the rows. A source
 remembers such accounts and passes them as `apart` to later syncs, which read them
 from the second pass only, so only the sync that first meets them starts over.
+
+The second pass reads only those accounts' rows when the source can select rows by
+account (`read_apart`, an SQL query filtered on their ids) and every account the first
+pass met among them comes back; otherwise it reads every row again.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from daemon.billing import fields as f
 from daemon.billing.fields import FieldError
-from daemon.billing.flat import ReadCache, _Reading
+from daemon.billing.flat import ReadCache, _key, _Reading, column_positions
 from daemon.billing.flat_account import ACCOUNT_COLUMNS, AccountReader, BadRowError, Line
 from daemon.billing.listing import Listed, Listing, Recalled, Refused, Tree
 from daemon.domain.snapshot import AccountSnapshot, RowError
@@ -37,14 +41,16 @@ def stream_flat(
     unit: str,
     reread: Callable[[], Iterable[tuple[int, Sequence[object]]]],
     apart: frozenset[str] = frozenset(),
+    read_apart: ReadApart | None = None,
 ) -> Iterator[Listing]:
     """List the accounts of flat billing rows, in order of their rows' end.
 
-    Takes what `parse_flat` takes, `reread` required, and the ids of accounts known
-    to be scattered (`apart`), which are read from the second pass only. Yields a
-    `Listed` per account, a `Refused` per malformed row (ordered by row number), and,
-    when accounts turn out scattered, a `Recalled` naming them before their full
-    listings. Raises BillingError when a column is missing or duplicated.
+    Takes what `parse_flat` takes, `reread` required, the ids of accounts known to be
+    scattered (`apart`), which are read from the second pass only, and optionally
+    `read_apart`, which returns the rows of the accounts named (None when it cannot).
+    Yields a `Listed` per account, a `Refused` per malformed row (ordered by row
+    number), and, when accounts turn out scattered, a `Recalled` naming them before
+    their full listings. Raises BillingError when a column is missing or duplicated.
     """
     reading = _Streaming(columns, source, unit)
     yield from reading.first_pass(rows, apart)
@@ -52,8 +58,40 @@ def stream_flat(
     if recalled:
         yield Recalled(recalled)
     if reading.scattered:
-        reading.regroup(reread())
+        reading.regroup(reading.second_pass_rows(reread, read_apart))
         yield from reading.take()
+
+
+def scattered_accounts(
+    columns: Sequence[str], rows: Iterable[Sequence[object]], source: str
+) -> frozenset[str]:
+    """Return the ids of the accounts whose rows among `rows` are not adjacent, from
+    each row's account_id cell alone: the accounts a listing of the same rows in the same
+    order would recall, known before any account is listed. Rows of the wrong width are
+    passed over (the listing still recalls what they hide). Raises BillingError when a
+    column is missing or duplicated."""
+    index = column_positions(columns, source)["account_id"]
+    width = len(columns)
+    seen = _SeenKeys()
+    scattered: set[str] = set()
+    current: str | None = None
+    for row in rows:
+        if len(row) != width:
+            continue
+        key = _key(row[index])
+        if not key or key == current:
+            continue
+        if key in seen:
+            scattered.add(key)
+        else:
+            seen[key] = None
+        current = key
+    return frozenset(scattered)
+
+
+# Given account ids, the rows of those accounts (numbered from 1), or None when the
+# source cannot select rows by account.
+ReadApart = Callable[[frozenset[str]], "Sequence[tuple[int, Sequence[object]]] | None"]
 
 
 class FlatListed(Listed):
@@ -129,6 +167,9 @@ class _Streaming(_Reading):
         self.seen = _SeenKeys()  # type: ignore[assignment]
         self.out: list[Listing] = []
         self.recalled: set[str] = set()
+        # The scattered accounts whose rows the first pass met: the second pass must
+        # find each of them.
+        self.met: set[str] = set()
 
     def take(self) -> list[Listing]:
         """Return what was listed since the last call, and forget it."""
@@ -145,10 +186,33 @@ class _Streaming(_Reading):
             yield from self.take()
         yield from self.take()  # errors after the last account
 
+    def second_pass_rows(
+        self,
+        reread: Callable[[], Iterable[tuple[int, Sequence[object]]]],
+        read_apart: ReadApart | None,
+    ) -> Iterable[tuple[int, Sequence[object]]]:
+        """Return the rows the second pass files: those `read_apart` selects for the
+        scattered accounts by id when it can, every account_id cell of the first pass
+        was plain text (an id spelled with spaces or stored as a number would escape the
+        selection and leave its account read from part of its rows) and they hold every
+        account the first pass met among them; else every row again (`reread`).
+
+        Rows read apart are numbered within that read: a malformed one's error names
+        its place among them, not in the whole result."""
+        if read_apart is not None and self.plain_ids:
+            rows = read_apart(frozenset(self.scattered))
+            if rows is not None and self.met <= {self._id_of_odd_row(row) for _n, row in rows}:
+                return rows
+        return reread()
+
+    def _met_apart(self, key: str) -> None:
+        self.met.add(key)
+
     def _scatter(self, key: str) -> None:
         """Mark `key` scattered; it was listed already, so it is recalled."""
         self.scattered.add(key)
         self.recalled.add(key)
+        self.met.add(key)
 
     def _wrong_width(self, number: int, row: Sequence[object], current: str | None) -> None:
         if self._id_of_odd_row(row) in self.scattered:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 
-from sqlalchemy import Engine, create_engine, make_url, text
+import structlog
+from sqlalchemy import Connection, Engine, bindparam, create_engine, make_url, text
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from daemon.billing.base import BillingError, BillingSource
 from daemon.billing.flat import ReadCache
-from daemon.billing.flat_stream import stream_flat
+from daemon.billing.flat_stream import scattered_accounts, stream_flat
 from daemon.billing.listing import Listing, Recalled
 from daemon.billing.parse import parse_flat
 from daemon.config.schema import SqlBilling
@@ -18,6 +19,12 @@ from daemon.domain.snapshot import SyncResult
 # Rows fetched per round trip: large enough that the driver is not the bottleneck,
 # small enough that a 100k-account result never sits in memory twice.
 _CHUNK = 5000
+# Scattered accounts are read by id up to this many (their rows are held at once), and
+# named this many per query; beyond it, from a second pass over every row.
+_APART_MAX = 20_000
+_APART_CHUNK = 500
+
+log = structlog.get_logger("lapse.billing")
 
 
 class SqlSource(BillingSource):
@@ -49,6 +56,16 @@ class SqlSource(BillingSource):
         except (SQLAlchemyError, ImportError) as error:
             raise BillingError(f"{self.name}: cannot set up the database driver: {error}") from None
         self._cache = ReadCache()
+        # The query wrapped to select the rows of named accounts (see _read_apart), and
+        # whether that works against this database.
+        configured = config.query.strip().rstrip(";")
+        self._apart_query = text(
+            # The operator's own query, run as configured above; the ids are bound.
+            f"SELECT * FROM ({configured}) AS lapse_billing WHERE account_id IN :ids"  # noqa: S608
+        ).bindparams(bindparam("ids", expanding=True))
+        self._wraps = True
+        # Whether a listing looked for scattered accounts before its first (see _scout).
+        self._scouted = False
         # Accounts whose rows came back scattered at an earlier sync (see flat_stream).
         self._apart: frozenset[str] = frozenset()
 
@@ -85,13 +102,24 @@ class SqlSource(BillingSource):
         try:
             with self._engine.connect() as connection:
                 streaming = connection.execution_options(stream_results=True, yield_per=_CHUNK)
+                if not self._scouted:
+                    self._scout(streaming)
                 result = streaming.execute(self.query)
 
                 def reread() -> Iterator[tuple[int, Sequence[object]]]:
                     return _numbered(streaming.execute(self.query))
 
+                def read_apart(ids: frozenset[str]) -> list[tuple[int, Sequence[object]]] | None:
+                    return self._read_apart(ids)
+
                 listings = stream_flat(
-                    list(result.keys()), _numbered(result), self.name, "row", reread, self._apart
+                    list(result.keys()),
+                    _numbered(result),
+                    self.name,
+                    "row",
+                    reread,
+                    self._apart,
+                    read_apart,
                 )
                 for listing in listings:
                     if isinstance(listing, Recalled):
@@ -100,6 +128,51 @@ class SqlSource(BillingSource):
         except SQLAlchemyError as error:
             message = f"{self.name}: billing query failed: {self._problem(error)}"
             raise BillingError(message) from None
+
+    @property
+    def apart(self) -> frozenset[str]:
+        """The accounts whose rows this source found scattered and reads apart."""
+        return self._apart
+
+    def _scout(self, connection: Connection) -> None:
+        """Find the accounts whose rows the query returns apart before the first listing
+        lists any, from a read of their account_id cells: a sync that meets such an
+        account starts over (it acted on part of its rows), and on a first sync that
+        would be every account evaluated and every notice composed twice. Later listings
+        learn from their recalls. Raises SQLAlchemyError."""
+        result = connection.execute(self.query)
+        found = scattered_accounts(list(result.keys()), result, self.name)
+        self._apart |= found
+        self._scouted = True
+        if found:
+            log.info("billing rows come back apart; read by account", accounts=len(found))
+
+    def _read_apart(self, ids: frozenset[str]) -> list[tuple[int, Sequence[object]]] | None:
+        """Return the rows of the accounts `ids`, read by the configured query wrapped in
+        one that selects them by account_id (numbered from 1 in that read), or None when
+        they are too many to ask for by id or the query cannot be wrapped (then it is not
+        tried again). Errors of that read are the caller's cue to read every row."""
+        if not self._wraps or len(ids) > _APART_MAX:
+            return None
+        rows: list[Sequence[object]] = []
+        wanted = sorted(ids)
+        try:
+            # Its own connection: a failed statement must not abort the listing's
+            # transaction (PostgreSQL), and the listing's cursor may still be open.
+            with self._engine.connect() as connection:
+                for at in range(0, len(wanted), _APART_CHUNK):
+                    chunk = wanted[at : at + _APART_CHUNK]
+                    rows.extend(connection.execute(self._apart_query, {"ids": chunk}))
+        except SQLAlchemyError as error:
+            self._wraps = False
+            log.warning(
+                "billing query cannot be filtered by account; scattered accounts are read "
+                "from a second pass over every row",
+                source=self.name,
+                problem=self._problem(error),
+            )
+            return None
+        return list(_numbered(rows))
 
     def close(self) -> None:
         """Close every pooled connection; a later fetch opens new ones."""

@@ -19,6 +19,7 @@ pass over billing nearly always.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -135,7 +136,9 @@ def run_pass(
     report.braked = braked
     outcome = Outcome()
     trees = TreeIndex()
-    acted: set[int] = set()  # hashes of the accounts evaluated, for the overlap check
+    # Hashes of the accounts evaluated, for the overlap check at the end: an array, not a
+    # set (a first sync evaluates every account, and only the end looks at them).
+    acted = array("q")
     entering = 0
     tripped = False
     waiting: list[Due] = []  # held accounts that moved, evaluated once cleared
@@ -186,13 +189,13 @@ def run_pass(
             session.execute(_REMEMBER_DIGEST, unchanged)
         if braked:
             due = [d for d in due if not owes(d.snapshot, engine.policy_for(d.snapshot.plan))]
-        acted.update(hash(d.snapshot.account_id) for d in due)
+        acted.extend(hash(d.snapshot.account_id) for d in due)
         engine.evaluate_batch(session, due, now, report)
     if tripped:
         return Outcome(again=Plan(plan.refused, braked=True, tripped_by=entering))
     suspects = trees.suspects()
     refused = _overlapping(engine, suspects, plan) if suspects else {}
-    if any(hash(account_id) in acted for account_id in refused):
+    if refused and not {hash(account_id) for account_id in refused}.isdisjoint(acted):
         again = Plan({**plan.refused, **refused}, plan.held, plan.braked, plan.tripped_by)
         return Outcome(again=again)
     outcome.seen -= len(refused)

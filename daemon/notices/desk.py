@@ -6,18 +6,18 @@ A crash in between leaves it pending and it is delivered at the next start;
 the Message-ID is the idempotency key (the outbox never writes one twice).
 
 Several threads (the sync, the payments, each running phase) and several daemons
-deliver: a notice is sent once. Each is delivered with its row locked (`FOR UPDATE
-SKIP LOCKED` on PostgreSQL: another daemon skips it, then finds it sent), and in
-one process one thread delivers at a time; one that finds another delivering leaves
-it a note to go round once more (SQLite has no row locks, and one daemon).
+deliver: a notice is sent once. Notices are delivered a batch at a time (as many as
+the delivery makes durable together: the outbox's files, flushed at once; one for
+SMTP), with their rows locked (`FOR UPDATE SKIP LOCKED` on PostgreSQL: another daemon
+skips them, then finds them sent) until the batch is marked sent in one transaction,
+and in one process one thread delivers at a time; one that finds another delivering
+leaves it a note to go round once more (SQLite has no row locks, and one daemon).
 """
 
 from __future__ import annotations
 
-import email
-import email.policy
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import make_msgid, parseaddr
@@ -32,7 +32,11 @@ from daemon.domain.notice_kinds import NoticeKind
 from daemon.domain.snapshot import AccountSnapshot
 from daemon.domain.states import NoticeStatus, State
 from daemon.notices.alerts import OpsAlerts
-from daemon.notices.delivery.base import Delivery, PermanentDeliveryError, TemporaryDeliveryError
+from daemon.notices.delivery.base import (
+    Delivery,
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+)
 from daemon.notices.errors import NoticeError
 from daemon.notices.request import NoticeRequest
 from daemon.policy import accept_final_notice
@@ -44,6 +48,10 @@ from daemon.store.records import record_from_row, write_record
 log = structlog.get_logger("lapse.notices")
 
 Composer = Callable[[NoticeRequest], EmailMessage]
+# The notices waiting to be delivered.
+_PENDING = Correspondence.status == NoticeStatus.PENDING
+# What handing a letter to the delivery gave: its receipt, or the refusal.
+_Outcome = str | TemporaryDeliveryError | PermanentDeliveryError
 
 
 class NoticeDesk:
@@ -178,49 +186,80 @@ class NoticeDesk:
         return delivered
 
     def _deliver_round(self) -> int:
-        """Deliver the notices pending now, oldest first; return how many were delivered."""
-        with self.sessions.begin() as session:
-            pending = session.scalars(
-                select(Correspondence)
-                .where(Correspondence.status == NoticeStatus.PENDING)
-                .order_by(Correspondence.id)
+        """Deliver the notices pending now, oldest first, a batch at a time (the delivery's
+        `batch_size`); return how many were delivered."""
+        with self.sessions() as session:
+            # Only their ids: the letters themselves are loaded a batch at a time.
+            ids = session.scalars(
+                select(Correspondence.id).where(_PENDING).order_by(Correspondence.id)
             ).all()
-            ids = [letter.id for letter in pending]
-        return sum(self._deliver_one(letter_id) for letter_id in ids)
+        size = max(1, self.delivery.batch_size)
+        return sum(self._deliver_batch(ids[at : at + size]) for at in range(0, len(ids), size))
 
-    def _deliver_one(self, letter_id: int) -> bool:
+    def _deliver_batch(self, ids: Sequence[int]) -> int:
+        """Deliver the letters `ids` that are still pending, durable together, and record
+        them in one transaction; return how many were delivered.
+
+        A letter is marked sent only once the delivery made it durable; when that fails,
+        the batch stays pending (a delivery names a letter's copy by its Message-ID, so
+        delivering it again replaces it, as after a crash between the two).
+        """
         with self.sessions.begin() as session:
-            # Locked until marked sent; another daemon skips it, then reads it sent.
-            letter = session.get(Correspondence, letter_id, with_for_update={"skip_locked": True})
-            if letter is None or letter.status != NoticeStatus.PENDING:
-                return False
-            message = email.message_from_bytes(letter.raw, policy=email.policy.default)
+            # Locked until marked sent; another daemon skips them, then reads them sent.
+            letters = session.scalars(
+                select(Correspondence)
+                .where(Correspondence.id.in_(ids), _PENDING)
+                .order_by(Correspondence.id)
+                .with_for_update(skip_locked=True)
+            ).all()
+            outcomes: list[tuple[Correspondence, _Outcome]] = []
             try:
-                receipt = self.delivery.deliver(message)
+                with self.delivery.together():
+                    outcomes.extend((letter, self._hand_over(letter)) for letter in letters)
             except TemporaryDeliveryError as error:
-                log.warning(
-                    "notice delivery deferred",
-                    account=letter.account_id,
-                    notice=letter.notice,
-                    error=str(error),
-                )
-                return False
-            except PermanentDeliveryError as error:
-                letter.status, letter.receipt = NoticeStatus.FAILED, str(error)
-                self._refused(session, letter, str(error))
-                return False
-            letter.status, letter.receipt, letter.sent_at = NoticeStatus.SENT, receipt, self.clock()
-            if _starts_notice_period(letter.notice):
-                self._final_notice_accepted(session, letter.account_id, letter.sent_at)
-            log.info(
-                "notice sent",
+                # Nothing recorded yet: the batch stays pending for the next round.
+                log.warning("notice delivery deferred", notices=len(letters), error=str(error))
+                return 0
+            return sum(
+                self._record_outcome(session, letter, outcome) for letter, outcome in outcomes
+            )
+
+    def _hand_over(self, letter: Correspondence) -> _Outcome:
+        """Give the delivery `letter`'s message; return its receipt, or the error it
+        raised."""
+        try:
+            return self.delivery.deliver(self.delivery.message_from(letter.raw))
+        except (TemporaryDeliveryError, PermanentDeliveryError) as error:
+            return error
+
+    def _record_outcome(self, session: Session, letter: Correspondence, outcome: _Outcome) -> bool:
+        """Record what delivering `letter` gave: a receipt marks it sent (and starts the
+        notice period of a final notice), a permanent refusal marks it failed, a temporary
+        one leaves it pending for the next round. Returns whether it was sent."""
+        if isinstance(outcome, PermanentDeliveryError):
+            letter.status, letter.receipt = NoticeStatus.FAILED, str(outcome)
+            self._refused(session, letter, str(outcome))
+            return False
+        if isinstance(outcome, TemporaryDeliveryError):
+            log.warning(
+                "notice delivery deferred",
                 account=letter.account_id,
                 notice=letter.notice,
-                number=letter.number,
-                to=letter.recipient,
-                message_id=letter.message_id,
+                error=str(outcome),
             )
-            return True
+            return False
+        letter.status, letter.receipt, letter.sent_at = NoticeStatus.SENT, outcome, self.clock()
+        if _starts_notice_period(letter.notice):
+            self._final_notice_accepted(session, letter.account_id, letter.sent_at)
+        log.info(
+            "notice sent",
+            account=letter.account_id,
+            notice=letter.notice,
+            number=letter.number,
+            to=letter.recipient,
+            message_id=letter.message_id,
+        )
+        return True
 
     def _final_notice_accepted(self, session: Session, account_id: str, at: datetime) -> None:
         """Start the notice period: the account's final notice was accepted at `at`."""

@@ -9,7 +9,10 @@ delivery (daemon/notices/delivery/base.py), checked against each of them.
 - a refusal that a retry may overcome is TemporaryDeliveryError, and the retry then
   delivers exactly once; one that no retry will overcome is PermanentDeliveryError;
   neither leaves anything delivered. Both are DeliveryErrors, LapseErrors;
-- a next hop that cannot be reached is a temporary refusal.
+- a next hop that cannot be reached is a temporary refusal;
+- messages delivered inside `together()` have each arrived once, as composed, when the
+  block ends, and a message read back from its stored bytes (`message_from`) arrives as
+  the original would.
 
 To add a delivery: write a DeliveryLab for it (the delivery built from its notifier
 config against its real service in the lab, and ways to make it refuse), then add one
@@ -24,7 +27,8 @@ from __future__ import annotations
 import copy
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -248,6 +252,20 @@ def check_an_unreachable_next_hop_is_temporary(lab: DeliveryLab) -> None:
     assert isinstance(refused.value, TemporaryDeliveryError), repr(refused.value)
 
 
+def check_messages_delivered_together(lab: DeliveryLab) -> None:
+    messages = [notice() for _ in range(3)]
+
+    with lab.delivery.together():
+        receipts = [lab.delivery.deliver(message) for message in messages[:2]]
+        receipts.append(lab.delivery.deliver(lab.delivery.message_from(messages[2].as_bytes())))
+
+    assert all(isinstance(receipt, str) and receipt for receipt in receipts)
+    received = {str(message["Message-ID"]): message for message in lab.delivered()}
+    assert len(received) == len(lab.delivered()) == 3
+    for message in messages:
+        assert_same(received[str(message["Message-ID"])], message)
+
+
 # --- the contract, run against every delivery ------------------------------------------
 
 
@@ -271,6 +289,12 @@ def test_a_permanent_refusal_is_permanent_and_delivers_nothing(lab: DeliveryLab)
 
 def test_an_unreachable_next_hop_is_a_temporary_refusal(lab: DeliveryLab) -> None:
     check_an_unreachable_next_hop_is_temporary(lab)
+
+
+def test_messages_delivered_together_have_each_arrived_once_when_the_block_ends(
+    lab: DeliveryLab,
+) -> None:
+    check_messages_delivered_together(lab)
 
 
 # --- the checks can fail ---------------------------------------------------------------
@@ -315,6 +339,20 @@ class _AsciiOnly(OutboxDelivery):
         return super().deliver(plain)
 
 
+class _ForgetsTheBatch(OutboxDelivery):
+    """Writes the messages of a together() block nowhere: they are never put in place."""
+
+    @contextmanager
+    def together(self) -> Iterator[None]:
+        with suppress(_DroppedError), super().together():
+            yield
+            raise _DroppedError
+
+
+class _DroppedError(Exception):
+    """Ends a together() block in a way that discards what it wrote."""
+
+
 @pytest.mark.parametrize(
     ("broken", "check"),
     [
@@ -323,6 +361,7 @@ class _AsciiOnly(OutboxDelivery):
         (_EverythingIsPermanent, check_an_unreachable_next_hop_is_temporary),
         (_ClaimsSuccess, check_a_permanent_refusal),
         (_AsciiOnly, check_delivers_a_message_once_as_composed),
+        (_ForgetsTheBatch, check_messages_delivered_together),
     ],
 )
 def test_a_broken_delivery_fails_the_check(

@@ -229,11 +229,22 @@ def test_rows_found_scattered_start_over_once_then_are_read_apart(
     billing(tmp_path, [hosting, paid_row("zen"), domain])
     app = sql_app(tmp_path, state_url, VirtualClock(NOW))
 
+    # Scattered from the start: found before the first listing, which reads acme apart.
     first = app.lifecycle.sync()
-    assert len(passes) == 2 and first.seen == 2
+    assert len(passes) == 1 and first.seen == 2
     with app.sessions() as session:
         acme = session.get(Account, "acme")
         assert acme is not None and acme.balance == 24
+
+    # Scattered since: the listing meets it, starts over once, then reads it apart.
+    bolt_hosting, bolt_domain = owing("bolt")
+    billing(tmp_path, [bolt_hosting, hosting, paid_row("zen"), domain, bolt_domain])
+    passes.clear()
+    second = app.lifecycle.sync()
+    assert len(passes) == 2 and second.seen == 3
+    with app.sessions() as session:
+        bolt = session.get(Account, "bolt")
+        assert bolt is not None and bolt.balance == 24
 
     passes.clear()
     app.lifecycle.sync()

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import email.policy
+import re
+import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from email.headerregistry import HeaderRegistry
 from pathlib import Path
 
 import pytest
@@ -12,7 +16,7 @@ from daemon.config.schema import BrandConfig, PolicyConfig
 from daemon.domain.notice_kinds import NoticeKind
 from daemon.domain.snapshot import AccountSnapshot, Contact, Invoice, LineItem
 from daemon.domain.states import State
-from daemon.notices.compose import compose
+from daemon.notices.compose import NOTICE_POLICY, compose
 from daemon.notices.money import format_money
 from daemon.notices.request import NoticeRequest
 from daemon.notices.templates import create_environment
@@ -166,3 +170,33 @@ def test_an_operator_template_overrides_the_shipped_one(tmp_path: Path) -> None:
     assert subject == "Friendly nudge for acme"
     assert "Please pay." in text
     assert "Final notice" in final_subject
+
+
+def test_a_notice_is_written_as_the_standard_policy_writes_it_with_header_classes_made_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    request = NoticeRequest(
+        NoticeKind.FINAL,
+        0,
+        account(name="Jürgen Grüß", item="Hébergement « pro »"),
+        LifecycleRecord(account_id="acme", suspend_at=SUSPEND_AT, delete_at=SUSPEND_AT),
+        PolicyConfig(),
+        NOW,
+    )
+    module = sys.modules[compose.__module__]
+    monkeypatch.setattr(module, "make_msgid", lambda domain: f"<1.2.3@{domain}>")
+    environment = create_environment()
+    composed = compose(request, BRAND, environment)
+    monkeypatch.setattr(module, "NOTICE_POLICY", email.policy.default)
+    standard = compose(request, BRAND, environment)
+
+    assert composed.policy is NOTICE_POLICY
+    assert _unbounded(composed.as_bytes()) == _unbounded(standard.as_bytes())
+    registry = NOTICE_POLICY.header_factory
+    assert isinstance(registry, HeaderRegistry)
+    assert registry["To"] is registry["to"]
+
+
+def _unbounded(raw: bytes) -> bytes:
+    """`raw` with its MIME boundaries (random for every message written) made one."""
+    return re.sub(rb"={15}\d+==", b"BOUNDARY", raw)

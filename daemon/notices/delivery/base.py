@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email.message import EmailMessage
 
 from daemon.notices.errors import NoticeError
@@ -24,6 +28,10 @@ class Delivery(ABC):
     """Hands a composed notice to its next hop."""
 
     name: str
+    # How many notices the desk hands over in one `together()` block, and marks delivered
+    # in one transaction. One where each delivery is final on its own: a crash in the
+    # middle of a batch would deliver the batch's first notices again.
+    batch_size: int = 1
 
     @abstractmethod
     def deliver(self, message: EmailMessage) -> str:
@@ -32,3 +40,20 @@ class Delivery(ABC):
         Raises TemporaryDeliveryError when a later retry may succeed and
         PermanentDeliveryError when it will not.
         """
+
+    def message_from(self, raw: bytes) -> EmailMessage:
+        """Return the message a notice stored as `raw` (`EmailMessage.as_bytes()`) makes,
+        read as far as this delivery needs it: whole, unless a delivery says less."""
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        return message
+
+    @contextmanager
+    def together(self) -> Iterator[None]:
+        """Make the deliveries this thread makes inside the block durable together, when
+        it ends (each is durable on its own unless a delivery says otherwise).
+
+        Raises TemporaryDeliveryError at the end when they cannot be made durable: then
+        none of them counts as delivered.
+        """
+        yield

@@ -6,7 +6,12 @@ import hashlib
 import os
 import re
 import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email.message import EmailMessage
+from email.parser import BytesHeaderParser
+from email.policy import default as default_policy
 from pathlib import Path
 
 from daemon.notices.delivery.base import (
@@ -17,6 +22,8 @@ from daemon.notices.delivery.base import (
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@+=-]")
 _MAX_STEM = 150
+# Reads a stored notice's headers and keeps its body as the bytes it was stored as.
+_HEADERS = BytesHeaderParser(policy=default_policy)
 
 
 class OutboxDelivery(Delivery):
@@ -24,13 +31,18 @@ class OutboxDelivery(Delivery):
 
     Writing is atomic (temporary file, fsync, rename) and idempotent: a
     message whose file already exists is not written again, so a retried
-    delivery never leaves a second copy.
+    delivery never leaves a second copy. Inside `together()` the files are
+    written, then made durable at its end with one flush of the directory.
     """
 
     name = "outbox"
+    # A file rewritten after a crash replaces nothing: the name is the Message-ID's.
+    batch_size = 500
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # Per thread: the files written inside a together() block, not yet durable.
+        self._local = threading.local()
 
     def deliver(self, message: EmailMessage) -> str:
         """Write `message` unless its file exists; return the file's path.
@@ -42,12 +54,52 @@ class OutboxDelivery(Delivery):
         target = self.path / file_name(message)
         if target.exists():
             return str(target)
+        staged: list[_Staged] | None = getattr(self._local, "staged", None)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            _write_atomically(target, message.as_bytes())
+            if staged is None:
+                _write_atomically(target, message.as_bytes())
+            else:
+                staged.append(_Staged(_write_temporary(target, message.as_bytes()), target))
         except OSError as error:
             raise TemporaryDeliveryError(f"cannot write {target}: {error}") from error
         return str(target)
+
+    def message_from(self, raw: bytes) -> EmailMessage:
+        """Return the stored notice with its headers read and its body left as stored:
+        the outbox reads only the Message-ID and writes the bytes back as they are."""
+        return _HEADERS.parsebytes(raw)
+
+    @contextmanager
+    def together(self) -> Iterator[None]:
+        """Write the messages delivered in this thread inside the block to temporary
+        files, then at its end flush each, rename each into place and flush the directory
+        once. Raises TemporaryDeliveryError when that fails; the temporary files of a block
+        that failed are removed."""
+        staged: list[_Staged] = []
+        self._local.staged = staged
+        try:
+            yield
+        except BaseException:
+            _discard(staged)
+            raise
+        finally:
+            self._local.staged = None
+        try:
+            _publish(staged, self.path)
+        except OSError as error:
+            _discard(staged)
+            raise TemporaryDeliveryError(f"cannot write to {self.path}: {error}") from error
+
+
+class _Staged:
+    """A message written to a temporary file beside its target, not yet durable."""
+
+    __slots__ = ("target", "temporary")
+
+    def __init__(self, temporary: Path, target: Path) -> None:
+        self.temporary = temporary
+        self.target = target
 
 
 def file_name(message: EmailMessage) -> str:
@@ -83,6 +135,44 @@ def _write_atomically(target: Path, data: bytes) -> None:
         Path(temp_name).unlink(missing_ok=True)
         raise
     _fsync_directory(target.parent)
+
+
+def _write_temporary(target: Path, data: bytes) -> Path:
+    """Write `data` to a new temporary file beside `target`, not flushed; return its path.
+
+    Raises OSError; the temporary file is removed when writing fails.
+    """
+    fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    return Path(temp_name)
+
+
+def _publish(staged: list[_Staged], directory: Path) -> None:
+    """Make the staged files durable and put them in place: flush each (the first flush
+    writes most of the others' data too), rename each to its target, then flush the
+    directory once so every rename survives a crash. Raises OSError."""
+    if not staged:
+        return
+    for item in staged:
+        fd = os.open(item.temporary, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    for item in staged:
+        os.replace(item.temporary, item.target)
+    _fsync_directory(directory)
+
+
+def _discard(staged: list[_Staged]) -> None:
+    """Remove what is left of the staged temporary files."""
+    for item in staged:
+        item.temporary.unlink(missing_ok=True)
 
 
 def _fsync_directory(directory: Path) -> None:

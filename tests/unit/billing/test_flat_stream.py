@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from daemon.billing.flat import FLAT_COLUMNS, parse_flat
-from daemon.billing.flat_stream import stream_flat
+from daemon.billing.flat_stream import scattered_accounts, stream_flat
 from daemon.billing.listing import Listed, Listing, Recalled, Refused
 from tests.unit.billing.helpers import account_rows, flat_row, paid_row
 
@@ -95,3 +95,53 @@ def test_accounts_known_apart_are_read_from_the_second_pass_without_a_recall() -
     adjacent = listed(listings(numbered(hosting, domain)))
     assert listed(items)[1].read() == adjacent[0].read()
     assert listed(items)[1].digest == adjacent[0].digest
+
+
+def read_apart_listings(rows: Numbered, apart_rows: Numbered | None) -> tuple[list[Listing], int]:
+    """Everything the stream lists for `rows` when the source reads scattered accounts by
+    id as `apart_rows` (None: it cannot), and how many times it read every row again."""
+    rereads: list[int] = []
+
+    def again() -> Iterator[tuple[int, Sequence[object]]]:
+        rereads.append(1)
+        return iter(rows)
+
+    def by_id(ids: frozenset[str]) -> Numbered | None:
+        assert ids == {"acme"}
+        return apart_rows
+
+    items = list(stream_flat(FLAT_COLUMNS, iter(rows), "db", "row", again, read_apart=by_id))
+    return items, len(rereads)
+
+
+def test_scattered_accounts_are_read_by_id_when_the_source_can() -> None:
+    hosting, domain = account_rows("acme")
+    rows = numbered(hosting, paid_row("zen"), domain)
+
+    items, rereads = read_apart_listings(rows, numbered(hosting, domain))
+
+    assert rereads == 0
+    assert listed(items)[-1].read() == listed(listings(numbered(hosting, domain)))[0].read()
+
+
+def test_a_read_by_id_that_misses_an_account_met_gives_way_to_every_row() -> None:
+    hosting, domain = account_rows("acme")
+    rows = numbered(hosting, paid_row("zen"), domain)
+
+    for apart_rows in (numbered(paid_row("zen")), None):
+        items, rereads = read_apart_listings(rows, apart_rows)
+
+        assert rereads == 1
+        whole = listed(items)[-1].read()
+        assert not isinstance(whole, Refused)
+        assert [item.description for item in whole.invoices[0].items] == ["Hosting", "Domain"]
+
+
+def test_the_accounts_a_listing_would_recall_are_found_from_their_ids_alone() -> None:
+    hosting, domain = account_rows("acme")
+    rows = numbered(hosting, paid_row("zen"), *account_rows("bolt"), domain, paid_row("zen"))
+    recalled = next(item for item in listings(rows) if isinstance(item, Recalled))
+
+    found = scattered_accounts(FLAT_COLUMNS, [cells for _number, cells in rows], "db")
+
+    assert found == recalled.ids == {"acme", "zen"}

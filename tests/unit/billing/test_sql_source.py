@@ -6,11 +6,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 
 from daemon.billing.base import BillingError
+from daemon.billing.listing import Listed, Recalled, Refused
 from daemon.billing.sql import SqlSource
 from daemon.config.schema import SqlBilling
+from daemon.domain.snapshot import AccountSnapshot
 from tests.unit.billing.helpers import account_rows, fill_billing_table, paid_row, sql_source
 
 
@@ -128,3 +130,95 @@ def test_sql_engine_is_made_once_and_reused(db_url: str) -> None:
     source.close()
     # After close() the pool is empty; a later sync simply opens a new connection.
     assert len(source.fetch_all().snapshots) == 1
+
+
+def _statements(source: SqlSource) -> list[str]:
+    """The SQL statements the source's engine runs from now on."""
+    ran: list[str] = []
+    event.listen(
+        source._engine,  # the engine is the source's own
+        "before_cursor_execute",
+        lambda _conn, _cursor, statement, *_rest: ran.append(statement),
+    )
+    return ran
+
+
+def _streamed(source: SqlSource) -> dict[str, AccountSnapshot]:
+    """The accounts a stream lists last for each id, read (a recalled account's full
+    listing follows its partial one)."""
+    accounts: dict[str, AccountSnapshot] = {}
+    for account_id, snapshot in _read(source).items():
+        assert not isinstance(snapshot, Refused), snapshot
+        accounts[account_id] = snapshot
+    return accounts
+
+
+def _read(source: SqlSource) -> dict[str, AccountSnapshot | Refused]:
+    """What reading each account a stream lists last for each id gives."""
+    return {
+        listing.account_id: listing.read()
+        for listing in source.stream()
+        if isinstance(listing, Listed)
+    }
+
+
+def test_scattered_accounts_are_read_again_by_their_ids_not_every_row(db_url: str) -> None:
+    hosting, domain = account_rows("acme")
+    fill_billing_table(db_url, [hosting, paid_row("zen"), paid_row("bolt"), domain])
+    source = sql_source(db_url)
+    ran = _statements(source)
+
+    first = _streamed(source)
+    again = _streamed(source)
+
+    assert [i.description for i in first["acme"].invoices[0].items] == ["Hosting", "Domain"]
+    assert first == again and set(first) == {"acme", "zen", "bolt"}
+    # The first listing's look for scattered accounts, then one read per listing.
+    assert ran.count("SELECT * FROM billing_lines") == 3
+    assert len([s for s in ran if "WHERE account_id IN" in s]) == 2
+    source.close()
+
+
+def test_accounts_scattered_from_the_start_are_known_before_the_first_listing(
+    db_url: str,
+) -> None:
+    hosting, domain = account_rows("acme")
+    fill_billing_table(db_url, [hosting, paid_row("zen"), domain])
+    source = sql_source(db_url)
+
+    listings = list(source.stream())
+
+    assert not [item for item in listings if isinstance(item, Recalled)]
+    assert [item.account_id for item in listings if isinstance(item, Listed)] == ["zen", "acme"]
+    source.close()
+
+
+def test_a_query_that_cannot_be_wrapped_reads_every_row_again(db_url: str) -> None:
+    hosting, domain = account_rows("acme")
+    fill_billing_table(db_url, [hosting, paid_row("zen"), domain])
+    query = "SELECT * FROM billing_lines -- every line"  # wrapped, the comment eats the rest
+    source = sql_source(db_url, query)
+    ran = _statements(source)
+
+    first = _streamed(source)
+
+    assert [i.description for i in first["acme"].invoices[0].items] == ["Hosting", "Domain"]
+    assert ran.count(query) == 3  # the look for scattered accounts, the listing, every row
+    source.close()
+
+
+def test_an_id_spelled_apart_sends_the_second_pass_back_to_every_row(db_url: str) -> None:
+    # One row spells the account with a trailing space: selected by its id, the account
+    # would be read from its other rows alone; read from every row, the clash shows.
+    hosting, domain = account_rows("acme")
+    fill_billing_table(db_url, [hosting, paid_row("zen"), domain | {"account_id": "acme "}])
+    source = sql_source(db_url)
+    ran = _statements(source)
+
+    first = _read(source)
+
+    refused = first["acme"]
+    assert isinstance(refused, Refused) and refused.error.field == "account_id"
+    assert ran.count("SELECT * FROM billing_lines") == 3  # the look, the listing, every row
+    assert not [statement for statement in ran if "WHERE account_id IN" in statement]
+    source.close()
