@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import chain
 
 import structlog
-from sqlalchemy import Connection, Engine, Result, bindparam, create_engine, make_url, text
+from sqlalchemy import Connection, Engine, bindparam, create_engine, make_url, text
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from daemon.billing.base import BillingError, BillingSource
@@ -142,8 +141,7 @@ class SqlSource(BillingSource):
         would be every account evaluated and every notice composed twice. Later listings
         learn from their recalls. Raises SQLAlchemyError."""
         result = connection.execute(self.query)
-        rows = chain.from_iterable(result.partitions())
-        found = scattered_accounts(list(result.keys()), rows, self.name)
+        found = scattered_accounts(list(result.keys()), result, self.name)
         self._apart |= found
         self._scouted = True
         if found:
@@ -195,10 +193,5 @@ class SqlSource(BillingSource):
 
 
 def _numbered(rows: Iterable[Sequence[object]]) -> Iterator[tuple[int, Sequence[object]]]:
-    """Yield (row number from 1, cells) for every result row.
-
-    A result is read a partition (its `yield_per` rows) at a time: iterating it row by
-    row costs a Python call into the cursor per row, a sixth of an idle sync."""
-    if isinstance(rows, Result):
-        rows = chain.from_iterable(rows.partitions())
+    """Yield (row number from 1, cells) for every result row."""
     return enumerate(rows, start=1)
