@@ -3,30 +3,15 @@ sync from its heartbeat (daemon.store.daemons.leaders_last_sync)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
 from sqlalchemy import update
 
-from daemon.config.load import load_config
-from daemon.runtime.app import App, build_app
+from daemon.runtime.app import App
 from daemon.store.daemons import ALIVE_WITHIN, Heartbeats, leaders_last_sync
 from daemon.store.models import DaemonBeat
-from tests.unit.test_config import MINIMAL
 
 SYNCED = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def app(tmp_path: Path) -> Iterator[App]:
-    (tmp_path / "billing.json").write_text('{"accounts": []}')
-    config = tmp_path / "lapse.toml"
-    config.write_text(MINIMAL.replace("sqlite:///state.db", f"sqlite:///{tmp_path / 'state.db'}"))
-    built = build_app(load_config(config))
-    yield built
-    built.engine.dispose()
 
 
 def _read(app: App) -> datetime | None:

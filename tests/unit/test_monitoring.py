@@ -6,26 +6,22 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from daemon.config.load import load_config
 from daemon.domain.phases import PLAYBOOK_PHASES
 from daemon.domain.states import ActionStatus, ApprovalStatus, NoticeStatus, State
-from daemon.runtime.app import App, build_app
+from daemon.runtime.app import App
 from daemon.runtime.http.health import SyncHealth, health
 from daemon.runtime.http.metrics import LapseCollector, make_registry
 from daemon.store.models import Approval, Correspondence, DaemonFlag, ScheduledAction
-from tests.unit.test_config import MINIMAL
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "monitoring" / "grafana-dashboard.json"
@@ -62,16 +58,6 @@ def test_healthz_is_503_once_syncs_are_stale_and_200_while_they_are_fresh() -> N
 
 
 # --- /metrics ---------------------------------------------------------------------
-
-
-@pytest.fixture
-def app(tmp_path: Path) -> Iterator[App]:
-    (tmp_path / "billing.json").write_text('{"accounts": []}')
-    config = tmp_path / "lapse.toml"
-    config.write_text(MINIMAL.replace("sqlite:///state.db", f"sqlite:///{tmp_path / 'state.db'}"))
-    built = build_app(load_config(config))
-    yield built
-    built.engine.dispose()
 
 
 def _queue(sessions: sessionmaker[Session], name: str, due: datetime, status: str) -> None:

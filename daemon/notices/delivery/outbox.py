@@ -57,10 +57,15 @@ class OutboxDelivery(Delivery):
         staged: list[_Staged] | None = getattr(self._local, "staged", None)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            if staged is None:
-                _write_atomically(target, message.as_bytes())
-            else:
-                staged.append(_Staged(_write_temporary(target, message.as_bytes()), target))
+            written = _Staged(_write_temporary(target, message.as_bytes()), target)
+            if staged is not None:
+                staged.append(written)
+            else:  # alone: durable and in place now, as a batch of one
+                try:
+                    _publish([written], self.path)
+                except BaseException:
+                    _discard([written])
+                    raise
         except OSError as error:
             raise TemporaryDeliveryError(f"cannot write {target}: {error}") from error
         return str(target)
@@ -117,24 +122,6 @@ def file_name(message: EmailMessage) -> str:
     if stem != bare:
         stem += "-" + hashlib.sha256(message_id.encode()).hexdigest()[:12]
     return stem + ".eml"
-
-
-def _write_atomically(target: Path, data: bytes) -> None:
-    """Write `data` to `target` so readers see either no file or the whole file.
-
-    Raises OSError; the temporary file is removed when anything fails.
-    """
-    fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, target)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    _fsync_directory(target.parent)
 
 
 def _write_temporary(target: Path, data: bytes) -> Path:
