@@ -131,6 +131,9 @@ def latency_storm(args: argparse.Namespace, workdir: Path, sshds: list[SSHServer
         sleep_s=args.sleep,
         workers=args.workers,
         max_parallel=args.workers,
+        # The sleep playbook needs no root: as root, this machine's ~/.bashrc (pyenv)
+        # would cost every SSH command 0.1 s of the cores the daemon is measured on.
+        unprivileged=True,
     )
     app = storm.app()
     ids = prepare(storm, app)

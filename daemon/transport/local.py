@@ -122,7 +122,7 @@ class LocalTransport(Transport):
     def _spawn(self, script: str, label: str) -> LocalProcess:
         self._slots.acquire()
         try:
-            popen = start_process(["bash", "-o", "pipefail", "-c", script])
+            popen = start_process(["bash", "--norc", "-o", "pipefail", "-c", script])
         except OSError as error:
             self._slots.release()
             raise TransportError(f"cannot start bash on {self.name}: {error}") from error

@@ -402,23 +402,37 @@ def _tune(connection: paramiko.Transport, known: dict[str, paramiko.PKey]) -> No
         options.key_types = usable
 
 
-# Runs the script ($1) in a subshell with a process group of its own (job control on
+# Runs the script ($2) in a subshell with a process group of its own (job control on
 # for that one fork: cheaper than starting another bash) beside a watchdog that kills
 # the whole group once the sshd process serving this session is gone. Without a pty,
 # sshd sends no SIGHUP when the client dies: the command would run on, orphaned, beside
 # the one a restarted daemon starts (invariant 4). The script keeps the session's
 # stdin, stdout and stderr; the watchdog holds none of them, so the channel ends when
 # the script does. Names are prefixed so the script's own variables cannot meet them.
+#
+# The session's sshd ($1) is the login shell's parent, read by the login shell as it
+# started: by the time this bash runs, the login shell has read ~/.bashrc, and a
+# session that ended meanwhile left this bash a child of init, whose $PPID would look
+# alive for ever. So the script starts only if that sshd is still there.
 _WATCHED = r"""
-lapse_session=$PPID
+lapse_session=$1
+case $lapse_session in
+  ''|*[!0-9]*) lapse_session=$PPID ;;  # a login shell without $PPID: the parent now
+esac
 lapse_gone() {
   if [ -d /proc/self ]; then [ ! -e "/proc/$lapse_session" ]
   else ! kill -0 "$lapse_session" 2>/dev/null; fi
 }
+if lapse_gone; then exit 255; fi
+# This bash's own stderr goes nowhere: a script that ends before `set +m` would have it
+# print a job notice ("[1]+ Exit 3 ...") into the command's stderr. The script gets the
+# session's stderr back (fd 3, then closed).
+exec 3>&2 2>/dev/null
 set -m
-(set +m -o pipefail; eval "$1") <&0 &
+(set +m -o pipefail; exec 2>&3 3>&-; eval "$2") <&0 &
 lapse_script=$!
 set +m
+exec 3>&-
 {
   while kill -0 "$lapse_script" 2>/dev/null; do
     if lapse_gone; then kill -KILL -- "-$lapse_script"; exit; fi
@@ -435,5 +449,13 @@ exit "$lapse_status"
 
 def _remote_command(script: str) -> str:
     """Wrap `script` for the remote login shell: bash with pipefail, whatever the shell is,
-    killed with its whole process group when the SSH session's sshd process ends."""
-    return f"exec bash -c {shlex.quote(_WATCHED)} lapse {shlex.quote(script)}"
+    killed with its whole process group when the SSH session's sshd process ends, and
+    never started when that sshd ended before the login shell got to it.
+
+    `--norc`: bash started by sshd reads ~/.bashrc even for a command, and `exec` puts the
+    new bash back at the top shell level, so it would read it a second time. The login
+    shell already ran it and the environment it exported is inherited; running it again
+    costs every command its time (a `pyenv init` or `nvm` hook: 100 ms and more) and lets
+    whatever it prints a second time into the command's output. `"$PPID"` is expanded by
+    the login shell: its parent, the session's sshd."""
+    return f'exec bash --norc -c {shlex.quote(_WATCHED)} lapse "$PPID" {shlex.quote(script)}'

@@ -7,6 +7,10 @@ the suspended state and queues their suspend phases, as the lifecycle does on th
 day they lapse. Two playbooks: the shipped nginx-linux (a verified backup over SSH,
 then the maintenance page), or `storm-sleep`, whose every phase is one `run` step
 that records its start and end on the host and sleeps (remote latency, no bytes).
+The sleep playbook needs no root: `unprivileged` has it log in as the lab's ordinary
+user, as an unprivileged playbook would (root's ~/.bashrc on a lab machine may run hooks,
+pyenv or nvm, that cost each SSH session a tenth of a second of the cores the daemon runs
+on); that user must then be able to reach `root` (every directory above it traversable).
 """
 
 from __future__ import annotations
@@ -116,10 +120,12 @@ def write_storm(
     extra_daemon: str = "",
     one_host: bool = False,
     notifier: str = "",
+    unprivileged: bool = False,
 ) -> Storm:
     """Write the storm's config, sites and billing under `root` (accounts spread over
     web1 and web2, the first on the first sshd, the second on the last; all on web1
-    when `one_host`)."""
+    when `one_host`; logged in as the lab's ordinary user when `unprivileged`, else as
+    root)."""
     root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o755)
     trace = root / "trace.log"
@@ -141,7 +147,7 @@ def write_storm(
                 transport = "ssh"
                 address = "{sshd.host}"
                 port = {sshd.port}
-                user = "{sshd.root_user}"
+                user = "{sshd.user if unprivileged else sshd.root_user}"
                 key_file = "{sshd.client_key_path}"
                 known_hosts = "{sshd.known_hosts_path}"
                 playbook = "{playbook}"

@@ -15,7 +15,8 @@ import pytest
 
 from daemon.transport import HostKeyError, TransportError
 from daemon.transport.ssh import SSHTransport
-from tests.lab.services.sshd import SSHServer
+from tests.lab.services.common import user_tool
+from tests.lab.services.sshd import EXTRA_LOGIN_PREFIX, SSHServer, install_authorized_key
 
 
 def ssh_transport(sshd: SSHServer, **options: object) -> SSHTransport:
@@ -159,3 +160,76 @@ def _running(marker: str) -> list[str]:
     """The command lines of processes on this machine whose arguments hold `marker`."""
     found = subprocess.run(["pgrep", "-a", "-f", f"sleep {marker}"], capture_output=True, text=True)
     return [line for line in found.stdout.splitlines() if "pgrep" not in line]
+
+
+def test_a_command_reads_the_users_bashrc_once_and_keeps_what_it_exported(
+    sshd: SSHServer,
+) -> None:
+    """sshd's bash reads ~/.bashrc even for a command; the bash the transport starts must
+    not read it again (each read costs every command its time, and whatever it prints
+    lands in the output twice) but keeps what it exported."""
+    name = f"{EXTRA_LOGIN_PREFIX}{secrets.token_hex(3)}"
+    public_key = Path(f"{sshd.client_key_path}.pub").read_text()
+    user = install_authorized_key(public_key, name)
+    reads = Path(user.pw_dir) / "reads"
+    Path(user.pw_dir, ".bashrc").write_text(
+        f'echo "$$" >> {reads}\nexport LAPSE_FROM_RC=exported\n'
+    )
+    transport = ssh_transport(sshd, user=name)
+    try:
+        assert transport.run('echo "$LAPSE_FROM_RC"', "rc").stdout == b"exported\n"
+        assert len(reads.read_text().splitlines()) == 1
+    finally:
+        transport.close()
+        subprocess.run(["pkill", "-KILL", "-u", name], check=False)
+        user_tool("userdel", "--remove", name, check=False)
+
+
+def test_a_command_whose_session_ended_while_the_login_shell_started_never_runs(
+    sshd: SSHServer,
+) -> None:
+    """The login shell reads ~/.bashrc before it starts the transport's bash; a daemon
+    killed in that time leaves a bash whose parent is already gone. It must not run the
+    script (no orphan beside the re-run a restarted daemon makes)."""
+    name = f"{EXTRA_LOGIN_PREFIX}{secrets.token_hex(3)}"
+    public_key = Path(f"{sshd.client_key_path}.pub").read_text()
+    user = install_authorized_key(public_key, name)
+    ran = Path(user.pw_dir) / "ran"
+    Path(user.pw_dir, ".bashrc").write_text("sleep 1\n")  # a slow login, as pyenv's hooks
+    transport = ssh_transport(sshd, user=name)
+    try:
+        transport.run("true", "first")
+        with transport.start(f"sleep 1; echo ran > {ran}", "cut"):
+            transport.connection().close()  # the daemon dies while ~/.bashrc runs
+            time.sleep(4)  # the login 1 s, the script 1 s, with time to spare
+            assert not ran.exists()
+        left = subprocess.run(["pgrep", "-u", name], capture_output=True, text=True)
+        assert left.stdout == ""
+    finally:
+        transport.close()
+        subprocess.run(["pkill", "-KILL", "-u", name], check=False)
+        user_tool("userdel", "--remove", name, check=False)
+
+
+def test_a_script_that_ends_at_once_leaves_no_job_notice_in_its_stderr(sshd: SSHServer) -> None:
+    """The wrapper starts the script as a job of its own; one that ends before job control
+    is off again must not have bash's "[1]+ Exit 3" notice printed into its stderr (it
+    happened about once in a hundred commands: 160 here, four at a time)."""
+    transport = ssh_transport(sshd)
+    seen: list[tuple[int, str]] = []
+
+    def quick_ones() -> None:
+        for _ in range(40):
+            result = transport.run("echo why >&2; exit 3", "quick", check=False)
+            seen.append((result.status, result.stderr))
+
+    try:
+        threads = [threading.Thread(target=quick_ones) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(seen) == 160
+        assert set(seen) == {(3, "why\n")}
+    finally:
+        transport.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ from tests.lab.services.common import (
 )
 
 SSH_USER = "lapsessh"
+# Logins a test makes for itself (a user of its own: its ~/.bashrc, its shell) start so.
+EXTRA_LOGIN_PREFIX = "lapselogin"
 SFTP_SERVER = Path("/usr/lib/openssh/sftp-server")
 
 
@@ -84,12 +87,13 @@ def _keygen(ssh_keygen: str, path: Path, comment: str) -> str:
     return path.with_name(path.name + ".pub").read_text().strip()
 
 
-def _install_authorized_key(public_key: str) -> None:
-    """Make `public_key` the only authorized key of the lapsessh user (created if missing)."""
-    user = ensure_user(SSH_USER, system=False, login_shell="/bin/bash")
+def install_authorized_key(public_key: str, name: str = SSH_USER) -> pwd.struct_passwd:
+    """Make `public_key` the only authorized key of the login user `name` (created with a
+    bash login shell if missing). Returns the user's passwd entry."""
+    user = ensure_user(name, system=False, login_shell="/bin/bash")
     # A fresh useradd leaves the account locked ("!"), and sshd refuses locked accounts
     # even for key logins; "*" means "no password" without locking it.
-    user_tool(require_binary("usermod"), "-p", "*", SSH_USER)
+    user_tool(require_binary("usermod"), "-p", "*", name)
     home = Path(user.pw_dir)
     home.mkdir(parents=True, exist_ok=True)
     os.chown(home, user.pw_uid, user.pw_gid)
@@ -102,6 +106,7 @@ def _install_authorized_key(public_key: str) -> None:
     keys.write_text(public_key + "\n")
     os.chown(keys, user.pw_uid, user.pw_gid)
     keys.chmod(0o600)
+    return user
 
 
 def start_sshd(workdir: Path, host: str = "127.0.0.1") -> SSHServer:
@@ -120,7 +125,7 @@ def start_sshd(workdir: Path, host: str = "127.0.0.1") -> SSHServer:
     client_key = workdir / "client_ed25519"
     host_public = _keygen(ssh_keygen, host_key, "lapse-lab-host")
     client_public = _keygen(ssh_keygen, client_key, "lapse-lab-client")
-    _install_authorized_key(client_public)
+    install_authorized_key(client_public)
     # sshd insists on its privilege separation directory even in a private instance.
     Path("/run/sshd").mkdir(mode=0o755, parents=True, exist_ok=True)
 
@@ -148,7 +153,7 @@ def start_sshd(workdir: Path, host: str = "127.0.0.1") -> SSHServer:
         f"AuthorizedKeysFile {authorized_dir}/%u .ssh/authorized_keys",
         # The lab's files live in /tmp with root ownership; modes are not what is tested.
         "StrictModes no",
-        f"AllowUsers {SSH_USER} root",
+        f"AllowUsers {SSH_USER} {EXTRA_LOGIN_PREFIX}* root",
         "PermitRootLogin prohibit-password",
         "LogLevel VERBOSE",
     ]
