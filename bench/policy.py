@@ -55,7 +55,7 @@ from sqlalchemy import Column, Index, MetaData, String, Table, create_engine, in
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from daemon.billing.flat import FLAT_COLUMNS
-from daemon.billing.listing import Listed, Recalled, Refused
+from daemon.billing.listing import Listed, Recalled, Refused, every_account
 from daemon.billing.sql import SqlSource
 from daemon.config.load import validate_config
 from daemon.config.schema import PolicyConfig, SqlBilling
@@ -246,7 +246,7 @@ def read_all(source: SqlSource, policy: PolicyConfig) -> tuple[float, float, int
     eval_s = 0.0
     count = 0
     started = time.perf_counter()
-    for listing in source.stream():
+    for listing in every_account(source.stream()):
         if isinstance(listing, Recalled):
             return time.perf_counter() - started - eval_s, eval_s, count, len(listing.ids)
         if not isinstance(listing, Listed):

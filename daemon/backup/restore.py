@@ -296,8 +296,8 @@ def _stage(
 ) -> None:
     """Extract site archive `key` into a staging directory on the host and compare it.
 
-    With `arm`, the swap's session is started (into `sessions`) once the stream is
-    sent, while the host still lists what it extracted. Raises UnsafeArchiveError,
+    With `arm`, the swap's session is started (into `sessions`) once the store answered,
+    so that its connection is made while the archive streams. Raises UnsafeArchiveError,
     or BackupError when the host fails, the object does not match the manifest, or
     the staging tree differs from the archive.
     """
@@ -322,15 +322,16 @@ def _stage(
         with transport.start_bulk(script, label) as process:
             stream = service.store.open(key)
             try:
-                expected, size, digest = _stream(process, stream, entry, sent, label)
-            except TransportError as error:
-                # The host may have stopped reading because its script refused the target.
-                _raise_refusal(process, item.host, label, error)
-                raise
+                if arm:
+                    item.armed = _arm_swap(transport, item, sessions)
+                try:
+                    expected, size, digest = _stream(process, stream, entry, sent, label)
+                except TransportError as error:
+                    # The host may have stopped reading because its script refused the target.
+                    _raise_refusal(process, item.host, label, error)
+                    raise
             finally:
                 stream.close()
-            if arm:
-                item.armed = _arm_swap(transport, item, sessions)
             output = process.read_all()
             result = process.wait()
     except (TransportError, BackupStoreError) as error:
@@ -426,8 +427,11 @@ def _compare(expected: Tree, output: bytes, item: _Staged) -> None:
 def _arm_swap(transport: Transport, item: _Staged, sessions: ExitStack) -> RemoteProcess:
     """Start `item`'s swap script, waiting for its order, and return its process.
 
-    Its connection (a new one: the OpenSSH client) is made while the host lists and
-    digests the staging tree, instead of after the comparison. Raises TransportError.
+    Its connection (a new one: the OpenSSH client) is made while the archive streams,
+    instead of after the comparison: made once the stream was sent, it was still not
+    ready when a quick comparison ended, and the swap waited for it (0.15-0.4 s of a
+    256 MiB restore on two busy cores). The script does nothing before its order,
+    which only a successful comparison sends. Raises TransportError.
     """
     label = f"swap of {item.target.path}"
     return sessions.enter_context(

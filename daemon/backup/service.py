@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from importlib.metadata import version
 from pathlib import PurePosixPath
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import structlog
 from sqlalchemy import select
@@ -51,7 +51,6 @@ from daemon.config.schema import BackupConfig, HostConfig
 from daemon.domain.errors import UnknownAccountError
 from daemon.domain.snapshot import Database, Service
 from daemon.domain.states import BackupStatus
-from daemon.notices.alerts import OpsAlerts
 from daemon.store.models import Account, Backup
 from daemon.store.records import stored_snapshot
 from daemon.transport import (
@@ -62,6 +61,11 @@ from daemon.transport import (
     TransportError,
     Transports,
 )
+
+if TYPE_CHECKING:
+    # Only named here: the alerts object is handed in, and importing the notices (jinja2,
+    # the templates) would cost `lapse restore` a tenth of a second of start-up.
+    from daemon.notices.alerts import OpsAlerts
 
 log = structlog.get_logger("lapse.backup")
 

@@ -206,7 +206,7 @@ def swap_script(target: StagedTarget, armed: bool = False) -> str:
     and returns without waiting for it (a removal that cannot start is a warning).
 
     `armed`: the script first waits for the line SWAP_ORDER on its input (started
-    ahead, its connection is made while the host still lists the staging tree); any
+    ahead, its connection is made while the archive streams); any
     other line, or the input's end (the daemon gave up, or its link went), ends
     it with status 0 before it looked at anything, nothing printed.
     """

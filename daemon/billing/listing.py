@@ -5,6 +5,10 @@ account when most have not changed since the last sync. So a source hands the en
 one `Listed` account at a time: its id, a digest of its raw billing data, and the
 means to read its snapshot and its docroots. The engine compares the digest with the
 one stored with the account and reads the snapshot only when they differ.
+
+A source may go one step further and hand out its accounts in blocks (`Block`): runs
+of rows digested whole, whose accounts are listed only when the engine asks, so that
+a sync passes over a run the last sync remembered without looking at its accounts.
 """
 
 from __future__ import annotations
@@ -77,7 +81,46 @@ class Recalled:
     ids: frozenset[str]
 
 
-Listing = Listed | Refused | Recalled
+class Block(ABC):
+    """A run of consecutive billing rows, whole accounts only, handed out before any of its
+    accounts is listed, so that a sync can pass over a run it already knows.
+
+    `key` names the run (the id of its last account) and `digest` its raw rows, cells of
+    every row in order (None when a cell does not serialise: the run is then listed every
+    time). A `tainted` run holds rows whose meaning depends on rows outside it (an account
+    read apart, or one broken by a row before the run): it is always listed and never
+    remembered. `first` is the number of its first row.
+    """
+
+    __slots__ = ("digest", "first", "key", "tainted")
+
+    def __init__(self, key: str, digest: str | None, first: int, tainted: bool) -> None:
+        self.key = key
+        self.digest = digest
+        self.first = first
+        self.tainted = tainted
+
+    @abstractmethod
+    def listings(self) -> Iterator[Listed | Refused]:
+        """List the run's accounts and its malformed rows, as a stream without blocks would."""
+
+    @abstractmethod
+    def refusal(self, number: int, account_id: str | None, field: str, message: str) -> Refused:
+        """Return the listing of an error found on row `number` of this run (a remembered
+        error, reported again when the run is passed over)."""
+
+
+Listing = Listed | Refused | Recalled | Block
+
+
+def every_account(listings: Iterable[Listing]) -> Iterator[Listed | Refused | Recalled]:
+    """Return `listings` with every block's listings in its place, for a consumer that
+    takes each account whatever it knows of the blocks."""
+    for listing in listings:
+        if isinstance(listing, Block):
+            yield from listing.listings()
+        else:
+            yield listing
 
 
 def snapshot_trees(snapshot: AccountSnapshot) -> tuple[Tree, ...]:

@@ -10,8 +10,10 @@ them: the host-side tree check sees to links.
 
 from __future__ import annotations
 
+import hashlib
 from array import array
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from pathlib import PurePosixPath
 
 from daemon.billing.listing import Tree, snapshot_trees
@@ -41,7 +43,9 @@ class TreeIndex:
     A hash in common proves nothing (two paths may hash alike), so `suspects` only
     names the hashes to look at; `refuse_overlaps` then decides on the real paths of
     the few accounts whose trees carry them. Paths are cut on '/' with empty and '.'
-    parts dropped, which never tells apart two paths PurePosixPath takes as one.
+    parts dropped, which never tells apart two paths PurePosixPath takes as one. The
+    hashes are the same in every process (see `tree_hashes`), so a sync can remember
+    those of a block of accounts and give them back at the next (`add_hashes`).
     """
 
     def __init__(self) -> None:
@@ -50,8 +54,9 @@ class TreeIndex:
         # The hash of every proper ancestor of every tree (the host alone included).
         self.ancestors = array("q")
 
-    def add(self, trees: Iterable[Tree]) -> None:
-        """Take one account's (host, docroot) trees."""
+    def add(self, trees: Iterable[Tree]) -> tuple[set[int], set[int]]:
+        """Take one account's (host, docroot) trees; return the hashes taken: those of
+        its trees, and those of their ancestors that are not its own trees."""
         own: set[int] = set()
         above: set[int] = set()
         for host, docroot in trees:
@@ -62,7 +67,24 @@ class TreeIndex:
             if full in self.trees:
                 self.doubled.add(full)
             self.trees.add(full)
-        self.ancestors.extend(above - own)
+        above -= own
+        self.ancestors.extend(above)
+        return own, above
+
+    def add_hashes(self, own: Sequence[int], above: Iterable[int]) -> None:
+        """Take the hashes `add` returned for a run of accounts: `own`, each account's
+        own trees one after the other, and `above`, their ancestors (in any order, once
+        each or more). The same as adding the accounts one by one."""
+        fresh = set(own)
+        if len(fresh) < len(own):  # two accounts of the run share a tree
+            counted: set[int] = set()
+            for full in own:
+                if full in counted:
+                    self.doubled.add(full)
+                counted.add(full)
+        self.doubled |= fresh & self.trees
+        self.trees |= fresh
+        self.ancestors.extend(above)
 
     def suspects(self) -> set[int]:
         """Return the hashes of trees that another account's tree may equal or lie in."""
@@ -71,14 +93,25 @@ class TreeIndex:
 
 
 def tree_hashes(host: str, docroot: str) -> tuple[int, list[int]]:
-    """Return the hash of a tree and those of its proper ancestors on its host."""
+    """Return the hash of a tree and those of its proper ancestors on its host: signed
+    64-bit numbers, the same in every process (not Python's salted `hash`)."""
     parts = [part for part in docroot.split("/") if part and part != "."]
-    path: tuple[str, ...] = (host,)
+    path = host
     parents = []
     for part in parts:
-        parents.append(hash(path))
-        path = (*path, part)
-    return hash(path), parents
+        parents.append(_ancestor_hash(path))
+        path = f"{path}\0{part}"
+    return _path_hash(path), parents
+
+
+def _path_hash(path: str) -> int:
+    """A path's 64-bit hash (BLAKE2b): paths that differ hash alike once in 2**64."""
+    digest = hashlib.blake2b(path.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little", signed=True)
+
+
+# Ancestors are few and shared (the host, /srv, /srv/www): their hashes are kept.
+_ancestor_hash = lru_cache(maxsize=4096)(_path_hash)
 
 
 def involved(trees: Iterable[Tree], suspects: set[int]) -> bool:

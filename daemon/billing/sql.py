@@ -10,7 +10,8 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from daemon.billing.base import BillingError, BillingSource
 from daemon.billing.flat import ReadCache
-from daemon.billing.flat_stream import scattered_accounts, stream_flat
+from daemon.billing.flat_blocks import stream_blocks
+from daemon.billing.flat_stream import scattered_accounts
 from daemon.billing.listing import Listing, Recalled
 from daemon.billing.parse import parse_flat
 from daemon.config.schema import SqlBilling
@@ -97,8 +98,8 @@ class SqlSource(BillingSource):
             raise BillingError(message) from None
 
     def stream(self) -> Iterator[Listing]:
-        """Run the query and list its accounts as their rows arrive (see fetch_all for the
-        row numbers and the errors raised)."""
+        """Run the query and list its accounts as their rows arrive, in blocks (see
+        daemon.billing.flat_blocks; fetch_all for the row numbers and the errors raised)."""
         try:
             with self._engine.connect() as connection:
                 streaming = connection.execution_options(stream_results=True, yield_per=_CHUNK)
@@ -112,7 +113,7 @@ class SqlSource(BillingSource):
                 def read_apart(ids: frozenset[str]) -> list[tuple[int, Sequence[object]]] | None:
                     return self._read_apart(ids)
 
-                listings = stream_flat(
+                listings = stream_blocks(
                     list(result.keys()),
                     _numbered(result),
                     self.name,

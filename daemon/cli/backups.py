@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,14 +18,19 @@ from daemon.cli.common import (
     config_option,
     json_option,
     open_app,
+    open_restore,
     operator,
     show_json,
     show_table,
 )
 from daemon.cli.progress import RestoreProgress
+from daemon.cli.teardown import skip_teardown
 from daemon.domain.states import ActionStatus, BackupStatus
 from daemon.policy import commands
-from daemon.runtime.app import App
+
+if TYPE_CHECKING:
+    from daemon.runtime.app import App
+    from daemon.runtime.restore_parts import RestoreParts
 
 
 def _summary(backup: BackupView) -> dict[str, Any]:
@@ -165,49 +170,81 @@ def restore(
         raise click.UsageError("--files-only and --databases-only exclude each other")
     if reactivate and dry_run:
         raise click.UsageError("--reactivate changes the account; it cannot go with --dry-run")
-    app = open_app(config_path, account)
+    parts = open_restore(config_path, account)
+    try:
+        if reactivate:
+            # Built before anything is restored: a part it cannot set up (billing, the
+            # notices) refuses the command while the host is still untouched.
+            parts.full_app()
+        chosen = _chosen_backup(parts, account, backup_id)
+        whole = not (to_host or path or files_only or databases_only)
+        if (
+            whole
+            and chosen.manifest
+            and any(o.kind == PANEL_ARCHIVE for o in chosen.manifest.objects)
+        ):
+            _restore_through_playbook(parts.full_app(), account, chosen.id, dry_run, reactivate)
+            return
+        request = RestoreRequest(
+            chosen.id,
+            host=to_host,
+            path=path,
+            files=not databases_only,
+            databases=not files_only,
+            dry_run=dry_run,
+            force=force or reactivate,
+            actor=operator(),
+        )
+        _restore_objects(parts, account, chosen, request, reactivate)
+    finally:
+        parts.close()
+    # Everything it opened is closed: the prompt need not wait for the interpreter's
+    # teardown.
+    skip_teardown()
+
+
+def _chosen_backup(parts: RestoreParts, account: str, backup_id: str) -> BackupView:
+    """Return the backup `backup_id` names ('latest': the newest verified) of `account`.
+
+    Raises UnknownBackupError, or BackupError when there is none or it is another
+    account's."""
     if backup_id == "latest":
-        latest = app.backups.latest_verified(account)
+        latest = parts.backups.latest_verified(account)
         if latest is None:
             raise BackupError(f"{account} has no verified backup to restore")
         backup_id = latest.id
-    elif app.backups.get(backup_id).account_id != account:
+    elif parts.backups.get(backup_id).account_id != account:
         raise BackupError(f"backup {backup_id} belongs to another account, not {account}")
-    chosen = app.backups.get(backup_id)
-    whole = not (to_host or path or files_only or databases_only)
-    if whole and chosen.manifest and any(o.kind == PANEL_ARCHIVE for o in chosen.manifest.objects):
-        _restore_through_playbook(app, account, backup_id, dry_run, reactivate)
-        return
-    request = RestoreRequest(
-        backup_id,
-        host=to_host,
-        path=path,
-        files=not databases_only,
-        databases=not files_only,
-        dry_run=dry_run,
-        force=force or reactivate,
-        actor=operator(),
-    )
+    return parts.backups.get(backup_id)
+
+
+def _restore_objects(
+    parts: RestoreParts,
+    account: str,
+    chosen: BackupView,
+    request: RestoreRequest,
+    reactivate: bool,
+) -> None:
+    """Restore the site files and databases `request` asks for, say what was restored,
+    then with `reactivate` return the account to active and run its queued phases."""
+    with RestoreProgress(chosen, request) as progress:
+        report = restore_backup(parts.backups, request, progress.advance)
+    verb = "would restore" if request.dry_run else "restored"
+    for item in report.restored:
+        click.echo(
+            f"  {verb} {item.name} ({item.bytes} bytes) to {item.host}:{item.target}"
+            + (f" in {item.seconds:.1f} s; {item.check}" if item.check else "")
+        )
     who = request.actor
-    try:
-        with RestoreProgress(app.backups.get(backup_id), request) as progress:
-            report = restore_backup(app.backups, request, progress.advance)
-        verb = "would restore" if dry_run else "restored"
-        for item in report.restored:
-            click.echo(
-                f"  {verb} {item.name} ({item.bytes} bytes) to {item.host}:{item.target}"
-                + (f" in {item.seconds:.1f} s; {item.check}" if item.check else "")
-            )
-        click.echo(f"{account}: {verb} backup {backup_id} as {who}")
-        if reactivate:
-            decision = app.lifecycle.apply_command(
-                account, commands.reactivate, who, reason=f"backup {backup_id} restored"
-            )
-            click.echo(f"{account}: {decision.from_state} -> {decision.record.label}")
-            for phase, status in app.runner.run_queued(account):
-                click.echo(f"{account}: {phase} phase {status}")
-    finally:
-        app.transports.close()
+    click.echo(f"{account}: {verb} backup {chosen.id} as {who}")
+    if reactivate:
+        app = parts.full_app()
+        decision = app.lifecycle.apply_command(
+            account, commands.reactivate, who, reason=f"backup {chosen.id} restored"
+        )
+        click.echo(f"{account}: {decision.from_state} -> {decision.record.label}")
+        for phase, status in app.runner.run_queued(account):
+            click.echo(f"{account}: {phase} phase {status}")
 
 
 def _restore_through_playbook(

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from click.shell_completion import CompletionItem
@@ -25,7 +25,11 @@ from rich.table import Table
 from daemon.config import Config, load_config, load_embedded_config
 from daemon.config.load import default_data_dir
 from daemon.domain.errors import LapseError
-from daemon.runtime.app import App, Readers, build_app, describe_state, open_readers
+from daemon.runtime.state import describe_state
+
+if TYPE_CHECKING:
+    from daemon.runtime.app import App, Readers
+    from daemon.runtime.restore_parts import RestoreParts
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -94,16 +98,32 @@ def open_app(config_path: Path | None, account: str | None = None) -> App:
     Raises ConfigError, MissingStateError, StateStoreError, SecretError, and
     UnknownAccountError naming the closest ids.
     """
+    # Imported here: the whole application is more than some commands need (open_restore).
+    from daemon.runtime.app import build_app
+
     app = build_app(load_announced(config_path), create_db=False)
     if account is not None:
         app.readers.accounts.require(account)
     return app
 
 
+def open_restore(config_path: Path | None, account: str) -> RestoreParts:
+    """Resolve and load the config, say which it is, and set up what a restore needs over
+    an existing state database (daemon.runtime.restore_parts), after checking that the
+    database knows `account`. Raises what `open_app` raises."""
+    from daemon.runtime.restore_parts import open_restore_parts
+
+    parts = open_restore_parts(load_announced(config_path))
+    parts.accounts.require(account)
+    return parts
+
+
 def open_views(config_path: Path | None, account: str | None = None) -> tuple[Config, Readers]:
     """Resolve and load the config, say which it is, and open the read models of an
     existing state database; with `account`, check first that the database knows it.
     Raises what `open_app` raises."""
+    from daemon.runtime.app import open_readers
+
     config = load_announced(config_path)
     readers = open_readers(config.state, create=False)
     if account is not None:
@@ -121,6 +141,8 @@ def complete_account(
 ) -> list[CompletionItem]:
     """Offer the account ids starting with `incomplete`, read from the state database of
     the config given so far (nothing when it cannot be read: completion never fails)."""
+    from daemon.runtime.app import open_readers
+
     try:
         path = resolve_config_path(ctx.params.get("config_path"))
         readers = open_readers(read_config(path).state, create=False)

@@ -10,6 +10,7 @@ import click
 
 from daemon.backup.errors import UnknownBackupError
 from daemon.cli.common import NotFoundError
+from daemon.cli.teardown import end_now_if_asked
 from daemon.config import ConfigError
 from daemon.domain.errors import LapseError, UnknownAccountError
 from daemon.runtime.logs import configure_logging
@@ -109,7 +110,9 @@ def cli() -> None:
 def main(args: list[str] | None = None) -> None:
     """Console-script entry point (`args` default to the process's): every error is one
     `lapse: error: ...` line on stderr (a usage error after the command's usage) and an
-    exit status from the table above. Always ends by raising SystemExit."""
+    exit status from the table above. Always ends by raising SystemExit, or, after a
+    command that succeeded and asked for it (daemon.cli.teardown), by ending the
+    process at once."""
     try:
         cli.main(args, prog_name="lapse", standalone_mode=False)
     except click.exceptions.Abort:
@@ -130,6 +133,7 @@ def main(args: list[str] | None = None) -> None:
         _fail(str(error), EXIT_NOT_FOUND)
     except LapseError as error:
         _fail(str(error), EXIT_FAILED)
+    end_now_if_asked(EXIT_OK)
     sys.exit(EXIT_OK)
 
 

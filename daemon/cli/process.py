@@ -21,11 +21,12 @@ from daemon.cli.common import (
 )
 from daemon.config import ConfigError
 from daemon.domain.clock import system_clock
-from daemon.runtime.app import build_app, migrate_state, prepare_embedded_data, state_url_of
+from daemon.runtime.app import build_app, prepare_embedded_data
 from daemon.runtime.leadership import Leadership
 from daemon.runtime.logs import configure_logging
 from daemon.runtime.probes import deep_check
 from daemon.runtime.service import serve
+from daemon.runtime.state import migrate_state, state_url_of
 from daemon.store.writer_lock import WriterLock, acquire_writer_lock, shares_daemons
 
 

@@ -22,7 +22,7 @@ from daemon.cli.common import (
 from daemon.domain.states import NoticeStatus, State, StepStatus
 from daemon.lifecycle.history import History
 from daemon.lifecycle.queries import AccountView, PendingAction
-from daemon.runtime.app import describe_state
+from daemon.runtime.state import describe_state
 from daemon.store.work_queue import QueueFigures
 
 

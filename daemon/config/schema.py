@@ -470,7 +470,8 @@ class HostConfig(Section):
         default=2,
         ge=1,
         description="Playbook phases run at once on this host, counted across every daemon "
-        "sharing the state database; one slot more is kept for a paying client's unsuspend.",
+        "sharing the state database; a phase counts against every host its account's "
+        "services are on. One slot more is kept for a paying client's unsuspend.",
         examples=[2],
     )
     connect_timeout: Duration = Field(

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from daemon.domain.phases import Phase, phase_priority
 from daemon.domain.states import ActionStatus
 from daemon.store.models import ScheduledAction
-from daemon.store.records import action_host
+from daemon.store.records import action_hosts
 
 
 def queue_playbook(
@@ -47,7 +47,7 @@ def queue_playbook(
         updated_at=now,
         attempts=0,
         priority=phase_priority(phase),
-        host=action_host(session, account_id),
+        hosts=action_hosts(session, account_id),
     )
     session.add(action)
     return action

@@ -320,6 +320,7 @@ class LifecycleEngine:
             "snapshot": read.data,
             "snapshot_hash": read.digest,
             "billing_digest": read.billing_digest,
+            "billing_block": read.block,
             "first_seen_at": now,
             "updated_at": now,
             "version": 1,
@@ -449,6 +450,8 @@ class LifecycleEngine:
         data = read.data if read is not None else snapshot_to_json(snapshot)
         digest = read.digest if read is not None else snapshot_digest(data)
         billing_digest = read.billing_digest if read is not None else None
+        if read is not None and row.billing_block != read.block:
+            row.billing_block = read.block
         if digest == row.snapshot_hash:
             if billing_digest is not None and row.billing_digest != billing_digest:
                 row.billing_digest = billing_digest

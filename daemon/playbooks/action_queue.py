@@ -31,7 +31,7 @@ from daemon.playbooks.claims import claim_is_stale, this_process
 from daemon.playbooks.picking import QueuedAction, Running, pick_next
 from daemon.playbooks.ports import BrakeStatus
 from daemon.store.models import Account, PlaybookRun, ScheduledAction, StepRecord
-from daemon.store.records import action_host, stored_snapshot
+from daemon.store.records import action_hosts, split_hosts, stored_snapshot
 
 # The key of the transaction-level advisory lock claimers take on PostgreSQL.
 CLAIM_LOCK_KEY = 0x4C61707365436C61  # "LapseCla"
@@ -247,7 +247,7 @@ class ActionQueue:
                 updated_at=now,
                 attempts=0,
                 priority=phase_priority(phase),
-                host=action_host(session, account_id),
+                hosts=action_hosts(session, account_id),
             )
             session.add(action)
             session.flush()
@@ -361,18 +361,17 @@ def _running(session: Session, now: datetime) -> tuple[Running, set[int]]:
         select(
             ScheduledAction.id,
             ScheduledAction.account_id,
-            ScheduledAction.host,
+            ScheduledAction.hosts,
             ScheduledAction.claimed_by,
             ScheduledAction.lease_until,
         ).where(ScheduledAction.kind == "playbook", ScheduledAction.status == ActionStatus.RUNNING)
     )
-    for action_id, account_id, host, holder, lease_until in rows:
+    for action_id, account_id, hosts, holder, lease_until in rows:
         if _is_stale(holder, lease_until, now):
             stale.add(action_id)
             continue
         running.accounts.add(account_id)
-        if host is not None:
-            running.per_host[host] += 1
+        running.per_host.update(split_hosts(hosts))
     return running, stale
 
 
@@ -385,7 +384,7 @@ def _due(session: Session, moment: datetime, stale: set[int]) -> list[QueuedActi
             ScheduledAction.id,
             ScheduledAction.account_id,
             ScheduledAction.name,
-            ScheduledAction.host,
+            ScheduledAction.hosts,
             ScheduledAction.priority,
             ScheduledAction.created_at,
         )
@@ -402,6 +401,6 @@ def _due(session: Session, moment: datetime, stale: set[int]) -> list[QueuedActi
         .with_for_update(skip_locked=True, of=ScheduledAction)
     )
     return [
-        QueuedAction(action_id, account_id, name, host, priority, created_at)
-        for action_id, account_id, name, host, priority, created_at in session.execute(query)
+        QueuedAction(action_id, account_id, name, split_hosts(hosts), priority, created_at)
+        for action_id, account_id, name, hosts, priority, created_at in session.execute(query)
     ]

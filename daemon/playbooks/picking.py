@@ -5,7 +5,8 @@
 every daemon sharing the state database), and returns the first action that may start:
 
 - never two phases of one account at once;
-- never more phases on a host than its `max_parallel`, but for one slot more kept for
+- never more phases on a host than its `max_parallel` (a phase counts against every host
+  it works on: a site on one, its database on another), but for one slot more kept for
   a paying client's unsuspend (UNSUSPEND_HEADROOM): a reactivation is light (a
   maintenance page taken down, logins given back) and must not wait for a suspension's
   backup to end on its host;
@@ -40,7 +41,7 @@ class QueuedAction:
     action_id: int
     account_id: str
     phase: str
-    host: str | None
+    hosts: tuple[str, ...]  # every host it works on; none for an account without services
     priority: int
     created_at: datetime
 
@@ -69,9 +70,10 @@ def pick_next(
 ) -> QueuedAction | None:
     """Return the first of `queued` (taken in queue order) that may start now, or None.
 
-    `host_limit` gives a host's `max_parallel`; an action with no host counts against
-    none. `braked` holds suspend and delete; `only` restricts the phases (the reserved
-    worker takes only unsuspend); `allow` may refuse an action, which then waits.
+    `host_limit` gives a host's `max_parallel`; an action waits while any of its hosts is
+    full, and one with no host counts against none. `braked` holds suspend and delete;
+    `only` restricts the phases (the reserved worker takes only unsuspend); `allow` may
+    refuse an action, which then waits.
     """
     for action in sorted(queued, key=queue_order):
         if action.account_id in running.accounts:
@@ -80,7 +82,7 @@ def pick_next(
             continue
         if only is not None and action.phase not in only:
             continue
-        if action.host is not None and running.per_host[action.host] >= _limit(action, host_limit):
+        if any(running.per_host[host] >= _limit(action, host, host_limit) for host in action.hosts):
             continue
         if allow is not None and not allow(action):
             continue
@@ -88,12 +90,11 @@ def pick_next(
     return None
 
 
-def _limit(action: QueuedAction, host_limit: Callable[[str], int]) -> int:
-    """How many phases may run on the action's host when it starts: `max_parallel`, and
+def _limit(action: QueuedAction, host: str, host_limit: Callable[[str], int]) -> int:
+    """How many phases may run on `host` when the action starts: its `max_parallel`, and
     for an unsuspend the headroom kept for it."""
-    assert action.host is not None
     extra = UNSUSPEND_HEADROOM if action.phase == Phase.UNSUSPEND.value else 0
-    return host_limit(action.host) + extra
+    return host_limit(host) + extra
 
 
 def host_limits(limits: Mapping[str, int], default: int) -> Callable[[str], int]:

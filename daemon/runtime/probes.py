@@ -39,7 +39,7 @@ from daemon.config.schema import (
 from daemon.config.secrets import SecretRef
 from daemon.domain.errors import LapseError
 from daemon.notices.delivery.smtp import SmtpDelivery
-from daemon.runtime.app import describe_state, open_state
+from daemon.runtime.state import describe_state, open_state
 from daemon.transport import Transports
 
 # Probe objects go under this prefix of the backup store, apart from any account's.

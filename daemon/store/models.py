@@ -11,7 +11,18 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Enum, ForeignKey, Index, Integer, LargeBinary, Numeric, String, Text
+from sqlalchemy import (
+    JSON,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    Numeric,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from daemon.domain.states import (
@@ -52,6 +63,16 @@ class Account(Base):
     """One billing account and where it stands in the lifecycle (the source of truth)."""
 
     __tablename__ = "accounts"
+    # The blocks of accounts whose stored snapshot was not read from billing's rows by
+    # a sync (a wake-up's fresh read): the next sync lists them (see billing_block).
+    __table_args__ = (
+        Index(
+            "ix_accounts_unread_block",
+            "billing_block",
+            sqlite_where=text("billing_digest IS NULL AND billing_block IS NOT NULL"),
+            postgresql_where=text("billing_digest IS NULL AND billing_block IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     plan: Mapped[str] = mapped_column(String(63))
@@ -78,6 +99,9 @@ class Account(Base):
     # form, e.g. flat rows): a sync that finds it unchanged skips reading the account.
     # Empty when the snapshot came from elsewhere (a wake-up's fresh read).
     billing_digest: Mapped[str | None] = mapped_column(String(64))
+    # The block of billing rows (see BillingBlock) the account was last listed in, by
+    # its key: a sync lists the blocks of the accounts whose deadline came.
+    billing_block: Mapped[str | None] = mapped_column(String(64))
     first_seen_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     # Optimistic locking: the daemon and an operator's CLI command may touch the
@@ -127,8 +151,9 @@ class ScheduledAction(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(120))
     # Which runs first among due actions: lower first (daemon.domain.phases.PHASE_PRIORITY).
     priority: Mapped[int] = mapped_column(Integer, default=4, server_default="4")
-    # The host whose `max_parallel` the action counts against (its first service's host).
-    host: Mapped[str | None] = mapped_column(String(63))
+    # The hosts whose `max_parallel` the action counts against, space-separated: every
+    # host one of the account's services is on (a site on one, its database on another).
+    hosts: Mapped[str | None] = mapped_column(String(1024))
     # Until when the daemon running it holds it; renewed while it works. Past it, another
     # daemon resumes the action from the step reached. None: claimed by a command
     # (or before leases), told stale by `claimed_by` alone.
@@ -308,3 +333,28 @@ class DaemonBeat(Base):
     # The leader's last successful billing sync, so that every daemon's /healthz can
     # judge the syncs, not only the leader's.
     last_sync: Mapped[datetime | None]
+
+
+class BillingBlock(Base):
+    """A run of billing rows as the last sync listed it (see daemon.billing.flat_blocks),
+    with what a sync needs of its accounts when it passes over the run unchanged.
+
+    Written in the sync's own transaction, and only for a run whose every readable
+    account the sync stored as read from these rows; a run not met again is forgotten.
+    """
+
+    __tablename__ = "billing_blocks"
+
+    # The id of the run's last account.
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The digest of the run's raw rows.
+    digest: Mapped[str] = mapped_column(String(64))
+    # The accounts the run lists that read well (a sync's `seen`).
+    accounts: Mapped[int] = mapped_column(Integer)
+    # The 64-bit hashes of each account's docroots, then of their ancestors (native
+    # byte order, daemon.billing.overlap.TreeIndex.add_hashes).
+    trees: Mapped[bytes] = mapped_column(LargeBinary)
+    above: Mapped[bytes] = mapped_column(LargeBinary)
+    # The run's malformed rows: [row number within the run, account id or null, field,
+    # message], reported again at each sync that passes over the run.
+    errors: Mapped[list[Any]] = mapped_column(JSON)

@@ -60,10 +60,17 @@ def stored_snapshot(row: Account) -> AccountSnapshot | None:
     return snapshot_from_json(row.snapshot) if row.snapshot else None
 
 
-def action_host(session: Session, account_id: str) -> str | None:
-    """Return the host whose `max_parallel` a phase of the account counts against: its
-    first service's host, or None when it has no service (nothing runs on any host)."""
+def action_hosts(session: Session, account_id: str) -> str | None:
+    """Return the hosts whose `max_parallel` a phase of the account counts against,
+    space-separated in the order of its services (host names hold no space): every
+    host the phase works on. None when it has no service (nothing runs on any host)."""
     account = session.get(Account, account_id)
     services = ((account.snapshot or {}).get("services") or []) if account else []
-    host = services[0].get("host") if services and isinstance(services[0], dict) else None
-    return str(host) if host else None
+    hosts = (service.get("host") for service in services if isinstance(service, dict))
+    named = list(dict.fromkeys(str(host) for host in hosts if host))
+    return " ".join(named) or None
+
+
+def split_hosts(hosts: str | None) -> tuple[str, ...]:
+    """Return the host names of an action's `hosts` column (see action_hosts)."""
+    return tuple(hosts.split()) if hosts else ()

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from daemon.domain.states import ActionStatus
 from daemon.store.daemons import DaemonView, daemons
 from daemon.store.models import ScheduledAction
+from daemon.store.records import split_hosts
 
 # How a phase without a host is shown.
 NO_HOST = "-"
@@ -50,22 +51,22 @@ class WorkQueue:
         playbook = ScheduledAction.kind == "playbook"
         with self.sessions() as session:
             due = (playbook, ScheduledAction.status == ActionStatus.PENDING)
-            for phase, host, count in session.execute(
-                select(ScheduledAction.name, ScheduledAction.host, func.count())
+            for phase, hosts, count in session.execute(
+                select(ScheduledAction.name, ScheduledAction.hosts, func.count())
                 .where(*due, ScheduledAction.due_at <= now)
-                .group_by(ScheduledAction.name, ScheduledAction.host)
+                .group_by(ScheduledAction.name, ScheduledAction.hosts)
             ):
-                figures.queued[(phase, host or NO_HOST)] = count
+                _count(figures.queued, phase, hosts, count)
             live = or_(
                 ScheduledAction.lease_until >= now,
                 ScheduledAction.lease_until.is_(None) & ScheduledAction.claimed_by.is_not(None),
             )
-            for phase, host, count in session.execute(
-                select(ScheduledAction.name, ScheduledAction.host, func.count())
+            for phase, hosts, count in session.execute(
+                select(ScheduledAction.name, ScheduledAction.hosts, func.count())
                 .where(playbook, ScheduledAction.status == ActionStatus.RUNNING, live)
-                .group_by(ScheduledAction.name, ScheduledAction.host)
+                .group_by(ScheduledAction.name, ScheduledAction.hosts)
             ):
-                figures.running[(phase, host or NO_HOST)] = count
+                _count(figures.running, phase, hosts, count)
             oldest = session.scalar(
                 select(func.min(ScheduledAction.created_at)).where(
                     *due, ScheduledAction.due_at <= now
@@ -75,6 +76,13 @@ class WorkQueue:
         if oldest is not None:
             figures.oldest_wait_s = max(0.0, (now - _aware(oldest)).total_seconds())
         return figures
+
+
+def _count(counter: Counter[tuple[str, str]], phase: str, hosts: str | None, count: int) -> None:
+    """Add `count` phases working on `hosts` to `counter`, once under each of its hosts
+    (as each host's limit counts them), under NO_HOST when it has none."""
+    for host in split_hosts(hosts) or (NO_HOST,):
+        counter[(phase, host)] += count
 
 
 def _aware(moment: datetime) -> datetime:

@@ -20,15 +20,29 @@ from daemon.transport.base import (
     Transport,
     TransportError,
 )
+from daemon.transport.watched import WATCHED
+
+# Seconds a killed command's wrapper gets to end what the script started.
+KILL_WAIT = 5.0
 
 
 class LocalProcess(RemoteProcess):
-    """A bash process on this machine with its stderr drained by a thread."""
+    """A process on this machine with its stderr drained by a thread: a script in the
+    command wrapper (`watched`, see daemon.transport.watched) or the OpenSSH client."""
 
-    def __init__(self, host: str, label: str, popen: subprocess.Popen[bytes], timeout: float):
+    def __init__(
+        self,
+        host: str,
+        label: str,
+        popen: subprocess.Popen[bytes],
+        timeout: float,
+        *,
+        watched: bool = False,
+    ):
         self.host = host
         self.label = label
         self._popen = popen
+        self._watched = watched
         self._timeout = timeout
         self._stderr = StderrTail()
         assert popen.stdout is not None and popen.stderr is not None
@@ -84,9 +98,17 @@ class LocalProcess(RemoteProcess):
         return CommandResult(status, b"", self._stderr.text())
 
     def kill(self) -> None:
+        if self._popen.poll() is None and self._watched:
+            # The wrapper kills everything the script started on SIGTERM: the rest of a
+            # pipeline (tar | zstd), and what `timeout` or job control moved into process
+            # groups of their own.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._popen.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._popen.wait(timeout=KILL_WAIT)
         if self._popen.poll() is None:
-            # The whole process group (see start_process): killing bash alone would
-            # leave the rest of a pipeline (tar | zstd) running, orphaned.
+            # The whole process group (see start_process): killing the process alone
+            # would leave the rest of a pipeline running, orphaned.
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self._popen.pid, signal.SIGKILL)
             self._popen.wait()
@@ -94,14 +116,15 @@ class LocalProcess(RemoteProcess):
 
 
 def start_process(argv: list[str]) -> subprocess.Popen[bytes]:
-    """Start `argv` with piped stdin, stdout and stderr, in a process group of its own
-    (which LocalProcess.kill kills whole). Raises OSError when it cannot be started."""
+    """Start `argv` with piped stdin, stdout and stderr, in a session (and so a process
+    group) of its own, which LocalProcess.kill kills whole. Raises OSError when it
+    cannot be started."""
     return subprocess.Popen(
         argv,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        process_group=0,
+        start_new_session=True,
     )
 
 
@@ -122,11 +145,15 @@ class LocalTransport(Transport):
     def _spawn(self, script: str, label: str) -> LocalProcess:
         self._slots.acquire()
         try:
-            popen = start_process(["bash", "--norc", "-o", "pipefail", "-c", script])
+            # The wrapper watches this daemon: a command dies with the daemon that
+            # started it, as over SSH (daemon.transport.watched).
+            popen = start_process(
+                ["bash", "--norc", "-c", WATCHED, "lapse", str(os.getpid()), script]
+            )
         except OSError as error:
             self._slots.release()
             raise TransportError(f"cannot start bash on {self.name}: {error}") from error
-        return LocalProcess(self.name, label, popen, self._timeout)
+        return LocalProcess(self.name, label, popen, self._timeout, watched=True)
 
     def _release(self) -> None:
         self._slots.release()

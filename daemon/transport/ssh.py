@@ -22,6 +22,7 @@ second of CPU at start-up.
 from __future__ import annotations
 
 import contextlib
+import secrets
 import shlex
 import shutil
 import socket
@@ -40,6 +41,7 @@ from daemon.transport.base import (
     Transport,
     TransportError,
 )
+from daemon.transport.watched import WATCHED
 
 if TYPE_CHECKING:
     import paramiko
@@ -59,6 +61,8 @@ CHANNEL_MAX_PACKET = 1024 * 1024
 # How long a channel closed under its reader waits for paramiko to mark the connection
 # down (see SSHProcess._link_down); a link going down is marked within milliseconds.
 LINK_SETTLE = 1.0
+# Seconds a kill waits for the host to signal the command's wrapper (SSHProcess.kill).
+KILL_WAIT = 5.0
 # Host key algorithms paramiko may negotiate for each key type a known_hosts line names.
 _KEY_ALGORITHMS = {
     "ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"),
@@ -112,7 +116,8 @@ class SSHTransport(Transport):
                 # Before the command starts, so no output has arrived yet.
                 channel.in_buffer = PacketPipe()
                 channel.settimeout(self._command_timeout)
-                channel.exec_command(_remote_command(script))
+                token = secrets.token_hex(8)
+                channel.exec_command(_remote_command(script, token))
             except (paramiko.SSHException, OSError, EOFError) as error:
                 # EOFError: paramiko's word for a link that went down under it.
                 if isinstance(error, EOFError) or not connection.is_active():
@@ -125,7 +130,7 @@ class SSHTransport(Transport):
         except BaseException:
             self._slots.release()
             raise
-        return SSHProcess(self.name, label, connection, channel, self._command_timeout)
+        return SSHProcess(self.name, label, connection, channel, self._command_timeout, token)
 
     def _release(self) -> None:
         self._slots.release()
@@ -288,7 +293,9 @@ class SSHProcess(RemoteProcess):
         connection: paramiko.Transport,
         channel: paramiko.Channel,
         timeout: float,
+        token: str,
     ) -> None:
+        """`token` names the command's wrapper on the host (see _remote_command)."""
         import paramiko  # loaded already: the connection is paramiko's
 
         self.host = host
@@ -298,6 +305,7 @@ class SSHProcess(RemoteProcess):
         self._connection = connection
         self._channel = channel
         self._timeout = timeout
+        self._token = token
         self._stderr = StderrTail()
         self._killed = False
         self._drainer = threading.Thread(target=self._drain, daemon=True, name="stderr")
@@ -350,12 +358,32 @@ class SSHProcess(RemoteProcess):
         return CommandResult(status, b"", self._stderr.text())
 
     def kill(self) -> None:
-        # Closing the channel makes sshd hang up on the command (SIGHUP to its session).
-        # On a link already down there is nobody to tell: the close itself fails then.
+        # Closing the channel alone stops nothing: without a pty sshd only closes the
+        # command's pipes, and a command that writes nothing runs on. sshd's "signal"
+        # request is refused for root logins, so a second command on the connection
+        # sends SIGTERM to this one's wrapper, which kills everything the command
+        # started (daemon.transport.watched). On a link already down there is nobody to
+        # tell: that command and the close fail, and the host's watchdog acts on the
+        # lost session.
         self._killed = True
+        ended = self._channel.exit_status_ready() or not self._connection.is_active()
+        if not ended:
+            with contextlib.suppress(*self._channel_errors):
+                self._terminate()
         with contextlib.suppress(*self._channel_errors):
             self._channel.close()
         self._drainer.join(timeout=5)
+
+    def _terminate(self) -> None:
+        """Have the host send SIGTERM to this command's wrapper, waiting at most
+        KILL_WAIT seconds for it. Raises what the connection raises when it is gone."""
+        channel = self._connection.open_session(timeout=KILL_WAIT)
+        try:
+            channel.settimeout(KILL_WAIT)
+            channel.exec_command(_remote_command(_TERMINATE.replace("TOKEN", self._token)))
+            channel.status_event.wait(KILL_WAIT)
+        finally:
+            channel.close()
 
     def _drain(self) -> None:
         while True:
@@ -402,55 +430,36 @@ def _tune(connection: paramiko.Transport, known: dict[str, paramiko.PKey]) -> No
         options.key_types = usable
 
 
-# Runs the script ($2) in a subshell with a process group of its own (job control on
-# for that one fork: cheaper than starting another bash) beside a watchdog that kills
-# the whole group once the sshd process serving this session is gone. Without a pty,
-# sshd sends no SIGHUP when the client dies: the command would run on, orphaned, beside
-# the one a restarted daemon starts (invariant 4). The script keeps the session's
-# stdin, stdout and stderr; the watchdog holds none of them, so the channel ends when
-# the script does. Names are prefixed so the script's own variables cannot meet them.
-#
-# The session's sshd ($1) is the login shell's parent, read by the login shell as it
-# started: by the time this bash runs, the login shell has read ~/.bashrc, and a
-# session that ended meanwhile left this bash a child of init, whose $PPID would look
-# alive for ever. So the script starts only if that sshd is still there.
-_WATCHED = r"""
-lapse_session=$1
-case $lapse_session in
-  ''|*[!0-9]*) lapse_session=$PPID ;;  # a login shell without $PPID: the parent now
-esac
-lapse_gone() {
-  if [ -d /proc/self ]; then [ ! -e "/proc/$lapse_session" ]
-  else ! kill -0 "$lapse_session" 2>/dev/null; fi
-}
-if lapse_gone; then exit 255; fi
-# This bash's own stderr goes nowhere: a script that ends before `set +m` would have it
-# print a job notice ("[1]+ Exit 3 ...") into the command's stderr. The script gets the
-# session's stderr back (fd 3, then closed).
-exec 3>&2 2>/dev/null
-set -m
-(set +m -o pipefail; exec 2>&3 3>&-; eval "$2") <&0 &
-lapse_script=$!
-set +m
-exec 3>&-
-{
-  while kill -0 "$lapse_script" 2>/dev/null; do
-    if lapse_gone; then kill -KILL -- "-$lapse_script"; exit; fi
-    sleep 1
-  done
-} </dev/null >/dev/null 2>&1 &
-lapse_watchdog=$!
-wait "$lapse_script"
-lapse_status=$?
-kill "$lapse_watchdog" 2>/dev/null
-exit "$lapse_status"
+# Sends SIGTERM to the wrapper started as `bash --norc -c WATCHED lapse-TOKEN ...`: the
+# first process of its session (sshd starts each command in a session of its own, and
+# the login shell execs the wrapper), its fifth argument the token. This script's own
+# wrapper names it only inside its script, so it never matches itself.
+_TERMINATE = r"""
+for entry in /proc/[0-9]*/stat; do
+  pid=${entry#/proc/}
+  pid=${pid%/stat}
+  read -r line < "$entry" 2>/dev/null || continue
+  line=${line##*') '}
+  fields=($line)
+  [[ ${fields[3]} == "$pid" ]] || continue
+  n=0
+  while IFS= read -r -d '' arg; do
+    if (( ++n == 5 )); then
+      [[ $arg == lapse-TOKEN ]] && kill -TERM "$pid"
+      break
+    fi
+  done < "/proc/$pid/cmdline" 2>/dev/null
+done
+exit 0
 """
 
 
-def _remote_command(script: str) -> str:
+def _remote_command(script: str, token: str | None = None) -> str:
     """Wrap `script` for the remote login shell: bash with pipefail, whatever the shell is,
-    killed with its whole process group when the SSH session's sshd process ends, and
-    never started when that sshd ended before the login shell got to it.
+    killed with everything it started when the SSH session's sshd process ends or the
+    wrapper gets SIGTERM, and never started when that sshd ended before the login shell
+    got to it. `token` names the wrapper (its $0 is `lapse-TOKEN`), so that _TERMINATE
+    finds it.
 
     `--norc`: bash started by sshd reads ~/.bashrc even for a command, and `exec` puts the
     new bash back at the top shell level, so it would read it a second time. The login
@@ -458,4 +467,6 @@ def _remote_command(script: str) -> str:
     costs every command its time (a `pyenv init` or `nvm` hook: 100 ms and more) and lets
     whatever it prints a second time into the command's output. `"$PPID"` is expanded by
     the login shell: its parent, the session's sshd."""
-    return f'exec bash --norc -c {shlex.quote(_WATCHED)} lapse "$PPID" {shlex.quote(script)}'
+    name = f"lapse-{token}" if token else "lapse"
+    watched = shlex.quote(WATCHED)
+    return f'exec bash --norc -c {watched} {name} "$PPID" {shlex.quote(script)}'

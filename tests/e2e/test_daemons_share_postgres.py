@@ -117,23 +117,21 @@ def test_a_killed_daemons_phases_resume_elsewhere_from_the_step_reached(
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     daemons.extend(start_daemon(storm.config, log) for log in logs)
 
-    def holders() -> Counter[str]:
-        with app.sessions() as session:
-            rows = session.scalars(
-                select(ScheduledAction.claimed_by).where(
-                    ScheduledAction.status == ActionStatus.RUNNING
-                )
-            )
-            return Counter(str(row).split(":")[1] for row in rows if row)
-
-    def held_by(pid: int) -> list[str]:
+    def running() -> list[tuple[str, str]]:
+        # (account, pid of the daemon holding its phase); a claim reads "host:pid:...".
         with app.sessions() as session:
             rows = session.execute(
                 select(ScheduledAction.account_id, ScheduledAction.claimed_by).where(
                     ScheduledAction.status == ActionStatus.RUNNING
                 )
             )
-            return [account for account, holder in rows if f":{pid}:" in f"{holder}:"]
+            return [(account, str(holder).split(":")[1]) for account, holder in rows if holder]
+
+    def holders() -> Counter[str]:
+        return Counter(pid for _, pid in running())
+
+    def held_by(pid: int) -> list[str]:
+        return [account for account, holder in running() if holder == str(pid)]
 
     def sleeping_on_the_host(pid: int) -> bool:
         # Each of its phases is inside its 4 s sleep: the kill cuts a running command
@@ -170,14 +168,16 @@ def test_a_killed_daemons_phases_resume_elsewhere_from_the_step_reached(
     for account_id in storm.accounts:
         # The second step ran once; the first finished once (cut ones started twice),
         # unless the cut command reached its end before the host's watchdog saw its
-        # session gone: then that end came before the re-run started, never beside it.
+        # session gone (it looks every second): then that end came before the re-run
+        # started, never beside it. A cut command the watchdog missed would end some
+        # 3.5 s after the kill, in its `timeout`'s process group.
         assert sum(line.startswith(f"step2 {account_id} ") for line in trace) == 1
         lines = [line for line in trace if f" {account_id} " in line]
         starts = sorted(float(line.split()[-1]) for line in lines if line.startswith("start "))
         ends = sorted(float(line.split()[-1]) for line in lines if line.startswith("end "))
         assert len(ends) in (1, 2), lines
         if len(ends) == 2:
-            assert ends[0] < starts[1], (lines, killed_wall)
+            assert ends[0] < min(starts[1], killed_wall + 2.5), (lines, killed_wall)
         assert 1 <= sum(line.startswith(f"start {account_id} ") for line in trace) <= 2
     # The limits are counted in the database: two daemons never ran three on a host.
     for host in ("web1", "web2"):

@@ -151,6 +151,7 @@ def _serve_with_apache(scene: Scene, apache: ApacheServer) -> None:
         "        Require all granted\n    </Directory>\n</VirtualHost>\n"
     )
     subprocess.run(apache.command("-k", "graceful"), shell=True, check=True)  # noqa: S602
+    _await_site(apache.url("/"), scene.domain)
     scene.vhost.unlink()
     scene.nginx.reload()
     config = scene.app.config
@@ -168,6 +169,22 @@ def _serve_with_apache(scene: Scene, apache: ApacheServer) -> None:
     moved = host.model_copy(update={"playbook": "apache-linux", "vars": apache_vars})
     config.hosts["web1"] = moved
     scene.vhost = apache.sites_dir / f"{scene.domain}.conf"
+
+
+def _await_site(url: str, domain: str) -> None:
+    """Poll `url` as `domain` until it serves the original page: `apache2 -k graceful`
+    returns before the restarted workers answer with the new vhost. Raises AssertionError
+    after 10 s."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            answer = httpx.get(url, headers={"Host": domain}, timeout=5)
+            if answer.text == ORIGINAL_PAGE:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, f"Apache never served {domain} after its reload"
+        time.sleep(0.1)
 
 
 def _go_live(

@@ -6,17 +6,35 @@ from __future__ import annotations
 
 import secrets
 import subprocess
-import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from daemon.transport import HostKeyError, TransportError
 from daemon.transport.ssh import SSHTransport
+from tests.contracts.escaping import ESCAPING, assert_killing_the_starter_ends_it, running
 from tests.lab.services.common import user_tool
 from tests.lab.services.sshd import EXTRA_LOGIN_PREFIX, SSHServer, install_authorized_key
+
+
+@pytest.fixture
+def own_login(sshd: SSHServer) -> Iterator[tuple[str, Path]]:
+    """A login user of the test's own on the lab sshd, with an empty ~/.bashrc (the lab
+    machine's root runs hooks in its own, which print under concurrent logins): yields
+    its name and home; killed and removed afterwards."""
+    name = f"{EXTRA_LOGIN_PREFIX}{secrets.token_hex(3)}"
+    public_key = Path(f"{sshd.client_key_path}.pub").read_text()
+    user = install_authorized_key(public_key, name)
+    home = Path(user.pw_dir)
+    (home / ".bashrc").write_text("")
+    try:
+        yield name, home
+    finally:
+        subprocess.run(["pkill", "-KILL", "-u", name], check=False)
+        user_tool("userdel", "--remove", name, check=False)
 
 
 def ssh_transport(sshd: SSHServer, **options: object) -> SSHTransport:
@@ -124,10 +142,14 @@ def test_a_3_gib_stream_completes(sshd: SSHServer) -> None:
     assert received == size
 
 
-def test_a_command_dies_with_the_process_that_started_it(sshd: SSHServer) -> None:
+@pytest.mark.parametrize("form", list(ESCAPING))
+def test_a_command_dies_with_the_process_that_started_it(sshd: SSHServer, form: str) -> None:
     """A daemon killed mid-command leaves nothing running on the host: without a pty sshd
-    sends no hangup, so the command would otherwise run on beside the restarted daemon's."""
+    sends no hangup, so the command would otherwise run on beside the restarted daemon's.
+    Nor does anything the command started: every playbook `run` step is wrapped in
+    `timeout`, whose child is in a process group of its own."""
     marker = f"{86400 + secrets.randbelow(10**6)}.{secrets.randbelow(10**6)}"
+    command = f"echo started; {ESCAPING[form].format(m=marker)}; sleep {marker}"
     child_code = f"""
 import sys, time
 from pathlib import Path
@@ -136,66 +158,39 @@ transport = SSHTransport(
     "lab", {sshd.host!r}, port={sshd.port}, user={sshd.root_user!r},
     known_hosts=Path({str(sshd.known_hosts_path)!r}), key_file=Path({str(sshd.client_key_path)!r}),
 )
-with transport.start("echo started; sleep {marker} | cat; sleep {marker}", "long") as process:
+with transport.start({command!r}, "long") as process:
     print(process.read(100).decode().strip(), flush=True)
     time.sleep(3600)
 """
-    child = subprocess.Popen([sys.executable, "-c", child_code], stdout=subprocess.PIPE, text=True)
-    try:
-        assert child.stdout is not None
-        assert child.stdout.readline().strip() == "started"
-        assert _running(marker), "the remote command should be running"
-        child.kill()
-        child.wait()
-        deadline = time.monotonic() + 5
-        while _running(marker) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not _running(marker), "the remote command outlived the process that started it"
-    finally:
-        child.kill()
-        subprocess.run(["pkill", "-KILL", "-f", f"sleep {marker}"], check=False)
-
-
-def _running(marker: str) -> list[str]:
-    """The command lines of processes on this machine whose arguments hold `marker`."""
-    found = subprocess.run(["pgrep", "-a", "-f", f"sleep {marker}"], capture_output=True, text=True)
-    return [line for line in found.stdout.splitlines() if "pgrep" not in line]
+    assert_killing_the_starter_ends_it(child_code, marker)
 
 
 def test_a_command_reads_the_users_bashrc_once_and_keeps_what_it_exported(
-    sshd: SSHServer,
+    sshd: SSHServer, own_login: tuple[str, Path]
 ) -> None:
     """sshd's bash reads ~/.bashrc even for a command; the bash the transport starts must
     not read it again (each read costs every command its time, and whatever it prints
     lands in the output twice) but keeps what it exported."""
-    name = f"{EXTRA_LOGIN_PREFIX}{secrets.token_hex(3)}"
-    public_key = Path(f"{sshd.client_key_path}.pub").read_text()
-    user = install_authorized_key(public_key, name)
-    reads = Path(user.pw_dir) / "reads"
-    Path(user.pw_dir, ".bashrc").write_text(
-        f'echo "$$" >> {reads}\nexport LAPSE_FROM_RC=exported\n'
-    )
+    name, home = own_login
+    reads = home / "reads"
+    (home / ".bashrc").write_text(f'echo "$$" >> {reads}\nexport LAPSE_FROM_RC=exported\n')
     transport = ssh_transport(sshd, user=name)
     try:
         assert transport.run('echo "$LAPSE_FROM_RC"', "rc").stdout == b"exported\n"
         assert len(reads.read_text().splitlines()) == 1
     finally:
         transport.close()
-        subprocess.run(["pkill", "-KILL", "-u", name], check=False)
-        user_tool("userdel", "--remove", name, check=False)
 
 
 def test_a_command_whose_session_ended_while_the_login_shell_started_never_runs(
-    sshd: SSHServer,
+    sshd: SSHServer, own_login: tuple[str, Path]
 ) -> None:
     """The login shell reads ~/.bashrc before it starts the transport's bash; a daemon
     killed in that time leaves a bash whose parent is already gone. It must not run the
     script (no orphan beside the re-run a restarted daemon makes)."""
-    name = f"{EXTRA_LOGIN_PREFIX}{secrets.token_hex(3)}"
-    public_key = Path(f"{sshd.client_key_path}.pub").read_text()
-    user = install_authorized_key(public_key, name)
-    ran = Path(user.pw_dir) / "ran"
-    Path(user.pw_dir, ".bashrc").write_text("sleep 1\n")  # a slow login, as pyenv's hooks
+    name, home = own_login
+    ran = home / "ran"
+    (home / ".bashrc").write_text("sleep 1\n")  # a slow login, as pyenv's hooks
     transport = ssh_transport(sshd, user=name)
     try:
         transport.run("true", "first")
@@ -207,15 +202,15 @@ def test_a_command_whose_session_ended_while_the_login_shell_started_never_runs(
         assert left.stdout == ""
     finally:
         transport.close()
-        subprocess.run(["pkill", "-KILL", "-u", name], check=False)
-        user_tool("userdel", "--remove", name, check=False)
 
 
 def test_a_script_that_ends_at_once_leaves_no_job_notice_in_its_stderr(sshd: SSHServer) -> None:
     """The wrapper starts the script as a job of its own; one that ends before job control
     is off again must not have bash's "[1]+ Exit 3" notice printed into its stderr (it
-    happened about once in a hundred commands: 160 here, four at a time)."""
-    transport = ssh_transport(sshd)
+    happened about once in a hundred commands: 160 here, four at a time). As the lab's
+    unprivileged user: root's ~/.bashrc on a developer's machine may print under
+    concurrent logins (a `pyenv rehash` lock)."""
+    transport = ssh_transport(sshd, user=sshd.user)
     seen: list[tuple[int, str]] = []
 
     def quick_ones() -> None:
@@ -233,3 +228,30 @@ def test_a_script_that_ends_at_once_leaves_no_job_notice_in_its_stderr(sshd: SSH
         assert set(seen) == {(3, "why\n")}
     finally:
         transport.close()
+
+
+def test_killing_a_command_leaves_the_others_on_its_connection_running(sshd: SSHServer) -> None:
+    """A kill finds its command's wrapper by the token in its arguments: the commands
+    beside it on the same connection, started the same way, must not be touched."""
+    transport = ssh_transport(sshd)
+    kept, cut = (f"{86400 + secrets.randbelow(10**6)}.{n}" for n in (1, 2))
+    try:
+        with transport.start(f"echo started; timeout 600 sleep {kept}", "kept") as other:
+            assert other.read(8) == b"started\n"
+            with transport.start(f"echo started; timeout 600 sleep {cut}", "cut") as process:
+                assert process.read(8) == b"started\n"
+                process.kill()
+            deadline = time.monotonic() + 5
+            while running(cut) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert not running(cut), "the killed command runs on"
+            assert running(kept), "a kill reached another command on the connection"
+            other.kill()
+        deadline = time.monotonic() + 5
+        while running(kept) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not running(kept)
+    finally:
+        transport.close()
+        for marker in (kept, cut):
+            subprocess.run(["pkill", "-KILL", "-f", f"sleep {marker}"], check=False)

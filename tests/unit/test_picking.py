@@ -13,8 +13,9 @@ LIMITS = host_limits({"web1": 2, "web2": 1}, 2)
 
 
 def _action(action_id: int, account: str, phase: str, host: str | None = "web1", age: int = 0):  # type: ignore[no-untyped-def]
+    hosts = tuple(host.split()) if host else ()
     return QueuedAction(
-        action_id, account, phase, host, phase_priority(phase), T0 - timedelta(minutes=age)
+        action_id, account, phase, hosts, phase_priority(phase), T0 - timedelta(minutes=age)
     )
 
 
@@ -52,12 +53,21 @@ def test_a_host_at_its_limit_takes_no_more_and_others_go_on() -> None:
     queued = [_action(1, "a", "verify", "web2"), _action(2, "b", "suspend", "web1")]
     busy = Running(per_host=Counter({"web2": 1, "web1": 1}))
     picked = pick_next(queued, busy, LIMITS)
-    assert picked is not None and picked.host == "web1"  # web2's limit is 1, web1's 2
+    assert picked is not None and picked.hosts == ("web1",)  # web2's limit is 1, web1's 2
     full = Running(per_host=Counter({"web2": 1, "web1": 2}))
     assert pick_next(queued, full, LIMITS) is None
     # A host the config no longer names gets the default; no host counts against none.
     assert LIMITS("gone") == 2
     assert pick_next([_action(3, "c", "verify", None)], full, LIMITS) is not None
+
+
+def test_a_phase_on_two_hosts_waits_while_either_is_full() -> None:
+    """A site on web1 with its database on web2: its phase works on both, so it counts
+    against both limits and starts only when both have a slot."""
+    queued = [_action(1, "a", "suspend", "web1 web2")]
+    assert pick_next(queued, Running(per_host=Counter({"web2": 1})), LIMITS) is None
+    assert pick_next(queued, Running(per_host=Counter({"web1": 2})), LIMITS) is None
+    assert pick_next(queued, Running(per_host=Counter({"web1": 1})), LIMITS) is not None
 
 
 def test_a_full_host_keeps_one_slot_for_a_paying_clients_unsuspend() -> None:

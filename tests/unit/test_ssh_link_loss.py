@@ -3,6 +3,7 @@ paramiko has not yet marked the connection inactive (it closes the channels firs
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any, cast
 
@@ -28,10 +29,36 @@ class DyingConnection:
 
 
 class LiveConnection(DyingConnection):
-    """A paramiko Transport that stays up: joining it only waits."""
+    """A paramiko Transport that stays up: joining it only waits; the commands run on it
+    (a kill's) are kept in `commands`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.commands: list[str] = []
 
     def join(self, timeout: float | None = None) -> None:
         self.joins += 1
+
+    def open_session(self, **options: object) -> KillChannel:
+        return KillChannel(self.commands)
+
+
+class KillChannel:
+    """The channel a kill runs its command on: it ends at once."""
+
+    def __init__(self, commands: list[str]) -> None:
+        self.commands = commands
+        self.status_event = threading.Event()
+
+    def settimeout(self, timeout: float) -> None:
+        pass
+
+    def exec_command(self, command: str) -> None:
+        self.commands.append(command)
+        self.status_event.set()
+
+    def close(self) -> None:
+        pass
 
 
 class LinkDownOnSend(DyingConnection):
@@ -50,6 +77,9 @@ class ClosedChannel:
     def __init__(self, *, eof_received: bool) -> None:
         self.eof_received = eof_received
 
+    def exit_status_ready(self) -> bool:
+        return False  # closed without a status: the command may still run
+
     def recv(self, size: int) -> bytes:
         return b""
 
@@ -61,7 +91,9 @@ class ClosedChannel:
 
 
 def _process(connection: DyingConnection, channel: ClosedChannel) -> SSHProcess:
-    return SSHProcess("web1", "files archive", cast(Any, connection), cast(Any, channel), 60.0)
+    return SSHProcess(
+        "web1", "files archive", cast(Any, connection), cast(Any, channel), 60.0, "0" * 16
+    )
 
 
 def test_a_channel_closed_without_eof_while_the_link_goes_down_is_lost() -> None:
@@ -92,6 +124,23 @@ def test_a_killed_channel_ends_the_output_without_waiting_for_the_link() -> None
     process.kill()
     assert process.read(1 << 16) == b""
     assert connection.joins == 0
+    # The host was asked to end the command's wrapper, named by its token.
+    [command] = connection.commands
+    assert "lapse-" + "0" * 16 in command
+
+
+class EndedChannel(ClosedChannel):
+    """A channel whose command already gave its exit status."""
+
+    def exit_status_ready(self) -> bool:
+        return True
+
+
+def test_killing_a_command_that_ended_asks_the_host_nothing() -> None:
+    connection = LiveConnection()
+    process = _process(connection, EndedChannel(eof_received=True))
+    process.kill()
+    assert connection.commands == []
 
 
 class WindowAdjustOnDeadLink(ClosedChannel):

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from daemon.backup.stores.base import BackupStore, BackupStoreError, Readable, Upload
+from daemon.backup.stores.deferred import DeferredStore
 from daemon.backup.stores.local import LocalStore
 from daemon.config.schema import LocalStore as LocalStoreConfig
 from daemon.config.schema import StoreConfig
 
-__all__ = ["BackupStore", "BackupStoreError", "Readable", "Upload", "create_store"]
+__all__ = [
+    "BackupStore",
+    "BackupStoreError",
+    "Readable",
+    "Upload",
+    "create_store",
+    "deferred_store",
+]
 
 
 def create_store(config: StoreConfig) -> BackupStore:
@@ -19,3 +29,18 @@ def create_store(config: StoreConfig) -> BackupStore:
     from daemon.backup.stores.s3 import S3BackupStore
 
     return S3BackupStore(config)
+
+
+def deferred_store(config: StoreConfig) -> BackupStore:
+    """Return the store the config names, built only when first used (daemon.backup.stores.
+    deferred); a local store, cheap to build, is built now.
+
+    Reads the store's secrets now, so that an unreadable one is refused before the
+    caller starts anything, as `create_store` would. Raises SecretError.
+    """
+    if isinstance(config, LocalStoreConfig):
+        return LocalStore(config.path)
+    for secret in (config.access_key_id, config.secret_access_key):
+        if secret is not None:
+            secret.reveal()
+    return DeferredStore(config.type, partial(create_store, config))

@@ -18,6 +18,7 @@ import daemon.backup.restore as restore_module
 from daemon.backup import staging
 from daemon.backup.errors import BackupError
 from daemon.backup.restore import RestoreRequest, restore_backup
+from daemon.backup.stores.base import BackupStoreError
 from daemon.store.models import AuditEntry, Event
 from daemon.transport.ssh import SSHTransport
 from tests.lab.backup_helpers import tree_fingerprint
@@ -381,7 +382,7 @@ def test_a_ctrl_c_as_the_swap_is_sent_waits_for_the_swap(
 def test_a_swap_started_ahead_does_nothing_without_its_order(
     scene: RestoreScene, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The swap's session is started while the host still lists the staging tree; the
+    """The swap's session is started while the archive streams; the
     comparison then fails (a file changed under the extraction): the waiting script
     ends without its order, and the live tree stays as it was."""
     _deface(scene.docroot)
@@ -408,7 +409,62 @@ def test_a_swap_started_ahead_does_nothing_without_its_order(
 
     assert len(armed) == 1
     ended = armed[0].wait()  # ended by the failure, without the order
-    assert ended.status in (0, -signal.SIGKILL)
+    # 0: it saw its input end; killed: by SIGKILL (the OpenSSH client) or, in the command
+    # wrapper, on SIGTERM (128 + 15).
+    assert ended.status in (0, 128 + signal.SIGTERM, -signal.SIGKILL)
+    assert tree_fingerprint(scene.docroot) == defaced
+    assert scene.leftovers() == []
+
+
+def test_the_swap_is_armed_before_the_archive_streams_and_a_broken_stream_ends_it(
+    scene: RestoreScene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The swap's session is started once the store answered, before the archive streams
+    (its connection is then ready when the comparison ends); the store's answer then
+    breaks off: the waiting script ends without its order, and the live tree stays as
+    it was."""
+    _deface(scene.docroot)
+    defaced = tree_fingerprint(scene.docroot)
+    calls: list[str] = []
+    armed: list[Any] = []
+    arm, stream, store = restore_module._arm_swap, restore_module._stream, scene.app.backups.store
+    opened = store.open
+
+    def arm_and_keep(*args: Any) -> Any:
+        calls.append("arm")
+        armed.append(arm(*args))
+        return armed[-1]
+
+    def noted(*args: Any) -> Any:
+        calls.append("stream")
+        return stream(*args)
+
+    class BrokenOff:
+        def __init__(self, inner: Any) -> None:
+            self.inner, self.given = inner, 0
+
+        def read(self, size: int = -1) -> bytes:
+            if self.given > 64 * 1024:
+                raise BackupStoreError("connection reset by the store")
+            data: bytes = self.inner.read(size)
+            self.given += len(data)
+            return data
+
+        def close(self) -> None:
+            self.inner.close()
+
+    monkeypatch.setattr(restore_module, "_arm_swap", arm_and_keep)
+    monkeypatch.setattr(restore_module, "_stream", noted)
+    monkeypatch.setattr(store, "open", lambda *args: BrokenOff(opened(*args)))
+
+    with pytest.raises(BackupError, match="connection reset by the store"):
+        _restore(scene, force=True)
+
+    assert calls == ["arm", "stream"]
+    ended = armed[0].wait()  # ended by the failure, without the order
+    # 0: it saw its input end; killed: by SIGKILL (the OpenSSH client) or, in the command
+    # wrapper, on SIGTERM (128 + 15).
+    assert ended.status in (0, 128 + signal.SIGTERM, -signal.SIGKILL)
     assert tree_fingerprint(scene.docroot) == defaced
     assert scene.leftovers() == []
 

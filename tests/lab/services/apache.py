@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.lab.services.common import LabError, free_port, require_binary
+from tests.lab.services.common import LabError, free_port, log_tail, port_open, require_binary
 
 MODULES = Path("/usr/lib/apache2/modules")
 _MODULE_NAMES = ("mpm_event", "authz_core", "alias", "rewrite", "headers", "mime", "dir")
@@ -66,4 +66,12 @@ def start_apache(root: Path) -> ApacheServer:
     )
     if started.returncode != 0:
         raise LabError(f"lab: apache2 did not start: {started.stderr.strip()}")
+    # `-k start` returns once httpd detached, before it wrote its pid file and listened:
+    # a `-k graceful` sent earlier finds no httpd and starts a second one, which cannot
+    # bind the port.
+    deadline = time.monotonic() + 10
+    while not ((root / "httpd.pid").exists() and port_open("127.0.0.1", port)):
+        if time.monotonic() > deadline:
+            raise LabError(f"lab: apache2 did not listen on {port}: {log_tail(root / 'error.log')}")
+        time.sleep(0.05)
     return ApacheServer(root, conf, port, binary, env)

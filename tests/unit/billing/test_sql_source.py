@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import create_engine, event, text
 
 from daemon.billing.base import BillingError
-from daemon.billing.listing import Listed, Recalled, Refused
+from daemon.billing.listing import Listed, Recalled, Refused, every_account
 from daemon.billing.sql import SqlSource
 from daemon.config.schema import SqlBilling
 from daemon.domain.snapshot import AccountSnapshot
@@ -157,7 +157,7 @@ def _read(source: SqlSource) -> dict[str, AccountSnapshot | Refused]:
     """What reading each account a stream lists last for each id gives."""
     return {
         listing.account_id: listing.read()
-        for listing in source.stream()
+        for listing in every_account(source.stream())
         if isinstance(listing, Listed)
     }
 
@@ -186,7 +186,7 @@ def test_accounts_scattered_from_the_start_are_known_before_the_first_listing(
     fill_billing_table(db_url, [hosting, paid_row("zen"), domain])
     source = sql_source(db_url)
 
-    listings = list(source.stream())
+    listings = list(every_account(source.stream()))
 
     assert not [item for item in listings if isinstance(item, Recalled)]
     assert [item.account_id for item in listings if isinstance(item, Listed)] == ["zen", "acme"]
