@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from daemon.billing.fields import FieldError
 from daemon.billing.flat import _key
 from daemon.billing.flat_stream import ReadApart, _SeenKeys, _Streaming
-from daemon.billing.listing import Block, Listed, Listing, Recalled, Refused
+from daemon.billing.listing import Block, Listed, Listing, Refused
 
 # One account in SPREAD ends a block: about SPREAD accounts a block. Smaller blocks
 # list fewer unchanged accounts around each change; larger ones cost less per account
@@ -62,12 +62,7 @@ def stream_blocks(
     reading = _Streaming(columns, source, unit)
     reading.scattered |= apart
     yield from _Cutter(reading, columns).cut(rows)
-    recalled = frozenset(reading.recalled)
-    if recalled:
-        yield Recalled(recalled)
-    if reading.scattered:
-        reading.regroup(reading.second_pass_rows(reread, read_apart))
-        yield from reading.take()
+    yield from reading.recall_and_reread(reread, read_apart)
 
 
 class FlatBlock(Block):

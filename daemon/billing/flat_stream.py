@@ -54,12 +54,7 @@ def stream_flat(
     """
     reading = _Streaming(columns, source, unit)
     yield from reading.first_pass(rows, apart)
-    recalled = frozenset(reading.recalled)
-    if recalled:
-        yield Recalled(recalled)
-    if reading.scattered:
-        reading.regroup(reading.second_pass_rows(reread, read_apart))
-        yield from reading.take()
+    yield from reading.recall_and_reread(reread, read_apart)
 
 
 def scattered_accounts(
@@ -185,6 +180,21 @@ class _Streaming(_Reading):
         for _closed in self.walk(rows):
             yield from self.take()
         yield from self.take()  # errors after the last account
+
+    def recall_and_reread(
+        self,
+        reread: Callable[[], Iterable[tuple[int, Sequence[object]]]],
+        read_apart: ReadApart | None,
+    ) -> Iterator[Listing]:
+        """What a stream lists once its first pass is over: a `Recalled` naming the
+        accounts listed from part of their rows, if any, then the listings of every
+        scattered account, read from the second pass (`second_pass_rows`)."""
+        recalled = frozenset(self.recalled)
+        if recalled:
+            yield Recalled(recalled)
+        if self.scattered:
+            self.regroup(self.second_pass_rows(reread, read_apart))
+            yield from self.take()
 
     def second_pass_rows(
         self,

@@ -9,8 +9,8 @@
 - stdin and stdout stream (a file put through stdin lands byte for byte, on `start` and
   on `start_bulk`), and heavy stderr never stalls stdout;
 - a command silent past the command timeout raises TransportError; leaving `start`
-  early stops the command, the rest of its pipeline included (the ssh transport does
-  so only for a command that writes: see GAPS);
+  early stops the command and everything it started, silent or not: the rest of its
+  pipeline, and what `timeout` put in a process group of its own;
 - writing to a command that stopped reading, or to a host that cannot be reached,
   raises TransportError.
 
