@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import structlog
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session, defer, sessionmaker
 
 from daemon.billing.base import BillingSource
@@ -48,6 +48,9 @@ _MAX_STEPS = 8
 # A sync starts over when the brake trips, accounts turn out to share a tree, or billing
 # recalls accounts (see daemon.lifecycle.sync_pass); each can happen once.
 _MAX_PASSES = 4
+
+# The accounts table, for the bulk insert of new accounts at rest.
+_accounts = cast(Table, Account.__table__)
 
 
 # How soon a braked wake-up looks at its account again.
@@ -271,7 +274,9 @@ class LifecycleEngine:
             )
         }
         # New accounts the policy leaves where they start (most of a first sync) are
-        # inserted in one statement, without an ORM object each.
+        # inserted in one statement, without an ORM object each, and through the table
+        # (Core), not the ORM's bulk insert, which sorts and checks each row's values
+        # for the mapper first.
         resting: list[dict[str, Any]] = []
         # The batch's events are written in one flush; the phases they queue then refer
         # to them, in the order they were decided.
@@ -288,7 +293,7 @@ class LifecycleEngine:
                     row = self._new_row(session, snapshot, now)
                 self._evaluate(session, row, snapshot, now, "billing-sync", report, entry)
             if resting:
-                session.execute(insert(Account), resting)
+                session.execute(insert(_accounts), resting)
             session.flush()
             for account_id, phases, event in self._phases:
                 for phase in phases:

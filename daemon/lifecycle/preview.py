@@ -71,7 +71,7 @@ class NoticePreview:
 
         Raises what `request` raises, and NoticeError when the notice cannot be written.
         """
-        return self.compose(self.request(account_id, kind, number))
+        return self.compose(self.request(account_id, kind, number)).message()
 
 
 def with_deadlines(

@@ -61,7 +61,7 @@ class Catalogs:
         """Return every language a notice can be written in: English, the shipped
         catalogs, the operator's catalogs and the operator's per-language template
         folders (`<templates_dir>/<language>/`)."""
-        found = {SOURCE_LANGUAGE, *_catalog_languages(SHIPPED_DIR)}
+        found = {SOURCE_LANGUAGE, *_shipped_languages()}
         if self.templates_dir is not None:
             found |= _catalog_languages(self.templates_dir / OPERATOR_SUBDIR)
             if self.templates_dir.is_dir():
@@ -163,6 +163,13 @@ def _from_po(path: Path, language: str) -> Translations:
     write_mo(buffer, catalog)
     buffer.seek(0)
     return Translations(buffer, domain=DOMAIN)
+
+
+@lru_cache(maxsize=1)
+def _shipped_languages() -> frozenset[str]:
+    """Return the languages of the shipped catalogs: files of the package, the same for
+    the process's life (read once, not for every notice)."""
+    return frozenset(_catalog_languages(SHIPPED_DIR))
 
 
 def _catalog_languages(root: Path) -> set[str]:

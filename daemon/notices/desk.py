@@ -19,8 +19,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from email.message import EmailMessage
-from email.utils import make_msgid, parseaddr
+from email.utils import make_msgid
 
 import structlog
 from sqlalchemy import select
@@ -32,6 +31,7 @@ from daemon.domain.notice_kinds import NoticeKind
 from daemon.domain.snapshot import AccountSnapshot
 from daemon.domain.states import NoticeStatus, State
 from daemon.notices.alerts import OpsAlerts
+from daemon.notices.compose import ComposedNotice
 from daemon.notices.delivery.base import (
     Delivery,
     PermanentDeliveryError,
@@ -47,7 +47,7 @@ from daemon.store.records import record_from_row, write_record
 
 log = structlog.get_logger("lapse.notices")
 
-Composer = Callable[[NoticeRequest], EmailMessage]
+Composer = Callable[[NoticeRequest], ComposedNotice]
 # The notices waiting to be delivered.
 _PENDING = Correspondence.status == NoticeStatus.PENDING
 # What handing a letter to the delivery gave: its receipt, or the refusal.
@@ -119,20 +119,20 @@ class NoticeDesk:
             download_url=self._download_url(snapshot.account_id, action.notice, backup_since),
         )
         try:
-            message = self.compose(request)
+            composed = self.compose(request)
         except NoticeError as error:
             return self._unwritable(session, snapshot, action, now, str(error))
         letter = Correspondence(
             account_id=snapshot.account_id,
             notice=action.notice.value,
             number=action.number,
-            recipient=parseaddr(str(message["To"]))[1],
-            subject=str(message["Subject"]),
-            message_id=str(message["Message-ID"]),
+            recipient=composed.recipient,
+            subject=composed.subject,
+            message_id=composed.message_id,
             status=NoticeStatus.PENDING,
             transport=self.delivery.name,
             created_at=now,
-            raw=message.as_bytes(),
+            raw=composed.raw,
         )
         session.add(letter)
         return letter
@@ -228,7 +228,7 @@ class NoticeDesk:
         """Give the delivery `letter`'s message; return its receipt, or the error it
         raised."""
         try:
-            return self.delivery.deliver(self.delivery.message_from(letter.raw))
+            return self.delivery.deliver_stored(letter.raw, letter.message_id)
         except (TemporaryDeliveryError, PermanentDeliveryError) as error:
             return error
 

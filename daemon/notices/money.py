@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
 from decimal import ROUND_DOWN, Decimal
+from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from babel.core import Locale
 from babel.dates import format_datetime, get_date_format, get_datetime_format, get_time_format
 from babel.numbers import format_currency, get_currency_precision
 
@@ -30,7 +32,15 @@ def format_money(amount: Decimal, currency: str, *, locale: str = DEFAULT_LOCALE
     The number of decimals is the currency's own (JPY has none). Takes an ISO
     4217 code and a Babel locale name.
     """
-    return format_currency(amount, currency.upper(), locale=locale)
+    return format_currency(amount, currency.upper(), locale=babel_locale(locale))
+
+
+@lru_cache(maxsize=256)
+def babel_locale(name: str) -> Locale:
+    """Return Babel's locale `name` ('de_AT'), parsed once: Babel parses a name given as a
+    string on every call, and a notice formats a dozen amounts and dates. Raises what
+    `Locale.parse` raises for an unknown name."""
+    return Locale.parse(name)
 
 
 def minor_unit(currency: str) -> Decimal:
@@ -85,7 +95,7 @@ def format_when(
     if style not in _PATTERNS:
         raise ValueError(f"unknown date style {style!r}; expected one of {sorted(_PATTERNS)}")
     local = moment.astimezone(client_zone(tz_name))
-    shown = format_datetime(local, _patterns(locale)[style], locale=locale)
+    shown = format_datetime(local, _patterns(locale)[style], locale=babel_locale(locale))
     return f"{shown} {_abbreviation(local)}" if style == "datetime" else shown
 
 

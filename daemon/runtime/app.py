@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import EmailMessage
 from functools import partial
 
 from jinja2 import Environment
@@ -32,7 +31,7 @@ from daemon.lifecycle.history import AccountHistory
 from daemon.lifecycle.preview import NoticePreview
 from daemon.lifecycle.queries import AccountQueries
 from daemon.notices.alerts import OpsAlerts
-from daemon.notices.compose import compose
+from daemon.notices.compose import ComposedNotice, compose
 from daemon.notices.delivery.dispatch import create_delivery
 from daemon.notices.desk import Composer, NoticeDesk
 from daemon.notices.letters import Letters
@@ -185,7 +184,7 @@ def notice_composer(notices: NoticesConfig) -> Composer:
 
 def _compose(
     request: NoticeRequest, *, brand: BrandConfig, environment: Environment
-) -> EmailMessage:
+) -> ComposedNotice:
     return compose(request, brand, environment)
 
 

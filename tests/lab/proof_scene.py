@@ -112,16 +112,19 @@ class ProofScene:
         return record
 
     def alerts(self) -> list[tuple[str, str]]:
-        """Ops alerts e-mailed so far: (subject, body)."""
+        """Ops alerts e-mailed so far: (subject, body), ordered by subject. Not in the
+        order they were sent: the outbox names files by Message-ID, whose leading
+        hundredth of a second two alerts sent at once share (the rest is random), and
+        a file's mtime is as coarse."""
         found = []
-        for path in sorted(self.outbox.glob("*.eml")):
+        for path in self.outbox.glob("*.eml"):
             message = email.message_from_bytes(path.read_bytes())
             subject = str(message["Subject"])
             if subject.startswith("[lapse]"):
                 payload = message.get_payload(decode=True)
                 assert isinstance(payload, bytes)
                 found.append((subject, payload.decode()))
-        return found
+        return sorted(found)
 
     # -- the store -------------------------------------------------------------------
 

@@ -12,7 +12,6 @@ import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -37,10 +36,11 @@ def test_two_desks_delivering_at_once_send_each_notice_once(
     clock = VirtualClock(now)
     first = make_app(tmp_path, url, clock, anytime=True)
 
-    def away(_message: EmailMessage) -> str:
+    def away(_raw: bytes, _message_id: str) -> str:
         raise TemporaryDeliveryError("the mail server is away")
 
-    monkeypatch.setattr(first.notices.delivery, "deliver", away)
+    # The notice desk hands over a stored notice's bytes (Delivery.deliver_stored).
+    monkeypatch.setattr(first.notices.delivery, "deliver_stored", away)
     first.lifecycle.sync()  # a reminder for each, left pending
     monkeypatch.undo()
     second = make_app(tmp_path, url, clock, anytime=True)
@@ -53,14 +53,14 @@ def test_two_desks_delivering_at_once_send_each_notice_once(
     sent: list[str] = []
     lock = threading.Lock()
 
-    def slow(message: EmailMessage) -> str:
+    def slow(_raw: bytes, message_id: str) -> str:
         time.sleep(0.3)  # a slow mail server: both desks are at it at once
         with lock:
-            sent.append(str(message["Message-ID"]))
+            sent.append(message_id)
         return "250 queued"
 
     for app in (first, second):
-        monkeypatch.setattr(app.notices.delivery, "deliver", slow)
+        monkeypatch.setattr(app.notices.delivery, "deliver_stored", slow)
     threads = [threading.Thread(target=app.notices.deliver_pending) for app in (first, second)]
     for thread in threads:
         thread.start()

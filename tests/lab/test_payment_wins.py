@@ -55,10 +55,12 @@ SECRET = "whsec_payment_wins"
 PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
 KINDS = ("nginx-linux", "apache-linux")
 # Every moment a payment can land in a suspend phase: before each step, and after the
-# last one while the job that ran the phase is still going.
+# last one while the job that ran the phase is still going. Each on one state database,
+# taken in turn (the other playbook takes the other at the same boundary), so every
+# boundary of each playbook is tried and both databases see every boundary.
 BOUNDARIES = [
-    (kind, boundary)
-    for kind in KINDS
+    (kind, boundary, ("sqlite", "postgresql")[(boundary + index) % 2])
+    for index, kind in enumerate(KINDS)
     for boundary in range(len(load_playbook(PLAYBOOKS / f"{kind}.toml").steps("suspend")) + 1)
 ]
 
@@ -306,7 +308,7 @@ def _assert_back(live: Live) -> None:
     assert notices is not None and notices <= 1
 
 
-@pytest.mark.parametrize(("playbook", "boundary"), BOUNDARIES)
+@pytest.mark.parametrize(("playbook", "boundary", "state_url"), BOUNDARIES, indirect=["state_url"])
 def test_a_payment_at_a_step_boundary_of_the_suspend_phase_wins(
     live_factory: Callable[[str], Live], playbook: str, boundary: int
 ) -> None:

@@ -39,7 +39,7 @@ def final_text(snapshot: AccountSnapshot) -> tuple[str, str]:
         reminders_sent=1,
     )
     request = NoticeRequest(NoticeKind.FINAL, 0, snapshot, record, PolicyConfig(), NOW)
-    message = compose(request, BRAND, create_environment(None))
+    message = compose(request, BRAND, create_environment(None)).message()
     parts = [message.get_body(preferencelist=(kind,)) for kind in ("plain", "html")]
     text, html = (str(part.get_content()) for part in parts if part is not None)
     return text, html

@@ -65,7 +65,7 @@ def printed(
 ) -> str:
     """Compose the notice the decision (or the phase after it) sends; return its text."""
     request = NoticeRequest(kind, number, account, decision.record, policy, now)
-    return text_of(compose(request, BRAND, ENV))
+    return text_of(compose(request, BRAND, ENV).message())
 
 
 def instants_in(text: str) -> set[str]:

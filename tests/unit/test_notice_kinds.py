@@ -246,7 +246,7 @@ record = LifecycleRecord("acme", state=State.SUSPENDED, delete_at=now)
 brand = BrandConfig(company_name="Example", sender="billing@example.com")
 message = compose(
     NoticeRequest(kind, 0, snapshot, record, PolicyConfig(), now), brand, create_environment()
-)
+).message()
 try:
     NoticeRequest(kind, 0, snapshot, LifecycleRecord("acme"), PolicyConfig(), now)
     refused = None

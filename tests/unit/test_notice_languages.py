@@ -114,7 +114,7 @@ def compose_in(kind: NoticeKind, account: AccountSnapshot, env: object = ENV) ->
     number = 2 if kind.facts.numbered else 0
     link = "https://backups.example.com/acme.tar.zst"
     request = NoticeRequest(kind, number, account, record, PolicyConfig(), NOW, download_url=link)
-    return compose(request, BRAND, env)  # type: ignore[arg-type]
+    return compose(request, BRAND, env).message()  # type: ignore[arg-type]
 
 
 def readable(message: EmailMessage) -> str:
@@ -233,7 +233,7 @@ def test_a_client_without_a_language_gets_the_brands(tmp_path: Path) -> None:
         ),
         german_brand,
         ENV,
-    )
+    ).message()
 
     assert message["Content-Language"] == "de"
     assert "Zahlungserinnerung 1" in str(message["Subject"])

@@ -7,7 +7,7 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
@@ -51,13 +51,24 @@ class OutboxDelivery(Delivery):
         TemporaryDeliveryError when the directory cannot be written (full
         disk, permissions): the operator can fix that and the retry succeeds.
         """
-        target = self.path / file_name(message)
+        return self._write(file_name(message), message.as_bytes)
+
+    def deliver_stored(self, raw: bytes, message_id: str) -> str:
+        """Write the stored notice's bytes as they are, named by `message_id`, unless its
+        file exists; return the file's path. Raises what `deliver` raises."""
+        return self._write(file_name_for(message_id), lambda: raw)
+
+    def _write(self, name: str, data: Callable[[], bytes]) -> str:
+        """Write the bytes `data` gives to file `name` unless it exists (alone: durable at
+        once; inside `together()`: staged); return the file's path. Raises
+        TemporaryDeliveryError when the directory cannot be written."""
+        target = self.path / name
         if target.exists():
             return str(target)
         staged: list[_Staged] | None = getattr(self._local, "staged", None)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            written = _Staged(_write_temporary(target, message.as_bytes()), target)
+            written = _Staged(_write_temporary(target, data()), target)
             if staged is not None:
                 staged.append(written)
             else:  # alone: durable and in place now, as a batch of one
@@ -114,7 +125,13 @@ def file_name(message: EmailMessage) -> str:
     or cut, a hash of the full Message-ID keeps different ids apart.
     Raises PermanentDeliveryError when the message has no Message-ID.
     """
-    message_id = str(message.get("Message-ID", "")).strip()
+    return file_name_for(str(message.get("Message-ID", "")))
+
+
+def file_name_for(message_id: str) -> str:
+    """Return the .eml file name for a message whose Message-ID is `message_id`, as
+    `file_name` does. Raises PermanentDeliveryError when it is empty."""
+    message_id = message_id.strip()
     if not message_id:
         raise PermanentDeliveryError("message has no Message-ID; the outbox names files by it")
     bare = message_id.strip("<>")
