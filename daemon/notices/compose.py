@@ -127,6 +127,7 @@ def recipient(contact: Contact) -> Address:
         raise AddressError(f"contact email {contact.email!r} is not usable: {error}") from error
 
 
+@lru_cache(maxsize=64)
 def sender_domain(sender: str) -> str:
     """Return the domain of the sender address ('example.com' for 'Billing <b@example.com>')."""
     _name, address = parseaddr(sender)

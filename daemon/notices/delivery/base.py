@@ -45,17 +45,12 @@ class Delivery(ABC):
         """Deliver the notice stored as `raw` (its bytes as composed), whose Message-ID
         header is `message_id`; return a receipt as `deliver` does, raising what it raises.
 
-        By default the message is read back (`message_from`) and delivered; a delivery
-        that hands on bytes as they are says so by overriding this.
+        By default the message is read back whole and delivered; a delivery that hands
+        on bytes as they are says so by overriding this.
         """
-        return self.deliver(self.message_from(raw))
-
-    def message_from(self, raw: bytes) -> EmailMessage:
-        """Return the message a notice stored as `raw` (`EmailMessage.as_bytes()`) makes,
-        read as far as this delivery needs it: whole, unless a delivery says less."""
         message = email.message_from_bytes(raw, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
-        return message
+        return self.deliver(message)
 
     @contextmanager
     def together(self) -> Iterator[None]:

@@ -10,8 +10,6 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
-from email.parser import BytesHeaderParser
-from email.policy import default as default_policy
 from pathlib import Path
 
 from daemon.notices.delivery.base import (
@@ -22,8 +20,6 @@ from daemon.notices.delivery.base import (
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@+=-]")
 _MAX_STEM = 150
-# Reads a stored notice's headers and keeps its body as the bytes it was stored as.
-_HEADERS = BytesHeaderParser(policy=default_policy)
 
 
 class OutboxDelivery(Delivery):
@@ -80,11 +76,6 @@ class OutboxDelivery(Delivery):
         except OSError as error:
             raise TemporaryDeliveryError(f"cannot write {target}: {error}") from error
         return str(target)
-
-    def message_from(self, raw: bytes) -> EmailMessage:
-        """Return the stored notice with its headers read and its body left as stored:
-        the outbox reads only the Message-ID and writes the bytes back as they are."""
-        return _HEADERS.parsebytes(raw)
 
     @contextmanager
     def together(self) -> Iterator[None]:
