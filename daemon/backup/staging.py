@@ -162,8 +162,11 @@ printf '%s %s\\0' {UID_MARK.decode()} "$(id -u)"
 find . -printf '%y\\0%m\\0%U\\0%G\\0%T@\\0%s\\0%p\\0%l\\0'
 printf '%s\\0' {LISTING_DIGESTS_MARK.decode()}
 # The digests are the last thing the restore waits for: one process per core (at most 4),
-# the files dealt round-robin, each writing into a private temporary directory so
-# their lines cannot interleave. openssl uses the CPU's SHA instructions, which
+# each digesting one list of files into a file of its own, so their lines cannot
+# interleave. The largest files come first, dealt round-robin, so the lists hold about
+# the same bytes. Every list is complete before its digest starts, and they all run at
+# once: split's own --filter ends one filter's input only once the one before it ended,
+# which ran them one after another. openssl uses the CPU's SHA instructions, which
 # coreutils' sha256sum does not (about a sixth of its CPU time); its lines become
 # sha256sum -z lines. A path with a newline or a backslash, which openssl would print
 # escaped, goes to sha256sum; so does everything on a host without openssl. A digest
@@ -176,13 +179,19 @@ quick=$plain
 if command -v openssl >/dev/null 2>&1; then
   quick='xargs -0 -r openssl dgst -sha256 -r -- | sed "s/ [*]/  /" | tr "\\n" "\\0" >"$FILE"'
 fi
-find . -type f ! -path $'*\\n*' ! -path '*\\\\*' -print0 |
-  split --number="r/$parts" --separator='\\0' --filter="$quick" - "$digests/"
+find . -type f ! -path $'*\\n*' ! -path '*\\\\*' -printf '%s\\t%p\\0' | sort -z -n -r |
+  cut -z -f2- | split --number="r/$parts" --separator='\\0' - "$digests/list."
 status=$?
-find . -type f \\( -path $'*\\n*' -o -path '*\\\\*' \\) -print0 |
-  FILE="$digests/escaped" bash -c "$plain" || status=$?
 shopt -s nullglob
-set -- "$digests"/*
+running=()
+for list in "$digests"/list.*; do
+  FILE="$list.sha" bash -o pipefail -c "$quick" <"$list" &
+  running+=("$!")
+done
+find . -type f \\( -path $'*\\n*' -o -path '*\\\\*' \\) -print0 |
+  FILE="$digests/escaped.sha" bash -o pipefail -c "$plain" || status=$?
+for job in "${{running[@]}}"; do wait "$job" || status=$?; done
+set -- "$digests"/*.sha
 if [ $# -gt 0 ]; then cat -- "$@"; fi
 rm -rf -- "$digests"
 exit "$status"

@@ -40,13 +40,13 @@ def _archive() -> bytes:
     return buffer.getvalue()
 
 
-def _run(tmp_path: Path, plant: tuple[str, str] | None = None) -> dict[bytes, str]:
+def _run(tmp_path: Path, *plants: tuple[str, str]) -> dict[bytes, str]:
     """Run the extract script on the archive; return each file's digest from its listing.
-    `plant` is a (text, replacement) pair applied to the script first."""
+    Each of `plants` is a (text, replacement) pair applied to the script first."""
     root = tmp_path / "www"
     (root / "site").mkdir(parents=True)
     script = extract_script(staged_target(str(root / "site"), [str(root)]), "none")
-    if plant is not None:
+    for plant in plants:
         assert plant[0] in script
         script = script.replace(*plant)
     done = subprocess.run(
@@ -63,8 +63,8 @@ def _run(tmp_path: Path, plant: tuple[str, str] | None = None) -> dict[bytes, st
 @pytest.mark.parametrize("openssl", [True, False], ids=["openssl", "sha256sum"])
 def test_every_file_gets_its_contents_sha256(tmp_path: Path, openssl: bool) -> None:
     # A host without openssl: the same script falls back to sha256sum for every file.
-    plant = None if openssl else ("command -v openssl", "command -v lapse-no-such-openssl")
-    assert _run(tmp_path, plant) == {
+    plants = [] if openssl else [("command -v openssl", "command -v lapse-no-such-openssl")]
+    assert _run(tmp_path, *plants) == {
         name.encode(): hashlib.sha256(content).hexdigest() for name, content in _FILES.items()
     }
 
@@ -75,3 +75,25 @@ def test_a_file_the_digest_tool_skipped_has_no_digest(tmp_path: Path) -> None:
     found = _run(tmp_path, ("xargs -0 -r openssl", "grep -zv plain | xargs -0 -r openssl"))
     assert found[b"plain.txt"] == ""
     assert found[b"empty"] == hashlib.sha256(b"").hexdigest()
+
+
+def test_the_digest_processes_run_side_by_side(tmp_path: Path) -> None:
+    """Two lists, two digest processes at once: each waits (up to 5 s) for the other to
+    have started before it digests, and notes whether it saw it. Run one after the
+    other, each would wait alone."""
+    seen = tmp_path / "seen"
+    started = (
+        '{ touch "$list.go"; for _ in $(seq 100); do set -- "$digests"/*.go; '
+        "[ $# -ge 2 ] && break; sleep 0.05; done; "
+        f"if [ $# -ge 2 ]; then echo together; else echo alone; fi >>{seen}; "
+        'FILE="$list.sha" bash -o pipefail -c "$quick" <"$list"; } &'
+    )
+    found = _run(
+        tmp_path,
+        ("parts=$(nproc 2>/dev/null || echo 1)", "parts=2"),
+        ('FILE="$list.sha" bash -o pipefail -c "$quick" <"$list" &', started),
+    )
+    assert seen.read_text().split() == ["together", "together"]
+    assert found == {
+        name.encode(): hashlib.sha256(content).hexdigest() for name, content in _FILES.items()
+    }
