@@ -9,6 +9,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from daemon.store import json_columns
 from daemon.store.errors import StateStoreError
 
 
@@ -27,9 +28,12 @@ def open_engine(url: URL | str, **kwargs: Any) -> Engine:
 
     For SQLite the file's directory is created and every connection uses WAL
     (readers never block the daemon's writer), a busy timeout and foreign keys.
+    JSON columns are written and read by daemon.store.json_columns.
     Raises StateStoreError when the SQLite directory cannot be created.
     """
     parsed = make_url(url)
+    kwargs.setdefault("json_serializer", json_columns.dumps)
+    kwargs.setdefault("json_deserializer", json_columns.loads)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(parsed, pool_pre_ping=True, **kwargs)
     if parsed.database and parsed.database != ":memory:":
