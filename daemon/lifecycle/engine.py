@@ -33,6 +33,7 @@ from daemon.notices.desk import NoticeDesk
 from daemon.notices.money import minor_unit
 from daemon.policy import Action, Decision, LifecycleRecord, commands, decide
 from daemon.policy.rules import owes
+from daemon.store.membership import one_of
 from daemon.store.models import Account, Event, ScheduledAction
 from daemon.store.records import record_columns, record_from_row, stored_snapshot, write_record
 
@@ -270,7 +271,9 @@ class LifecycleEngine:
         rows = {
             row.id: row
             for row in session.scalars(
-                select(Account).options(defer(Account.snapshot)).where(Account.id.in_(ids))
+                select(Account)
+                .options(defer(Account.snapshot))
+                .where(one_of(session, _accounts.c.id, ids))
             )
         }
         # New accounts the policy leaves where they start (most of a first sync) are

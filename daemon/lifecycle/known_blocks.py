@@ -16,10 +16,11 @@ from array import array
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, bindparam, delete, insert, select
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.orm import Session
 
 from daemon.billing.listing import Block, Refused
+from daemon.store.membership import one_of
 from daemon.store.models import Account, BillingBlock
 
 _blocks = cast(Table, BillingBlock.__table__)
@@ -120,7 +121,7 @@ def blocks_due(session: Session, now: datetime, also: frozenset[str] = frozenset
     named = sorted(also)
     for at in range(0, len(named), _CHUNK):
         chunk = named[at : at + _CHUNK]
-        query = select(column).where(_accounts.c.id.in_(chunk), column.is_not(None))
+        query = select(column).where(one_of(session, _accounts.c.id, chunk), column.is_not(None))
         keys.update(session.connection().scalars(query))
     return keys
 
@@ -136,6 +137,6 @@ def remember(session: Session, tallies: list[Tally]) -> None:
 
 def forget(session: Session, keys: list[str]) -> None:
     """Forget the blocks `keys`."""
-    statement = delete(_blocks).where(_blocks.c.key.in_(bindparam("keys", expanding=True)))
     for at in range(0, len(keys), _CHUNK):
-        session.connection().execute(statement, {"keys": keys[at : at + _CHUNK]})
+        chunk = keys[at : at + _CHUNK]
+        session.connection().execute(delete(_blocks).where(one_of(session, _blocks.c.key, chunk)))

@@ -47,6 +47,7 @@ from daemon.lifecycle.brake import SafetyBrake
 from daemon.lifecycle.known_blocks import Known, Tally, blocks_due, forget, known_blocks, remember
 from daemon.lifecycle.report import SyncReport
 from daemon.policy.rules import owes
+from daemon.store.membership import one_of
 from daemon.store.models import Account
 
 T = TypeVar("T")
@@ -380,7 +381,7 @@ def _stored(session: Session, ids: list[str]) -> dict[str, _Stored]:
         columns.next_wake_at,
         columns.state,
         columns.billing_block,
-    ).where(columns.id.in_(ids))
+    ).where(one_of(session, columns.id, ids))
     # Through the session's connection, as plain rows: the ORM's row loading cost more
     # than the query itself, for every account of every sync.
     rows = session.connection().execute(query)
