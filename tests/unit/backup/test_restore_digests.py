@@ -22,6 +22,7 @@ _FILES = {
     "back\\slash.txt": b"a backslash in the name\n",
     "both\\n.txt": b"a backslash then n\n",
     " leading space": b"a space first\n",
+    "tab\tin\tname.txt": b"tabs in the name, which the size-sorted file lists use as a separator\n",
     "dir/nested.bin": bytes(range(256)) * 64,
     "empty": b"",
 }
