@@ -41,6 +41,7 @@ from daemon.transport.base import (
     Transport,
     TransportError,
 )
+from daemon.transport.channel_io import receive, send_all, send_eof
 from daemon.transport.watched import WATCHED
 
 if TYPE_CHECKING:
@@ -313,7 +314,7 @@ class SSHProcess(RemoteProcess):
 
     def read(self, size: int) -> bytes:
         try:
-            data: bytes = self._channel.recv(size)
+            data = receive(self._connection, self._channel, size)
         except TimeoutError:
             raise TransportError(
                 f"{self.label} on {self.host} sent nothing for {self._timeout:g} s"
@@ -330,7 +331,7 @@ class SSHProcess(RemoteProcess):
 
     def write(self, data: bytes) -> None:
         try:
-            self._channel.sendall(data)
+            send_all(self._connection, self._channel, data)
         except self._channel_errors as error:
             # EOFError: paramiko's word for a link that went down under it.
             if isinstance(error, EOFError) or self._link_down():
@@ -340,8 +341,11 @@ class SSHProcess(RemoteProcess):
             ) from error
 
     def close_stdin(self) -> None:
-        if not self._channel.closed:
-            self._channel.shutdown_write()
+        try:
+            send_eof(self._connection, self._channel)
+        except self._channel_errors as error:
+            # EOFError: paramiko's word for a link that went down under it.
+            raise self._lost() from error
 
     def wait(self) -> CommandResult:
         if not self._channel.status_event.wait(self._timeout):
@@ -388,7 +392,7 @@ class SSHProcess(RemoteProcess):
     def _drain(self) -> None:
         while True:
             try:
-                chunk = self._channel.recv_stderr(1 << 16)
+                chunk = receive(self._connection, self._channel, 1 << 16, stderr=True)
             except TimeoutError:
                 if self._channel.closed:
                     return

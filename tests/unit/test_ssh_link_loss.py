@@ -69,22 +69,35 @@ class LinkDownOnSend(DyingConnection):
         raise EOFError
 
 
+class Buffer:
+    """A channel's buffer of what the host sent (paramiko's BufferedPipe): `data` once,
+    then the end."""
+
+    def __init__(self, data: bytes = b"") -> None:
+        self.data = data
+
+    def read(self, size: int, timeout: float | None = None) -> bytes:
+        data, self.data = self.data[:size], self.data[size:]
+        return data
+
+
 class ClosedChannel:
     """A channel closed with nothing left to read, its stderr ended."""
 
     closed = True
+    timeout = None
+    remote_chanid = 0
 
     def __init__(self, *, eof_received: bool) -> None:
         self.eof_received = eof_received
+        self.in_buffer = Buffer()
+        self.in_stderr_buffer = Buffer()
 
     def exit_status_ready(self) -> bool:
         return False  # closed without a status: the command may still run
 
-    def recv(self, size: int) -> bytes:
-        return b""
-
-    def recv_stderr(self, size: int) -> bytes:
-        return b""
+    def _check_add_window(self, size: int) -> int:
+        return 0  # a closed channel opens no window
 
     def close(self) -> None:
         pass
@@ -143,15 +156,36 @@ def test_killing_a_command_that_ended_asks_the_host_nothing() -> None:
     assert connection.commands == []
 
 
-class WindowAdjustOnDeadLink(ClosedChannel):
-    """A channel whose recv sends the host a window adjustment over a socket already gone."""
+class DeadSocketConnection(LiveConnection):
+    """A paramiko Transport whose socket is gone while its thread has not yet noticed:
+    free to send, and the send raises EOFError."""
 
-    def recv(self, size: int) -> bytes:
+    def __init__(self) -> None:
+        super().__init__()
+        self.clear_to_send = threading.Event()
+        self.clear_to_send.set()
+        self.clear_to_send_lock = threading.Lock()
+
+    def _send_message(self, message: object) -> None:
         raise EOFError
 
 
+class WindowAdjustOnDeadLink(ClosedChannel):
+    """An open channel whose read opens the host's window again: that message goes out
+    over the dead socket."""
+
+    closed = False
+
+    def __init__(self, *, eof_received: bool) -> None:
+        super().__init__(eof_received=eof_received)
+        self.in_buffer = Buffer(b"x" * 1024)
+
+    def _check_add_window(self, size: int) -> int:
+        return size
+
+
 def test_a_read_that_meets_the_dead_socket_is_lost() -> None:
-    process = _process(LiveConnection(), WindowAdjustOnDeadLink(eof_received=False))
+    process = _process(DeadSocketConnection(), WindowAdjustOnDeadLink(eof_received=False))
     with pytest.raises(TransportError, match="connection to web1 was lost while files archive"):
         process.read(1 << 20)
 
