@@ -19,8 +19,8 @@ from tests.lab.test_transport import ssh_transport
 # Tries of each crossing below: a message decided before the send lock went out after
 # the close in about every second try, so eight tries miss it about once in 256 runs.
 TRIES = 8
-# The window a reading test's channel is opened with: its tenth read makes paramiko
-# open the window again; small, so that one short output is enough.
+# The window a reading test's channel is opened with: paramiko opens it again once a
+# tenth of it was read; small, so that one short output is enough.
 SMALL_WINDOW = 64 * 1024
 OUTPUT = 60_000  # fits in SMALL_WINDOW: the host sends it all, then its EOF and close
 
