@@ -25,8 +25,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import paramiko
 
-# How long a send waits for a key exchange in progress when paramiko names no limit.
-DEFAULT_KEX_WAIT = 30.0
 # How often a send waiting for a key exchange looks whether the link is still up.
 KEX_POLL = 0.1
 
@@ -41,7 +39,6 @@ def send_eof(connection: paramiko.Transport, channel: paramiko.Channel) -> None:
     connection goes down under the send, paramiko.SSHException when a key exchange in
     progress does not end within paramiko's limit.
     """
-    import paramiko  # loaded already: the channel is paramiko's
     from paramiko.common import cMSG_CHANNEL_EOF
 
     with channel.lock:
@@ -49,9 +46,7 @@ def send_eof(connection: paramiko.Transport, channel: paramiko.Channel) -> None:
             return
         # Claimed before it is sent, so that a close built meanwhile adds no second EOF.
         channel.eof_sent = True
-        message = paramiko.Message()
-        message.add_byte(cMSG_CHANNEL_EOF)
-        message.add_int(channel.remote_chanid)
+        message = _message_for(channel, cMSG_CHANNEL_EOF)
     _send_while_open(connection, channel, message)
 
 
@@ -64,7 +59,6 @@ def send_all(connection: paramiko.Transport, channel: paramiko.Channel, data: by
     stays shut for the channel's timeout, paramiko.SSHException when a key exchange does
     not end in time.
     """
-    import paramiko  # loaded already: the channel is paramiko's
     from paramiko.common import cMSG_CHANNEL_DATA
 
     view = memoryview(data)
@@ -76,9 +70,7 @@ def send_all(connection: paramiko.Transport, channel: paramiko.Channel, data: by
             size = channel._wait_for_send_window(len(view))  # type: ignore[attr-defined]
             if size == 0:  # closed, or the input ended, while waiting
                 raise OSError("the channel is closed")
-            message = paramiko.Message()
-            message.add_byte(cMSG_CHANNEL_DATA)
-            message.add_int(channel.remote_chanid)
+            message = _message_for(channel, cMSG_CHANNEL_DATA)
             message.add_string(bytes(view[:size]))
         if not _send_while_open(connection, channel, message):
             if not connection.is_active():
@@ -102,7 +94,6 @@ def receive(
     the connection goes down under the window's message, paramiko.SSHException when a
     key exchange does not end in time.
     """
-    import paramiko  # loaded already: the channel is paramiko's
     from paramiko.buffered_pipe import PipeTimeout
     from paramiko.common import cMSG_CHANNEL_WINDOW_ADJUST
 
@@ -114,12 +105,21 @@ def receive(
     # Counts what was read; 0 until a tenth of the window was, and once closed.
     grant = channel._check_add_window(len(data))  # type: ignore[attr-defined]
     if grant > 0:
-        message = paramiko.Message()
-        message.add_byte(cMSG_CHANNEL_WINDOW_ADJUST)
-        message.add_int(channel.remote_chanid)
+        message = _message_for(channel, cMSG_CHANNEL_WINDOW_ADJUST)
         message.add_int(grant)
         _send_while_open(connection, channel, message)
     return data
+
+
+def _message_for(channel: paramiko.Channel, kind: bytes) -> paramiko.Message:
+    """Return a message of type `kind` (one of paramiko's cMSG_CHANNEL_* bytes) addressed
+    to `channel` on the host's side, for the caller to complete."""
+    import paramiko  # loaded already: the channel is paramiko's
+
+    message = paramiko.Message()
+    message.add_byte(kind)
+    message.add_int(channel.remote_chanid)
+    return message
 
 
 def _send_while_open(
@@ -134,7 +134,7 @@ def _send_while_open(
     """
     import paramiko  # loaded already: the channel is paramiko's
 
-    limit = time.monotonic() + getattr(connection, "clear_to_send_timeout", DEFAULT_KEX_WAIT)
+    limit = time.monotonic() + connection.clear_to_send_timeout
     while True:
         connection.clear_to_send.wait(KEX_POLL)
         if not connection.is_active():

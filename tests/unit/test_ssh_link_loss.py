@@ -165,6 +165,7 @@ class DeadSocketConnection(LiveConnection):
         self.clear_to_send = threading.Event()
         self.clear_to_send.set()
         self.clear_to_send_lock = threading.Lock()
+        self.clear_to_send_timeout = 30.0
 
     def _send_message(self, message: object) -> None:
         raise EOFError
