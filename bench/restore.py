@@ -33,6 +33,7 @@ lapse_cpu_s=... baseline_cpu_s=...`.
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import resource
@@ -71,6 +72,9 @@ def main() -> None:
     aws = str(bundled) if bundled.exists() else shutil.which("aws")
     if aws is None:
         sys.exit("bench/restore.py: the AWS CLI is not on PATH; run `make bench-deps` first")
+    # The checkout's bytecode, as an installed Lapse has it (pip compiles a wheel's
+    # modules): with PYTHONDONTWRITEBYTECODE set, every run would compile them again.
+    compileall.compile_dir(Path(__file__).resolve().parents[1] / "daemon", quiet=1)
     workdir = Path(tempfile.mkdtemp(prefix="lapse-bench-", dir=args.workdir or "/var/tmp"))
     sshd = start_sshd(workdir / "sshd")
     s3 = MotoServer(workdir / "moto.log")

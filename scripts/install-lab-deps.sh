@@ -19,6 +19,9 @@ WANTED=(
     "pigz"
     "rsync"
     "openssl"
+    # A restore compares the host's files with the archive in BLAKE3 where the host has
+    # b3sum (SHA-256 otherwise): the lab host has it, and the tests take it away.
+    "b3sum"
     "cron"
     "systemd"
     "apache2"

@@ -6,7 +6,9 @@ archive the host extracts into a fresh staging directory beside the target
 (daemon.backup.relay): it counts and hashes every byte against the manifest,
 decompresses the archive and sends the host the plain tar, checks every member
 against the restore rules before the host receives it, and
-describes what the extraction must hold (daemon.backup.restore_listing). The host then
+describes what the extraction must hold (daemon.backup.restore_listing), each file
+digested with the digest the host's script announced before the stream (BLAKE3
+where the host has b3sum, SHA-256 otherwise). The host then
 lists the staging tree, and only when that listing equals the archive's, entry
 for entry, is the staging directory swapped in with renames; the previous tree
 is removed after the swap. Any failure or interrupt before the swap removes the
@@ -36,7 +38,7 @@ from typing import BinaryIO, cast
 import structlog
 import zstandard
 
-from daemon.backup import commands, staging
+from daemon.backup import commands, staging, tar_walk
 from daemon.backup.archive import HashingReader, UnsafeArchiveError, decompressed
 from daemon.backup.errors import BackupError
 from daemon.backup.manifest import BackupObject
@@ -44,6 +46,7 @@ from daemon.backup.relay import Gate, GateClosedError
 from daemon.backup.restore_listing import (
     ListingError,
     Tree,
+    announced_digest,
     archive_tree,
     differences,
     parse_listing,
@@ -62,6 +65,8 @@ _CHUNK = 1 << 20
 # How many differing paths an error quotes from the comparison.
 _SHOWN_DIFFERENCES = 10
 _ARCHIVE_ERRORS = (tarfile.TarError, zstandard.ZstdError, EOFError, OSError, ValueError)
+# The most an extract script's announcement of its digest takes (it takes about 20 bytes).
+_ANNOUNCEMENT_LIMIT = 64
 # What the OpenSSH client exits with when it failed itself (connecting, or a lost link).
 _SSH_FAILED = 255
 CHECKED = "every member matches the archive (type, mode, owner, time, size, digest, link)"
@@ -324,15 +329,18 @@ def _stage(
             try:
                 if arm:
                     item.armed = _arm_swap(transport, item, sessions)
+                new_digest, early = _announced(process, item.host, label)
                 try:
-                    expected, size, digest = _stream(process, stream, entry, sent, label)
+                    expected, size, digest = _stream(
+                        process, stream, entry, sent, label, new_digest
+                    )
                 except TransportError as error:
                     # The host may have stopped reading because its script refused the target.
                     _raise_refusal(process, item.host, label, error)
                     raise
             finally:
                 stream.close()
-            output = process.read_all()
+            output = early + process.read_all()
             result = process.wait()
     except (TransportError, BackupStoreError) as error:
         raise BackupError(f"{label} on {item.host} failed: {error}") from error
@@ -345,6 +353,31 @@ def _stage(
             "records (changed in the store?); nothing swapped"
         )
     _compare(expected, output, item)
+
+
+def _announced(process: RemoteProcess, host: str, label: str) -> tuple[tar_walk.NewDigest, bytes]:
+    """Read the digest the extract script announces before it reads the archive; return
+    it and any output after the announcement.
+
+    Raises BackupError when the script ended first (with the host's own reason: it
+    refused the target, or the connection failed) or announced something else, and
+    TransportError when its output cannot be read. Nothing of the archive was sent.
+    """
+    head = b""
+    while b"\0" not in head and len(head) < _ANNOUNCEMENT_LIMIT:
+        piece = process.read(_ANNOUNCEMENT_LIMIT - len(head))
+        if not piece:
+            result = process.wait()
+            if result.status == 0:
+                raise BackupError(f"{label} on {host} ended before it read the archive")
+            failed = CommandError(host, label, result.status, result.stderr)
+            raise BackupError(f"{failed}; the live tree is untouched")
+        head += piece
+    announcement, _, rest = head.partition(b"\0")
+    try:
+        return announced_digest(announcement), rest
+    except ListingError as error:
+        raise BackupError(f"{label} on {host}: {error}; the live tree is untouched") from error
 
 
 def _raise_refusal(process: RemoteProcess, host: str, label: str, error: TransportError) -> None:
@@ -364,8 +397,10 @@ def _stream(
     entry: BackupObject,
     sent: Callable[[int], None],
     label: str,
+    new_digest: tar_walk.NewDigest,
 ) -> tuple[Tree, int, str]:
-    """Send the object to `process` through a gate while checking and describing it.
+    """Send the object to `process` through a gate while checking and describing it, each
+    file's content digested with `new_digest`.
 
     Returns (the tree the archive describes, bytes read, their SHA-256). Raises
     UnsafeArchiveError, BackupError for an unreadable archive, and TransportError
@@ -385,7 +420,7 @@ def _stream(
 
     with Gate(decompressed(compressed, entry.compression), process, counted) as gate:
         try:
-            expected = archive_tree(cast(BinaryIO, gate))
+            expected = archive_tree(cast(BinaryIO, gate), new_digest)
             gate.finish()
         except GateClosedError as error:
             cause = error.__cause__

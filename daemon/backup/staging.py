@@ -27,6 +27,8 @@ from daemon.domain.errors import LapseError
 # Between the fields of one entry of the host's listing, and at its end: no name holds it.
 LISTING_DIGESTS_MARK = b"--lapse-digests--"
 UID_MARK = b"lapse-uid"
+# What the extract script prints first, with the name of the digest its listing carries.
+DIGEST_MARK = b"lapse-digest"
 SWAPPED = b"swapped"
 # The line an armed swap script waits for before it does anything.
 SWAP_ORDER = b"swap\n"
@@ -116,13 +118,18 @@ def extract_script(target: StagedTarget, compression: str, replace: bool = True)
     tar), from stdin into a new staging directory beside `target`, then printing the
     staging tree's listing.
 
-    The listing is NUL-separated: UID_MARK and the uid the script runs as; then
+    Once the target is checked and before it reads stdin, the script prints
+    DIGEST_MARK, a space, the name of the digest its listing will carry and a NUL:
+    'blake3' where the host has b3sum, 'sha256' otherwise. The listing follows the
+    extraction, NUL-separated: UID_MARK and the uid the script runs as; then
     per entry its type, octal mode, uid, gid, mtime, size, path and link target
     (GNU find's %y %m %U %G %T@ %s %p %l); then LISTING_DIGESTS_MARK and
-    `sha256sum -z` lines (hex SHA-256, two spaces, the path) of every regular
-    file, in no set order (one digest process per core, at most 4; `openssl dgst`
-    where the host has it, `sha256sum` otherwise and for paths holding a newline or
-    a backslash, which openssl's output would escape). The script refuses (exit 3) a
+    `sha256sum -z`-shaped lines (the hex digest, two spaces, the path) of every
+    regular file, in no set order (one digest process per core, at most 4). BLAKE3
+    comes from b3sum, which prints no names (its digests are paired with the names
+    by their order); SHA-256 from `openssl dgst` where the host has it, `sha256sum`
+    otherwise and for paths holding a newline or a backslash, which openssl's output
+    would escape. The script refuses (exit 3) a
     target that is a symlink or not a directory, and without `replace` one that
     is a directory with anything in it; on a failed extraction it
     removes the staging directory and exits 4. GNU tar's own guards (no
@@ -149,6 +156,10 @@ cd -- "$staging" || fail "cannot enter $expected/$staging"
 if [ "$(pwd -P)" != "$expected/$staging" ] || [ "$(stat -c %u:%a .)" != "$(id -u):700" ]; then
   fail "the staging directory $expected/$staging changed under the restore"
 fi
+# The digest is chosen once, here, and announced before tar reads a byte: the daemon
+# digests each member with it as the archive streams.
+if command -v b3sum >/dev/null 2>&1; then digest=blake3; else digest=sha256; fi
+printf '%s %s\\0' {DIGEST_MARK.decode()} "$digest"
 # Directory modes and owners are applied at the end, so the staging tree stays closed
 # (0700, Lapse's user) to everyone else while tar fills it. Records of 128 KiB instead of
 # 10 KiB: a twelfth of the reads from the session's pipe (reading stdin, tar fills each
@@ -166,18 +177,34 @@ printf '%s\\0' {LISTING_DIGESTS_MARK.decode()}
 # interleave. The largest files come first, dealt round-robin, so the lists hold about
 # the same bytes. Every list is complete before its digest starts, and they all run at
 # once: split's own --filter ends one filter's input only once the one before it ended,
-# which ran them one after another. openssl uses the CPU's SHA instructions, which
-# coreutils' sha256sum does not (about a sixth of its CPU time); its lines become
-# sha256sum -z lines. A path with a newline or a backslash, which openssl would print
-# escaped, goes to sha256sum; so does everything on a host without openssl. A digest
-# a tool failed to print leaves that file without one, which the compare refuses.
+# which ran them one after another. Their bash is started with --norc: in the
+# background it runs at the top shell level, where a bash that sshd's session started
+# reads ~/.bashrc (0.1 s each with a `pyenv init` hook, and whatever it prints would
+# land in the digests). Each digest process reads its list on stdin and
+# from the file $LIST, and writes sha256sum -z lines (the hex digest, two spaces, the
+# path, a NUL) to $FILE. b3sum takes about a third of the CPU time of `openssl dgst
+# -sha256`, which uses the CPU's SHA instructions (coreutils' sha256sum does not, and
+# takes about six times as long). b3sum prints a name escaped, or altered when it is
+# not UTF-8, so it prints none (--no-names): one digest a line, in its list's order,
+# and each is put before its name as the list has it (as many digests as names, or the
+# status is non-zero). openssl's lines become sha256sum -z lines; a path with a newline
+# or a backslash, which openssl would print escaped, goes to sha256sum, as everything
+# does on a host without openssl. A digest a tool failed to print makes the script's
+# status non-zero, which fails the restore.
 digests=$(mktemp -d) || fail "cannot create a temporary directory for the digests"
 parts=$(nproc 2>/dev/null || echo 1)
 if [ "$parts" -gt 4 ]; then parts=4; fi
-plain='xargs -0 -r sha256sum -z -- >"$FILE"'
-quick=$plain
-if command -v openssl >/dev/null 2>&1; then
-  quick='xargs -0 -r openssl dgst -sha256 -r -- | sed "s/ [*]/  /" | tr "\\n" "\\0" >"$FILE"'
+if [ "$digest" = blake3 ]; then
+  quick='xargs -0 -r b3sum --no-names -- <"$LIST" | tr "\\n" "\\0" >"$LIST.sums" &&
+    sed -z "s/^/  /" -- "$LIST" | paste -z -d "\\0" -- "$LIST.sums" - >"$FILE" &&
+    [ "$(tr -cd "\\0" <"$LIST.sums" | wc -c)" = "$(tr -cd "\\0" <"$LIST" | wc -c)" ]'
+  plain=$quick
+else
+  plain='xargs -0 -r sha256sum -z -- >"$FILE"'
+  quick=$plain
+  if command -v openssl >/dev/null 2>&1; then
+    quick='xargs -0 -r openssl dgst -sha256 -r -- | sed "s/ [*]/  /" | tr "\\n" "\\0" >"$FILE"'
+  fi
 fi
 find . -type f ! -path $'*\\n*' ! -path '*\\\\*' -printf '%s\\t%p\\0' | sort -z -n -r |
   cut -z -f2- | split --number="r/$parts" --separator='\\0' - "$digests/list."
@@ -185,11 +212,12 @@ status=$?
 shopt -s nullglob
 running=()
 for list in "$digests"/list.*; do
-  FILE="$list.sha" bash -o pipefail -c "$quick" <"$list" &
+  LIST="$list" FILE="$list.sha" bash --norc -o pipefail -c "$quick" <"$list" &
   running+=("$!")
 done
-find . -type f \\( -path $'*\\n*' -o -path '*\\\\*' \\) -print0 |
-  FILE="$digests/escaped.sha" bash -o pipefail -c "$plain" || status=$?
+escaped="$digests/escaped"
+find . -type f \\( -path $'*\\n*' -o -path '*\\\\*' \\) -print0 >"$escaped" || status=$?
+LIST=$escaped FILE="$escaped.sha" bash --norc -o pipefail -c "$plain" <"$escaped" || status=$?
 for job in "${{running[@]}}"; do wait "$job" || status=$?; done
 set -- "$digests"/*.sha
 if [ $# -gt 0 ]; then cat -- "$@"; fi

@@ -16,11 +16,10 @@ tarfile itself, with the same result.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import tarfile
 from collections.abc import Callable
-from typing import BinaryIO, cast
+from typing import BinaryIO, Protocol, cast
 
 # What is asked of the stream at a time. Small on purpose: a decompressing reader
 # returns its output only once that much is decoded, and the relay hands a
@@ -40,9 +39,24 @@ _META_TYPES = (
 _MAX_META = 16 << 20
 _ERRORS = "surrogateescape"
 
-# Told each member in archive order, with a function returning the hex SHA-256
-# of the member's content (to be called, if at all, before the visit returns).
+
+class Hasher(Protocol):
+    """A running digest, as hashlib's and blake3's objects are."""
+
+    def update(self, data: bytes | memoryview, /) -> object:
+        """Add `data` to what is digested."""
+        ...
+
+    def hexdigest(self) -> str:
+        """Return the digest of everything added so far, in hex."""
+        ...
+
+
+# Told each member in archive order, with a function returning the hex digest of the
+# member's content (to be called, if at all, before the visit returns).
 Visit = Callable[[tarfile.TarInfo, Callable[[], str]], None]
+# Makes a fresh digest for one member's content (hashlib.sha256, blake3.blake3).
+NewDigest = Callable[[], Hasher]
 
 
 class _Reader:
@@ -116,8 +130,9 @@ def _has_data(member: tarfile.TarInfo) -> bool:
     return member.isreg() or member.type not in tarfile.SUPPORTED_TYPES
 
 
-def walk(stream: BinaryIO, visit: Visit) -> None:
-    """Read the tar stream `stream` to its end, calling `visit` for each member in order.
+def walk(stream: BinaryIO, visit: Visit, new_digest: NewDigest) -> None:
+    """Read the tar stream `stream` to its end, calling `visit` for each member in order;
+    a member's content digest is made with `new_digest`.
 
     The end is the first zero block, or the stream's end at a header. Raises
     tarfile.ReadError for a stream that is empty, does not start with a valid
@@ -142,7 +157,7 @@ def walk(stream: BinaryIO, visit: Visit) -> None:
                 raise tarfile.ReadError("empty file" if not header else str(error)) from None
             return
         if raw.type == tarfile.XGLTYPE or raw.type == tarfile.GNUTYPE_SPARSE:
-            _hand_over(bytes(meta) + header, reader, visit)
+            _hand_over(bytes(meta) + header, reader, visit, new_digest)
             return
         if raw.type in _META_TYPES:
             if len(meta) + raw.size > _MAX_META:
@@ -154,7 +169,7 @@ def walk(stream: BinaryIO, visit: Visit) -> None:
             continue
         if meta:
             if b"GNU.sparse." in meta:
-                _hand_over(bytes(meta) + header, reader, visit)
+                _hand_over(bytes(meta) + header, reader, visit, new_digest)
                 return
             member = _parse(bytes(meta) + header)
             meta.clear()
@@ -162,7 +177,7 @@ def walk(stream: BinaryIO, visit: Visit) -> None:
             member = raw
             if member.isdir():
                 member.name = member.name.rstrip("/")
-        _visit(member, reader, visit)
+        _visit(member, reader, visit, new_digest)
 
 
 def _parse(blocks: bytes) -> tarfile.TarInfo:
@@ -174,13 +189,13 @@ def _parse(blocks: bytes) -> tarfile.TarInfo:
     return member
 
 
-def _visit(member: tarfile.TarInfo, reader: _Reader, visit: Visit) -> None:
+def _visit(member: tarfile.TarInfo, reader: _Reader, visit: Visit, new_digest: NewDigest) -> None:
     size = member.size if _has_data(member) else 0
     consumed = False
 
     def digest() -> str:
         nonlocal consumed
-        hasher = hashlib.sha256()
+        hasher = new_digest()
         consumed = True
         if reader.feed(size, hasher.update) < size:
             raise tarfile.ReadError("unexpected end of data")
@@ -198,7 +213,7 @@ def _ignore(_piece: memoryview) -> None:
     return None
 
 
-def _hand_over(head: bytes, reader: _Reader, visit: Visit) -> None:
+def _hand_over(head: bytes, reader: _Reader, visit: Visit, new_digest: NewDigest) -> None:
     """Walk the rest of the stream (from the headers in `head`) with tarfile itself."""
     with tarfile.open(
         fileobj=cast(BinaryIO, _Chain(head, reader)),
@@ -207,12 +222,14 @@ def _hand_over(head: bytes, reader: _Reader, visit: Visit) -> None:
         errors=_ERRORS,
     ) as archive:
         for member in archive:
-            visit(member, _tarfile_digest(archive, member))
+            visit(member, _tarfile_digest(archive, member, new_digest))
 
 
-def _tarfile_digest(archive: tarfile.TarFile, member: tarfile.TarInfo) -> Callable[[], str]:
+def _tarfile_digest(
+    archive: tarfile.TarFile, member: tarfile.TarInfo, new_digest: NewDigest
+) -> Callable[[], str]:
     def digest() -> str:
-        hasher = hashlib.sha256()
+        hasher = new_digest()
         content = archive.extractfile(member)
         if content is not None:
             while chunk := content.read(1 << 20):

@@ -7,7 +7,7 @@ spent on the whole job. For such streams (`Transport.start_bulk`) Lapse runs the
 `ssh` binary instead, with the same guarantees as the paramiko transport: the
 host key is checked against the configured known_hosts file only (strict, no
 user or system config read, no prompt), the configured key or the agent
-authenticates, and the script runs under `bash -o pipefail`. The process's
+authenticates, and the script runs under `bash -o pipefail`, ~/.bashrc read once. The process's
 stdin, stdout and stderr are pipes, handled as a local command's are.
 """
 
@@ -34,7 +34,13 @@ def openssh_argv(
     connect_timeout: float,
     keepalive: int,
 ) -> list[str]:
-    """Return the `ssh` argv running `script` under bash with pipefail on the host."""
+    """Return the `ssh` argv running `script` under bash with pipefail on the host.
+
+    `--norc`, as the paramiko transport's wrapper (daemon.transport.ssh): bash started
+    by sshd reads ~/.bashrc even for a command, and `exec` puts the new bash back at
+    the top shell level, so it would read it a second time (a `pyenv init` hook: 0.1 s
+    of every restore's extraction and swap here).
+    """
     argv = ["ssh", "-F", "/dev/null", "-T", "-o", "BatchMode=yes"]
     argv += ["-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known_hosts}"]
     argv += ["-o", "GlobalKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"]
@@ -44,7 +50,7 @@ def openssh_argv(
     if key_file is not None:
         argv += ["-o", "IdentitiesOnly=yes", "-i", str(key_file)]
     argv += ["-p", str(port), "--", f"{user}@{address}"]
-    return [*argv, "exec bash -o pipefail -c " + shlex.quote(script)]
+    return [*argv, "exec bash --norc -o pipefail -c " + shlex.quote(script)]
 
 
 def spawn(host: str, label: str, argv: list[str], timeout: float) -> LocalProcess:

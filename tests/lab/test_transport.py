@@ -4,8 +4,10 @@ transport does (local and ssh alike) is checked by tests/contracts/test_transpor
 
 from __future__ import annotations
 
+import io
 import secrets
 import subprocess
+import tarfile
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from daemon.backup.restore_listing import parse_listing
+from daemon.backup.staging import extract_script, staged_target
 from daemon.transport import HostKeyError, TransportError
 from daemon.transport.ssh import SSHTransport
 from tests.contracts.escaping import ESCAPING, assert_killing_the_starter_ends_it, running
@@ -177,6 +181,52 @@ def test_a_command_reads_the_users_bashrc_once_and_keeps_what_it_exported(
     transport = ssh_transport(sshd, user=name)
     try:
         assert transport.run('echo "$LAPSE_FROM_RC"', "rc").stdout == b"exported\n"
+        assert len(reads.read_text().splitlines()) == 1
+    finally:
+        transport.close()
+
+
+def _small_archive() -> bytes:
+    """A tar of three small files: the extract script deals them to two digest lists."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name in ("a.txt", "b.txt", "c.txt"):
+            member = tarfile.TarInfo(name)
+            member.size, member.mode = len(name), 0o644
+            archive.addfile(member, io.BytesIO(name.encode()))
+    return buffer.getvalue()
+
+
+def test_the_openssh_client_and_the_extract_scripts_digests_read_the_bashrc_once(
+    sshd: SSHServer, own_login: tuple[str, Path]
+) -> None:
+    """The bulk path (the `ssh` binary: a restore's extraction and swap) as the paramiko
+    one: the login shell reads ~/.bashrc, no bash Lapse starts reads it again, not even
+    the extract script's digest processes, which run in the background at the top
+    shell level (with a `pyenv init` hook, 0.1 s each)."""
+    name, home = own_login
+    reads = home / "reads"
+    (home / ".bashrc").write_text(f'echo "$$" >> {reads}\nexport LAPSE_FROM_RC=exported\n')
+    transport = ssh_transport(sshd, user=name)
+    try:
+        result = transport.run_standalone('echo "$LAPSE_FROM_RC"', "rc")
+        assert (result.status, result.stdout) == (0, b"exported\n")
+        assert len(reads.read_text().splitlines()) == 1
+        reads.unlink()
+
+        script = extract_script(staged_target(str(home / "site"), [str(home)]), "none")
+        with transport.start_bulk(script, "extract") as process:
+            process.write(_small_archive())
+            process.close_stdin()
+            output = process.read_all()
+            result = process.wait()
+        assert result.status == 0, result.stderr
+        _, tree = parse_listing(output.partition(b"\0")[2])
+        assert {path for path, entry in tree.items() if entry.digest} == {
+            b"a.txt",
+            b"b.txt",
+            b"c.txt",
+        }
         assert len(reads.read_text().splitlines()) == 1
     finally:
         transport.close()

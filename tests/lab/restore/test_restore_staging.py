@@ -239,6 +239,107 @@ def test_a_tree_differing_from_the_archive_is_not_swapped_in(
     assert scene.leftovers() == []
 
 
+# A host without b3sum: its extract script announces SHA-256 and lists with openssl.
+_NO_B3SUM = ("command -v b3sum", "command -v lapse-no-such-b3sum")
+
+
+def _planted(monkeypatch: pytest.MonkeyPatch, *plants: tuple[str, str]) -> None:
+    """Make every extract script of the test carry `plants` ((text, replacement) pairs)."""
+    extract = staging.extract_script
+
+    def planted(target: staging.StagedTarget, compression: str, replace: bool = True) -> str:
+        script = extract(target, compression, replace)
+        for text, replacement in plants:
+            assert text in script
+            script = script.replace(text, replacement)
+        return script
+
+    monkeypatch.setattr(staging, "extract_script", planted)
+
+
+@pytest.mark.parametrize("b3sum", [True, False], ids=["blake3", "sha256"])
+def test_content_changed_under_the_extraction_is_found_with_either_digest(
+    scene: RestoreScene, monkeypatch: pytest.MonkeyPatch, b3sum: bool
+) -> None:
+    """Same size, same times, one byte changed after tar: only the digests can tell, and
+    they do, whichever the host announced."""
+    change = (
+        "printf '%s %s\\0' lapse-uid",
+        "touch -r index.html stamp; printf X | dd of=index.html bs=1 count=1 conv=notrunc "
+        "2>/dev/null; touch -r stamp index.html; rm stamp\nprintf '%s %s\\0' lapse-uid",
+    )
+    _planted(monkeypatch, change, *([] if b3sum else [_NO_B3SUM]))
+    live = tree_fingerprint(scene.docroot)
+
+    with pytest.raises(BackupError) as caught:
+        _restore(scene, force=True)
+
+    assert str(caught.value).startswith("files extracted on web1 differ from files-1.tar")
+    assert "index.html: content differs; nothing swapped" in str(caught.value)
+    assert tree_fingerprint(scene.docroot) == live
+    assert scene.leftovers() == []
+
+
+def test_a_host_without_b3sum_is_restored_and_compared_with_sha256(
+    scene: RestoreScene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = tree_fingerprint(scene.docroot)
+    _deface(scene.docroot)
+    _planted(monkeypatch, _NO_B3SUM)
+
+    report = _restore(scene, force=True)
+
+    assert tree_fingerprint(scene.docroot) == original
+    assert report.restored[0].check.endswith("swapped in")
+
+
+@pytest.mark.parametrize(
+    "lie",
+    [
+        # Announces SHA-256, lists BLAKE3; announces BLAKE3, lists SHA-256.
+        ('lapse-digest "$digest"', "lapse-digest sha256"),
+        ('[ "$digest" = blake3 ]', '[ "$digest" != blake3 ]'),
+    ],
+    ids=["says-sha256", "says-blake3"],
+)
+def test_a_listing_in_another_digest_than_announced_fails_every_file(
+    scene: RestoreScene, monkeypatch: pytest.MonkeyPatch, lie: tuple[str, str]
+) -> None:
+    """The daemon digests the archive with what the host announced, never with what its
+    listing looks like: a host listing in another digest has every file refused."""
+    _planted(monkeypatch, lie)
+    live = tree_fingerprint(scene.docroot)
+
+    with pytest.raises(BackupError) as caught:
+        _restore(scene, force=True)
+
+    assert "index.html: content differs" in str(caught.value)
+    assert tree_fingerprint(scene.docroot) == live
+    assert scene.leftovers() == []
+
+
+@pytest.mark.parametrize(
+    ("announcement", "expected"),
+    [
+        ("printf '%s\\0' 'lapse-digest md5'", "announced no known digest ('lapse-digest md5')"),
+        ("printf 'x%.0s' {1..100}", "announced no known digest ('" + "x" * 64 + "')"),
+        ("exit 0", "ended before it read the archive"),
+    ],
+    ids=["unknown", "endless", "none"],
+)
+def test_an_extraction_announcing_no_known_digest_is_given_nothing(
+    scene: RestoreScene, monkeypatch: pytest.MonkeyPatch, announcement: str, expected: str
+) -> None:
+    _planted(monkeypatch, ("printf '%s %s\\0' lapse-digest \"$digest\"", announcement))
+    live = tree_fingerprint(scene.docroot)
+
+    with pytest.raises(BackupError) as caught:
+        _restore(scene, force=True)
+
+    assert expected in str(caught.value)
+    assert tree_fingerprint(scene.docroot) == live
+
+
 def test_an_object_not_matching_its_manifest_is_not_swapped_in(scene: RestoreScene) -> None:
     """A readable archive put in the store in place of the backed-up one."""
     from tests.lab.restore_scene import crafted_archive, member, store_as_backup

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from daemon.backup.restore_listing import TreeEntry, differences, parse_listing
+from daemon.backup.restore_listing import ListingError, TreeEntry, differences, parse_listing
 from daemon.backup.staging import TargetError, staged_target
 
 
@@ -64,6 +64,27 @@ def test_a_listing_with_odd_names_reads_back() -> None:
         b"line\nbreak \xff": TreeEntry("f", 0o644, 12, 13, 1700000000, 3, "a" * 64),
         b"link": TreeEntry("l", 0o777, 12, 13, 1700000001, target=b"/etc/x"),
     }
+
+
+def test_a_digest_for_a_path_not_listed_is_refused() -> None:
+    """A digest line naming no listed path (a tool that printed a name altered): an
+    error naming the path, not a crash."""
+    output = _listing(
+        (b"d", b"755", b"0", b"0", b"1.5", b"4096", b".", b""),
+        (b"f", b"644", b"0", b"0", b"1700000000.9", b"3", b"./caf\xe9", b""),
+        digests=(b"a" * 64 + b"  ./caf\xef\xbf\xbd",),
+    )
+    with pytest.raises(ListingError, match=r"a digest for './caf\ufffd', which it did not list"):
+        parse_listing(output)
+
+
+def test_a_digest_that_is_not_hex_reads_as_a_differing_one() -> None:
+    output = _listing(
+        (b"f", b"644", b"0", b"0", b"1700000000.9", b"3", b"./x", b""),
+        digests=(b"\xff" * 64 + b"  ./x",),
+    )
+    _, tree = parse_listing(output)
+    assert tree[b"x"].digest == "\ufffd" * 64
 
 
 def test_differences_name_each_path_once() -> None:
