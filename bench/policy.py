@@ -61,6 +61,7 @@ from daemon.config.load import validate_config
 from daemon.config.schema import PolicyConfig, SqlBilling
 from daemon.domain.clock import VirtualClock
 from daemon.policy import LifecycleRecord, decide
+from daemon.runtime import collector
 from daemon.runtime.app import build_app
 from daemon.runtime.logs import configure_logging
 from tests.lab.services.postgres import start_postgres
@@ -266,7 +267,11 @@ def run_syncs(job_json: str) -> None:
     job = json.loads(job_json)
     config = validate_config(job["config"], source="bench", base_dir=Path.cwd())
     clock = VirtualClock(NOW)
+    # As `lapse run` starts: the collector held while the app is built, then what is
+    # alive frozen (daemon.runtime.collector).
+    collector.hold()
     app = build_app(config, clock)
+    collector.settle()
     rss_base_mb = current_rss_mb()
     # What each sync spends delivering the notices it queued (to the outbox), apart.
     deliver = app.notices.deliver_pending

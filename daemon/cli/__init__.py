@@ -1,5 +1,2 @@
-"""The `lapse` command line."""
-
-from daemon.cli.main import main
-
-__all__ = ["main"]
+"""The `lapse` command line (daemon.cli.main); the console script starts in
+daemon.cli.entry. Importing the package imports nothing else."""

@@ -25,6 +25,7 @@ from rich.table import Table
 from daemon.config import Config, load_config, load_embedded_config
 from daemon.config.load import default_data_dir
 from daemon.domain.errors import LapseError
+from daemon.runtime import collector
 from daemon.runtime.state import describe_state
 
 if TYPE_CHECKING:
@@ -102,6 +103,7 @@ def open_app(config_path: Path | None, account: str | None = None) -> App:
     from daemon.runtime.app import build_app
 
     app = build_app(load_announced(config_path), create_db=False)
+    collector.settle()
     if account is not None:
         app.readers.accounts.require(account)
     return app
@@ -114,6 +116,7 @@ def open_restore(config_path: Path | None, account: str) -> RestoreParts:
     from daemon.runtime.restore_parts import open_restore_parts
 
     parts = open_restore_parts(load_announced(config_path))
+    collector.settle()
     parts.accounts.require(account)
     return parts
 

@@ -21,6 +21,7 @@ from daemon.cli.common import (
 )
 from daemon.config import ConfigError
 from daemon.domain.clock import system_clock
+from daemon.runtime import collector
 from daemon.runtime.app import build_app, prepare_embedded_data
 from daemon.runtime.leadership import Leadership
 from daemon.runtime.logs import configure_logging
@@ -50,6 +51,7 @@ def run(once: bool, config_path: Path | None) -> None:
         if config_path is None:
             prepare_embedded_data(config.billing, system_clock())
         app = build_app(config)
+        collector.settle()
         if once:
             report = app.lifecycle.sync()
             click.echo(report.summary())

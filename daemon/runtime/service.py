@@ -17,6 +17,7 @@ from daemon.billing.base import BillingError
 from daemon.config.load import ConfigError
 from daemon.config.schema import Config, StoreConfig
 from daemon.config.secrets import SecretError
+from daemon.runtime import collector
 from daemon.runtime.app import App, build_app
 from daemon.runtime.console.listener import console_listener
 from daemon.runtime.coordinator import Coordinator
@@ -83,6 +84,8 @@ def serve(
                 app, coordinator = _reload(app, coordinator, reload_config)
                 listener = _listen(app, coordinator)
                 console = _console(app, coordinator)
+                # The replaced app's cycles were frozen with it at start.
+                collector.refreeze()
             if time.monotonic() >= next_housekeeping and coordinator.scheduler is not None:
                 _expire_backups(app)
                 _alert_waiting_approvals(app)

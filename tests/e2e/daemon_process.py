@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -50,6 +51,19 @@ def lapse(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
     """Run one `lapse` command to completion and return its result (never raises on exit status)."""
     return subprocess.run(
         [LAPSE, *args], capture_output=True, text=True, timeout=120, env=env, check=False
+    )
+
+
+def python(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `code` (dedented) in a fresh interpreter of this venv and return its result (never
+    raises on exit status): for what is process-wide, such as the garbage collector."""
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
     )
 
 

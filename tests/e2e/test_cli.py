@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.daemon_process import LAPSE, lapse, start_daemon, stop_daemon, wait_for
+from tests.e2e.daemon_process import LAPSE, lapse, python, start_daemon, stop_daemon, wait_for
 
 
 @pytest.fixture
@@ -263,3 +263,24 @@ def test_notices_show_prints_the_message_as_sent_and_preview_sends_nothing(
     missing = lapse("notices", "show", "999", env=embedded_env)
     assert missing.returncode == 3
     assert "no notice with id 999" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    "command", [["backups", "acct-1001"], ["restore", "acct-1001", "--dry-run"]]
+)
+def test_a_command_runs_with_the_collector_on_and_its_start_frozen(
+    embedded_env: dict[str, str], command: list[str]
+) -> None:
+    """The console entry holds the collector off while the command starts; once the app
+    (or a restore's parts) is built it is on again, what starting built frozen. A
+    command left with it off would never collect a cycle."""
+    assert lapse("run", "--once", env=embedded_env).returncode == 0
+    code = f"""
+        import atexit, gc, sys
+        from daemon.cli import entry
+        frozen = lambda: gc.get_freeze_count() > 1000
+        atexit.register(lambda: print("collector", gc.isenabled(), frozen(), file=sys.stderr))
+        entry.main({command!r})
+    """
+    done = python(code, env=embedded_env)
+    assert "collector True True" in done.stderr, done.stderr

@@ -68,8 +68,8 @@ class _Run(NamedTuple):
 
 
 def _run(tmp_path: Path, *plants: tuple[str, str]) -> _Run:
-    """Run the extract script on the archive. Each of `plants` is a (text, replacement)
-    pair applied to the script first."""
+    """Run the extract script on the archive (its listing read only when it exited 0).
+    Each of `plants` is a (text, replacement) pair applied to the script first."""
     root = tmp_path / "www"
     (root / "site").mkdir(parents=True)
     script = extract_script(staged_target(str(root / "site"), [str(root)]), "none")
@@ -83,9 +83,12 @@ def _run(tmp_path: Path, *plants: tuple[str, str]) -> _Run:
         check=False,
     )
     announcement, _, listing = done.stdout.partition(b"\0")
-    _, tree = parse_listing(listing)
     name = announcement.removeprefix(b"lapse-digest ")
     assert announced_digest(announcement) is DIGESTS[name]
+    if done.returncode != 0:
+        # The daemon reads no listing of a script that failed (daemon.backup.restore).
+        return _Run(name, {}, done.returncode)
+    _, tree = parse_listing(listing)
     found = {path: entry.digest for path, entry in tree.items() if entry.kind == "f"}
     return _Run(name, found, done.returncode)
 
@@ -122,7 +125,10 @@ def test_a_file_openssl_skipped_has_no_digest(tmp_path: Path) -> None:
     "failing",
     [
         # One digest missing from b3sum's lines: they no longer pair with the names.
-        ("xargs -0 -r b3sum --no-names", "grep -zv plain | xargs -0 -r b3sum --no-names"),
+        (
+            'xargs -0 -r b3sum --no-names -- <"$LIST"',
+            'xargs -0 -r b3sum --no-names -- <"$LIST" | sed 1d',
+        ),
         # b3sum failing for one file (a name of the newline list made to name nothing).
         (
             'xargs -0 -r b3sum --no-names -- <"$LIST"',
