@@ -129,6 +129,7 @@ def open_views(config_path: Path | None, account: str | None = None) -> tuple[Co
 
     config = load_announced(config_path)
     readers = open_readers(config.state, create=False)
+    collector.settle()
     if account is not None:
         readers.accounts.require(account)
     return config, readers

@@ -7,9 +7,11 @@ make no garbage. The collector's passes over them while they are made find nothi
 (about a sixth of the CPU `lapse restore` spent before its first request), and every
 full pass afterwards walks them again (about a tenth of a first sync's CPU). So the
 console entry holds the collector off from its first line (`hold`), and once the
-command built what it runs with (`settle`: the app, or a restore's parts) everything
-alive moves to the permanent generation (gc.freeze) and the collector is on again:
-its passes see only what the work makes.
+command built what it runs with (`settle`: the app, a restore's parts or the read
+models) everything alive moves to the permanent generation (gc.freeze) and the
+collector is on again: its passes see only what the work makes. A command that
+builds none of them (check-config, migrate) runs with the collector off to its end,
+its garbage freed by reference counting.
 
 Frozen objects are still freed when nothing refers to them; only a cycle among them
 outlives its last reference. A config reload, which replaces the app, calls

@@ -266,14 +266,15 @@ def test_notices_show_prints_the_message_as_sent_and_preview_sends_nothing(
 
 
 @pytest.mark.parametrize(
-    "command", [["backups", "acct-1001"], ["restore", "acct-1001", "--dry-run"]]
+    "command",
+    [["backups", "acct-1001"], ["restore", "acct-1001", "--dry-run"], ["history", "acct-1001"]],
 )
 def test_a_command_runs_with_the_collector_on_and_its_start_frozen(
     embedded_env: dict[str, str], command: list[str]
 ) -> None:
     """The console entry holds the collector off while the command starts; once the app
-    (or a restore's parts) is built it is on again, what starting built frozen. A
-    command left with it off would never collect a cycle."""
+    (or a restore's parts, or the read models) is built it is on again, what starting
+    built frozen. A command left with it off would never collect a cycle."""
     assert lapse("run", "--once", env=embedded_env).returncode == 0
     code = f"""
         import atexit, gc, sys
