@@ -345,8 +345,7 @@ def _stage(
     except (TransportError, BackupStoreError) as error:
         raise BackupError(f"{label} on {item.host} failed: {error}") from error
     if result.status != 0:
-        failed = CommandError(item.host, label, result.status, result.stderr)
-        raise BackupError(f"{failed}; the live tree is untouched")
+        raise _failed_before_swap(item.host, label, result)
     if (size, digest) != (entry.size, entry.sha256):
         raise BackupError(
             f"{entry.name} read back {size} bytes with another SHA-256 than its manifest "
@@ -370,8 +369,7 @@ def _announced(process: RemoteProcess, host: str, label: str) -> tuple[tar_walk.
             result = process.wait()
             if result.status == 0:
                 raise BackupError(f"{label} on {host} ended before it read the archive")
-            failed = CommandError(host, label, result.status, result.stderr)
-            raise BackupError(f"{failed}; the live tree is untouched")
+            raise _failed_before_swap(host, label, result)
         head += piece
     announcement, _, rest = head.partition(b"\0")
     try:
@@ -387,8 +385,13 @@ def _raise_refusal(process: RemoteProcess, host: str, label: str, error: Transpo
     except TransportError:
         return
     if result.status > 0 and result.stderr.strip():
-        failed = CommandError(host, label, result.status, result.stderr)
-        raise BackupError(f"{failed}; the live tree is untouched") from error
+        raise _failed_before_swap(host, label, result) from error
+
+
+def _failed_before_swap(host: str, label: str, result: CommandResult) -> BackupError:
+    """The error of a host script that failed before any swap, in the host's own words."""
+    failed = CommandError(host, label, result.status, result.stderr)
+    return BackupError(f"{failed}; the live tree is untouched")
 
 
 def _stream(

@@ -7,8 +7,9 @@ spent on the whole job. For such streams (`Transport.start_bulk`) Lapse runs the
 `ssh` binary instead, with the same guarantees as the paramiko transport: the
 host key is checked against the configured known_hosts file only (strict, no
 user or system config read, no prompt), the configured key or the agent
-authenticates, and the script runs under `bash -o pipefail`, ~/.bashrc read once. The process's
-stdin, stdout and stderr are pipes, handled as a local command's are.
+authenticates, and the script runs under `bash -o pipefail` (~/.bashrc read once,
+by the login shell). The process's stdin, stdout and stderr are pipes, handled as
+a local command's are.
 """
 
 from __future__ import annotations
