@@ -36,6 +36,7 @@ from daemon.policy.rules import owes
 from daemon.store.membership import one_of
 from daemon.store.models import Account, Event, ScheduledAction
 from daemon.store.records import record_columns, record_from_row, stored_snapshot, write_record
+from daemon.store.versioned_writes import write_changed
 
 # SyncReport lives in daemon.lifecycle.report (the sync pass uses it too); callers
 # still find it here.
@@ -297,6 +298,9 @@ class LifecycleEngine:
                 self._evaluate(session, row, snapshot, now, "billing-sync", report, entry)
             if resting:
                 session.execute(insert(_accounts), resting)
+            # The changed accounts in an executemany per shape, version-checked: the
+            # ORM's flush writes each in a round trip of its own.
+            write_changed(session, rows.values())
             session.flush()
             for account_id, phases, event in self._phases:
                 for phase in phases:

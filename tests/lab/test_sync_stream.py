@@ -4,11 +4,14 @@ without leaving anything of the first pass behind."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, event, func, select, text, update
+from sqlalchemy.orm.exc import StaleDataError
 
 from daemon.billing.flat_stream import FlatListed
 from daemon.config.load import validate_config
@@ -18,6 +21,7 @@ from daemon.policy import LifecycleRecord
 from daemon.runtime.app import App, build_app
 from daemon.store.models import Account, Event
 from daemon.store.records import record_from_row, stored_snapshot
+from daemon.store.versioned_writes import write_changed
 from tests.unit.billing.helpers import account_rows, fill_billing_table, paid_row
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -249,3 +253,79 @@ def test_rows_found_scattered_start_over_once_then_are_read_apart(
     passes.clear()
     app.lifecycle.sync()
     assert len(passes) == 1
+
+
+def _account_updates(app: App) -> list[bool]:
+    """Start recording the UPDATE statements of the accounts table `app` runs: whether
+    each was an executemany."""
+    seen: list[bool] = []
+
+    def note(*args: Any) -> None:
+        if args[2].lstrip().upper().startswith("UPDATE ACCOUNTS"):
+            seen.append(args[5])
+
+    event.listen(app.engine, "before_cursor_execute", note)
+    return seen
+
+
+def test_a_batchs_changed_accounts_are_written_a_statement_per_shape(
+    tmp_path: Path, state_url: str
+) -> None:
+    ids = [f"a{number:02d}" for number in range(30)]
+    billing(tmp_path, [row for account_id in ids for row in owing(account_id)])
+    app = sql_app(tmp_path, state_url, VirtualClock(NOW))
+    app.lifecycle.sync()
+    with app.sessions() as session:
+        before = dict(session.execute(select(Account.id, Account.version)).all())
+    assert set(states(app).values()) == {"reminded"}
+
+    billing(tmp_path, [paid_row(account_id) for account_id in ids])
+    updates = _account_updates(app)
+    report = app.lifecycle.sync()
+    assert report.transitions["active"] == 30
+    # On PostgreSQL one executemany for the thirty; on SQLite the ORM's flush, a
+    # statement each (see daemon.store.versioned_writes).
+    assert updates == ([True] if app.engine.dialect.name == "postgresql" else [False] * 30)
+    with app.sessions() as session:
+        after = dict(session.execute(select(Account.id, Account.version)).all())
+    assert set(states(app).values()) == {"active"}
+    assert after == {account_id: version + 1 for account_id, version in before.items()}
+
+
+def test_an_account_changed_by_another_writer_mid_batch_fails_the_batch_whole(
+    tmp_path: Path, postgres: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PostgreSQL only: SQLite lets no second writer in while the sync's transaction writes.
+    state_url = postgres.create_database(f"lapse_{uuid.uuid4().hex[:12]}")
+    ids = [f"a{number:02d}" for number in range(30)]
+    billing(tmp_path, [row for account_id in ids for row in owing(account_id)])
+    app = sql_app(tmp_path, state_url, VirtualClock(NOW))
+    app.lifecycle.sync()
+    with app.sessions() as session:
+        events = session.scalar(select(func.count()).select_from(Event))
+        before = dict(session.execute(select(Account.id, Account.version)).all())
+    billing(tmp_path, [paid_row(account_id) for account_id in ids])
+
+    def after_another_writer(session: Any, objects: Any) -> int:
+        with app.engine.begin() as other:  # a phase, say, writing the account meanwhile
+            other.execute(
+                update(Account)
+                .where(Account.id == "a17")
+                .values(updated_at=NOW, version=Account.version + 1)
+            )
+        return write_changed(session, objects)
+
+    monkeypatch.setattr("daemon.lifecycle.engine.write_changed", after_another_writer)
+    with pytest.raises(StaleDataError, match="matched 29"):
+        app.lifecycle.sync()
+    assert set(states(app).values()) == {"reminded"}  # nothing of the batch stands
+    with app.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Event)) == events
+
+    monkeypatch.undo()
+    assert app.lifecycle.sync().transitions["active"] == 30
+    assert set(states(app).values()) == {"active"}
+    with app.sessions() as session:
+        after = dict(session.execute(select(Account.id, Account.version)).all())
+    # The other writer's change stood, and the sync's retry wrote over it, read afresh.
+    assert after == {key: version + 1 + (key == "a17") for key, version in before.items()}
