@@ -298,8 +298,8 @@ class LifecycleEngine:
                 self._evaluate(session, row, snapshot, now, "billing-sync", report, entry)
             if resting:
                 session.execute(insert(_accounts), resting)
-            # The changed accounts in an executemany per shape, version-checked: the
-            # ORM's flush writes each in a round trip of its own.
+            # On PostgreSQL the changed accounts go in an executemany per shape, each row
+            # version-checked; the ORM's flush would make a round trip of each.
             write_changed(session, rows.values())
             session.flush()
             for account_id, phases, event in self._phases:
