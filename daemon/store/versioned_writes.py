@@ -36,7 +36,8 @@ from sqlalchemy.orm.exc import StaleDataError
 _KEY = "lapse_where_key"
 _SEEN = "lapse_where_version"
 
-_Changed = tuple[InstanceState[Any], dict[str, Any]]
+# An object and the new values of the attributes it changed.
+_Changed = tuple[object, dict[str, Any]]
 
 
 class _Shape:
@@ -88,20 +89,20 @@ def write_changed(session: Session, objects: Iterable[object]) -> int:
         shape = shapes.get(state.mapper)
         if shape is None:
             shape = shapes[state.mapper] = _Shape(state.mapper)
-        changed = _changes(state, shape)
+        changed = _changes(obj, state, shape)
         if changed:
-            groups.setdefault((shape, tuple(sorted(changed))), []).append((state, changed))
+            groups.setdefault((shape, tuple(sorted(changed))), []).append((obj, changed))
     for (shape, names), members in groups.items():
         _write_group(session, shape, names, members)
     return sum(len(members) for members in groups.values())
 
 
-def _changes(state: InstanceState[Any], shape: _Shape) -> dict[str, Any]:
-    """Return the new value of each attribute of `state` that differs from what was read
-    (the ORM's history: a value set equal to the one read is no change)."""
+def _changes(obj: object, state: InstanceState[Any], shape: _Shape) -> dict[str, Any]:
+    """Return the new value of each attribute of `obj` (whose state is `state`) that
+    differs from what was read (the ORM's history: a value set equal to the one read is
+    no change)."""
     # Only the attributes set since the read can differ, and their history is asked of
     # the object (`state.attrs` builds a view of every attribute, each time).
-    obj = state.obj()
     touched = shape.attributes.difference(state.unmodified)
     if shape.key_attribute in touched and get_history(obj, shape.key_attribute).has_changes():
         raise ValueError(f"the primary key of {obj!r} changed: not written")
@@ -123,8 +124,7 @@ def _write_group(
     )
     rows = []
     versions = []
-    for state, changed in members:
-        obj = state.obj()
+    for obj, changed in members:
         seen = getattr(obj, shape.version_attribute)
         versions.append(shape.next_version(seen))
         row = {shape.columns[name].key: changed[name] for name in names}
@@ -139,8 +139,7 @@ def _write_group(
             f"UPDATE of {len(rows)} rows of {shape.table.name} matched {matched}: another "
             "writer changed a row since it was read"
         )
-    for (state, changed), version in zip(members, versions, strict=True):
-        obj = state.obj()
+    for (obj, changed), version in zip(members, versions, strict=True):
         for name, value in changed.items():
             set_committed_value(obj, name, value)
         set_committed_value(obj, shape.version_attribute, version)

@@ -67,10 +67,9 @@ def engine(postgres: Any) -> Iterator[Engine]:
         engine.dispose()
 
 
-@pytest.fixture
-def updates(engine: Engine) -> Iterator[list[tuple[str, bool]]]:
-    """Each UPDATE statement the engine runs: its table's name and whether it was an
-    executemany."""
+def _record_updates(engine: Engine) -> list[tuple[str, bool]]:
+    """Start recording each UPDATE statement `engine` runs: its table's name and whether
+    it was an executemany (for the engine's life)."""
     seen: list[tuple[str, bool]] = []
 
     def note(*args: Any) -> None:
@@ -79,8 +78,13 @@ def updates(engine: Engine) -> Iterator[list[tuple[str, bool]]]:
             seen.append((statement.split()[1].strip('"'), executemany))
 
     event.listen(engine, "before_cursor_execute", note)
-    yield seen
-    event.remove(engine, "before_cursor_execute", note)
+    return seen
+
+
+@pytest.fixture
+def updates(engine: Engine) -> list[tuple[str, bool]]:
+    """The UPDATE statements the PostgreSQL engine runs (see _record_updates)."""
+    return _record_updates(engine)
 
 
 def _all(engine: Engine) -> dict[str, tuple[str, int, dict[str, Any], int]]:
@@ -167,13 +171,7 @@ def test_objects_it_cannot_write_are_refused_and_others_left_to_the_flush(
 
 def test_on_sqlite_the_rows_are_left_to_the_orms_flush(tmp_path: Path) -> None:
     engine = _filled(f"sqlite:///{tmp_path / 'state.db'}")
-    statements: list[bool] = []
-
-    def note(*args: Any) -> None:
-        if args[2].lstrip().upper().startswith("UPDATE"):
-            statements.append(args[5])
-
-    event.listen(engine, "before_cursor_execute", note)
+    statements = _record_updates(engine)
     try:
         with Session(engine) as session, session.begin():
             probes = list(session.scalars(select(Probe).where(Probe.key < "p005")))
@@ -182,7 +180,7 @@ def test_on_sqlite_the_rows_are_left_to_the_orms_flush(tmp_path: Path) -> None:
             assert write_changed(session, probes) == 0
             assert statements == []
             session.flush()  # the ORM's: a statement a row, each version checked
-            assert statements == [False] * 5
+            assert statements == [("versioned_probe", False)] * 5
         assert {row[0] for key, row in _all(engine).items() if key < "p005"} == {"mine"}
     finally:
         engine.dispose()
