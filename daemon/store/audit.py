@@ -97,9 +97,13 @@ def entry_hash(
 
 
 def install_audit(sessions: sessionmaker[Session]) -> None:
-    """Make every session of `sessions` append audit entries for what it writes."""
-    if not event.contains(sessions, "before_flush", _before_flush):
-        event.listen(sessions, "before_flush", _before_flush)
+    """Make every session of `sessions`, a factory not yet given the listener, append
+    audit entries for what it writes."""
+    # No `event.contains` guard: SQLAlchemy keys a listener by the id() of the factory
+    # but drops the key only when the factory's session class is garbage-collected, so
+    # a new factory at a freed factory's address looked audited already and was not
+    # (seen as a state database with no audit entries at all).
+    event.listen(sessions, "before_flush", _before_flush)
 
 
 def _changed_to(obj: object, outcomes: Collection[StrEnum]) -> bool:

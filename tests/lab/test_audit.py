@@ -12,7 +12,8 @@ from sqlalchemy import select, text
 from daemon.domain.clock import VirtualClock
 from daemon.runtime.app import App
 from daemon.store.audit import verify_chain
-from daemon.store.models import AuditEntry
+from daemon.store.db import session_factory
+from daemon.store.models import AuditEntry, DaemonFlag
 from tests.lab.engine_helpers import account, make_app, run_days, write_billing
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -47,6 +48,21 @@ def test_every_transition_and_notice_is_chained(app: App) -> None:
     assert notices == ["reminder #1", "reminder #2", "reminder #3", "final", "suspension"]
     assert [entry.seq for entry in entries] == list(range(1, len(entries) + 1))
     assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
+    with app.sessions() as session:
+        assert verify_chain(session) == []
+
+
+def test_every_session_factory_appends_however_many_came_before(app: App) -> None:
+    # Each factory is dropped before the next is made, so a new one is often placed at
+    # the address of the last: a listener keyed by address must not be taken as its own.
+    before = len(_entries(app))
+    for number in range(40):
+        sessions = session_factory(app.engine)
+        with sessions() as session, session.begin():
+            session.add(DaemonFlag(name=f"probe-{number}", value={}, updated_at=START))
+        del sessions
+    added = _entries(app)[before:]
+    assert [entry.summary for entry in added] == [f"probe-{n} set" for n in range(40)]
     with app.sessions() as session:
         assert verify_chain(session) == []
 
