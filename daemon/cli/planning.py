@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -63,20 +63,18 @@ def simulate(
     config = load_announced(config_path, uses_state=False)
     start = parse_when(start_text) if start_text else system_clock()
     if billing_path is None:
-        billing_path = _sample_file(start)
-    result = FileSource(FileBilling(type="file", path=billing_path)).fetch_all()
+        # The sample is written for this start and read once: nothing of it is kept.
+        with tempfile.TemporaryDirectory(prefix="lapse-simulate-") as directory:
+            sample = Path(directory) / "sample-billing.json"
+            write_sample_billing(sample, start)
+            result = FileSource(FileBilling(type="file", path=sample)).fetch_all()
+    else:
+        result = FileSource(FileBilling(type="file", path=billing_path)).fetch_all()
     for error in result.errors:
         click.echo(f"skipped: {error}", err=True)
     accounts = [(s, LifecycleRecord(account_id=s.account_id)) for s in result.snapshots]
     steps = project_all(accounts, config.policy_for, start, start + timedelta(days=days))
     _print_steps(steps, as_json, f"simulated {days} days from {start:%Y-%m-%d %H:%M} UTC")
-
-
-def _sample_file(start: datetime) -> Path:
-    directory = Path(tempfile.mkdtemp(prefix="lapse-simulate-"))
-    path = directory / "sample-billing.json"
-    write_sample_billing(path, start)
-    return path
 
 
 def _print_steps(steps: list[ProjectedStep], as_json: bool, title: str) -> None:

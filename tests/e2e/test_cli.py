@@ -162,12 +162,24 @@ def test_a_mistyped_data_dir_is_an_error_not_a_new_database(
     assert not typo.exists()
 
 
-def test_simulate_shows_the_documented_default_sequence(embedded_env: dict[str, str]) -> None:
+def test_simulate_shows_the_documented_default_sequence(
+    embedded_env: dict[str, str], tmp_path: Path
+) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
     result = lapse(
-        "simulate", "--days", "90", "--start", "2026-03-01T09:00", "--json", env=embedded_env
+        "simulate",
+        "--days",
+        "90",
+        "--start",
+        "2026-03-01T09:00",
+        "--json",
+        env=embedded_env | {"TMPDIR": str(scratch)},
     )
 
     assert result.returncode == 0, result.stderr
+    # The sample billing it wrote for the start is gone with it (each run left one).
+    assert list(scratch.iterdir()) == []
     steps = [step for step in json.loads(result.stdout) if step["account_id"] == "cobalt"]
     # cobalt's invoice fell due 4 days before the start: reminder 1 at once (catch-up),
     # then days 10, 17, the final notice on day 28, suspension 7 days later, removal
