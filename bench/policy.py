@@ -24,6 +24,10 @@ state, then measures:
 - first_cpu_s, sync_cpu_s, idle_cpu_s: the CPU seconds the syncing process spent in
   each of the three syncs (the database server's are not counted): steadier than the
   wall-clock figures on a machine that other work shares;
+- first_gc_s, sync_gc_s, idle_gc_s: the seconds the cyclic garbage collector's passes
+  took within each of the three syncs (the syncing process runs the collector as
+  `lapse run` does, daemon.runtime.collector, unless --young-threshold names the young
+  generation's threshold to run it with instead);
 - ratio: sync_s / baseline_s; idle_ratio: idle_sync_s / baseline_s;
 - rss_mb: the peak resident memory of the process running the three syncs (a fresh
   process, as the daemon is); rss_base_mb: the same process's resident memory once
@@ -31,7 +35,7 @@ state, then measures:
   what the syncs added to it, per account.
 
 Usage: .venv/bin/python bench/policy.py [--accounts N] [--db sqlite|postgresql|both]
-       [--changed SHARE]
+       [--changed SHARE] [--young-threshold N]
 It prints one `RESULT db=... key=value ...` line per state database, ending with the
 PostgreSQL one; docs/benchmarks.md records them.
 """
@@ -39,6 +43,7 @@ PostgreSQL one; docs/benchmarks.md records them.
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import json
 import subprocess
@@ -180,7 +185,13 @@ def timed(function: Callable[..., T], *args: Any) -> tuple[float, T]:
 
 
 def run_case(
-    name: str, billing_url: str, state_url: str, work: Path, accounts: int, changed: float
+    name: str,
+    billing_url: str,
+    state_url: str,
+    work: Path,
+    accounts: int,
+    changed: float,
+    young_threshold: int | None,
 ) -> dict[str, float]:
     """Measure one state database; returns the figures named in the module docstring."""
     engine = create_engine(billing_url)
@@ -213,7 +224,13 @@ def run_case(
 
     # The syncs run in a fresh process, as the daemon does, so the memory figure is
     # the daemon's and not this benchmark's.
-    job = {"config": raw, "billing": billing_url, "accounts": accounts, "changed": changed}
+    job = {
+        "config": raw,
+        "billing": billing_url,
+        "accounts": accounts,
+        "changed": changed,
+        "young_threshold": young_threshold,
+    }
     child = subprocess.run(
         [sys.executable, __file__, "--sync-only", json.dumps(job)],
         capture_output=True,
@@ -272,6 +289,8 @@ def run_syncs(job_json: str) -> None:
     collector.hold()
     app = build_app(config, clock)
     collector.settle()
+    if job["young_threshold"] is not None:
+        gc.set_threshold(job["young_threshold"], *gc.get_threshold()[1:])
     rss_base_mb = current_rss_mb()
     # What each sync spends delivering the notices it queued (to the outbox), apart.
     deliver = app.notices.deliver_pending
@@ -283,17 +302,24 @@ def run_syncs(job_json: str) -> None:
         return count
 
     app.notices.deliver_pending = timed_delivery  # type: ignore[method-assign]
+    collecting = CollectorTime()
+    gc.callbacks.append(collecting.note)
     cpu = time.process_time()
     first_sync_s, first = timed(app.lifecycle.sync)
     first_cpu_s, cpu = time.process_time() - cpu, time.process_time()
+    first_gc_s = collecting.take()
     tomorrow = NOW + timedelta(days=1)
     payers, lapsed = change_billing(job["billing"], job["accounts"], job["changed"], tomorrow)
     clock.set(tomorrow)
     cpu = time.process_time()
+    collecting.take()
     sync_s, daily = timed(app.lifecycle.sync)
     sync_cpu_s, cpu = time.process_time() - cpu, time.process_time()
+    sync_gc_s = collecting.take()
     idle_sync_s, idle = timed(app.lifecycle.sync)
     idle_cpu_s = time.process_time() - cpu
+    idle_gc_s = collecting.take()
+    gc.callbacks.remove(collecting.note)
     app.engine.dispose()
     print(
         f"first sync: {first.summary()}; next day ({payers} paid, {lapsed} lapsed): "
@@ -308,10 +334,33 @@ def run_syncs(job_json: str) -> None:
         "first_cpu_s": first_cpu_s,
         "sync_cpu_s": sync_cpu_s,
         "idle_cpu_s": idle_cpu_s,
+        "first_gc_s": first_gc_s,
+        "sync_gc_s": sync_gc_s,
+        "idle_gc_s": idle_gc_s,
         "rss_base_mb": rss_base_mb,
         "rss_mb": peak_rss_mb(),
     }
     print(json.dumps(figures))
+
+
+class CollectorTime:
+    """The seconds the garbage collector's passes took, summed from its callbacks."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.started = 0.0
+
+    def note(self, phase: str, _info: dict[str, int]) -> None:
+        """A gc callback: a pass starts or stops."""
+        if phase == "start":
+            self.started = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self.started
+
+    def take(self) -> float:
+        """Return the seconds summed since the last call, and start again from zero."""
+        seconds, self.seconds = self.seconds, 0.0
+        return seconds
 
 
 def peak_rss_mb() -> float:
@@ -342,8 +391,16 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=100_000)
     parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--changed", type=float, default=0.01, metavar="SHARE")
+    parser.add_argument(
+        "--young-threshold",
+        type=int,
+        metavar="N",
+        help="run the syncs with the collector's young pass every N allocations",
+    )
     parser.add_argument("--sync-only", metavar="JOB_JSON", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
+    if arguments.young_threshold is not None and arguments.young_threshold < 1:
+        parser.error(f"--young-threshold must be 1 or more, not {arguments.young_threshold}")
     configure_logging("warning", "json")  # one line per transition would swamp the figures
     if arguments.sync_only:
         run_syncs(arguments.sync_only)
@@ -358,7 +415,9 @@ def main() -> None:
             rows = build_billing_db(billing_url, accounts)
             print(f"billing: {accounts} accounts, {rows} rows", file=sys.stderr)
             state = f"sqlite:///{work / 'state.db'}"
-            results["sqlite"] = run_case("sqlite", billing_url, state, work, accounts, changed)
+            results["sqlite"] = run_case(
+                "sqlite", billing_url, state, work, accounts, changed, arguments.young_threshold
+            )
         if arguments.db in ("postgresql", "both"):
             postgres = start_postgres(work / "pg")
             try:
@@ -367,7 +426,13 @@ def main() -> None:
                 print(f"billing: {accounts} accounts, {rows} rows", file=sys.stderr)
                 state = postgres.create_database("state")
                 results["postgresql"] = run_case(
-                    "postgresql", pg_billing, state, work, accounts, changed
+                    "postgresql",
+                    pg_billing,
+                    state,
+                    work,
+                    accounts,
+                    changed,
+                    arguments.young_threshold,
                 )
             finally:
                 postgres.stop()

@@ -13,6 +13,14 @@ collector is on again: its passes see only what the work makes. A command that
 builds none of them (check-config, migrate) runs with the collector off to its end,
 its garbage freed by reference counting.
 
+Once settled, the collector's young pass runs every YOUNG_THRESHOLD net allocations
+of containers instead of every 700 (the older passes follow it, as ever). A sync at
+a million accounts streams millions of short-lived rows and listings past a few
+hundred thousand containers that live through it (the remembered blocks, the sets
+of account hashes that grow to a million entries); at 700 the collector made 3,500
+young, 320 middle and 26 full passes over them in one daily sync, some 15% of its
+CPU, and found next to nothing. Cycles are still collected, only in fewer passes.
+
 Frozen objects are still freed when nothing refers to them; only a cycle among them
 outlives its last reference. A config reload, which replaces the app, calls
 `refreeze` so the old app's cycles are collected once. A process that never called
@@ -22,6 +30,9 @@ outlives its last reference. A config reload, which replaces the app, calls
 from __future__ import annotations
 
 import gc
+
+# The young generation's threshold once settled (see the module docstring).
+YOUNG_THRESHOLD = 100_000
 
 
 class _Policy:
@@ -42,13 +53,16 @@ def hold() -> None:
 
 
 def settle() -> None:
-    """After `hold`: freeze every object alive and turn the collector on again.
-    Without a `hold` before it (or after a first `settle`), nothing."""
+    """After `hold`: freeze every object alive and turn the collector on again, its young
+    pass every YOUNG_THRESHOLD allocations. Without a `hold` before it (or after a first
+    `settle`), nothing."""
     if not _policy.held:
         return
     _policy.held = False
     gc.freeze()
     _policy.frozen = True
+    _young, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_THRESHOLD, middle, old)
     gc.enable()
 
 

@@ -22,10 +22,40 @@ def test_hold_turns_the_collector_off_and_settle_freezes_what_is_alive_and_turns
         from daemon.runtime import collector
         collector.hold()
         print(gc.isenabled())
+        before = gc.get_threshold()
         collector.settle()
         print(gc.isenabled(), gc.get_freeze_count() > 1000)
+        after = gc.get_threshold()
+        print(after == (collector.YOUNG_THRESHOLD, *before[1:]), before[0] < after[0])
         """
-    ) == ["False", "True", "True"]
+    ) == ["False", "True", "True", "True", "True"]
+
+
+def test_once_settled_a_cycle_is_still_collected_without_being_asked() -> None:
+    """The passes are spaced out, not stopped: a cycle made after `settle` is freed by the
+    collector's own pass once enough containers were made after it, none by a call."""
+    assert _run(
+        """
+        import gc, weakref
+        from daemon.runtime import collector
+
+        class Node:
+            pass
+
+        collector.hold()
+        collector.settle()
+        node = Node()
+        node.me = node
+        freed = []
+        weakref.finalize(node, freed.append, "freed")
+        del node
+        print(len(freed))
+        made = [[n] for n in range(collector.YOUNG_THRESHOLD // 2)]
+        print(len(freed))
+        made += [[n] for n in range(collector.YOUNG_THRESHOLD)]
+        print(len(freed), gc.get_count()[0] < collector.YOUNG_THRESHOLD)
+        """
+    ) == ["0", "0", "1", "True"]
 
 
 @pytest.mark.parametrize("call", ["settle", "refreeze"])
@@ -35,10 +65,11 @@ def test_without_hold_nothing_is_frozen(call: str) -> None:
         f"""
         import gc
         from daemon.runtime import collector
+        before = gc.get_threshold()
         collector.{call}()
-        print(gc.isenabled(), gc.get_freeze_count())
+        print(gc.isenabled(), gc.get_freeze_count(), gc.get_threshold() == before)
         """
-    ) == ["True", "0"]
+    ) == ["True", "0", "True"]
 
 
 def test_a_cycle_frozen_at_start_is_collected_only_after_refreeze() -> None:
