@@ -25,9 +25,9 @@ state, then measures:
   each of the three syncs (the database server's are not counted): steadier than the
   wall-clock figures on a machine that other work shares;
 - first_gc_s, sync_gc_s, idle_gc_s: the seconds the cyclic garbage collector's passes
-  took within each of the three syncs (the syncing process runs the collector as
-  `lapse run` does, daemon.runtime.collector, unless --young-threshold names the young
-  generation's threshold to run it with instead);
+  took within each of the three syncs (each sync runs as `lapse run` runs it, with the
+  collector spaced out, daemon.runtime.collector, unless --young-threshold names the
+  young generation's threshold to run it with instead);
 - ratio: sync_s / baseline_s; idle_ratio: idle_sync_s / baseline_s;
 - rss_mb: the peak resident memory of the process running the three syncs (a fresh
   process, as the daemon is); rss_base_mb: the same process's resident memory once
@@ -65,6 +65,7 @@ from daemon.billing.sql import SqlSource
 from daemon.config.load import validate_config
 from daemon.config.schema import PolicyConfig, SqlBilling
 from daemon.domain.clock import VirtualClock
+from daemon.lifecycle.report import SyncReport
 from daemon.policy import LifecycleRecord, decide
 from daemon.runtime import collector
 from daemon.runtime.app import build_app
@@ -289,8 +290,13 @@ def run_syncs(job_json: str) -> None:
     collector.hold()
     app = build_app(config, clock)
     collector.settle()
-    if job["young_threshold"] is not None:
-        gc.set_threshold(job["young_threshold"], *gc.get_threshold()[1:])
+    threshold = job["young_threshold"] or collector.SYNC_YOUNG_THRESHOLD
+
+    def sync() -> SyncReport:
+        # As the daemon's scheduler runs each sync (daemon.runtime.collector).
+        with collector.spaced(threshold):
+            return app.lifecycle.sync()
+
     rss_base_mb = current_rss_mb()
     # What each sync spends delivering the notices it queued (to the outbox), apart.
     deliver = app.notices.deliver_pending
@@ -305,7 +311,7 @@ def run_syncs(job_json: str) -> None:
     collecting = CollectorTime()
     gc.callbacks.append(collecting.note)
     cpu = time.process_time()
-    first_sync_s, first = timed(app.lifecycle.sync)
+    first_sync_s, first = timed(sync)
     first_cpu_s, cpu = time.process_time() - cpu, time.process_time()
     first_gc_s = collecting.take()
     tomorrow = NOW + timedelta(days=1)
@@ -313,10 +319,10 @@ def run_syncs(job_json: str) -> None:
     clock.set(tomorrow)
     cpu = time.process_time()
     collecting.take()
-    sync_s, daily = timed(app.lifecycle.sync)
+    sync_s, daily = timed(sync)
     sync_cpu_s, cpu = time.process_time() - cpu, time.process_time()
     sync_gc_s = collecting.take()
-    idle_sync_s, idle = timed(app.lifecycle.sync)
+    idle_sync_s, idle = timed(sync)
     idle_cpu_s = time.process_time() - cpu
     idle_gc_s = collecting.take()
     gc.callbacks.remove(collecting.note)
@@ -395,7 +401,7 @@ def main() -> None:
         "--young-threshold",
         type=int,
         metavar="N",
-        help="run the syncs with the collector's young pass every N allocations",
+        help="run each sync with the collector's young pass every N allocations",
     )
     parser.add_argument("--sync-only", metavar="JOB_JSON", help=argparse.SUPPRESS)
     arguments = parser.parse_args()

@@ -53,7 +53,8 @@ def run(once: bool, config_path: Path | None) -> None:
         app = build_app(config)
         collector.settle()
         if once:
-            report = app.lifecycle.sync()
+            with collector.spaced():
+                report = app.lifecycle.sync()
             click.echo(report.summary())
             ran = app.runner.run_pending()
             if ran:

@@ -40,6 +40,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from daemon.billing.base import BillingError
 from daemon.lifecycle.engine import LifecycleEngine, SyncReport
 from daemon.playbooks.runner import PlaybookRunner
+from daemon.runtime import collector
 from daemon.runtime.phase_pool import PhasePool
 from daemon.store import payment_events as payments
 from daemon.store.models import Account
@@ -210,7 +211,8 @@ class LapseScheduler:
 
     def _sync(self) -> None:
         try:
-            self.last_report = _retrying(self.lifecycle.sync)
+            with collector.spaced():  # see daemon.runtime.collector
+                self.last_report = _retrying(self.lifecycle.sync)
             self.last_sync = self.lifecycle.clock()
         except BillingError as error:
             self.sync_failures += 1

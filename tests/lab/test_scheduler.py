@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -9,6 +11,8 @@ from sqlalchemy import select, update
 from structlog.testing import capture_logs
 
 from daemon.domain.clock import system_clock
+from daemon.lifecycle.report import SyncReport
+from daemon.runtime import collector
 from daemon.runtime.scheduler import SYNC_JOB, LapseScheduler
 from daemon.store.models import Account, Event
 from tests.e2e.daemon_process import wait_for
@@ -76,3 +80,23 @@ def test_start_schedules_a_sync_and_rebuilds_wakeups(tmp_path: Path, state_url: 
         assert {job.id for job in again.scheduler.get_jobs()} == {SYNC_JOB}
     finally:
         again.scheduler.shutdown(wait=False)
+
+
+def test_a_sync_runs_with_the_collector_spaced_and_leaves_it_as_it_was(
+    tmp_path: Path, state_url: str
+) -> None:
+    app = _app(tmp_path, state_url, datetime.now(UTC) - 4 * DAY)
+    scheduler = LapseScheduler(app.engine, app.lifecycle, timedelta(hours=1))
+    sync: Callable[[], SyncReport] = app.lifecycle.sync
+    seen: list[tuple[int, int, int]] = []
+
+    def watched() -> SyncReport:
+        seen.append(gc.get_threshold())
+        return sync()
+
+    app.lifecycle.sync = watched
+    before = gc.get_threshold()
+    scheduler.sync()
+    assert seen == [(collector.SYNC_YOUNG_THRESHOLD, *before[1:])]
+    assert gc.get_threshold() == before
+    assert _labels(app) == ["overdue", "reminded"]  # the sync itself ran
