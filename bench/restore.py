@@ -58,6 +58,7 @@ from bench.backup import (
     openssh_argv,
     toml_table,
 )
+from daemon.backup.staging import PREVIOUS_PREFIX
 from tests.lab.backup_helpers import s3_store, site_account, ssh_host
 from tests.lab.services.sshd import SSHServer, start_sshd
 
@@ -188,6 +189,7 @@ path = "outbox"
             check=True,
         )
         elapsed = time.perf_counter() - started
+        self._settle()
         self.cpu["lapse"].append(self._cpu() - cpu)
         return elapsed, int(report.read_text().split()[-1]) / 1024
 
@@ -203,9 +205,24 @@ path = "outbox"
         started = time.perf_counter()
         subprocess.run(["bash", "-o", "pipefail", "-c", command], env=self.environment, check=True)
         elapsed = time.perf_counter() - started
-        self.cpu["baseline"].append(self._cpu() - cpu)
         shutil.rmtree(target)
+        self._settle()
+        self.cpu["baseline"].append(self._cpu() - cpu)
         return elapsed
+
+    def _settle(self) -> None:
+        """Let the run just timed finish what it left behind, untimed, so that neither side's
+        run pays for the one before: the previous tree `lapse restore` removes in the
+        background after it returns (waited for up to 60 s), then every page not yet
+        written out (the restored gigabyte of Lapse's tree; the baseline's tree is removed
+        before then)."""
+        deadline = time.monotonic() + 60
+        while (
+            any(entry.name.startswith(PREVIOUS_PREFIX) for entry in self.www.iterdir())
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.05)
+        os.sync()
 
     def _cpu(self) -> float:
         """CPU seconds so far of this process's children, the sshd and the moto server.

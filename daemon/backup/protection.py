@@ -34,7 +34,7 @@ def check_store_protection(store: StoreConfig) -> ProtectionReport:
     report = ProtectionReport()
     if not isinstance(store, S3Store):
         return report
-    from daemon.backup.stores.s3 import S3BackupStore  # boto3 only with a bucket
+    from daemon.backup.stores.s3 import S3BackupStore  # botocore only with a bucket
 
     where = f"s3://{store.bucket}"
     try:

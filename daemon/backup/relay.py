@@ -50,6 +50,7 @@ class Gate:
         self._stop = threading.Event()
         self._errors: list[BaseException] = []
         self._chunk = b""
+        self._view = memoryview(self._chunk)
         self._offset = 0
         self._ended = False
         self._threads = [
@@ -75,8 +76,10 @@ class Gate:
         for thread in self._threads:
             thread.join(timeout=5)
 
-    def read(self, size: int = -1) -> bytes:
-        """Return up to `size` bytes (a whole chunk when negative), b"" at the end.
+    def read(self, size: int = -1) -> bytes | memoryview:
+        """Return up to `size` bytes (a whole chunk when negative), b"" at the end. Part
+        of a chunk is a memoryview of it, not a copy: the walk asks for 64 KiB at a time,
+        and slicing bytes copied every byte of a restore once more (0.1 s of CPU a GiB).
 
         Raises GateClosedError when reading or sending failed.
         """
@@ -87,6 +90,7 @@ class Gate:
                 self._put(self._outgoing, self._chunk)  # read to its end: the host may have it
                 self._sent(len(self._chunk))
             self._chunk, self._offset = self._take(), 0
+            self._view = memoryview(self._chunk)
             if not self._chunk:
                 self._ended = True
                 return b""
@@ -94,7 +98,7 @@ class Gate:
             self._offset = len(self._chunk)
             return self._chunk
         end = len(self._chunk) if size < 0 else self._offset + size
-        piece = self._chunk[self._offset : end]
+        piece = self._view[self._offset : end]
         self._offset += len(piece)
         return piece
 

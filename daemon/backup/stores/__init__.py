@@ -24,7 +24,7 @@ def create_store(config: StoreConfig) -> BackupStore:
     """Build the store the config names (no network access yet)."""
     if isinstance(config, LocalStoreConfig):
         return LocalStore(config.path)
-    # boto3 is loaded only when a bucket is configured: some 10 MB of memory and 0.2 s
+    # botocore is loaded only when a bucket is configured: some 10 MB of memory and 0.2 s
     # of start-up that a daemon (or a CLI command) with a local store need not pay.
     from daemon.backup.stores.s3 import S3BackupStore
 

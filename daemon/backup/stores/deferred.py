@@ -1,7 +1,7 @@
 """A backup store built on its first use, so a command can start its other work first.
 
 `lapse restore` starts the host's SSH connection before it needs the store: building
-an S3 store loads boto3 and its service model (about a quarter of a second of CPU),
+an S3 store loads botocore and its service model (about a quarter of a second of CPU),
 which then runs while the OpenSSH client connects instead of before it.
 """
 
