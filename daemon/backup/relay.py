@@ -50,7 +50,6 @@ class Gate:
         self._stop = threading.Event()
         self._errors: list[BaseException] = []
         self._chunk = b""
-        self._view = memoryview(self._chunk)
         self._offset = 0
         self._ended = False
         self._threads = [
@@ -90,7 +89,6 @@ class Gate:
                 self._put(self._outgoing, self._chunk)  # read to its end: the host may have it
                 self._sent(len(self._chunk))
             self._chunk, self._offset = self._take(), 0
-            self._view = memoryview(self._chunk)
             if not self._chunk:
                 self._ended = True
                 return b""
@@ -98,7 +96,7 @@ class Gate:
             self._offset = len(self._chunk)
             return self._chunk
         end = len(self._chunk) if size < 0 else self._offset + size
-        piece = self._view[self._offset : end]
+        piece = memoryview(self._chunk)[self._offset : end]
         self._offset += len(piece)
         return piece
 

@@ -62,13 +62,12 @@ def simulate(
     state database)."""
     config = load_announced(config_path, uses_state=False)
     start = parse_when(start_text) if start_text else system_clock()
-    if billing_path is None:
-        # The sample is written for this start and read once: nothing of it is kept.
-        with tempfile.TemporaryDirectory(prefix="lapse-simulate-") as directory:
-            sample = Path(directory) / "sample-billing.json"
-            write_sample_billing(sample, start)
-            result = FileSource(FileBilling(type="file", path=sample)).fetch_all()
-    else:
+    # Without --billing, the sample is written for this start and read once: nothing of
+    # it is kept.
+    with tempfile.TemporaryDirectory(prefix="lapse-simulate-") as directory:
+        if billing_path is None:
+            billing_path = Path(directory) / "sample-billing.json"
+            write_sample_billing(billing_path, start)
         result = FileSource(FileBilling(type="file", path=billing_path)).fetch_all()
     for error in result.errors:
         click.echo(f"skipped: {error}", err=True)
