@@ -85,6 +85,27 @@ class ArchiveListing:
     other: int = 0
     bytes: int = 0
     unsafe: list[str] = field(default_factory=list)
+    # The cleaned names of the symlinks and regular files counted so far (for the rules).
+    _symlinks: set[str] = field(default_factory=set, repr=False, compare=False)
+    _regular: set[str] = field(default_factory=set, repr=False, compare=False)
+
+    def add(self, member: tarfile.TarInfo) -> None:
+        """Count the archive's next member, and note why it is unsafe if it is."""
+        problem = unsafe_reason(member, self._symlinks, self._regular)
+        if problem:
+            self.unsafe.append(problem)
+        if member.issym():
+            self.symlinks += 1
+            self._symlinks.add(_clean(member.name))
+        elif member.isdir():
+            self.directories += 1
+        elif member.isfile():
+            self.files += 1
+            self.bytes += member.size
+            if member.isreg():
+                self._regular.add(_clean(member.name))
+        else:
+            self.other += 1
 
     @property
     def members(self) -> int:
@@ -111,25 +132,9 @@ def list_archive(stream: BinaryIO) -> ArchiveListing:
     complete, readable archive.
     """
     listing = ArchiveListing()
-    symlinks: set[str] = set()
-    regular: set[str] = set()
     with tarfile.open(fileobj=stream, mode="r|") as archive:
         for member in archive:
-            problem = unsafe_reason(member, symlinks, regular)
-            if problem:
-                listing.unsafe.append(problem)
-            if member.issym():
-                listing.symlinks += 1
-                symlinks.add(_clean(member.name))
-            elif member.isdir():
-                listing.directories += 1
-            elif member.isfile():
-                listing.files += 1
-                listing.bytes += member.size
-                if member.isreg():
-                    regular.add(_clean(member.name))
-            else:
-                listing.other += 1
+            listing.add(member)
     return listing
 
 
@@ -165,6 +170,13 @@ def list_zip(stream: HashingReader) -> ArchiveListing:
 def clean_name(name: str) -> str:
     """Return a member name as a path relative to the archive's top ('.' for the top)."""
     return _clean(name)
+
+
+def member_key(name: str) -> bytes:
+    """Return a member name as the bytes of its path relative to the archive's top: the
+    key of a restored tree's entries and of a site archive's stored member digests."""
+    # tarfile decodes names with surrogateescape: this gives back the bytes on disk.
+    return _clean(name).encode("utf-8", "surrogateescape")
 
 
 def _clean(name: str) -> str:

@@ -10,7 +10,8 @@ restore would refuse. A `verified` flag written earlier counts for nothing.
 A backup that fails is marked 'corrupt' with the reasons (`lapse backups` shows
 it). A backup that passes is protected against deletion and overwrite until the
 given time where the store can (S3 Object Lock, read-only files in a directory),
-and the proof is kept beside its manifest in the state database, so the deletion
+with the member digest lists verification stored beside its site archives, and the
+proof is kept beside its manifest in the state database, so the deletion
 record can name it after a restart.
 
 Errors (all BackupError):
@@ -29,10 +30,12 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from sqlalchemy import select
 
+from daemon.backup import member_digests
 from daemon.backup.errors import BackupError
 from daemon.backup.manifest import MANIFEST_NAME, Manifest
 from daemon.backup.stores.base import BackupStoreError
 from daemon.backup.verify import check_object, check_stored_manifest
+from daemon.backup.views import BackupView
 from daemon.domain.states import PROVABLE_BACKUPS, BackupStatus
 from daemon.store.models import Backup
 
@@ -132,6 +135,7 @@ def prove_backup(
             f"backup {backup_id} of {backup.account_id} failed its proof at "
             f"{now.isoformat()}: " + "; ".join(problems)
         )
+    versions.update(_member_digest_lists(service, prefix, backup))
     protected = protect_until is not None and _protect(service, prefix, versions, protect_until)
     proof = Proof(
         backup_id=backup_id,
@@ -175,6 +179,26 @@ def _check_objects(
                 + "; ".join(str(item) for item in unsafe)
             )
     return versions, problems
+
+
+def _member_digest_lists(
+    service: BackupService, prefix: str, backup: BackupView
+) -> dict[str, str | None]:
+    """The versions of the member digest lists verification recorded for the backup's site
+    archives (daemon.backup.member_digests), to be protected with the objects: a list is
+    no proof of anything, but a relied-on backup stays whole. One gone from the store is
+    left out (a restore then digests the files itself)."""
+    assert backup.manifest is not None
+    versions: dict[str, str | None] = {}
+    for entry in backup.manifest.objects:
+        if member_digests.recorded(backup.verification, entry) is None:
+            continue
+        name = member_digests.list_name(entry)
+        try:
+            versions[name] = service.store.pin(prefix + name)
+        except BackupStoreError as error:
+            log.warning("member digests not protected", object=entry.name, error=str(error))
+    return versions
 
 
 def _protect(

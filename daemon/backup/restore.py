@@ -8,7 +8,9 @@ decompresses the archive and sends the host the plain tar, checks every member
 against the restore rules before the host receives it, and
 describes what the extraction must hold (daemon.backup.restore_listing), each file
 digested with the digest the host's script announced before the stream (BLAKE3
-where the host has b3sum, SHA-256 otherwise). The host then
+where the host has b3sum, SHA-256 otherwise); with BLAKE3, a file's digest comes from
+the list verification stored beside the archive where it can be trusted
+(daemon.backup.member_digests), instead of being made again. The host then
 lists the staging tree, and only when that listing equals the archive's, entry
 for entry, is the staging directory swapped in with renames; the previous tree
 is removed after the swap. Any failure or interrupt before the swap removes the
@@ -29,19 +31,20 @@ import signal
 import tarfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 import structlog
 import zstandard
 
-from daemon.backup import commands, staging, tar_walk
+from daemon.backup import commands, member_digests, staging, tar_walk
 from daemon.backup.archive import HashingReader, UnsafeArchiveError, decompressed
 from daemon.backup.errors import BackupError
 from daemon.backup.manifest import BackupObject
+from daemon.backup.member_digests import MemberDigests
 from daemon.backup.relay import Gate, GateClosedError
 from daemon.backup.restore_listing import (
     ListingError,
@@ -131,6 +134,8 @@ class _Staged:
     in_doubt: bool = False
     # The swap's session, started ahead and waiting for its order (see _arm_swap).
     armed: RemoteProcess | None = None
+    # The record of the archive's stored member digests, from its verification.
+    digests: Mapping[str, Any] | None = None
 
 
 def restore_backup(
@@ -165,6 +170,8 @@ def restore_backup(
     report = RestoreReport(backup.id, backup.account_id, request.dry_run)
     file_objects = [entry for entry in chosen if entry.kind == "files"]
     plans = [_plan(service, request, entry, len(file_objects)) for entry in file_objects]
+    for item in plans:
+        item.digests = member_digests.recorded(backup.verification, item.entry)
     if plans and request.path is None and not request.dry_run and not request.force:
         _refuse_live(service, backup.account_id, plans)
     databases = [entry for entry in chosen if entry.kind == "database"]
@@ -330,9 +337,10 @@ def _stage(
                 if arm:
                     item.armed = _arm_swap(transport, item, sessions)
                 new_digest, early = _announced(process, item.host, label)
+                known = _known_digests(service, key, item, new_digest)
                 try:
                     expected, size, digest = _stream(
-                        process, stream, entry, sent, label, new_digest
+                        process, stream, entry, sent, label, new_digest, known
                     )
                 except TransportError as error:
                     # The host may have stopped reading because its script refused the target.
@@ -352,6 +360,17 @@ def _stage(
             "records (changed in the store?); nothing swapped"
         )
     _compare(expected, output, item)
+
+
+def _known_digests(
+    service: BackupService, key: str, item: _Staged, new_digest: tar_walk.NewDigest
+) -> MemberDigests | None:
+    """The member digests verification stored for `item`'s archive (object `key`), when the
+    host digests as they do and they can be trusted (daemon.backup.member_digests.load)."""
+    if item.digests is None or new_digest is not member_digests.NEW_DIGEST:
+        return None
+    prefix = key.removesuffix(item.entry.name)
+    return member_digests.load(service.store, prefix, item.entry, item.digests)
 
 
 def _announced(process: RemoteProcess, host: str, label: str) -> tuple[tar_walk.NewDigest, bytes]:
@@ -401,9 +420,12 @@ def _stream(
     sent: Callable[[int], None],
     label: str,
     new_digest: tar_walk.NewDigest,
+    known: MemberDigests | None = None,
 ) -> tuple[Tree, int, str]:
     """Send the object to `process` through a gate while checking and describing it, each
-    file's content digested with `new_digest`.
+    file's content digested with `new_digest` unless `known` (the digests verification
+    stored) gives its digest: the caller trusts the tree only once the object's size and
+    SHA-256, returned here, match the manifest.
 
     Returns (the tree the archive describes, bytes read, their SHA-256). Raises
     UnsafeArchiveError, BackupError for an unreadable archive, and TransportError
@@ -423,7 +445,7 @@ def _stream(
 
     with Gate(decompressed(compressed, entry.compression), process, counted) as gate:
         try:
-            expected = archive_tree(cast(BinaryIO, gate), new_digest)
+            expected = archive_tree(cast(BinaryIO, gate), new_digest, known)
             gate.finish()
         except GateClosedError as error:
             cause = error.__cause__

@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import hashlib
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import BinaryIO
 
 import blake3
 
 from daemon.backup import tar_walk
-from daemon.backup.archive import UnsafeArchiveError, clean_name, unsafe_reason
+from daemon.backup.archive import UnsafeArchiveError, clean_name, member_key, unsafe_reason
 from daemon.backup.staging import DIGEST_MARK, LISTING_DIGESTS_MARK, UID_MARK
 from daemon.domain.errors import LapseError
 
@@ -65,11 +65,6 @@ class TreeEntry:
 Tree = dict[bytes, TreeEntry]
 
 
-def _name(raw: str) -> bytes:
-    # tarfile decodes names with surrogateescape: this gives back the bytes on disk.
-    return clean_name(raw).encode("utf-8", "surrogateescape")
-
-
 def announced_digest(announcement: bytes) -> tar_walk.NewDigest:
     """Return the digest an extract script announced in `announcement` (its first
     output, up to the NUL). Raises ListingError for anything else."""
@@ -80,14 +75,20 @@ def announced_digest(announcement: bytes) -> tar_walk.NewDigest:
     return DIGESTS[name]
 
 
-def archive_tree(stream: BinaryIO, new_digest: tar_walk.NewDigest) -> Tree:
+def archive_tree(
+    stream: BinaryIO, new_digest: tar_walk.NewDigest, known: Mapping[bytes, str] | None = None
+) -> Tree:
     """Read a tar stream to its end; return what its extraction must hold, each file's
-    content digested with `new_digest`.
+    content digested with `new_digest`, or, for a file `known` names, given the digest
+    it maps the file's key (daemon.backup.archive.member_key) to.
 
-    Raises UnsafeArchiveError at the first member the restore rules refuse (the
-    caller stops streaming then), tarfile.TarError or a decompression error for
-    an unreadable archive. Walked by daemon.backup.tar_walk: each file's content
-    goes to its digest without tarfile's copies.
+    `known` are the digests verification stored for this very archive
+    (daemon.backup.member_digests): the caller must still check the stream against
+    the manifest's SHA-256 before it trusts the tree. Raises UnsafeArchiveError at
+    the first member the restore rules refuse (the caller stops streaming then),
+    tarfile.TarError or a decompression error for an unreadable archive. Walked by
+    daemon.backup.tar_walk: each file's content goes to its digest without tarfile's
+    copies, and a known file's content is passed over.
     """
     tree: Tree = {}
     symlinks: set[str] = set()
@@ -97,22 +98,28 @@ def archive_tree(stream: BinaryIO, new_digest: tar_walk.NewDigest) -> Tree:
         problem = unsafe_reason(member, symlinks, regular)
         if problem:
             raise UnsafeArchiveError(problem)
-        name = _name(member.name)
+        name = member_key(member.name)
         if member.issym():
             symlinks.add(clean_name(member.name))
         elif member.isreg():
             regular.add(clean_name(member.name))
+        if known is not None and member.isreg() and name in known:
+            digest = _given(known[name])
         tree[name] = _entry(member, tree, digest)
 
     tar_walk.walk(stream, visit, new_digest)
     return tree
 
 
+def _given(digest: str) -> Callable[[], str]:
+    return lambda: digest
+
+
 def _entry(member: tarfile.TarInfo, tree: Tree, digest: Callable[[], str]) -> TreeEntry:
     mode = member.mode & 0o7777
     if member.islnk():
         # A hard link is the same inode as its target: same content, mode and owner.
-        linked = tree.get(_name(member.linkname))
+        linked = tree.get(member_key(member.linkname))
         if linked is None or linked.kind != _FILE:
             raise UnsafeArchiveError(f"{member.name!r}: hard link to no earlier file")
         return linked
@@ -143,21 +150,21 @@ def parse_listing(output: bytes) -> tuple[int, Tree]:
     tree: Tree = {}
     for at in range(0, len(entries), _LISTING_FIELDS):
         kind, mode, owner, group, mtime, size, path, target = entries[at : at + _LISTING_FIELDS]
-        tree[_host_name(path)] = _host_entry(kind, mode, owner, group, mtime, size, target)
+        tree[_hostmember_key(path)] = _host_entry(kind, mode, owner, group, mtime, size, target)
     for line in fields[mark + 1 :]:
         if line:
             digest, path = line[:_DIGEST_HEX].decode("ascii", "replace"), line[_DIGEST_HEX + 2 :]
-            listed = tree.get(_host_name(path))
+            listed = tree.get(_hostmember_key(path))
             if listed is None:
                 shown = path.decode("utf-8", "backslashreplace")
                 raise ListingError(
                     f"the host's listing has a digest for {shown!r}, which it did not list"
                 )
-            tree[_host_name(path)] = replace(listed, digest=digest)
+            tree[_hostmember_key(path)] = replace(listed, digest=digest)
     return int(uid), tree
 
 
-def _host_name(path: bytes) -> bytes:
+def _hostmember_key(path: bytes) -> bytes:
     return b"." if path == b"." else path.removeprefix(b"./")
 
 

@@ -5,7 +5,9 @@ streamed, and its content reads back: a site archive lists completely, a panel
 archive lists completely (a tar or tar.gz member by member, a zip from its central
 directory with every member's CRC checked), a MariaDB dump decompresses to its end
 marker, a pg_dump archive has its header.
-Only then is the backup marked verified.
+Only then is the backup marked verified. Walking a site archive, verification also
+digests its files and stores the digests beside it (daemon.backup.member_digests), so
+that a restore need not digest them again.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from daemon.backup.archive import HashingReader, decompressed, list_archive, list_zip
 from daemon.backup.errors import BackupError
 from daemon.backup.manifest import MANIFEST_NAME, PANEL_ARCHIVE, BackupObject, Manifest
+from daemon.backup.member_digests import RECORD, MemberDigests, list_with_digests, store_digests
 from daemon.backup.stores.base import BackupStore, BackupStoreError
 from daemon.backup.views import BackupView
 from daemon.domain.clock import Clock
@@ -53,6 +56,8 @@ class ObjectCheck:
     ok: bool
     problem: str | None = None
     listing: dict[str, Any] | None = None
+    # A site archive's member digests, when they were asked for (daemon.backup.member_digests).
+    digests: MemberDigests | None = None
 
 
 @dataclass
@@ -73,18 +78,28 @@ class VerifyReport:
 
 
 def check_object(
-    store: BackupStore, key: str, entry: BackupObject, version: str | None = None
+    store: BackupStore,
+    key: str,
+    entry: BackupObject,
+    version: str | None = None,
+    *,
+    digests: bool = False,
 ) -> ObjectCheck:
     """Re-read the object `key` (its `version`, where the store keeps versions) and check
-    it against its manifest `entry`."""
+    it against its manifest `entry`; with `digests`, a site archive's check also carries
+    its member digests (daemon.backup.member_digests), made in the same pass."""
     try:
         stream = store.open(key, version)
     except BackupStoreError as error:
         return ObjectCheck(entry.name, False, str(error))
     reader = HashingReader(stream)
     listing = None
+    found: MemberDigests | None = None
     try:
-        if entry.kind == "files":
+        if entry.kind == "files" and digests:
+            result, found = list_with_digests(decompressed(reader, entry.compression))
+            listing = result.as_dict()
+        elif entry.kind == "files":
             result = list_archive(decompressed(reader, entry.compression))
             listing = result.as_dict()
         elif entry.kind == PANEL_ARCHIVE and entry.format == "zip":
@@ -110,7 +125,7 @@ def check_object(
         )
     if reader.sha256 != entry.sha256:
         return ObjectCheck(entry.name, False, "SHA-256 differs from the manifest's")
-    return ObjectCheck(entry.name, True, listing=listing)
+    return ObjectCheck(entry.name, True, listing=listing, digests=found)
 
 
 def _ends_with(stream: Any, marker: bytes) -> bool:
@@ -158,7 +173,12 @@ def verify_backup(service: VerifiableBackups, backup_id: str) -> VerifyReport:
     prefix = f"{backup.account_id}/{backup.id}/"
     report.checks.append(check_stored_manifest(service.store, prefix, manifest))
     for entry in manifest.objects:
-        report.checks.append(check_object(service.store, prefix + entry.name, entry))
+        check = check_object(service.store, prefix + entry.name, entry, digests=True)
+        if check.ok and check.digests is not None and check.listing is not None:
+            record = store_digests(service.store, prefix, entry, check.digests)
+            if record is not None:
+                check.listing[RECORD] = record
+        report.checks.append(check)
     _record(service, backup_id, report)
     return report
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from daemon.backup.manifest import Manifest
 from daemon.domain.states import BackupStatus
@@ -26,6 +28,8 @@ class BackupView:
     size_bytes: int | None
     error: str | None
     manifest: Manifest | None
+    # The last verification's record (when, whether it passed, what each object held).
+    verification: Mapping[str, Any] | None = None
 
     @property
     def verified(self) -> bool:
@@ -48,4 +52,5 @@ class BackupView:
             size_bytes=row.size_bytes,
             error=row.error,
             manifest=Manifest.from_dict(row.manifest) if row.manifest else None,
+            verification=(row.manifest or {}).get("verification"),
         )

@@ -23,6 +23,7 @@ import structlog
 import zstandard
 from botocore.exceptions import ClientError
 
+from daemon.backup import member_digests
 from daemon.backup.proof import ProofError, prove_backup
 from daemon.backup.retention import expire_backups
 from daemon.backup.stores.base import BackupStoreError
@@ -65,6 +66,9 @@ def test_object_lock_refuses_to_delete_or_replace_the_backup_a_deletion_relied_o
     kept = client.get_object(Bucket=scene.bucket_name, Key=key, VersionId=version)
     assert kept["Body"].read() == original
     assert kept["ObjectLockRetainUntilDate"] == scene.clock() + timedelta(days=90)
+    # The member digests verification stored beside the site archive are locked with it.
+    members = client.head_object(Bucket=scene.bucket_name, Key=key + member_digests.SUFFIX)
+    assert members["ObjectLockRetainUntilDate"] == scene.clock() + timedelta(days=90)
 
 
 def test_without_object_lock_a_deletion_goes_ahead_unlocked_unless_required(
