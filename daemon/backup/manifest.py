@@ -15,6 +15,11 @@ PANEL_ARCHIVE = "panel-archive"
 FORMAT = 1
 
 
+def object_key(account_id: str, backup_id: str, name: str = "") -> str:
+    """Return the store key of object `name` of a backup (its prefix when `name` is empty)."""
+    return f"{account_id}/{backup_id}/{name}"
+
+
 @dataclass
 class BackupObject:
     """One object of a backup.

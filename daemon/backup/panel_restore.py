@@ -10,9 +10,9 @@ from __future__ import annotations
 import structlog
 
 from daemon.backup.errors import BackupError
-from daemon.backup.manifest import PANEL_ARCHIVE, BackupObject
+from daemon.backup.manifest import PANEL_ARCHIVE, BackupObject, object_key
 from daemon.backup.panel_archive import place_script, refusal
-from daemon.backup.service import BackupService, object_key
+from daemon.backup.service import BackupService
 from daemon.backup.stores.base import BackupStoreError
 from daemon.backup.views import BackupView
 from daemon.domain.states import PROVABLE_BACKUPS, RestoreOutcome

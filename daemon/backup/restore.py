@@ -40,10 +40,11 @@ from typing import Any, BinaryIO, cast
 import structlog
 import zstandard
 
-from daemon.backup import commands, member_digests, staging, tar_walk
+from daemon.backup import commands, head_start, member_digests, staging, tar_walk
 from daemon.backup.archive import HashingReader, UnsafeArchiveError, decompressed
 from daemon.backup.errors import BackupError
-from daemon.backup.manifest import BackupObject
+from daemon.backup.head_start import HeadStart
+from daemon.backup.manifest import BackupObject, object_key
 from daemon.backup.member_digests import MemberDigests
 from daemon.backup.relay import Gate, GateClosedError
 from daemon.backup.restore_listing import (
@@ -54,7 +55,7 @@ from daemon.backup.restore_listing import (
     differences,
     parse_listing,
 )
-from daemon.backup.service import BackupService, object_key
+from daemon.backup.service import BackupService
 from daemon.backup.staging import StagedTarget
 from daemon.backup.stores.base import BackupStoreError, Readable
 from daemon.backup.verify import check_object
@@ -139,13 +140,20 @@ class _Staged:
 
 
 def restore_backup(
-    service: BackupService, request: RestoreRequest, progress: Progress | None = None
+    service: BackupService,
+    request: RestoreRequest,
+    progress: Progress | None = None,
+    ahead: HeadStart | None = None,
 ) -> RestoreReport:
     """Restore the backup `request` names and return what was restored.
 
     `progress`, when given, is told of the bytes of each object as they move into
-    the host. Raises UnknownBackupError; UnsafeArchiveError for an archive with a
-    member the restore rules refuse; BackupError when the backup is unusable, a
+    the host. `ahead`: the restore's head start (daemon.backup.head_start), whose
+    session on the first archive's host the restore takes when its own plan names that
+    host (the store's answers it began come through `service.store`).
+
+    Raises UnknownBackupError; UnsafeArchiveError for an archive with a member the
+    restore rules refuse; BackupError when the backup is unusable, a
     target breaks the tree rule or is live without `force`, a host command fails,
     or the extracted files differ from the archive. Whatever fails before the
     swap leaves every live tree as it was.
@@ -182,7 +190,7 @@ def restore_backup(
         report.restored += [_database_item(request, entry) for entry in databases]
         return report
     try:
-        _restore_all(service, request, prefix, plans, databases, report, progress)
+        _restore_all(service, request, prefix, plans, databases, report, progress, ahead)
     except BaseException as error:
         _discard(service, [item for item in plans if not (item.swapped or item.in_doubt)])
         _record(service, request, backup.account_id, plans, databases, error)
@@ -199,6 +207,7 @@ def _restore_all(
     databases: list[BackupObject],
     report: RestoreReport,
     progress: Progress | None,
+    ahead: HeadStart | None,
 ) -> None:
     """Stage and compare every site archive, import the databases, then swap each tree in.
 
@@ -211,7 +220,8 @@ def _restore_all(
             # Only the swap that follows at once is started ahead: an armed session
             # holds one of the host's max_sessions while it waits.
             arm = item is plans[-1] and not databases and _spare_session(service, item.host)
-            _stage(service, request, prefix + item.entry.name, item, progress, arm, sessions)
+            _stage(service, request, prefix + item.entry.name, item, progress, arm, sessions, ahead)
+            ahead = None  # it began the first archive only
             item.restored.seconds = time.monotonic() - started
         for entry in databases:
             restored = _database_item(request, entry)
@@ -305,11 +315,13 @@ def _stage(
     progress: Progress | None,
     arm: bool,
     sessions: ExitStack,
+    ahead: HeadStart | None,
 ) -> None:
     """Extract site archive `key` into a staging directory on the host and compare it.
 
     With `arm`, the swap's session is started (into `sessions`) once the store answered,
-    so that its connection is made while the archive streams. Raises UnsafeArchiveError,
+    so that its connection is made while the archive streams. The extraction runs in the
+    session `ahead` started on the host, if any. Raises UnsafeArchiveError,
     or BackupError when the host fails, the object does not match the manifest, or
     the staging tree differs from the archive.
     """
@@ -331,7 +343,8 @@ def _stage(
         raise BackupError(f"{label} on {item.host} failed: {error}") from error
     try:
         # The host first: its connection is made while the store answers the request.
-        with transport.start_bulk(script, label) as process:
+        with ExitStack() as held:
+            process = _extraction(transport, item.host, script, label, ahead, held)
             stream = service.store.open(key)
             try:
                 if arm:
@@ -360,6 +373,23 @@ def _stage(
             "records (changed in the store?); nothing swapped"
         )
     _compare(expected, output, item)
+
+
+def _extraction(
+    transport: Transport,
+    host: str,
+    script: str,
+    label: str,
+    ahead: HeadStart | None,
+    held: ExitStack,
+) -> RemoteProcess:
+    """Return the extraction's session, its end put on `held`: the one `ahead` started on
+    `host`, given `script` now, or else a new one. Raises TransportError."""
+    process = ahead.claim_session(host, held) if ahead is not None else None
+    if process is None:
+        return held.enter_context(transport.start_bulk(script, label))
+    process.write(head_start.given(script))
+    return process
 
 
 def _known_digests(

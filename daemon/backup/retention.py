@@ -15,7 +15,8 @@ import structlog
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from daemon.backup.service import BackupService, object_key
+from daemon.backup.manifest import object_key
+from daemon.backup.service import BackupService
 from daemon.backup.stores.base import BackupStoreError
 from daemon.domain.states import (
     COMPLETE_BACKUPS,

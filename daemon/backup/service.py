@@ -27,7 +27,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from daemon.backup import commands
 from daemon.backup.errors import BackupCancelledError, BackupError, UnknownBackupError
 from daemon.backup.history import export_history
-from daemon.backup.manifest import MANIFEST_NAME, PANEL_ARCHIVE, BackupObject, Manifest
+from daemon.backup.manifest import (
+    MANIFEST_NAME,
+    PANEL_ARCHIVE,
+    BackupObject,
+    Manifest,
+    object_key,
+)
 from daemon.backup.panel_archive import (
     COMPRESSION,
     REFUSED_STATUS,
@@ -94,11 +100,6 @@ class _Run:
 def new_backup_id(at: datetime) -> str:
     """Return a new backup id: its UTC time (sortable) and a random suffix."""
     return at.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
-
-
-def object_key(account_id: str, backup_id: str, name: str = "") -> str:
-    """Return the store key of object `name` of a backup (its prefix when `name` is empty)."""
-    return f"{account_id}/{backup_id}/{name}"
 
 
 class BackupService:
@@ -228,6 +229,23 @@ class BackupService:
                 .order_by(Backup.created_at.desc(), Backup.id.desc())
             ).all()
             return [BackupView.of(row) for row in rows]
+
+    def chosen(self, account_id: str, backup_id: str) -> BackupView:
+        """Return the backup `backup_id` names ('latest': the newest verified) of the
+        account, as `lapse restore` picks it.
+
+        Raises UnknownBackupError, or BackupError when there is none or it is another
+        account's.
+        """
+        if backup_id == "latest":
+            latest = self.latest_verified(account_id)
+            if latest is None:
+                raise BackupError(f"{account_id} has no verified backup to restore")
+            return latest
+        backup = self.get(backup_id)
+        if backup.account_id != account_id:
+            raise BackupError(f"backup {backup_id} belongs to another account, not {account_id}")
+        return backup
 
     def latest_verified(self, account_id: str, since: datetime | None = None) -> BackupView | None:
         """Return the newest verified backup of the account (made at or after `since`)."""

@@ -26,9 +26,9 @@ from daemon.config import Config, load_config, load_embedded_config
 from daemon.config.load import default_data_dir
 from daemon.domain.errors import LapseError
 from daemon.runtime import collector
-from daemon.runtime.state import describe_state
 
 if TYPE_CHECKING:
+    from daemon.backup.head_start import HeadStart
     from daemon.runtime.app import App, Readers
     from daemon.runtime.restore_parts import RestoreParts
 
@@ -80,6 +80,10 @@ def config_source(config_path: Path | None) -> str:
 
 def announce(config_path: Path | None, config: Config, *, uses_state: bool = True) -> None:
     """Say on stderr which config and state database (if any) the command uses."""
+    # Imported here: it loads SQLAlchemy, which `lapse restore` loads only once its
+    # head start is under way (daemon.runtime.restore_ahead).
+    from daemon.runtime.state import describe_state
+
     state = f"state database {describe_state(config.state)}" if uses_state else "no state database"
     click.echo(f"lapse: config {config_source(config_path)}; {state}", err=True)
 
@@ -109,13 +113,17 @@ def open_app(config_path: Path | None, account: str | None = None) -> App:
     return app
 
 
-def open_restore(config_path: Path | None, account: str) -> RestoreParts:
-    """Resolve and load the config, say which it is, and set up what a restore needs over
-    an existing state database (daemon.runtime.restore_parts), after checking that the
-    database knows `account`. Raises what `open_app` raises."""
+def open_restore(config: Config, account: str, ahead: HeadStart | None = None) -> RestoreParts:
+    """Set up what a restore needs over the existing state database `config` names
+    (daemon.runtime.restore_parts), with the store and transports of its head start
+    `ahead`, if any, after checking that the database knows `account`. Raises what
+    `open_app` raises."""
     from daemon.runtime.restore_parts import open_restore_parts
 
-    parts = open_restore_parts(load_announced(config_path))
+    if ahead is None:
+        parts = open_restore_parts(config)
+    else:
+        parts = open_restore_parts(config, store=ahead.store, transports=ahead.transports)
     collector.settle()
     parts.accounts.require(account)
     return parts

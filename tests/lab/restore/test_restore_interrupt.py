@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from daemon.config.schema import S3Store
 from tests.lab.backup_helpers import tree_fingerprint
 from tests.lab.restore_scene import RestoreScene
@@ -112,3 +114,41 @@ def test_ctrl_c_at_any_moment_leaves_the_site_untouched_or_fully_restored(
     print("outcomes by delay:", outcomes)
     # The earliest interrupt lands mid-stream: the live tree was never touched then.
     assert outcomes[0] == "untouched"
+
+
+def _running(pattern: str) -> list[str]:
+    """The command lines of this machine's processes holding `pattern`."""
+    found = subprocess.run(["pgrep", "-af", pattern], capture_output=True, text=True, check=False)
+    return [line for line in found.stdout.splitlines() if "pgrep" not in line]
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
+def test_a_restore_stopped_during_its_head_start_leaves_nothing_behind(
+    ssh_scene: RestoreScene, tmp_path: Path, stop: signal.Signals
+) -> None:
+    """Interrupted or killed while its head start is under way (the child looking the
+    backup up, the host's session waiting for its script, the store's answer on its way),
+    the restore leaves the site as it was or fully restored, no staging directory, no
+    session on the host and no child of its own."""
+    scene = ssh_scene
+    backup = scene.app.backups.create("acct-1")
+    original = tree_fingerprint(scene.docroot)
+    config = _config(scene, tmp_path)
+    lapse = str(Path(sys.executable).with_name("lapse"))
+    command = [lapse, "restore", "acct-1", "--backup", backup.id, "--force", "-c", str(config)]
+    for delay in (0.1, 0.3, 0.5, 0.7, 0.9):
+        (scene.docroot / "planted.php").write_text("<?php system($_GET['c']);\n")
+        defaced = tree_fingerprint(scene.docroot)
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(delay)
+        process.send_signal(stop)
+        process.communicate(timeout=60)
+        deadline = time.monotonic() + 20
+        while (
+            _running("lapse_script") or _running(backup.id) or scene.leftovers()
+        ) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _running("lapse_script") == [], f"a waiting session left after {delay} s"
+        assert _running(backup.id) == [], f"a process of the restore left after {delay} s"
+        assert scene.leftovers() == []
+        assert tree_fingerprint(scene.docroot) in (defaced, original), f"half-restored, {delay} s"

@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import hashlib
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import blake3
@@ -22,7 +21,7 @@ from daemon.backup.restore import RestoreRequest, restore_backup
 from daemon.backup.restore_listing import Tree
 from daemon.store.models import Backup
 from tests.lab.backup_helpers import tree_fingerprint
-from tests.lab.restore_scene import RestoreScene
+from tests.lab.restore_scene import RestoreScene, deface
 
 _ARCHIVE = "files-1.tar.zst"
 
@@ -55,11 +54,6 @@ def _restore(scene: RestoreScene) -> restore_module.RestoreReport:
     return restore_backup(scene.app.backups, RestoreRequest(scene.backup.id, force=True))
 
 
-def _deface(docroot: Path) -> None:
-    (docroot / "index.html").write_text("<h1>defaced</h1>\n")
-    (docroot / "planted.php").write_text("<?php system($_GET['c']);\n")
-
-
 def test_verification_stores_the_digests_and_the_restore_takes_them_from_there(
     scene: RestoreScene, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -69,7 +63,7 @@ def test_verification_stores_the_digests_and_the_restore_takes_them_from_there(
     assert record["size"] == len(stored)
     assert record["sha256"] == hashlib.sha256(stored).hexdigest()
     given = _spy(monkeypatch)
-    _deface(scene.docroot)
+    deface(scene.docroot)
 
     report = _restore(scene)
 
@@ -116,7 +110,7 @@ def test_a_list_not_matching_the_archive_fails_the_comparison_and_nothing_is_swa
     digests = _stored_digests(scene)
     digests[b"index.html"] = "0" * 64
     _rewrite_list(scene, digests)
-    _deface(scene.docroot)
+    deface(scene.docroot)
     live = tree_fingerprint(scene.docroot)
 
     with pytest.raises(BackupError) as caught:
@@ -136,7 +130,7 @@ def test_a_list_changed_in_the_store_alone_is_not_used_and_the_restore_digests_i
     sha256 = scene.backup.manifest.objects[0].sha256
     scene.app.backups.store.put(_list_key(scene), member_digests.encode(forged, sha256))
     given = _spy(monkeypatch)
-    _deface(scene.docroot)
+    deface(scene.docroot)
 
     with capture_logs() as logs:
         _restore(scene)
@@ -153,7 +147,7 @@ def test_a_list_gone_from_the_store_is_not_used_and_the_restore_digests_itself(
     original = tree_fingerprint(scene.docroot)
     scene.app.backups.store.delete(_list_key(scene))
     given = _spy(monkeypatch)
-    _deface(scene.docroot)
+    deface(scene.docroot)
 
     _restore(scene)
 
@@ -174,7 +168,7 @@ def test_a_host_digesting_with_sha256_is_given_no_blake3_list(
 
     monkeypatch.setattr(staging, "extract_script", without_b3sum)
     given = _spy(monkeypatch)
-    _deface(scene.docroot)
+    deface(scene.docroot)
 
     _restore(scene)
 
