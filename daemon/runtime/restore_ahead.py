@@ -83,13 +83,19 @@ def _first_archive(
 def ask_in_child(question: Callable[[], FirstArchive | None]) -> Callable[[], FirstArchive | None]:
     """Fork a child that calls `question` and writes its answer to a pipe, then exits; return
     a function that waits for the child's answer and returns it (None when the child
-    answered nothing, failed or was killed). That function raises nothing.
+    answered nothing, failed or was killed, or could not be forked). That function
+    raises nothing.
 
     The child's standard streams (the descriptors and Python's) are /dev/null and it
     leaves with os._exit: no output, buffer or exit handler of the parent runs twice.
     """
     read_end, write_end = os.pipe()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:  # no process to spare (a process limit): the restore goes on alone
+        os.close(read_end)
+        os.close(write_end)
+        return lambda: None
     if pid == 0:
         _answer_in_child(question, read_end, write_end)
     os.close(write_end)

@@ -109,3 +109,15 @@ def test_a_state_database_that_is_not_there_answers_none(tmp_path: Path) -> None
     )
     assert answer() is None
     assert not (tmp_path / "none.db").exists()
+
+
+def test_a_child_that_cannot_be_forked_is_no_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process limit reached: the restore goes on without its head start, not failing."""
+
+    def refused() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", refused)
+    opened = len(os.listdir("/proc/self/fd"))
+    assert ask_in_child(lambda: FirstArchive("web1", "k"))() is None
+    assert len(os.listdir("/proc/self/fd")) == opened

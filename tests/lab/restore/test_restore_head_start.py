@@ -132,19 +132,26 @@ def test_a_head_start_on_another_host_and_key_is_not_taken(
     assert first.key in own
 
 
-def test_an_answer_not_in_when_the_restore_needs_it_is_given_up(
-    scene: RestoreScene, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A slow answer is not waited for: the restore goes on alone, and what is answered
-    afterwards begins nothing."""
-    original = tree_fingerprint(scene.docroot)
-    first = first_archive(scene.backup)
+def _late(
+    first: FirstArchive | None,
+) -> tuple[threading.Event, Callable[[], FirstArchive | None]]:
+    """An answer that comes only once the returned event is set."""
     released = threading.Event()
 
     def late() -> FirstArchive | None:
         released.wait(30)
         return first
 
+    return released, late
+
+
+def test_an_answer_not_in_when_the_restore_needs_it_is_given_up(
+    scene: RestoreScene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slow answer is not waited for: the restore goes on alone, and what is answered
+    afterwards begins nothing."""
+    original = tree_fingerprint(scene.docroot)
+    released, late = _late(first_archive(scene.backup))
     watched = _watch(scene, monkeypatch)
 
     def answered_late() -> None:

@@ -17,6 +17,7 @@ import pytest
 from daemon.config.schema import S3Store
 from tests.lab.backup_helpers import tree_fingerprint
 from tests.lab.restore_scene import RestoreScene
+from tests.lab.services.sshd import SSHServer
 
 MIB = 1024 * 1024
 
@@ -82,7 +83,9 @@ def test_ctrl_c_at_any_moment_leaves_the_site_untouched_or_fully_restored(
     ssh_scene: RestoreScene, tmp_path: Path
 ) -> None:
     scene = ssh_scene
-    (scene.docroot / "uploads" / "large.bin").write_bytes(os.urandom(96 * MIB))
+    # Large enough that the stream outlasts the test's look for the staging directory on
+    # a busy machine: the earliest interrupt must land before the swap.
+    (scene.docroot / "uploads" / "large.bin").write_bytes(os.urandom(256 * MIB))
     backup = scene.app.backups.create("acct-1")
     original = tree_fingerprint(scene.docroot)
     config = _config(scene, tmp_path)
@@ -97,8 +100,8 @@ def test_ctrl_c_at_any_moment_leaves_the_site_untouched_or_fully_restored(
             stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + 30
-        while not scene.leftovers() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
+        while not _staging(scene) and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
         time.sleep(delay)
         process.send_signal(signal.SIGINT)
         _out, errors = process.communicate(timeout=60)
@@ -116,15 +119,42 @@ def test_ctrl_c_at_any_moment_leaves_the_site_untouched_or_fully_restored(
     assert outcomes[0] == "untouched"
 
 
+def _staging(scene: RestoreScene) -> bool:
+    """Whether a staging directory is beside the docroot (looked at there only: quick)."""
+    return any(entry.name.startswith(".lapse-restore-") for entry in scene.www.iterdir())
+
+
 def _running(pattern: str) -> list[str]:
     """The command lines of this machine's processes holding `pattern`."""
     found = subprocess.run(["pgrep", "-af", pattern], capture_output=True, text=True, check=False)
     return [line for line in found.stdout.splitlines() if "pgrep" not in line]
 
 
+def _sessions(sshd: SSHServer) -> list[str]:
+    """The command lines of every process the lab sshd of this test's worker runs (its
+    sessions and what they started), the listener itself apart."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, pending = [], list(children.get(sshd.process.popen.pid, []))
+    while pending:
+        pid = pending.pop()
+        pending += children.get(pid, [])
+        try:
+            found.append((Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" "))
+        except OSError:
+            continue
+    return [line.decode(errors="replace") for line in found]
+
+
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
 def test_a_restore_stopped_during_its_head_start_leaves_nothing_behind(
-    ssh_scene: RestoreScene, tmp_path: Path, stop: signal.Signals
+    ssh_scene: RestoreScene, sshd: SSHServer, tmp_path: Path, stop: signal.Signals
 ) -> None:
     """Interrupted or killed while its head start is under way (the child looking the
     backup up, the host's session waiting for its script, the store's answer on its way),
@@ -132,6 +162,7 @@ def test_a_restore_stopped_during_its_head_start_leaves_nothing_behind(
     session on the host and no child of its own."""
     scene = ssh_scene
     backup = scene.app.backups.create("acct-1")
+    scene.app.transports.close()  # the scene's own connection: only the restore's may count
     original = tree_fingerprint(scene.docroot)
     config = _config(scene, tmp_path)
     lapse = str(Path(sys.executable).with_name("lapse"))
@@ -144,11 +175,11 @@ def test_a_restore_stopped_during_its_head_start_leaves_nothing_behind(
         process.send_signal(stop)
         process.communicate(timeout=60)
         deadline = time.monotonic() + 20
-        while (
-            _running("lapse_script") or _running(backup.id) or scene.leftovers()
-        ) and time.monotonic() < deadline:
+        while (_sessions(sshd) or _running(backup.id) or scene.leftovers()) and (
+            time.monotonic() < deadline
+        ):
             time.sleep(0.1)
-        assert _running("lapse_script") == [], f"a waiting session left after {delay} s"
+        assert _sessions(sshd) == [], f"a session left on the host after {delay} s"
         assert _running(backup.id) == [], f"a process of the restore left after {delay} s"
         assert scene.leftovers() == []
         assert tree_fingerprint(scene.docroot) in (defaced, original), f"half-restored, {delay} s"
