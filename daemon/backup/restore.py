@@ -384,11 +384,17 @@ def _extraction(
     held: ExitStack,
 ) -> RemoteProcess:
     """Return the extraction's session, its end put on `held`: the one `ahead` started on
-    `host`, given `script` now, or else a new one. Raises TransportError."""
+    `host`, given `script` now, or else a new one. Raises TransportError, or BackupError
+    with the host's own reason when the session started ahead had already failed (its
+    connection refused, say)."""
     process = ahead.claim_session(host, held) if ahead is not None else None
     if process is None:
         return held.enter_context(transport.start_bulk(script, label))
-    process.write(head_start.given(script))
+    try:
+        process.write(head_start.given(script))
+    except TransportError as error:
+        _raise_refusal(process, host, label, error)
+        raise
     return process
 
 

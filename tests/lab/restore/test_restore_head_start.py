@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,12 +16,13 @@ from typing import Any
 
 import pytest
 
+from daemon.backup.errors import BackupError
 from daemon.backup.head_start import WAITING_SCRIPT, FirstArchive, HeadStart, first_archive, given
 from daemon.backup.manifest import PANEL_ARCHIVE
 from daemon.backup.restore import RestoreRequest, restore_backup
 from daemon.backup.stores.base import Readable
 from daemon.domain.states import BackupStatus
-from daemon.transport import Transport
+from daemon.transport import Transport, Transports
 from tests.lab.backup_helpers import tree_fingerprint
 from tests.lab.restore_scene import RestoreScene, deface
 
@@ -239,3 +241,37 @@ def test_the_first_archive_is_the_one_the_restore_streams_first(scene: RestoreSc
     # Restored whole, the playbook restores it; narrowed (--files-only), the archive streams.
     assert first_archive(panel, whole=True) is None
     assert first_archive(panel, whole=False) == first
+
+
+def test_a_session_ahead_that_failed_reports_the_hosts_own_reason(
+    ssh_scene: RestoreScene,
+) -> None:
+    """A session started ahead whose connection was refused has ended before the restore
+    hands it its script: the restore fails with ssh's own words, as it would have had it
+    connected itself, and the live tree is untouched."""
+    scene = ssh_scene
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    dead = scene.app.config.hosts["web1"].model_copy(update={"port": closed_port})
+    transports = Transports({"web1": dead})
+    first = first_archive(scene.backup)
+    deface(scene.docroot)
+    live = tree_fingerprint(scene.docroot)
+    head = HeadStart(lambda: first, scene.app.backups.store, transports)
+    service = copy.copy(scene.app.backups)
+    service.store, service.transports = head.store, transports
+    try:
+        assert first is not None
+        head.claim_body(first.key)  # everything begun; the refused ssh has ended by now
+        time.sleep(0.5)
+        with pytest.raises(BackupError) as caught:
+            restore_backup(service, RestoreRequest(scene.backup.id, force=True), ahead=head)
+    finally:
+        head.close()
+        transports.close()
+
+    assert "Connection refused" in str(caught.value)
+    assert "the live tree is untouched" in str(caught.value)
+    assert tree_fingerprint(scene.docroot) == live
+    assert scene.leftovers() == []

@@ -95,7 +95,9 @@ def test_ctrl_c_at_any_moment_leaves_the_site_untouched_or_fully_restored(
         (scene.docroot / "planted.php").write_text("<?php system($_GET['c']);\n")
         defaced = tree_fingerprint(scene.docroot)
         process = subprocess.Popen(
-            [lapse, "restore", "acct-1", "--backup", backup.id, "--force", "-c", str(config)],
+            _interruptible(
+                [lapse, "restore", "acct-1", "--backup", backup.id, "--force", "-c", str(config)]
+            ),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
@@ -117,6 +119,15 @@ def test_ctrl_c_at_any_moment_leaves_the_site_untouched_or_fully_restored(
     print("outcomes by delay:", outcomes)
     # The earliest interrupt lands mid-stream: the live tree was never touched then.
     assert outcomes[0] == "untouched"
+
+
+def _interruptible(argv: list[str]) -> list[str]:
+    """`argv` run with Ctrl-C (SIGINT) back to its default: a suite started in the
+    background of a shell without job control (`make test &`, nohup) has it ignored, and
+    an ignored signal stays ignored across exec, so the restore would never see it."""
+    launcher = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    launcher += "os.execv(sys.argv[1], sys.argv[1:])"
+    return [sys.executable, "-c", launcher, *argv]
 
 
 def _staging(scene: RestoreScene) -> bool:
@@ -170,7 +181,9 @@ def test_a_restore_stopped_during_its_head_start_leaves_nothing_behind(
     for delay in (0.1, 0.3, 0.5, 0.7, 0.9):
         (scene.docroot / "planted.php").write_text("<?php system($_GET['c']);\n")
         defaced = tree_fingerprint(scene.docroot)
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        process = subprocess.Popen(
+            _interruptible(command), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         time.sleep(delay)
         process.send_signal(stop)
         process.communicate(timeout=60)
