@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from daemon.backup.head_start import FirstArchive, HeadStart, first_archive
-from daemon.backup.stores import deferred_store
+from daemon.backup.stores import BackupStore, deferred_store
 from daemon.backup.stores.deferred import DeferredStore
 from daemon.config.schema import Config
 from daemon.domain.clock import system_clock
@@ -47,7 +47,7 @@ def start_ahead(
     Raises SecretError for an unreadable secret of the store, as the restore would.
     """
     store = deferred_store(config.backup.store)
-    answer = ask_in_child(lambda: _first_archive(config, account, backup_id, host, whole))
+    answer = ask_in_child(lambda: _first_archive(config, store, account, backup_id, host, whole))
     if isinstance(store, DeferredStore):
         # A store that cannot be built is built again on the restore's first use of it,
         # which then says why it cannot.
@@ -57,10 +57,17 @@ def start_ahead(
 
 
 def _first_archive(
-    config: Config, account: str, backup_id: str, host: str | None, whole: bool
+    config: Config,
+    store: BackupStore,
+    account: str,
+    backup_id: str,
+    host: str | None,
+    whole: bool,
 ) -> FirstArchive | None:
     """In the child: the archive a restore of `account`'s backup streams first, read from
-    the state database as it is. Raises what opening and reading it raise."""
+    the state database as it is (`store`, the parent's, unbuilt when it forked, is only
+    what the backup service is made with: nothing is read from it). Raises what opening
+    and reading the database raise."""
     # Imported here, in the child: they are what the parent does not wait for.
     from daemon.backup.service import BackupService
     from daemon.runtime.state import open_state
@@ -71,7 +78,7 @@ def _first_archive(
             sessions,
             config.backup,
             config.hosts,
-            deferred_store(config.backup.store),
+            store,
             Transports({}),
             system_clock,
         )

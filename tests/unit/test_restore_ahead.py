@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from daemon.backup.head_start import FirstArchive
+from daemon.backup.stores import deferred_store
 from daemon.config import load_embedded_config
 from daemon.config.schema import StateConfig
 from daemon.runtime import restore_ahead
@@ -105,7 +106,9 @@ def test_a_state_database_that_is_not_there_answers_none(tmp_path: Path) -> None
         update={"state": StateConfig(url=f"sqlite:///{tmp_path / 'none.db'}")}
     )
     answer = ask_in_child(
-        lambda: restore_ahead._first_archive(config, "acct-1", "latest", None, True)
+        lambda: restore_ahead._first_archive(
+            config, deferred_store(config.backup.store), "acct-1", "latest", None, True
+        )
     )
     assert answer() is None
     assert not (tmp_path / "none.db").exists()
