@@ -104,7 +104,8 @@ class HeadStart:
 
     `answer` is called in the head start's own thread and returns the first archive, or
     None (then nothing is begun); it raises nothing. `store` is the store the restore
-    reads (build it before: the thread then only sends the requests) and `transports` the
+    reads (a DeferredStore is built once, by whichever of the thread's requests and the
+    caller uses it first) and `transports` the
     hosts' transports the restore uses, so that the session counts against its host's
     max_sessions.
     """

@@ -24,7 +24,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from daemon.backup import commands
+from daemon.backup import choice, commands
 from daemon.backup.errors import BackupCancelledError, BackupError, UnknownBackupError
 from daemon.backup.history import export_history
 from daemon.backup.manifest import (
@@ -232,27 +232,16 @@ class BackupService:
 
     def chosen(self, account_id: str, backup_id: str) -> BackupView:
         """Return the backup `backup_id` names ('latest': the newest verified) of the
-        account, as `lapse restore` picks it.
+        account, as `lapse restore` picks it (daemon.backup.choice).
 
         Raises UnknownBackupError, or BackupError when there is none or it is another
         account's.
         """
-        if backup_id == "latest":
-            latest = self.latest_verified(account_id)
-            if latest is None:
-                raise BackupError(f"{account_id} has no verified backup to restore")
-            return latest
-        backup = self.get(backup_id)
-        if backup.account_id != account_id:
-            raise BackupError(f"backup {backup_id} belongs to another account, not {account_id}")
-        return backup
+        return choice.chosen(self, account_id, backup_id)
 
     def latest_verified(self, account_id: str, since: datetime | None = None) -> BackupView | None:
         """Return the newest verified backup of the account (made at or after `since`)."""
-        for backup in self.list(account_id):
-            if backup.verified and (since is None or backup.created_at >= since):
-                return backup
-        return None
+        return choice.newest_verified(self.list(account_id), since)
 
     def download_links(self, backup_id: str) -> dict[str, str]:
         """Return links a client can download the backup's site files and databases with,

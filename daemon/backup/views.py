@@ -5,11 +5,39 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from daemon.backup.manifest import Manifest
 from daemon.domain.states import BackupStatus
-from daemon.store.models import Backup
+
+
+class BackupColumns(Protocol):
+    """A backups row's columns, as the ORM's Backup or daemon.backup.sqlite_rows has them."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def account_id(self) -> str: ...
+    @property
+    def store(self) -> str: ...
+    @property
+    def location(self) -> str: ...
+    @property
+    def status(self) -> BackupStatus: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def completed_at(self) -> datetime | None: ...
+    @property
+    def verified_at(self) -> datetime | None: ...
+    @property
+    def size_bytes(self) -> int | None: ...
+    @property
+    def manifest(self) -> dict[str, Any] | None: ...
+    @property
+    def error(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -37,7 +65,7 @@ class BackupView:
         return self.status == BackupStatus.VERIFIED
 
     @classmethod
-    def of(cls, row: Backup) -> BackupView:
+    def of(cls, row: BackupColumns) -> BackupView:
         """Build the view of `row`."""
         return cls(
             id=row.id,

@@ -1,15 +1,17 @@
 """`lapse restore`'s head start (daemon.backup.head_start), and the question it starts from.
 
-Which archive a restore streams first, and onto which host, is in the state database;
-reading it takes SQLAlchemy and the ORM models (about half a second of imports), which
-the restore's own process also needs but only later. So the question is asked in a
-forked child, on the other core, while the restore's process builds its store client;
-the child answers on a pipe (JSON) and exits. The child only reads: it opens the state
-database as it is (no migration), picks the backup as the restore does
-(BackupService.chosen), and writes nothing anywhere else (its standard streams are
-/dev/null). Whatever it answers is a guess that the restore checks: the restore looks
-everything up again itself and takes the head start's session and store answers only
-for the very host and key it arrives at.
+Which archive a restore streams first, and onto which host, is in the state database.
+The question is asked in a forked child, on the other core, while the restore's
+process builds its store client; the child answers on a pipe (JSON) and exits. A
+plain SQLite state database is read with the standard library
+(daemon.backup.sqlite_rows: the answer is in within milliseconds); any other through
+SQLAlchemy and the ORM models, about half a second of imports, which the restore's
+own process also needs but only later. The child only reads: it opens the state
+database as it is (read-only, no migration), picks the backup by the restore's own
+rule (daemon.backup.choice), and writes nothing anywhere else (its standard streams
+are /dev/null). Whatever it answers is a guess that the restore checks: the restore
+looks everything up again itself and takes the head start's session and store answers
+only for the very host and key it arrives at.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ import threading
 from collections.abc import Callable
 from typing import NoReturn
 
+from daemon.backup.choice import chosen
 from daemon.backup.head_start import FirstArchive, HeadStart, first_archive
+from daemon.backup.sqlite_rows import SqliteBackups, sqlite_file
 from daemon.backup.stores import BackupStore, deferred_store
 from daemon.backup.stores.deferred import DeferredStore
 from daemon.config.schema import Config
@@ -41,19 +45,23 @@ def start_ahead(
 ) -> HeadStart:
     """Begin the head start of a restore of `account`'s backup `backup_id` ('latest' or an
     id) onto `host` (--to-host; None: where it came from), `whole` when nothing narrows it
-    (see first_archive), and return it. Builds the store client first (an S3 store's
-    botocore), while the child looks the archive up.
+    (see first_archive), and return it. Builds the store client (an S3 store's botocore)
+    while the child looks the archive up and the head start's thread then starts the
+    session on its host.
 
     Raises SecretError for an unreadable secret of the store, as the restore would.
     """
     store = deferred_store(config.backup.store)
     answer = ask_in_child(lambda: _first_archive(config, store, account, backup_id, host, whole))
+    # Begun before the build: the session's login overlaps it. The store is built once,
+    # by whichever asks first (the thread's request waits for this build).
+    head = HeadStart(answer, store, Transports(dict(config.hosts)))
     if isinstance(store, DeferredStore):
         # A store that cannot be built is built again on the restore's first use of it,
         # which then says why it cannot.
         with contextlib.suppress(LapseError):
-            store.built  # noqa: B018 (built here, before the question is answered)
-    return HeadStart(answer, store, Transports(dict(config.hosts)))
+            store.built  # noqa: B018 (built here, while the question is answered)
+    return head
 
 
 def _first_archive(
@@ -65,9 +73,13 @@ def _first_archive(
     whole: bool,
 ) -> FirstArchive | None:
     """In the child: the archive a restore of `account`'s backup streams first, read from
-    the state database as it is (`store`, the parent's, unbuilt when it forked, is only
-    what the backup service is made with: nothing is read from it). Raises what opening
-    and reading the database raise."""
+    the state database as it is: a plain SQLite file with the standard library
+    (daemon.backup.sqlite_rows), any other through SQLAlchemy (`store`, the parent's,
+    unbuilt when it forked, is only what the backup service is made with: nothing is read
+    from it). Raises what opening and reading the database raise."""
+    path = sqlite_file(config.state.url)
+    if path is not None:
+        return first_archive(chosen(SqliteBackups(path), account, backup_id), host, whole)
     # Imported here, in the child: they are what the parent does not wait for.
     from daemon.backup.service import BackupService
     from daemon.runtime.state import open_state

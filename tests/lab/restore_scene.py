@@ -62,9 +62,19 @@ class RestoreScene:
         (at most 30 s) before it counts as left behind."""
         root = self.www.parent
         deadline = time.monotonic() + 30
-        while any(root.rglob(".lapse-previous-*")) and time.monotonic() < deadline:
+        while _found(root, ".lapse-previous-*") and time.monotonic() < deadline:
             time.sleep(0.05)
-        return sorted(str(path) for path in root.rglob(".lapse-*"))
+        return _found(root, ".lapse-*")
+
+
+def _found(root: Path, pattern: str) -> list[str]:
+    """The paths under `root` matching `pattern`, sorted. A tree the host's script removes
+    while it is walked (a staging directory after a lost link) is walked again."""
+    while True:
+        try:
+            return sorted(str(path) for path in root.rglob(pattern))
+        except FileNotFoundError:
+            continue
 
 
 def build_restore_scene(

@@ -20,8 +20,11 @@ from daemon.backup.errors import BackupError
 from daemon.backup.head_start import WAITING_SCRIPT, FirstArchive, HeadStart, first_archive, given
 from daemon.backup.manifest import PANEL_ARCHIVE
 from daemon.backup.restore import RestoreRequest, restore_backup
-from daemon.backup.stores.base import Readable
+from daemon.backup.stores import deferred_store
+from daemon.backup.stores.base import BackupStore, Readable
+from daemon.backup.stores.deferred import DeferredStore
 from daemon.domain.states import BackupStatus
+from daemon.runtime import restore_ahead
 from daemon.transport import Transport, Transports
 from tests.lab.backup_helpers import tree_fingerprint
 from tests.lab.restore_scene import RestoreScene, deface
@@ -275,3 +278,40 @@ def test_a_session_ahead_that_failed_reports_the_hosts_own_reason(
     assert "the live tree is untouched" in str(caught.value)
     assert tree_fingerprint(scene.docroot) == live
     assert scene.leftovers() == []
+
+
+def test_the_session_starts_while_the_store_client_is_built(
+    scene: RestoreScene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """start_ahead builds the store client (an S3 store's botocore, a quarter of a second)
+    while the child answers and the head start's thread starts the session: a build that
+    waits for the session to start does not wait in vain."""
+    config = scene.app.config
+    transport_class = type(Transports(dict(config.hosts)).get("web1"))
+    start_bulk = transport_class.start_bulk
+    session_started = threading.Event()
+
+    def started(self: Transport, script: str, label: str) -> Any:
+        if script == WAITING_SCRIPT:
+            session_started.set()
+        return start_bulk(self, script, label)
+
+    monkeypatch.setattr(transport_class, "start_bulk", started)
+    seen_by_the_build: list[bool] = []
+
+    def build() -> BackupStore:
+        seen_by_the_build.append(session_started.wait(10))
+        store = deferred_store(config.backup.store)
+        return store.built if isinstance(store, DeferredStore) else store
+
+    monkeypatch.setattr(
+        restore_ahead, "deferred_store", lambda _config: DeferredStore("test", build)
+    )
+    head = restore_ahead.start_ahead(config, "acct-1", "latest", None, True)
+    try:
+        first = first_archive(scene.backup)
+        assert first is not None
+        assert head.claim_body(first.key) is not None
+    finally:
+        head.close()
+    assert seen_by_the_build == [True]
