@@ -13,16 +13,26 @@ import stat
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from posixpath import normpath
 from typing import BinaryIO, cast
 
+import blake3
 import zstandard
 
 from daemon.backup.stores.base import Readable
+from daemon.backup.tar_walk import NewDigest
 from daemon.domain.errors import LapseError
 
 _CHUNK = 1 << 20
+
+
+# The digests a stored object's bytes are hashed with: SHA-256, which every manifest
+# records, and BLAKE3, which verification records beside it for restores
+# (daemon.backup.object_digest): three to four times faster on a core without
+# SHA instructions as fast as its vector units.
+DIGESTS: dict[str, NewDigest] = {"sha256": hashlib.sha256, "blake3": blake3.blake3}
 
 
 class UnsafeArchiveError(LapseError):
@@ -30,17 +40,22 @@ class UnsafeArchiveError(LapseError):
 
 
 class HashingReader:
-    """Passes reads through to a stream while counting bytes and hashing them (SHA-256)."""
+    """Passes reads through to a stream while counting bytes and hashing them with each of
+    `digests` (names in DIGESTS: SHA-256 alone unless told otherwise).
 
-    def __init__(self, stream: Readable) -> None:
+    Raises KeyError for a digest name DIGESTS does not know.
+    """
+
+    def __init__(self, stream: Readable, digests: Iterable[str] = ("sha256",)) -> None:
         self._stream = stream
         self.size = 0
-        self._digest = hashlib.sha256()
+        self._digests = {name: DIGESTS[name]() for name in digests}
 
     def read(self, size: int = -1) -> bytes:
         """Read up to `size` bytes (all when negative), hashing what is read."""
         data = self._stream.read(size if size >= 0 else _CHUNK * 64)
-        self._digest.update(data)
+        for digest in self._digests.values():
+            digest.update(data)
         self.size += len(data)
         return data
 
@@ -49,10 +64,16 @@ class HashingReader:
         while self.read(_CHUNK):
             pass
 
+    def hexdigest(self, name: str) -> str:
+        """The hex digest `name` (one this reader was made with) of what was read so far.
+        Raises KeyError for another."""
+        return self._digests[name].hexdigest()
+
     @property
     def sha256(self) -> str:
-        """The hex SHA-256 of what was read so far."""
-        return self._digest.hexdigest()
+        """The hex SHA-256 of what was read so far. Raises KeyError when it was not asked
+        for."""
+        return self.hexdigest("sha256")
 
 
 def decompressed(stream: HashingReader, compression: str) -> BinaryIO:

@@ -12,8 +12,9 @@ restore an on-call engineer waits for (about 0.8 s of CPU a GiB here).
 
 Trust: a list is used only when the object read back has exactly the recorded size
 and SHA-256, and it describes the archive SHA-256 the manifest records. The restore
-still hashes the archive stream against that SHA-256 and checks it before anything
-is compared or swapped, so a list can only describe the very bytes verified. With
+still hashes the archive stream and checks it against that SHA-256 (or the BLAKE3
+verification recorded beside it, daemon.backup.object_digest) before anything is
+compared or swapped, so a list can only describe the very bytes verified. With
 no record, a list changed or gone from the store, or a list of another archive, the
 restore digests every file as it streams, as it does without a list, and says why in
 a warning.
@@ -35,6 +36,7 @@ import zstandard
 from daemon.backup import tar_walk
 from daemon.backup.archive import ArchiveListing, member_key
 from daemon.backup.manifest import BackupObject
+from daemon.backup.object_digest import verified_record
 from daemon.backup.stores.base import BackupStore, BackupStoreError
 from daemon.domain.errors import LapseError
 
@@ -157,12 +159,7 @@ def recorded(
 ) -> Mapping[str, Any] | None:
     """Return the record of `entry`'s list in a backup's verification record, or None when
     the backup was not verified with one."""
-    if not verification or verification.get("ok") is not True:
-        return None
-    objects = verification.get("objects")
-    listing = objects.get(entry.name) if isinstance(objects, dict) else None
-    record = listing.get(RECORD) if isinstance(listing, dict) else None
-    return record if isinstance(record, dict) else None
+    return verified_record(verification, entry, RECORD)
 
 
 def load(

@@ -3,7 +3,8 @@
 Site files never go straight into the live tree (invariant 5). For each site
 archive the host extracts into a fresh staging directory beside the target
 (daemon.backup.staging), while the daemon reads the same stream once
-(daemon.backup.relay): it counts and hashes every byte against the manifest,
+(daemon.backup.relay): it counts and hashes every byte against the manifest (or
+the BLAKE3 verification recorded beside it, daemon.backup.object_digest),
 decompresses the archive and sends the host the plain tar, checks every member
 against the restore rules before the host receives it, and
 describes what the extraction must hold (daemon.backup.restore_listing), each file
@@ -40,7 +41,7 @@ from typing import Any, BinaryIO, cast
 import structlog
 import zstandard
 
-from daemon.backup import commands, head_start, member_digests, staging, tar_walk
+from daemon.backup import commands, head_start, member_digests, object_digest, staging, tar_walk
 from daemon.backup.archive import HashingReader, UnsafeArchiveError, decompressed
 from daemon.backup.errors import BackupError
 from daemon.backup.head_start import HeadStart
@@ -137,6 +138,8 @@ class _Staged:
     armed: RemoteProcess | None = None
     # The record of the archive's stored member digests, from its verification.
     digests: Mapping[str, Any] | None = None
+    # What the archive's stream is checked against (set with `digests`).
+    stream_digest: object_digest.StreamDigest | None = None
 
 
 def restore_backup(
@@ -180,6 +183,7 @@ def restore_backup(
     plans = [_plan(service, request, entry, len(file_objects)) for entry in file_objects]
     for item in plans:
         item.digests = member_digests.recorded(backup.verification, item.entry)
+        item.stream_digest = object_digest.expected(backup.verification, item.entry)
     if plans and request.path is None and not request.dry_run and not request.force:
         _refuse_live(service, backup.account_id, plans)
     databases = [entry for entry in chosen if entry.kind == "database"]
@@ -351,9 +355,10 @@ def _stage(
                     item.armed = _arm_swap(transport, item, sessions)
                 new_digest, early = _announced(process, item.host, label)
                 known = _known_digests(service, key, item, new_digest)
+                checked = item.stream_digest or object_digest.expected(None, entry)
                 try:
                     expected, size, digest = _stream(
-                        process, stream, entry, sent, label, new_digest, known
+                        process, stream, entry, sent, label, new_digest, checked.name, known
                     )
                 except TransportError as error:
                     # The host may have stopped reading because its script refused the target.
@@ -367,10 +372,10 @@ def _stage(
         raise BackupError(f"{label} on {item.host} failed: {error}") from error
     if result.status != 0:
         raise _failed_before_swap(item.host, label, result)
-    if (size, digest) != (entry.size, entry.sha256):
+    if (size, digest) != (entry.size, checked.value):
         raise BackupError(
-            f"{entry.name} read back {size} bytes with another SHA-256 than its manifest "
-            "records (changed in the store?); nothing swapped"
+            f"{entry.name} read back {size} bytes with another {checked.label} than "
+            f"{checked.source} (changed in the store?); nothing swapped"
         )
     _compare(expected, output, item)
 
@@ -456,21 +461,23 @@ def _stream(
     sent: Callable[[int], None],
     label: str,
     new_digest: tar_walk.NewDigest,
+    checked: str,
     known: MemberDigests | None = None,
 ) -> tuple[Tree, int, str]:
     """Send the object to `process` through a gate while checking and describing it, each
     file's content digested with `new_digest` unless `known` (the digests verification
     stored) gives its digest: the caller trusts the tree only once the object's size and
-    SHA-256, returned here, match the manifest.
+    digest `checked` (a name in daemon.backup.archive.DIGESTS), returned here, match
+    what was recorded (daemon.backup.object_digest).
 
-    Returns (the tree the archive describes, bytes read, their SHA-256). Raises
+    Returns (the tree the archive describes, bytes read, their digest `checked`). Raises
     UnsafeArchiveError, BackupError for an unreadable archive, and TransportError
     or BackupStoreError when a stage failed.
     """
     # The gate carries the decompressed tar: the daemon decodes it anyway to check it, so
     # the host does not decode it again, and every header the walk checks is checked
     # before the host receives a byte of it.
-    compressed = HashingReader(stream)
+    compressed = HashingReader(stream, (checked,))
     moved = [0]
 
     def counted(_size: int) -> None:
@@ -497,7 +504,7 @@ def _stream(
             ) from error
         except _ARCHIVE_ERRORS as error:
             raise BackupError(f"{entry.name} is not a readable archive: {error}") from error
-    return expected, compressed.size, compressed.sha256
+    return expected, compressed.size, compressed.hexdigest(checked)
 
 
 def _compare(expected: Tree, output: bytes, item: _Staged) -> None:

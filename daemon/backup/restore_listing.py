@@ -14,8 +14,9 @@ on the host, both with SIMD) costs about 40 % of SHA-256's CPU time in the daemo
 and a third on the host, where the digests are the last thing the restore waits
 for, even with the CPU's SHA instructions that hashlib and `openssl dgst` use. A
 host without b3sum digests with openssl, or coreutils' sha256sum (slower, same
-digests). The object as a whole is still checked against the manifest's SHA-256
-as it streams.
+digests). The object as a whole is still checked as it streams, against the
+manifest's SHA-256 or the BLAKE3 verification recorded for it
+(daemon.backup.object_digest).
 """
 
 from __future__ import annotations
@@ -84,11 +85,11 @@ def archive_tree(
 
     `known` are the digests verification stored for this very archive
     (daemon.backup.member_digests): the caller must still check the stream against
-    the manifest's SHA-256 before it trusts the tree. Raises UnsafeArchiveError at
-    the first member the restore rules refuse (the caller stops streaming then),
-    tarfile.TarError or a decompression error for an unreadable archive. Walked by
-    daemon.backup.tar_walk: each file's content goes to its digest without tarfile's
-    copies, and a known file's content is passed over.
+    the manifest (daemon.backup.object_digest) before it trusts the tree. Raises
+    UnsafeArchiveError at the first member the restore rules refuse (the caller stops
+    streaming then), tarfile.TarError or a decompression error for an unreadable
+    archive. Walked by daemon.backup.tar_walk: each file's content goes to its digest
+    without tarfile's copies, and a known file's content is passed over.
     """
     tree: Tree = {}
     symlinks: set[str] = set()

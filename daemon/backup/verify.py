@@ -22,6 +22,7 @@ import structlog
 import zstandard
 from sqlalchemy.orm import Session, sessionmaker
 
+from daemon.backup import object_digest
 from daemon.backup.archive import HashingReader, decompressed, list_archive, list_zip
 from daemon.backup.errors import BackupError
 from daemon.backup.manifest import MANIFEST_NAME, PANEL_ARCHIVE, BackupObject, Manifest
@@ -87,12 +88,16 @@ def check_object(
 ) -> ObjectCheck:
     """Re-read the object `key` (its `version`, where the store keeps versions) and check
     it against its manifest `entry`; with `digests`, a site archive's check also carries
-    its member digests (daemon.backup.member_digests), made in the same pass."""
+    its member digests (daemon.backup.member_digests) and, in its listing, the BLAKE3 of
+    its bytes (daemon.backup.object_digest), made in the same pass."""
     try:
         stream = store.open(key, version)
     except BackupStoreError as error:
         return ObjectCheck(entry.name, False, str(error))
-    reader = HashingReader(stream)
+    # A site archive verified for restores is also digested with BLAKE3, which the
+    # restore checks its stream against (daemon.backup.object_digest).
+    for_restores = entry.kind == "files" and digests
+    reader = HashingReader(stream, ("sha256", "blake3") if for_restores else ("sha256",))
     listing = None
     found: MemberDigests | None = None
     try:
@@ -125,6 +130,8 @@ def check_object(
         )
     if reader.sha256 != entry.sha256:
         return ObjectCheck(entry.name, False, "SHA-256 differs from the manifest's")
+    if for_restores and listing is not None:
+        listing[object_digest.RECORD] = object_digest.record(entry, reader.hexdigest("blake3"))
     return ObjectCheck(entry.name, True, listing=listing, digests=found)
 
 

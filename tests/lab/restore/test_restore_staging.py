@@ -341,7 +341,9 @@ def test_an_extraction_announcing_no_known_digest_is_given_nothing(
 
 
 def test_an_object_not_matching_its_manifest_is_not_swapped_in(scene: RestoreScene) -> None:
-    """A readable archive put in the store in place of the backed-up one."""
+    """A readable archive put in the store in place of the backed-up one. The scene's
+    backup was verified, so the stream is checked against the BLAKE3 verification
+    recorded (the SHA-256 alone: tests/lab/restore/test_restore_stream_digest.py)."""
     from tests.lab.restore_scene import crafted_archive, member, store_as_backup
 
     store_as_backup(
@@ -349,7 +351,7 @@ def test_an_object_not_matching_its_manifest_is_not_swapped_in(scene: RestoreSce
     )
     live = tree_fingerprint(scene.docroot)
 
-    with pytest.raises(BackupError, match="another SHA-256 than its manifest records"):
+    with pytest.raises(BackupError, match="another BLAKE3 than its verification recorded"):
         _restore(scene, force=True)
 
     assert tree_fingerprint(scene.docroot) == live
