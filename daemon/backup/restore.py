@@ -355,6 +355,7 @@ def _stage(
                     item.armed = _arm_swap(transport, item, sessions)
                 new_digest, early = _announced(process, item.host, label)
                 known = _known_digests(service, key, item, new_digest)
+                # Set for every plan by restore_backup; without it, the manifest's SHA-256.
                 checked = item.stream_digest or object_digest.expected(None, entry)
                 try:
                     expected, size, digest = _stream(

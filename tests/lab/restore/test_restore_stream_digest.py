@@ -101,6 +101,20 @@ def test_verification_records_the_archives_blake3_and_the_restore_checks_it(
     assert _restored_with(scene, monkeypatch) == [("blake3",)]
 
 
+def test_the_record_is_kept_by_the_state_database_and_used_on_sqlite_and_postgresql(
+    state_scene: RestoreScene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read_back = state_scene.app.backups.get(state_scene.backup.id)
+    assert read_back.manifest is not None
+    entry = read_back.manifest.objects[0]
+    stored = state_scene.app.backups.store.read(f"acct-1/{read_back.id}/{_ARCHIVE}")
+
+    checked = object_digest.expected(read_back.verification, entry)
+
+    assert (checked.name, checked.value) == ("blake3", blake3.blake3(stored).hexdigest())
+    assert _restored_with(state_scene, monkeypatch) == [("blake3",)]
+
+
 def test_an_archive_changed_in_the_store_fails_the_blake3_check_and_nothing_is_swapped(
     scene: RestoreScene,
 ) -> None:
