@@ -1,6 +1,8 @@
 """What a restore checks the archive's stream against: the BLAKE3 verification recorded
 for the very bytes the manifest describes, or else the manifest's SHA-256; either way a
-stream that is not the backed-up archive is never swapped in."""
+stream that is not the backed-up archive is never swapped in. The stream itself goes
+over SSH from S3 and locally (`scene`); what is about the record in the state database
+runs on SQLite and PostgreSQL (`state_scene`)."""
 
 from __future__ import annotations
 
@@ -124,7 +126,7 @@ def test_an_archive_changed_in_the_store_fails_the_blake3_check_and_nothing_is_s
 
 
 def test_a_blake3_record_that_is_not_the_archives_fails_the_restore(
-    scene: RestoreScene,
+    state_scene: RestoreScene,
 ) -> None:
     """The stream really is compared with the record: the right archive against a forged
     (well-formed) digest is refused."""
@@ -132,9 +134,9 @@ def test_a_blake3_record_that_is_not_the_archives_fails_the_restore(
     def forged(listing: dict[str, Any]) -> None:
         listing[object_digest.RECORD]["digest"] = blake3.blake3(b"another archive").hexdigest()
 
-    _edit_record(scene, forged)
+    _edit_record(state_scene, forged)
 
-    _refused(scene, "another BLAKE3 than its verification recorded")
+    _refused(state_scene, "another BLAKE3 than its verification recorded")
 
 
 def _no_record(listing: dict[str, Any]) -> None:
@@ -155,27 +157,30 @@ def _out_of_shape(listing: dict[str, Any]) -> None:
     ids=["verified-before-the-record", "of-another-archive", "out-of-shape"],
 )
 def test_without_a_usable_record_the_stream_is_checked_against_the_manifests_sha256(
-    scene: RestoreScene, monkeypatch: pytest.MonkeyPatch, change: Callable[[dict[str, Any]], None]
+    state_scene: RestoreScene,
+    monkeypatch: pytest.MonkeyPatch,
+    change: Callable[[dict[str, Any]], None],
 ) -> None:
-    _edit_record(scene, change)
+    _edit_record(state_scene, change)
 
-    assert _restored_with(scene, monkeypatch) == [("sha256",)]
+    assert _restored_with(state_scene, monkeypatch) == [("sha256",)]
 
-    _replace_object(scene)
-    _refused(scene, "another SHA-256 than its manifest records")
+    _replace_object(state_scene)
+    _refused(state_scene, "another SHA-256 than its manifest records")
 
 
 def test_an_archive_recorded_in_the_manifest_after_verification_is_checked_by_its_sha256(
-    scene: RestoreScene, monkeypatch: pytest.MonkeyPatch
+    state_scene: RestoreScene, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The manifest's SHA-256 changed since verification (someone able to write both the
     store and the manifest): the old record no longer names it, and is not used."""
     store_as_backup(
-        scene, crafted_archive([member("./", b"5"), member("./index.html", data=b"<h1>x</h1>")])
+        state_scene,
+        crafted_archive([member("./", b"5"), member("./index.html", data=b"<h1>x</h1>")]),
     )
     made = _spy(monkeypatch)
 
-    _restore(scene)
+    _restore(state_scene)
 
     assert made == [("sha256",)]
-    assert (scene.docroot / "index.html").read_bytes() == b"<h1>x</h1>"
+    assert (state_scene.docroot / "index.html").read_bytes() == b"<h1>x</h1>"
