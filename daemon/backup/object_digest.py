@@ -2,9 +2,9 @@
 recorded one for the very bytes the manifest describes, else the manifest's SHA-256.
 
 Every manifest records each object's SHA-256, made as the backup streamed it into the
-store. Checking it again as a restore streams the archive costs about 0.85 s of CPU a
-GiB on a core whose SHA instructions are slow (here, a quarter of what the restore's
-own process spends), in the one process an on-call engineer waits for. Verification
+store. Checking it again as a restore streams the archive cost about 0.85 s of CPU a
+GiB on this machine's cores (a quarter of what the restore's own process spent), in the
+one process an on-call engineer waits for. Verification
 reads every site archive back anyway: as it checks the SHA-256 it also digests the
 same bytes with BLAKE3 (about 0.2 s a GiB) and records that digest in the state
 database, beside the SHA-256 it was made with. A restore then hashes the stream with
