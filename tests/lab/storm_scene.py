@@ -19,6 +19,7 @@ import json
 import os
 import pwd
 import secrets
+import shlex
 import subprocess
 import textwrap
 from dataclasses import dataclass, field
@@ -39,6 +40,14 @@ from tests.lab.services.sshd import SSHServer
 HOSTS = ("web1", "web2")
 PAST_DUE = datetime(2026, 1, 1, tzinfo=UTC)
 
+# How a sleep step waits: its whole time, or (`releasable`) until the storm's release
+# file exists, at most its time: a test done with a long phase ends it at once instead of
+# waiting it out. The bench keeps the plain sleep (no polling on the host).
+_SLEEP = "sleep {{ vars.sleep }}"
+_RELEASABLE = (
+    "timeout {{ vars.sleep }} sh -c 'until [ -e \"$0\" ]; do sleep 0.05; done' %s || [ $? -eq 124 ]"
+)
+
 SLEEP_PLAYBOOK = """
 description = "Storm stand-in: each phase waits on the host, recording when it ran"
 
@@ -50,7 +59,7 @@ name = "Wait on the host"
 type = "run"
 command = \"\"\"
 echo "start {{{{ account.id }}}} suspend $(date +%s.%N)" >> {{{{ vars.trace }}}}
-sleep {{{{ vars.sleep }}}}
+{wait}
 echo "end {{{{ account.id }}}} suspend $(date +%s.%N)" >> {{{{ vars.trace }}}}
 \"\"\"
 
@@ -69,7 +78,7 @@ name = "Wait on the host"
 type = "run"
 command = \"\"\"
 echo "start {{{{ account.id }}}} verify $(date +%s.%N)" >> {{{{ vars.trace }}}}
-sleep {{{{ vars.sleep }}}}
+{wait}
 echo "end {{{{ account.id }}}} verify $(date +%s.%N)" >> {{{{ vars.trace }}}}
 \"\"\"
 """
@@ -83,6 +92,8 @@ class Storm:
     config: Path
     billing: Path
     trace: Path  # the sleep playbook's record of step starts and ends
+    # Made to end every releasable sleep step under way (write_storm's `releasable`).
+    release_file: Path | None = None
     accounts: dict[str, str] = field(default_factory=dict)  # account -> host
     documents: list[dict[str, Any]] = field(default_factory=list)
     users: list[str] = field(default_factory=list)  # Unix users made for the storm
@@ -92,6 +103,12 @@ class Storm:
         for user in self.users:
             subprocess.run(["pkill", "-KILL", "-u", user], check=False)
             user_tool("userdel", user, check=False)
+
+    def release(self) -> None:
+        """End every sleep step under way, and make every later one end at once (a storm
+        written `releasable`)."""
+        assert self.release_file is not None, "the storm was not written releasable"
+        self.release_file.touch()
 
     def app(self) -> App:
         """A fresh in-process app on the storm's config (the real clock)."""
@@ -121,11 +138,12 @@ def write_storm(
     one_host: bool = False,
     notifier: str = "",
     unprivileged: bool = False,
+    releasable: bool = False,
 ) -> Storm:
     """Write the storm's config, sites and billing under `root` (accounts spread over
     web1 and web2, the first on the first sshd, the second on the last; all on web1
     when `one_host`; logged in as the lab's ordinary user when `unprivileged`, else as
-    root)."""
+    root). With `releasable`, a sleep step also ends once `Storm.release` was called."""
     root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o755)
     trace = root / "trace.log"
@@ -133,8 +151,10 @@ def write_storm(
     trace.chmod(0o666)
     playbooks = root / "playbooks"
     playbooks.mkdir(exist_ok=True)
-    (playbooks / "storm-sleep.toml").write_text(SLEEP_PLAYBOOK.format(trace=trace))
-    storm = Storm(root, root / "lapse.toml", root / "billing.json", trace)
+    release_file = root / "release" if releasable else None
+    wait = _RELEASABLE % shlex.quote(str(release_file)) if release_file else _SLEEP
+    (playbooks / "storm-sleep.toml").write_text(SLEEP_PLAYBOOK.format(trace=trace, wait=wait))
+    storm = Storm(root, root / "lapse.toml", root / "billing.json", trace, release_file)
     host_tables = []
     for index, name in enumerate(HOSTS):
         sshd = sshds[min(index, len(sshds) - 1)]

@@ -114,7 +114,7 @@ def _started(storm: Storm, account_id: str) -> bool:
 def test_a_sync_does_not_wait_behind_a_long_phase(
     tmp_path: Path, sshd: SSHServer, state_url: str
 ) -> None:
-    storm = write_storm(tmp_path, [sshd], state_url, accounts=1, sleep_s=10)
+    storm = write_storm(tmp_path, [sshd], state_url, accounts=1, sleep_s=10, releasable=True)
     app = storm.app()
     prepare(storm, app)
     [account_id] = storm.accounts
@@ -128,6 +128,7 @@ def test_a_sync_does_not_wait_behind_a_long_phase(
         took = time.monotonic() - asked
         assert f"end {account_id} " not in storm.trace.read_text()  # the phase still runs
     finally:
+        storm.release()
         scheduler.shutdown()
     assert took < 10
 
@@ -138,7 +139,7 @@ def test_a_payment_is_acted_on_within_a_second_with_every_worker_busy(
     """One worker, busy with a long suspension; another suspension waits. A suspended
     client on the other host pays: within a second its unsuspend runs (the reserved
     worker), ahead of the waiting suspension."""
-    storm = write_storm(tmp_path, [sshd], state_url, accounts=3, sleep_s=10)
+    storm = write_storm(tmp_path, [sshd], state_url, accounts=3, sleep_s=10, releasable=True)
     app = storm.app()
     busy, payer, waiting = storm.accounts  # web1, web2, web1
     prepare(storm, app)
@@ -150,6 +151,7 @@ def test_a_payment_is_acted_on_within_a_second_with_every_worker_busy(
         acted = time.monotonic() - paid
         wait_for(lambda: _started(storm, payer), 30, "the unsuspend's step")
         assert not _started(storm, waiting)  # still queued behind the busy worker
+        storm.release()
     assert acted < 1.0
 
 
@@ -206,7 +208,14 @@ def test_a_payment_on_a_host_at_its_limit_is_acted_on_at_once(
     keeps for it (daemon.playbooks.picking.UNSUSPEND_HEADROOM), not after the
     suspension; the queued suspension still waits."""
     storm = write_storm(
-        tmp_path, [sshd], state_url, accounts=3, sleep_s=10, max_parallel=1, one_host=True
+        tmp_path,
+        [sshd],
+        state_url,
+        accounts=3,
+        sleep_s=10,
+        max_parallel=1,
+        one_host=True,
+        releasable=True,
     )
     app = storm.app()
     busy, payer, waiting = storm.accounts
@@ -219,6 +228,7 @@ def test_a_payment_on_a_host_at_its_limit_is_acted_on_at_once(
         acted = time.monotonic() - paid
         assert f"end {busy} " not in storm.trace.read_text()  # the suspension still runs
         assert not _started(storm, waiting)  # held by the host's limit
+        storm.release()
     assert acted < 5.0
 
 
