@@ -17,20 +17,19 @@ from __future__ import annotations
 import builtins
 import sqlite3
 from contextlib import closing
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from daemon.backup.errors import UnknownBackupError
-from daemon.backup.views import BackupView
+from daemon.backup.views import BackupView, stored_manifest
 from daemon.domain.states import BackupStatus
 from daemon.store.json_columns import loads
 
 _PLAIN_SQLITE = "sqlite:///"
 # A head start that waits longer than this for a lock is no head start.
 _BUSY_SECONDS = 1.0
-# The columns in the order _Row.of takes them; the order of `list` is BackupService.list's.
+# The columns in the order _view takes them; the order of `list` is BackupService.list's.
 _BY_ID = (
     "SELECT id, account_id, store, location, status, reason, created_at, completed_at, "
     "verified_at, size_bytes, manifest, error FROM backups WHERE id = ?"
@@ -54,43 +53,28 @@ def sqlite_file(url: str) -> Path | None:
     return Path(path).absolute()
 
 
-@dataclass(frozen=True)
-class _Row:
-    """One backups row, its columns converted as the ORM's column types convert them."""
-
-    id: str
-    account_id: str
-    store: str
-    location: str
-    status: BackupStatus
-    reason: str
-    created_at: datetime
-    completed_at: datetime | None
-    verified_at: datetime | None
-    size_bytes: int | None
-    manifest: dict[str, Any] | None
-    error: str | None
-
-    @classmethod
-    def of(cls, values: tuple[Any, ...]) -> _Row:
-        """Convert a row as _BY_ID and _OF_ACCOUNT select it. Raises ValueError for a status
-        or a time out of shape, ValueError, KeyError or TypeError for such a manifest."""
-        id_, account, store, location, status, reason, created, *rest = values
-        completed, verified, size, manifest, error = rest
-        return cls(
-            id=id_,
-            account_id=account,
-            store=store,
-            location=location,
-            status=BackupStatus(status),
-            reason=reason,
-            created_at=_utc(created),
-            completed_at=_utc(completed) if completed is not None else None,
-            verified_at=_utc(verified) if verified is not None else None,
-            size_bytes=size,
-            manifest=loads(manifest) if manifest is not None else None,
-            error=error,
-        )
+def _view(values: tuple[Any, ...]) -> BackupView:
+    """The view of a row as _BY_ID and _OF_ACCOUNT select it, its columns converted as the
+    ORM's column types convert them. Raises ValueError for a status or a time out of
+    shape, ValueError, KeyError or TypeError for such a manifest."""
+    id_, account, store, location, status, reason, created, *rest = values
+    completed, verified, size, stored, error = rest
+    manifest, verification = stored_manifest(loads(stored) if stored is not None else None)
+    return BackupView(
+        id=id_,
+        account_id=account,
+        store=store,
+        location=location,
+        status=BackupStatus(status),
+        reason=reason,
+        created_at=_utc(created),
+        completed_at=_utc(completed) if completed is not None else None,
+        verified_at=_utc(verified) if verified is not None else None,
+        size_bytes=size,
+        error=error,
+        manifest=manifest,
+        verification=verification,
+    )
 
 
 def _utc(text: str) -> datetime:
@@ -123,4 +107,4 @@ class SqliteBackups:
         uri = self.path.as_uri() + "?mode=ro"
         with closing(sqlite3.connect(uri, uri=True, timeout=_BUSY_SECONDS)) as connection:
             rows = connection.execute(query, (value,)).fetchall()
-        return [BackupView.of(_Row.of(row)) for row in rows]
+        return [_view(row) for row in rows]

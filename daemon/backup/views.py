@@ -5,39 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from daemon.backup.manifest import Manifest
 from daemon.domain.states import BackupStatus
 
-
-class BackupColumns(Protocol):
-    """A backups row's columns, as the ORM's Backup or daemon.backup.sqlite_rows has them."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def account_id(self) -> str: ...
-    @property
-    def store(self) -> str: ...
-    @property
-    def location(self) -> str: ...
-    @property
-    def status(self) -> BackupStatus: ...
-    @property
-    def reason(self) -> str: ...
-    @property
-    def created_at(self) -> datetime: ...
-    @property
-    def completed_at(self) -> datetime | None: ...
-    @property
-    def verified_at(self) -> datetime | None: ...
-    @property
-    def size_bytes(self) -> int | None: ...
-    @property
-    def manifest(self) -> dict[str, Any] | None: ...
-    @property
-    def error(self) -> str | None: ...
+if TYPE_CHECKING:  # not at run time: the restore's head start reads rows without the ORM
+    from daemon.store.models import Backup
 
 
 @dataclass(frozen=True)
@@ -65,8 +39,9 @@ class BackupView:
         return self.status == BackupStatus.VERIFIED
 
     @classmethod
-    def of(cls, row: BackupColumns) -> BackupView:
-        """Build the view of `row`."""
+    def of(cls, row: Backup) -> BackupView:
+        """Build the view of the ORM's row `row`."""
+        manifest, verification = stored_manifest(row.manifest)
         return cls(
             id=row.id,
             account_id=row.account_id,
@@ -79,6 +54,17 @@ class BackupView:
             verified_at=row.verified_at,
             size_bytes=row.size_bytes,
             error=row.error,
-            manifest=Manifest.from_dict(row.manifest) if row.manifest else None,
-            verification=(row.manifest or {}).get("verification"),
+            manifest=manifest,
+            verification=verification,
         )
+
+
+def stored_manifest(
+    stored: dict[str, Any] | None,
+) -> tuple[Manifest | None, Mapping[str, Any] | None]:
+    """Return the manifest a backups row's `manifest` column holds and the verification
+    record kept beside it (None for either it lacks). Raises KeyError or TypeError for a
+    manifest out of shape."""
+    if not stored:
+        return None, None
+    return Manifest.from_dict(stored), stored.get("verification")
